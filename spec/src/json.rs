@@ -1,0 +1,454 @@
+//! A JSON reader that keeps what Python's `json.loads` keeps.
+//!
+//! The canonical form of a record is re-derived from *parsed values*, so the parser must remember
+//! for every number whether it was written as an integer (arbitrary precision, kept as digits) or
+//! as a float (an IEEE double, correctly rounded), and must accept the tokens Python accepts
+//! (`NaN`, `Infinity`, `-Infinity`). It refuses what Rust cannot represent faithfully (a lone
+//! UTF-16 surrogate) and bounds what could exhaust memory or the stack (nesting depth, integer
+//! digits), each with a typed error. Objects keep key order (the wire envelope is not sorted);
+//! a duplicate key keeps its first position and takes the last value, as a Python dict does.
+
+use crate::number::{JsonNumber, MAX_INT_DIGITS};
+
+/// Deepest nesting accepted. Records and messages nest at most three levels; Python itself dies
+/// with a `RecursionError` near 1000.
+pub const MAX_DEPTH: usize = 64;
+
+/// A parsed JSON value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Number(JsonNumber),
+    String(String),
+    Array(Vec<Value>),
+    /// Key order as first seen.
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// The value under `key` if this is an object.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The JSON type name, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Number(JsonNumber::Int(_)) => "int",
+            Value::Number(JsonNumber::Float(_)) => "float",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        }
+    }
+}
+
+/// Why a text is not JSON that Python would read (or that we refuse to read).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    #[error("input is not valid UTF-8 (byte {0})")]
+    InvalidUtf8(usize),
+    #[error("unexpected end of input")]
+    UnexpectedEnd,
+    #[error("unexpected character {found:?} at byte {at}")]
+    Unexpected { found: char, at: usize },
+    #[error("trailing data at byte {0}")]
+    TrailingData(usize),
+    #[error("nesting deeper than {MAX_DEPTH} at byte {0}")]
+    TooDeep(usize),
+    #[error("invalid number at byte {0}")]
+    InvalidNumber(usize),
+    #[error("integer with more than {MAX_INT_DIGITS} digits at byte {0}")]
+    IntegerTooLong(usize),
+    #[error("invalid escape at byte {0}")]
+    InvalidEscape(usize),
+    #[error("unescaped control character in string at byte {0}")]
+    ControlCharacter(usize),
+    #[error("lone UTF-16 surrogate \\u{code:04x} at byte {at}: not representable, record dropped")]
+    LoneSurrogate { code: u32, at: usize },
+}
+
+/// Parses UTF-8 bytes as one JSON document (surrounding whitespace allowed).
+pub fn parse_bytes(bytes: &[u8]) -> Result<Value, JsonError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| JsonError::InvalidUtf8(e.valid_up_to()))?;
+    parse(text)
+}
+
+/// Parses one JSON document (surrounding whitespace allowed).
+pub fn parse(text: &str) -> Result<Value, JsonError> {
+    let mut parser = Parser {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    parser.skip_ws();
+    let value = parser.value(0)?;
+    parser.skip_ws();
+    if parser.pos != parser.bytes.len() {
+        return Err(JsonError::TrailingData(parser.pos));
+    }
+    Ok(value)
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&self) -> Result<u8, JsonError> {
+        self.bytes
+            .get(self.pos)
+            .copied()
+            .ok_or(JsonError::UnexpectedEnd)
+    }
+
+    fn unexpected(&self) -> JsonError {
+        match self.text[self.pos..].chars().next() {
+            Some(found) => JsonError::Unexpected {
+                found,
+                at: self.pos,
+            },
+            None => JsonError::UnexpectedEnd,
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), JsonError> {
+        if self.peek()? == byte {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.unexpected())
+        }
+    }
+
+    fn keyword(&mut self, word: &str, value: Value) -> Result<Value, JsonError> {
+        if self.text[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(value)
+        } else {
+            Err(self.unexpected())
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
+        match self.peek()? {
+            b'{' => self.object(depth + 1),
+            b'[' => self.array(depth + 1),
+            b'"' => Ok(Value::String(self.string()?)),
+            b'n' => self.keyword("null", Value::Null),
+            b't' => self.keyword("true", Value::Bool(true)),
+            b'f' => self.keyword("false", Value::Bool(false)),
+            b'N' => self.keyword("NaN", Value::Number(JsonNumber::Float(f64::NAN))),
+            b'I' => self.keyword("Infinity", Value::Number(JsonNumber::Float(f64::INFINITY))),
+            b'-' if self.text[self.pos..].starts_with("-Infinity") => {
+                self.pos += "-Infinity".len();
+                Ok(Value::Number(JsonNumber::Float(f64::NEG_INFINITY)))
+            }
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(JsonError::TooDeep(self.pos));
+        }
+        self.pos += 1;
+        let mut entries: Vec<(String, Value)> = Vec::new();
+        self.skip_ws();
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            return Ok(Value::Object(entries));
+        }
+        loop {
+            self.skip_ws();
+            if self.peek()? != b'"' {
+                return Err(self.unexpected());
+            }
+            let key = self.string()?;
+            self.skip_ws();
+            self.expect(b':')?;
+            self.skip_ws();
+            let value = self.value(depth)?;
+            match entries.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => entries.push((key, value)),
+            }
+            self.skip_ws();
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Ok(Value::Object(entries));
+                }
+                _ => return Err(self.unexpected()),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(JsonError::TooDeep(self.pos));
+        }
+        self.pos += 1;
+        let mut items = Vec::new();
+        self.skip_ws();
+        if self.peek()? == b']' {
+            self.pos += 1;
+            return Ok(Value::Array(items));
+        }
+        loop {
+            self.skip_ws();
+            items.push(self.value(depth)?);
+            self.skip_ws();
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b']' => {
+                    self.pos += 1;
+                    return Ok(Value::Array(items));
+                }
+                _ => return Err(self.unexpected()),
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    /// Python's number grammar: `-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?`; integer if neither
+    /// fraction nor exponent is present.
+    fn number(&mut self) -> Result<Value, JsonError> {
+        let start = self.pos;
+        if self.bytes[self.pos] == b'-' {
+            self.pos += 1;
+        }
+        match self.bytes.get(self.pos) {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(JsonError::InvalidNumber(start)),
+        }
+        let mut is_float = false;
+        if self.bytes.get(self.pos) == Some(&b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(JsonError::InvalidNumber(start));
+            }
+            is_float = true;
+        }
+        if let Some(b'e' | b'E') = self.bytes.get(self.pos) {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.bytes.get(self.pos) {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(JsonError::InvalidNumber(start));
+            }
+            is_float = true;
+        }
+        let text = &self.text[start..self.pos];
+        if is_float {
+            let value: f64 = text.parse().map_err(|_| JsonError::InvalidNumber(start))?;
+            Ok(Value::Number(JsonNumber::Float(value)))
+        } else {
+            JsonNumber::int_from_text(text)
+                .map(Value::Number)
+                .ok_or(JsonError::IntegerTooLong(start))
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let at = self.pos;
+        let chunk = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or(JsonError::InvalidEscape(at))?;
+        let mut code = 0u32;
+        for &b in chunk {
+            let digit = (b as char)
+                .to_digit(16)
+                .ok_or(JsonError::InvalidEscape(at))?;
+            code = code * 16 + digit;
+        }
+        self.pos += 4;
+        Ok(code)
+    }
+
+    fn string(&mut self) -> Result<String, JsonError> {
+        self.pos += 1; // opening quote
+        let mut out = String::new();
+        loop {
+            let run_start = self.pos;
+            while let Some(&b) = self.bytes.get(self.pos) {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.pos += 1;
+            }
+            out.push_str(&self.text[run_start..self.pos]);
+            match self.peek()? {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                b'\\' => {
+                    let at = self.pos;
+                    self.pos += 1;
+                    let escape = self.peek()?;
+                    self.pos += 1;
+                    match escape {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => out.push(self.unicode_escape(at)?),
+                        _ => return Err(JsonError::InvalidEscape(at)),
+                    }
+                }
+                _ => return Err(JsonError::ControlCharacter(self.pos)),
+            }
+        }
+    }
+
+    /// After `\u`: one BMP character, or a high surrogate that must be followed by `\uDC00..DFFF`.
+    fn unicode_escape(&mut self, at: usize) -> Result<char, JsonError> {
+        let first = self.hex4()?;
+        if (0xDC00..0xE000).contains(&first) {
+            return Err(JsonError::LoneSurrogate { code: first, at });
+        }
+        if (0xD800..0xDC00).contains(&first) {
+            if self.bytes.get(self.pos..self.pos + 2) == Some(b"\\u") {
+                let save = self.pos;
+                self.pos += 2;
+                let second = self.hex4()?;
+                if (0xDC00..0xE000).contains(&second) {
+                    let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                    return char::from_u32(code).ok_or(JsonError::InvalidEscape(at));
+                }
+                self.pos = save;
+            }
+            return Err(JsonError::LoneSurrogate { code: first, at });
+        }
+        char::from_u32(first).ok_or(JsonError::InvalidEscape(at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_integer_and_float_apart() {
+        let v = parse(r#"{"a":1,"b":1.0,"c":1e2,"d":-0}"#).unwrap();
+        assert_eq!(
+            v.get("a"),
+            Some(&Value::Number(JsonNumber::int_from_text("1").unwrap()))
+        );
+        assert_eq!(v.get("b"), Some(&Value::Number(JsonNumber::Float(1.0))));
+        assert_eq!(v.get("c"), Some(&Value::Number(JsonNumber::Float(100.0))));
+        assert_eq!(
+            v.get("d"),
+            Some(&Value::Number(JsonNumber::int_from_text("0").unwrap()))
+        );
+    }
+
+    #[test]
+    fn accepts_python_non_finite_tokens() {
+        let v = parse("[NaN,Infinity,-Infinity]").unwrap();
+        let Value::Array(items) = v else {
+            panic!("not an array")
+        };
+        assert!(matches!(items[0], Value::Number(JsonNumber::Float(x)) if x.is_nan()));
+        assert_eq!(items[1], Value::Number(JsonNumber::Float(f64::INFINITY)));
+        assert_eq!(
+            items[2],
+            Value::Number(JsonNumber::Float(f64::NEG_INFINITY))
+        );
+    }
+
+    #[test]
+    fn duplicate_key_keeps_position_and_takes_last_value() {
+        let v = parse(r#"{"a":1,"b":2,"a":3}"#).unwrap();
+        let Value::Object(entries) = v else {
+            panic!("not an object")
+        };
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].0, "a");
+        assert_eq!(
+            entries[0].1,
+            Value::Number(JsonNumber::int_from_text("3").unwrap())
+        );
+    }
+
+    #[test]
+    fn rejects_lone_surrogates() {
+        assert!(matches!(
+            parse(r#""\ud800""#),
+            Err(JsonError::LoneSurrogate { .. })
+        ));
+        assert!(matches!(
+            parse(r#""\udc00x""#),
+            Err(JsonError::LoneSurrogate { .. })
+        ));
+        assert_eq!(
+            parse(r#""\ud83d\ude00""#).unwrap(),
+            Value::String("😀".into())
+        );
+    }
+
+    #[test]
+    fn rejects_deep_nesting_without_overflowing_the_stack() {
+        let deep = "[".repeat(100_000);
+        assert!(matches!(parse(&deep), Err(JsonError::TooDeep(_))));
+    }
+
+    #[test]
+    fn rejects_malformed_numbers_and_text() {
+        for bad in [
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "-",
+            "+1",
+            "[1,]",
+            "{\"a\" 1}",
+            "\"\u{1}\"",
+            "nul",
+            "\u{feff}{}",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_utf8_and_overlong_integers() {
+        assert_eq!(parse_bytes(b"\"\xff\""), Err(JsonError::InvalidUtf8(1)));
+        let long = "9".repeat(MAX_INT_DIGITS + 1);
+        assert!(matches!(parse(&long), Err(JsonError::IntegerTooLong(0))));
+    }
+}

@@ -6,8 +6,9 @@
 //! 1), even for records Python's `from_json` would refuse, and separately whether this node
 //! would accept the record (`error` is null only then).
 
-use spore_spec::encode::{KeyOrder, write_compact, write_string};
+use spore_spec::encode::{KeyOrder, write_string};
 use spore_spec::json::{self, Value};
+use spore_spec::record::canonical_bytes_of_object;
 use spore_spec::verify::{VerifyError, check_signature};
 use spore_spec::{ExperimentRecord, Identity, JsonNumber, ValidationPolicy, cid_of, validate};
 
@@ -41,30 +42,12 @@ impl CheckReport {
 
 /// A record may be given bare or wrapped in its `experiment` envelope.
 fn unwrap_envelope(value: Value) -> Value {
-    if let (Some(Value::String(t)), Some(payload @ Value::Object(_))) =
-        (value.get("type"), value.get("payload"))
-    {
-        if t == "experiment" {
-            return payload.clone();
+    match (value.get("type"), value.get("payload")) {
+        (Some(Value::String(t)), Some(payload @ Value::Object(_))) if t == "experiment" => {
+            payload.clone()
         }
+        _ => value,
     }
-    value
-}
-
-/// Python's canonical bytes for any JSON object: every key but `id` and `signature`, with
-/// `version` = 1 when absent, sorted and compact.
-pub fn canonical_bytes_of_object(entries: &[(String, Value)]) -> Vec<u8> {
-    let mut fields: Vec<(String, Value)> = entries
-        .iter()
-        .filter(|(k, _)| k != "id" && k != "signature")
-        .cloned()
-        .collect();
-    if !fields.iter().any(|(k, _)| k == "version") {
-        fields.push(("version".into(), Value::Number(JsonNumber::from(1))));
-    }
-    let mut out = Vec::new();
-    write_compact(&mut out, &Value::Object(fields), KeyOrder::Sorted);
-    out
 }
 
 /// Checks one line of input. `now` is Unix seconds, for the future-timestamp rule.

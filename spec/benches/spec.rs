@@ -2,6 +2,8 @@
 //! size of the Python peer's benchmark records). Run: `cargo bench -p spore-spec --bench spec`.
 //! Per-record throughput = 1 / time per iteration (batch: elements per second as printed).
 
+#![allow(clippy::unwrap_used)] // a test fails loudly on bad fixtures
+
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use spore_spec::frame::FrameCodec;

@@ -107,8 +107,7 @@ pub fn python_float_repr(x: f64) -> String {
             "0.0".into()
         };
     }
-    // `{:e}` prints the shortest round-trip digits: "-1.2345e-5", "1e16".
-    let shortest = format!("{:e}", x.abs());
+    let shortest = shortest_nearest_exp(x.abs());
     let (mantissa, exponent) = shortest.split_once('e').unwrap_or((&shortest, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
     let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
@@ -127,6 +126,24 @@ pub fn python_float_repr(x: f64) -> String {
     } else {
         let exp_sign = if exponent < 0 { '-' } else { '+' };
         format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs())
+    }
+}
+
+/// The shortest digits that round-trip and, among those, the nearest to `x` (what David Gay's
+/// `dtoa` mode 0 gives Python), as `d.ddde±X`. Rust's `{:e}` finds the shortest length but
+/// not always the nearest last digit, so the value correctly rounded to that many digits is
+/// preferred whenever it round-trips too.
+fn shortest_nearest_exp(x: f64) -> String {
+    let shortest = format!("{x:e}");
+    let digits = shortest
+        .split('e')
+        .next()
+        .map_or(1, |m| m.chars().filter(char::is_ascii_digit).count());
+    let nearest = format!("{:.*e}", digits.saturating_sub(1), x);
+    if nearest.parse::<f64>() == Ok(x) {
+        nearest
+    } else {
+        shortest
     }
 }
 
@@ -154,6 +171,7 @@ mod tests {
             (-2.5, "-2.5"),
             (123456789.123, "123456789.123"),
             (f64::NAN, "NaN"),
+            (f64::from_bits(0x4301c25db58d77a2), "624847792221940.2"), // a tie: nearest-even digit
             (f64::NEG_INFINITY, "-Infinity"),
         ];
         for (x, want) in cases {

@@ -281,6 +281,28 @@ impl ExperimentRecord {
     }
 }
 
+/// Python's canonical bytes for *any* JSON object taken as a record: every key but `id` and
+/// `signature`, with `version` = 1 when absent, sorted and compact. Equals
+/// [`ExperimentRecord::canonical_bytes`] for every well-typed record; used to give Python's
+/// cryptographic verdict on objects that are not (wrong types, unknown keys).
+pub fn canonical_bytes_of_object(entries: &[(String, Value)]) -> Vec<u8> {
+    let mut fields: Vec<(String, Value)> = entries
+        .iter()
+        .filter(|(k, _)| k != "id" && k != "signature")
+        .cloned()
+        .collect();
+    if !fields.iter().any(|(k, _)| k == "version") {
+        fields.push(("version".into(), Value::Number(JsonNumber::from(1))));
+    }
+    let mut out = Vec::new();
+    crate::encode::write_compact(
+        &mut out,
+        &Value::Object(fields),
+        crate::encode::KeyOrder::Sorted,
+    );
+    out
+}
+
 struct Fields<'a>(&'a Value);
 
 impl Fields<'_> {

@@ -3,6 +3,8 @@
 //! negatives and quirks get Python's verdict. Deliberate deviations are listed in
 //! `DELIBERATE_REJECTIONS` with the reason, and documented in `spec/protocol.md`.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly on bad fixtures
+
 use spore_spec::json::{self, Value};
 use spore_spec::verify::{check_cid, check_signature};
 use spore_spec::{ExperimentRecord, Identity, JsonNumber, Message, ValidationPolicy, validate};

@@ -27,3 +27,56 @@ pub fn require_python() -> PathBuf {
     );
     python
 }
+
+/// Absolute path of one of our Python scripts under `tests/python/`.
+pub fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(name)
+}
+
+/// Runs `reference_records.py generate COUNT SEED` and returns its JSON lines.
+pub fn generate_reference_records(count: usize, seed: u64) -> Vec<String> {
+    let output = std::process::Command::new(require_python())
+        .arg(script("reference_records.py"))
+        .args(["generate", &count.to_string(), &seed.to_string()])
+        .output()
+        .expect("run the Python reference generator");
+    assert!(
+        output.status.success(),
+        "generator failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("generator output is UTF-8")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Feeds wire payloads (one JSON object per line) to `reference_records.py verify` and returns
+/// Python's verdict lines.
+pub fn python_verdicts(payload_lines: &[String]) -> Vec<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(require_python())
+        .arg(script("reference_records.py"))
+        .arg("verify")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the Python reference verifier");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = payload_lines.join("\n");
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().expect("verifier output");
+    writer
+        .join()
+        .expect("writer thread")
+        .expect("write to verifier");
+    assert!(output.status.success(), "verifier failed");
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}

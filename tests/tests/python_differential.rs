@@ -1,0 +1,163 @@
+//! Differential tests against the real `sporemesh` 0.1.2 package: thousands of random records
+//! (with every kind of string, float, integer and type drift, a third of them tampered) must get
+//! the same canonical bytes, CID and verdicts from us as from Python, in both directions.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on bad fixtures
+
+use spore_spec::json::{self, Value};
+use spore_spec::verify::{check_cid, check_signature};
+use spore_spec::{ExperimentRecord, Identity, Message, ValidationPolicy, validate};
+use spore_tests::python::{generate_reference_records, python_verdicts};
+
+const RECORDS: usize = 1500;
+
+fn field<'a>(value: &'a Value, key: &str) -> &'a Value {
+    value.get(key).unwrap_or_else(|| panic!("missing {key}"))
+}
+
+fn text(value: &Value, key: &str) -> String {
+    match field(value, key) {
+        Value::String(s) => s.clone(),
+        other => panic!("{key} is {other:?}"),
+    }
+}
+
+fn flag(value: &Value, key: &str) -> bool {
+    matches!(field(value, key), Value::Bool(true))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[test]
+fn python_made_records_get_the_same_bytes_and_verdicts() {
+    let lines = generate_reference_records(RECORDS, 20261125);
+    assert_eq!(lines.len(), RECORDS);
+    let (mut tampered, mut rejected) = (0, 0);
+    for (i, line) in lines.iter().enumerate() {
+        let case = json::parse(line).unwrap();
+        let body = text(&case, "wire_body");
+        let Message::Experiment(record) =
+            Message::decode(body.as_bytes()).unwrap_or_else(|e| panic!("#{i}: {e}"))
+        else {
+            panic!("#{i}: not an experiment")
+        };
+        let canonical = record.canonical_bytes();
+        assert_eq!(
+            String::from_utf8_lossy(&canonical),
+            text(&case, "canonical"),
+            "#{i}: canonical bytes"
+        );
+        assert_eq!(record.compute_cid(), text(&case, "cid"), "#{i}: CID");
+        let cid_ok = check_cid(&record, &canonical).is_ok();
+        let sig_ok = check_signature(&record.node_id, &record.signature, &canonical).is_ok();
+        assert_eq!(cid_ok, flag(&case, "verify_cid"), "#{i}: CID verdict");
+        assert_eq!(
+            sig_ok,
+            flag(&case, "verify_signature"),
+            "#{i}: signature verdict"
+        );
+        let python_accepts = cid_ok && sig_ok;
+        let we_accept =
+            python_accepts && validate(&record, &ValidationPolicy::default(), now()).is_ok();
+        assert_eq!(we_accept, python_accepts, "#{i}: acceptance");
+        if !matches!(field(&case, "tamper_mode"), Value::Null) {
+            tampered += 1;
+        }
+        if !python_accepts {
+            rejected += 1;
+        }
+        // What we relay is byte for byte what Python relays (it re-serialises the parsed record).
+        let relayed = Message::Experiment(record).encode_body();
+        assert_eq!(
+            String::from_utf8_lossy(&relayed),
+            text(&case, "relay_body"),
+            "#{i}: relayed body"
+        );
+    }
+    assert!(tampered >= RECORDS / 4, "only {tampered} tampered records");
+    assert!(
+        rejected >= RECORDS / 5,
+        "only {rejected} rejected records: tampering is not reaching the verdicts"
+    );
+}
+
+#[test]
+fn records_signed_by_us_verify_in_python() {
+    let lines = generate_reference_records(RECORDS, 7);
+    let identity = Identity::from_seed([42; 32]);
+    let mut ours = Vec::with_capacity(lines.len());
+    let mut payloads = Vec::with_capacity(lines.len());
+    for line in &lines {
+        let case = json::parse(line).unwrap();
+        let Ok(Message::Experiment(mut record)) =
+            Message::decode(text(&case, "wire_body").as_bytes())
+        else {
+            panic!("not an experiment")
+        };
+        identity.sign_record(&mut record);
+        let mut payload = Vec::new();
+        record.write_wire_payload(&mut payload);
+        payloads.push(String::from_utf8(payload).unwrap());
+        ours.push(record);
+    }
+    let verdicts = python_verdicts(&payloads);
+    assert_eq!(verdicts.len(), ours.len());
+    for (i, (record, verdict)) in ours.iter().zip(&verdicts).enumerate() {
+        let verdict = json::parse(verdict).unwrap();
+        assert_eq!(
+            text(&verdict, "canonical"),
+            String::from_utf8_lossy(&record.canonical_bytes()),
+            "#{i}: canonical bytes"
+        );
+        assert_eq!(text(&verdict, "cid"), record.id, "#{i}: CID");
+        assert!(
+            flag(&verdict, "verify_cid") && flag(&verdict, "verify_signature"),
+            "#{i}: Python rejects our record"
+        );
+    }
+}
+
+#[test]
+fn a_record_we_parse_round_trips_through_python_unchanged() {
+    // Python re-serialises what it parsed; our payload must survive json.loads/to_json untouched.
+    let record = ExperimentRecord::from_json(
+        r#"{"parent":null,"depth":0,"code_cid":"","diff":"é\u0000😀","dataset_cid":"","prepare_cid":"","time_budget":300.0,"val_bpb":1e-05,"peak_vram_mb":24000,"num_steps":18446744073709551617,"num_params":-0,"status":"keep","description":"","hypothesis":"","agent_model":"","gpu_model":"","cuda_version":"","torch_version":"","node_id":"","timestamp":1,"version":1}"#,
+    )
+    .unwrap();
+    let mut payload = Vec::new();
+    record.write_wire_payload(&mut payload);
+    let verdict = python_verdicts(&[String::from_utf8(payload).unwrap()]);
+    let verdict = json::parse(&verdict[0]).unwrap();
+    assert_eq!(
+        text(&verdict, "canonical").as_bytes(),
+        record.canonical_bytes()
+    );
+}
+
+#[test]
+fn float_text_matches_python_repr_for_random_doubles() {
+    let output = std::process::Command::new(spore_tests::python::require_python())
+        .arg(spore_tests::python::script("reference_records.py"))
+        .args(["floats", "200000", "11"])
+        .output()
+        .expect("run the float generator");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut checked = 0;
+    for line in text.lines() {
+        let (bits, python) = line.split_once(' ').unwrap();
+        let x = f64::from_bits(u64::from_str_radix(bits, 16).unwrap());
+        assert_eq!(
+            spore_spec::number::python_float_repr(x),
+            python,
+            "bits {bits}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 190_000);
+}

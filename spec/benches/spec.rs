@@ -7,8 +7,9 @@
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use spore_spec::frame::FrameCodec;
-use spore_spec::verify::verify_records;
-use spore_spec::{ExperimentRecord, Identity, JsonNumber, Message, Status, verify_record};
+use spore_spec::{
+    ExperimentRecord, Identity, JsonNumber, KeyCache, Message, Status, verify_record,
+};
 use tokio_util::codec::Decoder;
 
 fn sample_record(identity: &Identity, n: i64) -> ExperimentRecord {
@@ -60,13 +61,17 @@ fn benches(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    group.bench_function("verify_cid_and_signature", |b| {
+    group.bench_function("verify_cid_and_signature_cold_key", |b| {
         b.iter(|| verify_record(&record))
+    });
+    let mut cache = KeyCache::default();
+    group.bench_function("verify_cid_and_signature", |b| {
+        b.iter(|| cache.verify_record(&record))
     });
     let body = Message::Experiment(Box::new(record.clone())).encode_body();
     group.bench_function("parse_and_verify", |b| {
         b.iter(|| match Message::decode(&body) {
-            Ok(Message::Experiment(r)) => verify_record(&r).is_ok(),
+            Ok(Message::Experiment(r)) => cache.verify_record(&r).is_ok(),
             _ => false,
         })
     });
@@ -76,7 +81,16 @@ fn benches(c: &mut Criterion) {
     let refs: Vec<&ExperimentRecord> = batch.iter().collect();
     let mut group = c.benchmark_group("batch");
     group.throughput(Throughput::Elements(refs.len() as u64));
-    group.bench_function("verify_records_64", |b| b.iter(|| verify_records(&refs)));
+    group.bench_function("verify_records_64", |b| {
+        b.iter(|| cache.verify_records(&refs))
+    });
+    let distinct: Vec<ExperimentRecord> = (0..64)
+        .map(|n| sample_record(&Identity::from_seed([n as u8; 32]), n))
+        .collect();
+    let distinct_refs: Vec<&ExperimentRecord> = distinct.iter().collect();
+    group.bench_function("verify_records_64_distinct_keys", |b| {
+        b.iter(|| cache.verify_records(&distinct_refs))
+    });
     group.finish();
 
     let frames: Vec<u8> = batch

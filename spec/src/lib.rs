@@ -5,13 +5,14 @@
 //! - [`number`] holds a number with its Python type and writes `repr(float)`;
 //! - [`encode`] writes JSON as Python's `json.dumps(ensure_ascii=True)` does;
 //! - [`record`] is the `ExperimentRecord` and its canonical bytes;
-//! - [`cid`], [`identity`] and [`verify`] are content addressing, keys and signatures;
+//! - [`cid`], [`identity`], [`verify`] and [`batch`] are content addressing, keys and signatures;
 //! - [`validate`] holds our checks beyond Python's (rejections vs flags);
 //! - [`message`] and [`frame`] are the wire: typed messages and the length-prefixed framing.
 //!
 //! `protocol.md` beside this crate describes the protocol as implemented, and `vectors/` holds
 //! the records and messages produced by the real Python code that the tests check against.
 
+pub mod batch;
 pub mod cid;
 pub mod encode;
 pub mod frame;
@@ -29,4 +30,4 @@ pub use message::Message;
 pub use number::JsonNumber;
 pub use record::{ExperimentRecord, RecordError, Status};
 pub use validate::{Flag, ValidationError, ValidationPolicy, validate};
-pub use verify::{VerifyError, verify_record};
+pub use verify::{KeyCache, VerifyError, verify_record};

@@ -55,8 +55,8 @@ pub enum ValidationError {
     FutureTimestamp { timestamp: i64, now: i64, skew: i64 },
 }
 
-/// Something Python accepts that we store and relay but do not trust (for example, a flagged
-/// record never enters the frontier).
+/// Something Python accepts that we store and relay but do not trust (the node keeps flagged
+/// records off the frontier).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flag {
     /// `parent` is `""`: Python treats it as a string, not a root, and no record has that CID.

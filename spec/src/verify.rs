@@ -273,8 +273,6 @@ mod tests {
     fn small_order_list_matches_the_eight_torsion_points() {
         // Every small-order point dalek knows is on the list, in both sign-bit forms.
         for i in 0u8..8 {
-            let mut scalar = [0u8; 32];
-            scalar[0] = i;
             let encoding = (curve25519_dalek::constants::EIGHT_TORSION[i as usize])
                 .compress()
                 .to_bytes();

@@ -1,5 +1,23 @@
-//! `spore-crds`: the custom resources of group `sporemesh.io` (not built yet).
+//! `spore-crds`: the custom resources of group `sporemesh.io`, version `v1alpha1`.
 //!
-//! It will own the Rust types of `SporeNode` and `Experiment` (kube `CustomResource` + schemars),
-//! their validation and printer columns, and the generated CRD YAML at the top of `crds/`, with a
-//! test that fails when that YAML is stale. See issue 7.
+//! - [`SporeNode`]: one identity in the mesh, run by the operator as a node-agent StatefulSet;
+//! - [`Experiment`]: one training run on a GPU, with an immutable spec.
+//!
+//! The CRD manifests are generated from these types ([`manifests`]) by `spore-crdgen` and
+//! committed at the top of `crds/` and in `charts/spore/crds/`; a test fails when they are stale.
+
+// `#[kube(printcolumn(...))]` repeats `type_ = ...` once per column by design.
+#![allow(clippy::duplicated_attributes)]
+
+pub mod common;
+pub mod experiment;
+pub mod manifests;
+pub mod sporenode;
+
+pub use experiment::{Experiment, ExperimentPhase, ExperimentSpec, ExperimentStatus};
+pub use sporenode::{SporeNode, SporeNodeSpec, SporeNodeStatus};
+
+/// The API group of every Spore resource.
+pub const GROUP: &str = "sporemesh.io";
+/// The version served and stored.
+pub const VERSION: &str = "v1alpha1";

@@ -1,6 +1,8 @@
 //! `spore-tests`: cross-component tests and the harnesses that start real components for them.
 //!
-//! The Python reference peer harness lives in [`python`]; the Kubernetes control plane and
-//! Postgres harness (`spore-testenv`) arrive with issue 7.
+//! - [`python`]: the real Python reference peer (`sporemesh` 0.1.2) as an oracle;
+//! - [`testenv`]: a real Kubernetes control plane (with fake GPU nodes) and PostgreSQL, also
+//!   usable from the shell as `spore-testenv`.
 
 pub mod python;
+pub mod testenv;

@@ -1,0 +1,45 @@
+//! Types shared by both resources: GPU requests and status conditions.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+/// The Kubernetes extended resource that device plugins advertise for NVIDIA GPUs.
+pub const DEFAULT_GPU_RESOURCE: &str = "nvidia.com/gpu";
+
+/// Pattern of a CID: 64 lowercase hex characters.
+pub const CID_PATTERN: &str = r"^[0-9a-f]{64}$";
+
+/// How many GPUs of which kind one training pod asks for.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuRequest {
+    /// GPUs per training pod. 0 runs on CPU (the tiny profile).
+    #[serde(default = "default_gpu_count")]
+    #[schemars(range(min = 0, max = 64))]
+    pub count: u32,
+    /// Extended resource name; `nvidia.com/gpu` unless the cluster's device plugin differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub resource_name: Option<String>,
+    /// GPU class (normalised, e.g. `H100`, `RTX_4090`); selects nodes by their
+    /// `nvidia.com/gpu.product` label and groups results on the frontier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub gpu_class: Option<String>,
+}
+
+fn default_gpu_count() -> u32 {
+    1
+}
+
+/// A key in a Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}

@@ -1,0 +1,325 @@
+//! `TestEnv`: real services for tests, on free loopback ports, in one directory.
+//!
+//! - `kubernetes`: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok with
+//!   fake GPU nodes, an admin kubeconfig and a restricted user's kubeconfig;
+//! - `postgres`: a fresh PostgreSQL cluster.
+//!
+//! Everything the environment started is recorded in `<dir>/state.json` (command lines, ports,
+//! pids), so `spore-testenv down|stop|start` can act on it from another process. `<dir>/env.sh`
+//! exports `KUBECONFIG`, `DATABASE_URL` and a `PATH` with kubectl and helm.
+
+pub mod kubernetes;
+pub mod pki;
+pub mod postgres;
+pub mod process;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use self::kubernetes::Kubectl;
+use self::process::{Service, wait_for_port};
+
+/// Why an environment could not be set up or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum TestEnvError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Setup(String),
+    #[error("{service} did not start; its log ends with:\n{log}")]
+    Startup { service: String, log: String },
+    #[error("timed out waiting for {what} (last error: {last})")]
+    Timeout { what: String, last: String },
+    #[error("kubectl {args}: {stderr}")]
+    Kubectl { args: String, stderr: String },
+    #[error("no service named {0:?} in this environment")]
+    UnknownService(String),
+    #[error("{0} holds no test environment (no state.json)")]
+    NotAnEnv(PathBuf),
+}
+
+impl TestEnvError {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        TestEnvError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct TestEnvOptions {
+    pub dir: PathBuf,
+    pub kubernetes: bool,
+    /// GPUs on fake nodes (four per node), with `kubernetes`.
+    pub gpus: u32,
+    pub postgres: bool,
+}
+
+impl TestEnvOptions {
+    /// Default: 16 GPUs as 4 nodes × 4 (plus one CPU-only node).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        TestEnvOptions {
+            dir: dir.into(),
+            kubernetes: false,
+            gpus: 16,
+            postgres: false,
+        }
+    }
+}
+
+/// What `state.json` holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct EnvState {
+    services: Vec<Service>,
+    bin_dir: Option<PathBuf>,
+    kubeconfig: Option<PathBuf>,
+    restricted_kubeconfig: Option<PathBuf>,
+    database_url: Option<String>,
+}
+
+/// A running environment. Dropping one that this process started stops it.
+#[derive(Debug)]
+pub struct TestEnv {
+    dir: PathBuf,
+    state: EnvState,
+    owned: bool,
+}
+
+/// The user of the restricted kubeconfig (no permissions until a test grants some).
+pub const RESTRICTED_USER: &str = "spore-restricted";
+
+impl TestEnv {
+    /// Starts what `options` asks for; on any failure stops what already started.
+    pub fn up(options: &TestEnvOptions) -> Result<TestEnv, TestEnvError> {
+        let dir = options.dir.clone();
+        std::fs::create_dir_all(dir.join("logs"))
+            .map_err(|e| TestEnvError::io("create env dir", e))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| TestEnvError::io("resolve env dir", e))?;
+        let mut env = TestEnv {
+            dir: dir.clone(),
+            state: EnvState {
+                services: Vec::new(),
+                bin_dir: None,
+                kubeconfig: None,
+                restricted_kubeconfig: None,
+                database_url: None,
+            },
+            owned: true,
+        };
+        if options.kubernetes {
+            env.start_kubernetes(options.gpus)?;
+        }
+        if options.postgres {
+            env.start_postgres()?;
+        }
+        env.save()?;
+        env.write_env_sh()?;
+        Ok(env)
+    }
+
+    fn start_kubernetes(&mut self, gpus: u32) -> Result<(), TestEnvError> {
+        let bin = kubernetes::bin_dir()?;
+        let pki = pki::Pki::create(&self.dir.join("pki"))?;
+        let ca_pem =
+            std::fs::read_to_string(&pki.ca_cert).map_err(|e| TestEnvError::io("read CA", e))?;
+        let admin = self.dir.join("admin.kubeconfig");
+        let restricted = self.dir.join("restricted.kubeconfig");
+        let (specs, api_port) = kubernetes::control_plane_services(&self.dir, &bin, &pki, &admin)?;
+        kubernetes::write_kubeconfig(
+            &admin,
+            api_port,
+            &ca_pem,
+            "admin",
+            &pki.client_cert("spore-test-admin", Some("system:masters"))?,
+        )?;
+        kubernetes::write_kubeconfig(
+            &restricted,
+            api_port,
+            &ca_pem,
+            RESTRICTED_USER,
+            &pki.client_cert(RESTRICTED_USER, None)?,
+        )?;
+        self.state.bin_dir = Some(bin.clone());
+        self.state.kubeconfig = Some(admin.clone());
+        self.state.restricted_kubeconfig = Some(restricted);
+        let first = self.state.services.len();
+        self.state
+            .services
+            .extend(specs.into_iter().map(Service::new));
+        let kubectl = self.kubectl()?;
+        self.save()?;
+        kubernetes::start_control_plane(&mut self.state.services[first..], &kubectl)?;
+        self.save()?;
+        kubernetes::create_nodes(&kubectl, gpus)
+    }
+
+    fn start_postgres(&mut self) -> Result<(), TestEnvError> {
+        let spec = postgres::init_cluster(&self.dir)?;
+        let port = spec.port;
+        let mut service = Service::new(spec);
+        service.start()?;
+        let started = wait_for_port(port, Duration::from_secs(60));
+        let log = service.log_tail(20);
+        self.state.services.push(service);
+        self.save()?;
+        if !started {
+            return Err(TestEnvError::Startup {
+                service: "postgres".into(),
+                log,
+            });
+        }
+        self.state.database_url = Some(postgres::create_database(port)?);
+        Ok(())
+    }
+
+    /// Attaches to an environment another process started (for `down`, `stop`, `start`).
+    pub fn load(dir: &Path) -> Result<TestEnv, TestEnvError> {
+        let text = std::fs::read_to_string(dir.join("state.json"))
+            .map_err(|_| TestEnvError::NotAnEnv(dir.to_path_buf()))?;
+        let state: EnvState = serde_json::from_str(&text)
+            .map_err(|e| TestEnvError::Setup(format!("bad state.json: {e}")))?;
+        Ok(TestEnv {
+            dir: dir.to_path_buf(),
+            state,
+            owned: false,
+        })
+    }
+
+    fn save(&self) -> Result<(), TestEnvError> {
+        let text = serde_json::to_string_pretty(&self.state)
+            .map_err(|e| TestEnvError::Setup(e.to_string()))?;
+        let tmp = self.dir.join("state.json.tmp");
+        std::fs::write(&tmp, text).map_err(|e| TestEnvError::io("write state", e))?;
+        std::fs::rename(&tmp, self.dir.join("state.json"))
+            .map_err(|e| TestEnvError::io("write state", e))
+    }
+
+    fn write_env_sh(&self) -> Result<(), TestEnvError> {
+        let mut text =
+            String::from("# Generated by spore-testenv: source it to use this environment.\n");
+        if let Some(kubeconfig) = &self.state.kubeconfig {
+            text.push_str(&format!("export KUBECONFIG='{}'\n", kubeconfig.display()));
+        }
+        if let Some(url) = &self.state.database_url {
+            text.push_str(&format!("export DATABASE_URL='{url}'\n"));
+        }
+        if let Some(bin) = &self.state.bin_dir {
+            text.push_str(&format!("export PATH='{}':\"$PATH\"\n", bin.display()));
+            for (var, sub) in [
+                ("HELM_CACHE_HOME", "helm/cache"),
+                ("HELM_CONFIG_HOME", "helm/config"),
+                ("HELM_DATA_HOME", "helm/data"),
+            ] {
+                text.push_str(&format!(
+                    "export {var}='{}'\n",
+                    self.dir.join(sub).display()
+                ));
+            }
+        }
+        std::fs::write(self.dir.join("env.sh"), text)
+            .map_err(|e| TestEnvError::io("write env.sh", e))
+    }
+
+    /// Stops every service, in reverse start order.
+    pub fn down(&mut self) {
+        for service in self.state.services.iter_mut().rev() {
+            service.stop();
+        }
+        let _ = self.save();
+    }
+
+    fn service(&mut self, name: &str) -> Result<&mut Service, TestEnvError> {
+        self.state
+            .services
+            .iter_mut()
+            .find(|s| s.spec.name == name)
+            .ok_or_else(|| TestEnvError::UnknownService(name.into()))
+    }
+
+    /// Stops one service (for fault tests); [`TestEnv::start_service`] brings it back.
+    pub fn stop_service(&mut self, name: &str) -> Result<(), TestEnvError> {
+        self.service(name)?.stop();
+        self.save()
+    }
+
+    /// Restarts a stopped service with the same command line and port.
+    pub fn start_service(&mut self, name: &str) -> Result<(), TestEnvError> {
+        let service = self.service(name)?;
+        service.start()?;
+        let port = service.spec.port;
+        if !wait_for_port(port, Duration::from_secs(60)) {
+            let log = service.log_tail(20);
+            return Err(TestEnvError::Startup {
+                service: name.into(),
+                log,
+            });
+        }
+        self.save()?;
+        if name == "apiserver" {
+            self.kubectl()?.wait_ready(Duration::from_secs(90))?;
+        }
+        Ok(())
+    }
+
+    /// Names of the services and whether each runs.
+    pub fn status(&mut self) -> Vec<(String, bool, Option<i32>)> {
+        self.state
+            .services
+            .iter_mut()
+            .map(|s| (s.spec.name.clone(), s.is_running(), s.pid))
+            .collect()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The admin (`system:masters`) kubeconfig.
+    pub fn kubeconfig(&self) -> Option<&Path> {
+        self.state.kubeconfig.as_deref()
+    }
+
+    /// A kubeconfig for [`RESTRICTED_USER`], who can do nothing until granted RBAC.
+    pub fn restricted_kubeconfig(&self) -> Option<&Path> {
+        self.state.restricted_kubeconfig.as_deref()
+    }
+
+    pub fn database_url(&self) -> Option<&str> {
+        self.state.database_url.as_deref()
+    }
+
+    /// A control-plane binary (`kubectl`, `helm`, ...).
+    pub fn bin(&self, name: &str) -> Option<PathBuf> {
+        self.state.bin_dir.as_ref().map(|b| b.join(name))
+    }
+
+    /// kubectl as the admin.
+    pub fn kubectl(&self) -> Result<Kubectl, TestEnvError> {
+        match (self.bin("kubectl"), self.kubeconfig()) {
+            (Some(binary), Some(kubeconfig)) => Ok(Kubectl {
+                binary,
+                kubeconfig: kubeconfig.to_path_buf(),
+            }),
+            _ => Err(TestEnvError::Setup(
+                "this environment has no Kubernetes".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if self.owned {
+            self.down();
+        }
+    }
+}

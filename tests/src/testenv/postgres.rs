@@ -1,0 +1,142 @@
+//! A fresh PostgreSQL cluster from Debian's `postgresql` package, in the environment's
+//! directory, on a free loopback port, run as the `postgres` user when the harness is root
+//! (PostgreSQL refuses to run as root; CI runs as root).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::TestEnvError;
+use super::process::{ServiceSpec, free_port};
+
+/// The system user the server runs as when we are root.
+const SERVER_USER: &str = "postgres";
+
+/// The newest `/usr/lib/postgresql/<version>/bin`.
+pub fn bin_dir() -> Result<PathBuf, TestEnvError> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| {
+            TestEnvError::Setup("PostgreSQL is not installed: apt-get install postgresql".into())
+        })?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("postgres").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).ok_or_else(|| {
+        TestEnvError::Setup(
+            "no /usr/lib/postgresql/*/bin/postgres: apt-get install postgresql".into(),
+        )
+    })
+}
+
+fn as_server_user(program: &Path) -> Command {
+    if nix::unistd::geteuid().is_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            format!("--reuid={SERVER_USER}"),
+            format!("--regid={SERVER_USER}"),
+            "--init-groups".into(),
+        ]);
+        c.arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(mut command: Command, what: &str) -> Result<(), TestEnvError> {
+    let output = command
+        .output()
+        .map_err(|e| TestEnvError::io(what.to_string(), e))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(TestEnvError::Setup(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
+/// Creates the cluster under `dir/postgres` and returns the server's service spec.
+pub fn init_cluster(dir: &Path) -> Result<ServiceSpec, TestEnvError> {
+    let bin = bin_dir()?;
+    let root = dir.join("postgres");
+    let data = root.join("data");
+    let socket = root.join("socket");
+    std::fs::create_dir_all(&socket).map_err(|e| TestEnvError::io("create postgres dirs", e))?;
+    if nix::unistd::geteuid().is_root() {
+        let user = nix::unistd::User::from_name(SERVER_USER)
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                TestEnvError::Setup(format!(
+                    "no `{SERVER_USER}` user: apt-get install postgresql"
+                ))
+            })?;
+        use std::os::unix::fs::PermissionsExt;
+        // The server user must reach its directory inside ours.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| TestEnvError::io("open the env dir to the postgres user", e))?;
+        for path in [&root, &socket] {
+            nix::unistd::chown(path.as_path(), Some(user.uid), Some(user.gid))
+                .map_err(|e| TestEnvError::Setup(format!("chown {}: {e}", path.display())))?;
+        }
+    }
+    let mut initdb = as_server_user(&bin.join("initdb"));
+    initdb.args(["-D"]).arg(&data).args([
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--no-sync",
+    ]);
+    run(initdb, "initdb")?;
+    let port = free_port()?;
+    Ok(ServiceSpec {
+        name: "postgres".into(),
+        argv: vec![
+            bin.join("postgres").to_string_lossy().into_owned(),
+            "-D".into(),
+            data.to_string_lossy().into_owned(),
+            "-p".into(),
+            port.to_string(),
+            "-k".into(),
+            socket.to_string_lossy().into_owned(),
+            "-c".into(),
+            "listen_addresses=127.0.0.1".into(),
+            // Test data is disposable: trade durability for speed.
+            "-c".into(),
+            "fsync=off".into(),
+            "-c".into(),
+            "synchronous_commit=off".into(),
+            "-c".into(),
+            "full_page_writes=off".into(),
+        ],
+        env: Vec::new(),
+        log: dir.join("logs").join("postgres.log"),
+        run_as: Some(SERVER_USER.into()),
+        port,
+    })
+}
+
+/// Creates the `spore` database once the server listens; returns its URL.
+pub fn create_database(port: u16) -> Result<String, TestEnvError> {
+    let bin = bin_dir()?;
+    let mut createdb = Command::new(bin.join("createdb"));
+    createdb.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "postgres",
+        "spore",
+    ]);
+    run(createdb, "createdb spore")?;
+    Ok(format!("postgres://postgres@127.0.0.1:{port}/spore"))
+}

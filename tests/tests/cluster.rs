@@ -142,41 +142,43 @@ fn bad_experiment_specs_are_refused_with_clear_messages(c: &Cluster) -> TestResu
     let ns = "bad-specs";
     c.namespace(ns)?;
     let base = experiment("bad");
-    let cases: Vec<(String, &str)> = vec![
+    // (text in a valid spec, replaced by, what the refusal must say)
+    let cases = [
+        ("parentCid: 5d6b", "parentCid: 5D6B", "spec.parentCid"),
         (
-            base.replace("parentCid: 5d6b", "parentCid: 5D6B"),
-            "spec.parentCid",
-        ),
-        (
-            base.replace("timeBudgetSeconds: 300", "timeBudgetSeconds: 0"),
+            "timeBudgetSeconds: 300",
+            "timeBudgetSeconds: 0",
             "spec.timeBudgetSeconds",
         ),
         (
-            base.replace("timeBudgetSeconds: 300", "timeBudgetSeconds: 86401"),
+            "timeBudgetSeconds: 300",
+            "timeBudgetSeconds: 86401",
             "spec.timeBudgetSeconds",
         ),
         (
-            base.replace("  description:", "  colour: red\n  description:"),
+            "timeBudgetSeconds: 300",
+            "timeBudgetSeconds: soon",
+            "spec.timeBudgetSeconds",
+        ),
+        (
+            "  description:",
+            "  colour: red\n  description:",
             "unknown field \"spec.colour\"",
         ),
         (
-            base.replace("    diff:", "    inline: \"print(1)\"\n    diff:"),
+            "    diff:",
+            "    inline: \"print(1)\"\n    diff:",
             "set exactly one of inline, configMapRef, diff",
         ),
         (
-            base.replace("  description:", "  purpose: verify\n  description:"),
+            "  description:",
+            "  purpose: verify\n  description:",
             "verifyCid is required when purpose is verify",
         ),
-        (
-            base.replace("  node: lab-node\n", ""),
-            "spec.node: Required value",
-        ),
-        (
-            base.replace("timeBudgetSeconds: 300", "timeBudgetSeconds: soon"),
-            "spec.timeBudgetSeconds",
-        ),
+        ("  node: lab-node\n", "", "spec.node: Required value"),
     ];
-    for (yaml, expected) in cases {
+    for (from, to, expected) in cases {
+        let yaml = base.replace(from, to);
         let refusal = c.refused(ns, &yaml)?;
         assert!(
             refusal.contains(expected),

@@ -22,30 +22,13 @@ use crate::common::{Condition, GpuRequest};
     doc = "One fixed-budget training run of a candidate train.py, judged against its parent.",
     printcolumn(name = "Node", type_ = "string", json_path = ".spec.node"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(
-        name = "val_bpb",
-        type_ = "number",
-        json_path = ".status.metrics.valBpb"
-    ),
+    printcolumn(name = "val_bpb", type_ = "number", json_path = ".status.metrics.valBpb"),
     printcolumn(name = "Δ", type_ = "number", json_path = ".status.deltaValBpb"),
     printcolumn(name = "Decision", type_ = "string", json_path = ".status.decision"),
     printcolumn(name = "GPU", type_ = "string", json_path = ".status.gpuClass"),
-    printcolumn(
-        name = "CID",
-        type_ = "string",
-        json_path = ".status.publishedCidShort"
-    ),
-    printcolumn(
-        name = "Description",
-        type_ = "string",
-        json_path = ".spec.description",
-        priority = 1
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "CID", type_ = "string", json_path = ".status.publishedCidShort"),
+    printcolumn(name = "Description", type_ = "string", json_path = ".spec.description", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self == oldSelf").message("Experiment spec is immutable: create a new Experiment instead"))]

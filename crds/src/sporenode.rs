@@ -22,32 +22,12 @@ use crate::common::{Condition, GpuRequest, SecretKeyRef};
     category = "spore",
     doc = "A Spore Mesh node: one signing identity, run as a node-agent by the operator.",
     printcolumn(name = "Node ID", type_ = "string", json_path = ".status.nodeIdShort"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
-    ),
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
     printcolumn(name = "Peers", type_ = "integer", json_path = ".status.peers"),
-    printcolumn(
-        name = "Records",
-        type_ = "integer",
-        json_path = ".status.records.total"
-    ),
-    printcolumn(
-        name = "Best val_bpb",
-        type_ = "number",
-        json_path = ".status.best.valBpb"
-    ),
-    printcolumn(
-        name = "Research",
-        type_ = "boolean",
-        json_path = ".spec.research.enabled"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Records", type_ = "integer", json_path = ".status.records.total"),
+    printcolumn(name = "Best val_bpb", type_ = "number", json_path = ".status.best.valBpb"),
+    printcolumn(name = "Research", type_ = "boolean", json_path = ".spec.research.enabled"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SporeNodeSpec {
@@ -91,10 +71,7 @@ pub struct GossipSpec {
 
 impl Default for GossipSpec {
     fn default() -> Self {
-        GossipSpec {
-            port: default_gossip_port(),
-            service_type: ServiceType::default(),
-        }
+        GossipSpec { port: default_gossip_port(), service_type: ServiceType::default() }
     }
 }
 
@@ -117,10 +94,7 @@ pub enum ServiceType {
 pub struct BridgeSpec {
     /// Public gossip peers, `host:port`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(
-        length(max = 64),
-        inner(regex(pattern = r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$"))
-    )]
+    #[schemars(length(max = 64), inner(regex(pattern = r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")))]
     pub public_peers: Vec<String>,
     #[serde(default)]
     pub export: ExportPolicy,
@@ -282,10 +256,7 @@ pub struct StorageSpec {
 
 impl Default for StorageSpec {
     fn default() -> Self {
-        StorageSpec {
-            size: default_storage_size(),
-            storage_class_name: None,
-        }
+        StorageSpec { size: default_storage_size(), storage_class_name: None }
     }
 }
 

@@ -11,11 +11,7 @@ fn committed_crd_yaml_is_up_to_date() {
         for (name, yaml) in spore_crds::manifests::crd_files() {
             let path = dir.join(&name);
             let committed = std::fs::read_to_string(&path).unwrap_or_default();
-            assert!(
-                committed == yaml,
-                "{} is stale: run `cargo run -p spore-crds --bin spore-crdgen`",
-                path.display()
-            );
+            assert!(committed == yaml, "{} is stale: run `cargo run -p spore-crds --bin spore-crdgen`", path.display());
         }
     }
 }
@@ -23,10 +19,7 @@ fn committed_crd_yaml_is_up_to_date() {
 #[test]
 fn experiment_schema_carries_immutability_and_cid_rules() {
     let files = spore_crds::manifests::crd_files();
-    let (_, experiment) = files
-        .iter()
-        .find(|(n, _)| n.starts_with("experiments."))
-        .unwrap();
+    let (_, experiment) = files.iter().find(|(n, _)| n.starts_with("experiments.")).unwrap();
     assert!(experiment.contains("self == oldSelf"));
     assert!(experiment.contains("^[0-9a-f]{64}$"));
     assert!(experiment.contains("set exactly one of inline, configMapRef, diff"));

@@ -46,10 +46,7 @@ enum RecordCommand {
 }
 
 fn default_data_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default()
-        .join(".spore")
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".spore")
 }
 
 fn open_input(file: &str) -> anyhow::Result<Box<dyn BufRead>> {
@@ -61,18 +58,11 @@ fn open_input(file: &str) -> anyhow::Result<Box<dyn BufRead>> {
 }
 
 /// Calls `each` with every non-blank line (without its line ending).
-fn for_each_line(
-    mut input: impl BufRead,
-    mut each: impl FnMut(&[u8]) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+fn for_each_line(mut input: impl BufRead, mut each: impl FnMut(&[u8]) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = input
-            .by_ref()
-            .take(u64::MAX)
-            .read_until(b'\n', &mut line)
-            .context("cannot read input")?;
+        let n = input.by_ref().take(u64::MAX).read_until(b'\n', &mut line).context("cannot read input")?;
         if n == 0 {
             return Ok(());
         }
@@ -86,10 +76,7 @@ fn for_each_line(
 }
 
 fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -99,23 +86,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             writeln!(stdout, "spore {}", env!("CARGO_PKG_VERSION"))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Record {
-            command: RecordCommand::Check { file },
-        } => {
+        Command::Record { command: RecordCommand::Check { file } } => {
             let now = now_unix();
             for_each_line(open_input(&file)?, |line| {
-                writeln!(
-                    stdout,
-                    "{}",
-                    record_tools::check_line(line, now).to_json_line()
-                )?;
+                writeln!(stdout, "{}", record_tools::check_line(line, now).to_json_line())?;
                 Ok(())
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Record {
-            command: RecordCommand::Sign { file, data_dir },
-        } => {
+        Command::Record { command: RecordCommand::Sign { file, data_dir } } => {
             let identity = identity_file::load_or_create(&data_dir)?;
             let now = now_unix();
             let mut failed = 0usize;

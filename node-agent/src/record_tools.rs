@@ -43,22 +43,14 @@ impl CheckReport {
 /// A record may be given bare or wrapped in its `experiment` envelope.
 fn unwrap_envelope(value: Value) -> Value {
     match (value.get("type"), value.get("payload")) {
-        (Some(Value::String(t)), Some(payload @ Value::Object(_))) if t == "experiment" => {
-            payload.clone()
-        }
+        (Some(Value::String(t)), Some(payload @ Value::Object(_))) if t == "experiment" => payload.clone(),
         _ => value,
     }
 }
 
 /// Checks one line of input. `now` is Unix seconds, for the future-timestamp rule.
 pub fn check_line(line: &[u8], now: i64) -> CheckReport {
-    let mut report = CheckReport {
-        id: None,
-        cid: None,
-        cid_ok: false,
-        sig_ok: false,
-        error: None,
-    };
+    let mut report = CheckReport { id: None, cid: None, cid_ok: false, sig_ok: false, error: None };
     let value = match json::parse_bytes(line) {
         Ok(value) => unwrap_envelope(value),
         Err(e) => {
@@ -67,10 +59,7 @@ pub fn check_line(line: &[u8], now: i64) -> CheckReport {
         }
     };
     let Value::Object(entries) = &value else {
-        report.error = Some(format!(
-            "record must be a JSON object, got {}",
-            value.type_name()
-        ));
+        report.error = Some(format!("record must be a JSON object, got {}", value.type_name()));
         return report;
     };
     let text = |key: &str| match value.get(key) {
@@ -100,16 +89,10 @@ fn acceptance_error(value: &Value, report: &CheckReport, now: i64) -> Option<Str
         let computed = report.cid.clone().unwrap_or_default();
         return Some(VerifyError::CidMismatch { claimed, computed }.to_string());
     }
-    if let Err(e) = check_signature(
-        &record.node_id,
-        &record.signature,
-        &record.canonical_bytes(),
-    ) {
+    if let Err(e) = check_signature(&record.node_id, &record.signature, &record.canonical_bytes()) {
         return Some(e.to_string());
     }
-    validate(&record, &ValidationPolicy::default(), now)
-        .err()
-        .map(|e| e.to_string())
+    validate(&record, &ValidationPolicy::default(), now).err().map(|e| e.to_string())
 }
 
 /// Why one line could not be signed.
@@ -125,11 +108,7 @@ pub enum SignError {
 
 /// Signs one line of record fields with `identity`. `node_id` comes from the identity; an
 /// absent `timestamp` becomes `now` and an absent `version` 1, as in Python.
-pub fn sign_line(
-    line: &[u8],
-    identity: &Identity,
-    now: i64,
-) -> Result<ExperimentRecord, SignError> {
+pub fn sign_line(line: &[u8], identity: &Identity, now: i64) -> Result<ExperimentRecord, SignError> {
     let mut value = json::parse_bytes(line)?;
     if let Value::Object(entries) = &mut value {
         entries.retain(|(k, _)| k != "node_id" && k != "id" && k != "signature");

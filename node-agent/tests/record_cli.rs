@@ -27,9 +27,7 @@ fn spore(args: &[&str], stdin: &[u8]) -> Output {
 }
 
 fn get<'a>(value: &'a Value, key: &str) -> &'a Value {
-    value
-        .get(key)
-        .unwrap_or_else(|| panic!("no {key} in {value:?}"))
+    value.get(key).unwrap_or_else(|| panic!("no {key} in {value:?}"))
 }
 
 fn text(value: &Value, key: &str) -> String {
@@ -49,54 +47,29 @@ fn compact(value: &Value) -> String {
 
 #[test]
 fn check_agrees_with_python_on_random_and_tampered_records() {
-    let cases: Vec<Value> = generate_reference_records(600, 99)
-        .iter()
-        .map(|l| json::parse(l).unwrap())
-        .collect();
-    let input: String = cases
-        .iter()
-        .map(|c| compact(&payload_of(&text(c, "wire_body"))) + "\n")
-        .collect();
+    let cases: Vec<Value> = generate_reference_records(600, 99).iter().map(|l| json::parse(l).unwrap()).collect();
+    let input: String = cases.iter().map(|c| compact(&payload_of(&text(c, "wire_body"))) + "\n").collect();
     let output = spore(&["record", "check", "-"], input.as_bytes());
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let lines: Vec<&str> = std::str::from_utf8(&output.stdout)
-        .unwrap()
-        .lines()
-        .collect();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = std::str::from_utf8(&output.stdout).unwrap().lines().collect();
     assert_eq!(lines.len(), cases.len());
     let mut refused = 0;
     for (i, (case, line)) in cases.iter().zip(&lines).enumerate() {
         let report = json::parse(line).unwrap();
         let payload = payload_of(&text(case, "wire_body"));
         assert_eq!(get(&report, "id"), get(&payload, "id"), "#{i}: id as given");
-        assert_eq!(
-            text(&report, "cid"),
-            text(case, "cid"),
-            "#{i}: recomputed CID"
-        );
+        assert_eq!(text(&report, "cid"), text(case, "cid"), "#{i}: recomputed CID");
         let python_cid = get(case, "verify_cid");
         let python_sig = get(case, "verify_signature");
         assert_eq!(get(&report, "cid_ok"), python_cid, "#{i}: cid_ok");
         assert_eq!(get(&report, "sig_ok"), python_sig, "#{i}: sig_ok");
         let python_accepts = *python_cid == Value::Bool(true) && *python_sig == Value::Bool(true);
-        assert_eq!(
-            *get(&report, "error") == Value::Null,
-            python_accepts,
-            "#{i}: error = {:?}",
-            get(&report, "error")
-        );
+        assert_eq!(*get(&report, "error") == Value::Null, python_accepts, "#{i}: error = {:?}", get(&report, "error"));
         if !python_accepts {
             refused += 1;
         }
     }
-    assert!(
-        refused > 100,
-        "tampered records must reach the check: {refused}"
-    );
+    assert!(refused > 100, "tampered records must reach the check: {refused}");
 }
 
 #[test]
@@ -106,11 +79,8 @@ fn check_reports_bad_lines_and_keeps_going() {
     input.extend_from_slice(format!("{{\"a\":{}}}\n", "[".repeat(10_000)).as_bytes());
     let output = spore(&["record", "check"], &input);
     assert!(output.status.success());
-    let lines: Vec<Value> = std::str::from_utf8(&output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| json::parse(l).unwrap())
-        .collect();
+    let lines: Vec<Value> =
+        std::str::from_utf8(&output.stdout).unwrap().lines().map(|l| json::parse(l).unwrap()).collect();
     assert_eq!(lines.len(), 5, "one verdict per non-blank line");
     for line in &lines {
         assert!(matches!(get(line, "error"), Value::String(_)), "{line:?}");
@@ -134,31 +104,16 @@ fn sign_produces_records_python_accepts() {
     let input: String = cases
         .iter()
         .map(|line| {
-            let Value::Object(entries) =
-                payload_of(&text(&json::parse(line).unwrap(), "wire_body"))
-            else {
+            let Value::Object(entries) = payload_of(&text(&json::parse(line).unwrap(), "wire_body")) else {
                 panic!("payload not an object")
             };
-            let fields = entries
-                .into_iter()
-                .filter(|(k, _)| !["node_id", "id", "signature"].contains(&k.as_str()));
+            let fields = entries.into_iter().filter(|(k, _)| !["node_id", "id", "signature"].contains(&k.as_str()));
             compact(&Value::Object(fields.collect())) + "\n"
         })
         .collect();
-    let output = spore(
-        &["record", "sign", "-", "--data-dir", data_dir],
-        input.as_bytes(),
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let signed: Vec<String> = std::str::from_utf8(&output.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let output = spore(&["record", "sign", "-", "--data-dir", data_dir], input.as_bytes());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let signed: Vec<String> = std::str::from_utf8(&output.stdout).unwrap().lines().map(str::to_owned).collect();
     assert_eq!(signed.len(), cases.len());
     let node_id = std::fs::read_to_string(dir.path().join("identity/node_id")).unwrap();
     for (line, verdict) in signed.iter().zip(python_verdicts(&signed)) {
@@ -168,10 +123,7 @@ fn sign_produces_records_python_accepts() {
         assert_eq!(get(&verdict, "verify_signature"), &Value::Bool(true));
     }
     // The same data dir signs with the same key next time.
-    let again = spore(
-        &["record", "sign", "--data-dir", data_dir],
-        input.lines().next().unwrap().as_bytes(),
-    );
+    let again = spore(&["record", "sign", "--data-dir", data_dir], input.lines().next().unwrap().as_bytes());
     let line = String::from_utf8(again.stdout).unwrap();
     assert_eq!(text(&json::parse(line.trim()).unwrap(), "node_id"), node_id);
 }
@@ -180,27 +132,13 @@ fn sign_produces_records_python_accepts() {
 fn sign_refuses_non_finite_numbers_and_bad_fields() {
     let dir = tempfile::tempdir().unwrap();
     let good = r#"{"parent":null,"depth":0,"code_cid":"","diff":"","dataset_cid":"","prepare_cid":"","time_budget":300,"val_bpb":1.0,"peak_vram_mb":0.0,"num_steps":1,"num_params":1,"status":"keep","description":"","hypothesis":"","agent_model":"","gpu_model":"","cuda_version":"","torch_version":""}"#;
-    let input = format!(
-        "{}\n{}\n{}\n",
-        good.replace("1.0", "NaN"),
-        good.replace("\"keep\"", "\"best\""),
-        good
-    );
-    let output = spore(
-        &["record", "sign", "--data-dir", dir.path().to_str().unwrap()],
-        input.as_bytes(),
-    );
+    let input = format!("{}\n{}\n{}\n", good.replace("1.0", "NaN"), good.replace("\"keep\"", "\"best\""), good);
+    let output = spore(&["record", "sign", "--data-dir", dir.path().to_str().unwrap()], input.as_bytes());
     assert_eq!(output.status.code(), Some(1));
-    let lines: Vec<Value> = std::str::from_utf8(&output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| json::parse(l).unwrap())
-        .collect();
+    let lines: Vec<Value> =
+        std::str::from_utf8(&output.stdout).unwrap().lines().map(|l| json::parse(l).unwrap()).collect();
     assert!(text(&lines[0], "error").contains("not a finite number"));
     assert!(text(&lines[1], "error").contains("status"));
-    assert!(
-        matches!(get(&lines[2], "timestamp"), Value::Number(_)),
-        "absent timestamp becomes now"
-    );
+    assert!(matches!(get(&lines[2], "timestamp"), Value::Number(_)), "absent timestamp becomes now");
     assert_eq!(text(&lines[2], "id").len(), 64);
 }

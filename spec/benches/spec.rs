@@ -7,9 +7,7 @@
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use spore_spec::frame::FrameCodec;
-use spore_spec::{
-    ExperimentRecord, Identity, JsonNumber, KeyCache, Message, Status, verify_record,
-};
+use spore_spec::{ExperimentRecord, Identity, JsonNumber, KeyCache, Message, Status, verify_record};
 use tokio_util::codec::Decoder;
 
 fn sample_record(identity: &Identity, n: i64) -> ExperimentRecord {
@@ -55,19 +53,11 @@ fn benches(c: &mut Criterion) {
     group.bench_function("canonical_encode", |b| b.iter(|| record.canonical_bytes()));
     group.bench_function("cid", |b| b.iter(|| record.compute_cid()));
     group.bench_function("sign_and_cid", |b| {
-        b.iter_batched(
-            || record.clone(),
-            |mut r| identity.sign_record(&mut r),
-            BatchSize::SmallInput,
-        )
+        b.iter_batched(|| record.clone(), |mut r| identity.sign_record(&mut r), BatchSize::SmallInput)
     });
-    group.bench_function("verify_cid_and_signature_cold_key", |b| {
-        b.iter(|| verify_record(&record))
-    });
+    group.bench_function("verify_cid_and_signature_cold_key", |b| b.iter(|| verify_record(&record)));
     let mut cache = KeyCache::default();
-    group.bench_function("verify_cid_and_signature", |b| {
-        b.iter(|| cache.verify_record(&record))
-    });
+    group.bench_function("verify_cid_and_signature", |b| b.iter(|| cache.verify_record(&record)));
     let body = Message::Experiment(Box::new(record.clone())).encode_body();
     group.bench_function("parse_and_verify", |b| {
         b.iter(|| match Message::decode(&body) {
@@ -81,22 +71,14 @@ fn benches(c: &mut Criterion) {
     let refs: Vec<&ExperimentRecord> = batch.iter().collect();
     let mut group = c.benchmark_group("batch");
     group.throughput(Throughput::Elements(refs.len() as u64));
-    group.bench_function("verify_records_64", |b| {
-        b.iter(|| cache.verify_records(&refs))
-    });
-    let distinct: Vec<ExperimentRecord> = (0..64)
-        .map(|n| sample_record(&Identity::from_seed([n as u8; 32]), n))
-        .collect();
+    group.bench_function("verify_records_64", |b| b.iter(|| cache.verify_records(&refs)));
+    let distinct: Vec<ExperimentRecord> =
+        (0..64).map(|n| sample_record(&Identity::from_seed([n as u8; 32]), n)).collect();
     let distinct_refs: Vec<&ExperimentRecord> = distinct.iter().collect();
-    group.bench_function("verify_records_64_distinct_keys", |b| {
-        b.iter(|| cache.verify_records(&distinct_refs))
-    });
+    group.bench_function("verify_records_64_distinct_keys", |b| b.iter(|| cache.verify_records(&distinct_refs)));
     group.finish();
 
-    let frames: Vec<u8> = batch
-        .iter()
-        .flat_map(|r| Message::Experiment(Box::new(r.clone())).encode_frame())
-        .collect();
+    let frames: Vec<u8> = batch.iter().flat_map(|r| Message::Experiment(Box::new(r.clone())).encode_frame()).collect();
     let mut group = c.benchmark_group("frame");
     group.throughput(Throughput::Elements(batch.len() as u64));
     group.bench_function("decode_64_frames", |b| {

@@ -44,9 +44,7 @@ pub fn verify_grouped(items: &[BatchItem<'_>]) -> bool {
         let Some(r) = CompressedEdwardsY(*item.signature.r_bytes()).decompress() else {
             return false;
         };
-        let Some(s) =
-            Option::<Scalar>::from(Scalar::from_canonical_bytes(*item.signature.s_bytes()))
-        else {
+        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(*item.signature.s_bytes())) else {
             return false;
         };
         let mut hash = Sha512::new();
@@ -81,20 +79,10 @@ mod tests {
     fn accepts_good_batches_and_rejects_any_bad_signature() {
         let keys: Vec<SigningKey> = (1..4u8).map(|i| SigningKey::from_bytes(&[i; 32])).collect();
         let messages: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 100 + i as usize]).collect();
-        let signed: Vec<(Signature, VerifyingKey)> = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (keys[i % 3].sign(m), keys[i % 3].verifying_key()))
-            .collect();
-        let items: Vec<BatchItem> = messages
-            .iter()
-            .zip(&signed)
-            .map(|(m, (s, k))| BatchItem {
-                message: m,
-                signature: s,
-                key: k,
-            })
-            .collect();
+        let signed: Vec<(Signature, VerifyingKey)> =
+            messages.iter().enumerate().map(|(i, m)| (keys[i % 3].sign(m), keys[i % 3].verifying_key())).collect();
+        let items: Vec<BatchItem> =
+            messages.iter().zip(&signed).map(|(m, (s, k))| BatchItem { message: m, signature: s, key: k }).collect();
         assert!(verify_grouped(&items));
         assert!(verify_grouped(&[]));
 

@@ -18,10 +18,7 @@ mod tests {
 
     #[test]
     fn cid_is_lowercase_sha256_hex() {
-        assert_eq!(
-            cid_of(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(cid_of(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert!(is_cid(&cid_of(b"")));
         assert!(!is_cid(&cid_of(b"").to_uppercase()));
     }

@@ -69,9 +69,7 @@ fn write_u_escape(out: &mut Vec<u8>, unit: u16) {
 pub fn write_number(out: &mut Vec<u8>, number: &JsonNumber) {
     match number {
         JsonNumber::Int(text) => out.extend_from_slice(text.as_bytes()),
-        JsonNumber::Float(x) => {
-            out.extend_from_slice(crate::number::python_float_repr(*x).as_bytes())
-        }
+        JsonNumber::Float(x) => out.extend_from_slice(crate::number::python_float_repr(*x).as_bytes()),
     }
 }
 
@@ -194,7 +192,8 @@ mod tests {
         let value = crate::json::parse(r#"{"b":[],"a":{"y":1,"x":null},"c":[1,2]}"#).unwrap();
         let mut out = Vec::new();
         write_pretty_sorted(&mut out, &value, 0);
-        let want = "{\n  \"a\": {\n    \"x\": null,\n    \"y\": 1\n  },\n  \"b\": [],\n  \"c\": [\n    1,\n    2\n  ]\n}";
+        let want =
+            "{\n  \"a\": {\n    \"x\": null,\n    \"y\": 1\n  },\n  \"b\": [],\n  \"c\": [\n    1,\n    2\n  ]\n}";
         assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 }

@@ -84,9 +84,7 @@ impl Encoder<&[u8]> for FrameCodec {
 
     fn encode(&mut self, body: &[u8], dst: &mut BytesMut) -> Result<(), FrameError> {
         if body.len() > MAX_MESSAGE_SIZE {
-            return Err(FrameError::TooLarge {
-                declared: body.len(),
-            });
+            return Err(FrameError::TooLarge { declared: body.len() });
         }
         dst.reserve(HEADER_SIZE + body.len());
         dst.put_u32(body.len() as u32);
@@ -102,23 +100,11 @@ mod tests {
     #[test]
     fn tells_incomplete_from_invalid() {
         assert_eq!(check(&[0, 0]).unwrap(), FrameCheck::Incomplete(None));
-        assert_eq!(
-            check(&[0, 0, 0, 3, b'{']).unwrap(),
-            FrameCheck::Incomplete(Some(7))
-        );
-        assert_eq!(
-            check(&[0, 0, 0, 2, b'{', b'}']).unwrap(),
-            FrameCheck::Complete(2)
-        );
-        assert!(matches!(
-            check(&[0, 0xa0, 0, 1]),
-            Err(FrameError::TooLarge { declared: 0xa00001 })
-        ));
+        assert_eq!(check(&[0, 0, 0, 3, b'{']).unwrap(), FrameCheck::Incomplete(Some(7)));
+        assert_eq!(check(&[0, 0, 0, 2, b'{', b'}']).unwrap(), FrameCheck::Complete(2));
+        assert!(matches!(check(&[0, 0xa0, 0, 1]), Err(FrameError::TooLarge { declared: 0xa00001 })));
         let exactly_max = (MAX_MESSAGE_SIZE as u32).to_be_bytes();
-        assert_eq!(
-            check(&exactly_max).unwrap(),
-            FrameCheck::Incomplete(Some(HEADER_SIZE + MAX_MESSAGE_SIZE))
-        );
+        assert_eq!(check(&exactly_max).unwrap(), FrameCheck::Incomplete(Some(HEADER_SIZE + MAX_MESSAGE_SIZE)));
     }
 
     #[test]
@@ -128,14 +114,8 @@ mod tests {
         buf.extend_from_slice(&frame_bytes(b"[1]"));
         buf.extend_from_slice(&[0, 0]);
         let mut codec = FrameCodec;
-        assert_eq!(
-            codec.decode(&mut buf).unwrap().unwrap(),
-            Bytes::from_static(b"{}")
-        );
-        assert_eq!(
-            codec.decode(&mut buf).unwrap().unwrap(),
-            Bytes::from_static(b"[1]")
-        );
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), Bytes::from_static(b"{}"));
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), Bytes::from_static(b"[1]"));
         assert!(codec.decode(&mut buf).unwrap().is_none());
     }
 }

@@ -27,18 +27,14 @@ pub struct Identity {
 impl std::fmt::Debug for Identity {
     // Never print the secret.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity")
-            .field("node_id", &self.node_id())
-            .finish_non_exhaustive()
+        f.debug_struct("Identity").field("node_id", &self.node_id()).finish_non_exhaustive()
     }
 }
 
 impl Identity {
     /// From 32 seed bytes.
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        Identity {
-            signing_key: SigningKey::from_bytes(&seed),
-        }
+        Identity { signing_key: SigningKey::from_bytes(&seed) }
     }
 
     /// From the text of a Python `private_key` file (surrounding whitespace ignored).
@@ -54,9 +50,7 @@ impl Identity {
 
     /// A fresh identity from the operating system's randomness.
     pub fn generate() -> Self {
-        Identity {
-            signing_key: SigningKey::generate(&mut rand_core::OsRng),
-        }
+        Identity { signing_key: SigningKey::generate(&mut rand_core::OsRng) }
     }
 
     /// The seed as 64 lowercase hex characters (the `private_key` file's contents).
@@ -90,26 +84,14 @@ mod tests {
 
     #[test]
     fn rfc8032_test_1_seed_gives_its_public_key() {
-        let id = Identity::from_seed_hex(
-            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\n",
-        )
-        .unwrap();
-        assert_eq!(
-            id.node_id(),
-            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
-        );
+        let id = Identity::from_seed_hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\n").unwrap();
+        assert_eq!(id.node_id(), "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
         assert!(!format!("{id:?}").contains("9d61b1"));
     }
 
     #[test]
     fn rejects_malformed_seeds() {
-        assert_eq!(
-            Identity::from_seed_hex("abcd").unwrap_err(),
-            IdentityError::BadLength(4)
-        );
-        assert_eq!(
-            Identity::from_seed_hex(&"zz".repeat(32)).unwrap_err(),
-            IdentityError::NotHex
-        );
+        assert_eq!(Identity::from_seed_hex("abcd").unwrap_err(), IdentityError::BadLength(4));
+        assert_eq!(Identity::from_seed_hex(&"zz".repeat(32)).unwrap_err(), IdentityError::NotHex);
     }
 }

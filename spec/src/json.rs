@@ -82,24 +82,28 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Value, JsonError> {
 
 /// Parses one JSON document (surrounding whitespace allowed).
 pub fn parse(text: &str) -> Result<Value, JsonError> {
-    let mut parser = Parser {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
+    parse_with_spans(text).map(|(value, _)| value)
+}
+
+/// Parses one JSON document and also returns, when it is an object, the byte range of each
+/// top-level member's value in `text` (so a message's payload can be kept exactly as sent).
+pub fn parse_with_spans(text: &str) -> Result<(Value, Vec<(String, std::ops::Range<usize>)>), JsonError> {
+    let mut parser = Parser { text, bytes: text.as_bytes(), pos: 0, spans: Vec::new() };
     parser.skip_ws();
     let value = parser.value(0)?;
     parser.skip_ws();
     if parser.pos != parser.bytes.len() {
         return Err(JsonError::TrailingData(parser.pos));
     }
-    Ok(value)
+    Ok((value, parser.spans))
 }
 
 struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    /// Value ranges of the top-level object's members.
+    spans: Vec<(String, std::ops::Range<usize>)>,
 }
 
 impl Parser<'_> {
@@ -110,18 +114,12 @@ impl Parser<'_> {
     }
 
     fn peek(&self) -> Result<u8, JsonError> {
-        self.bytes
-            .get(self.pos)
-            .copied()
-            .ok_or(JsonError::UnexpectedEnd)
+        self.bytes.get(self.pos).copied().ok_or(JsonError::UnexpectedEnd)
     }
 
     fn unexpected(&self) -> JsonError {
         match self.text[self.pos..].chars().next() {
-            Some(found) => JsonError::Unexpected {
-                found,
-                at: self.pos,
-            },
+            Some(found) => JsonError::Unexpected { found, at: self.pos },
             None => JsonError::UnexpectedEnd,
         }
     }
@@ -183,7 +181,11 @@ impl Parser<'_> {
             self.skip_ws();
             self.expect(b':')?;
             self.skip_ws();
+            let start = self.pos;
             let value = self.value(depth)?;
+            if depth == 1 {
+                self.spans.push((key.clone(), start..self.pos));
+            }
             match entries.iter_mut().find(|(k, _)| *k == key) {
                 Some(slot) => slot.1 = value,
                 None => entries.push((key, value)),
@@ -271,23 +273,16 @@ impl Parser<'_> {
             let value: f64 = text.parse().map_err(|_| JsonError::InvalidNumber(start))?;
             Ok(Value::Number(JsonNumber::Float(value)))
         } else {
-            JsonNumber::int_from_text(text)
-                .map(Value::Number)
-                .ok_or(JsonError::IntegerTooLong(start))
+            JsonNumber::int_from_text(text).map(Value::Number).ok_or(JsonError::IntegerTooLong(start))
         }
     }
 
     fn hex4(&mut self) -> Result<u32, JsonError> {
         let at = self.pos;
-        let chunk = self
-            .bytes
-            .get(self.pos..self.pos + 4)
-            .ok_or(JsonError::InvalidEscape(at))?;
+        let chunk = self.bytes.get(self.pos..self.pos + 4).ok_or(JsonError::InvalidEscape(at))?;
         let mut code = 0u32;
         for &b in chunk {
-            let digit = (b as char)
-                .to_digit(16)
-                .ok_or(JsonError::InvalidEscape(at))?;
+            let digit = (b as char).to_digit(16).ok_or(JsonError::InvalidEscape(at))?;
             code = code * 16 + digit;
         }
         self.pos += 4;
@@ -364,60 +359,44 @@ mod tests {
     #[test]
     fn keeps_integer_and_float_apart() {
         let v = parse(r#"{"a":1,"b":1.0,"c":1e2,"d":-0}"#).unwrap();
-        assert_eq!(
-            v.get("a"),
-            Some(&Value::Number(JsonNumber::int_from_text("1").unwrap()))
-        );
+        assert_eq!(v.get("a"), Some(&Value::Number(JsonNumber::int_from_text("1").unwrap())));
         assert_eq!(v.get("b"), Some(&Value::Number(JsonNumber::Float(1.0))));
         assert_eq!(v.get("c"), Some(&Value::Number(JsonNumber::Float(100.0))));
-        assert_eq!(
-            v.get("d"),
-            Some(&Value::Number(JsonNumber::int_from_text("0").unwrap()))
-        );
+        assert_eq!(v.get("d"), Some(&Value::Number(JsonNumber::int_from_text("0").unwrap())));
     }
 
     #[test]
     fn accepts_python_non_finite_tokens() {
         let v = parse("[NaN,Infinity,-Infinity]").unwrap();
-        let Value::Array(items) = v else {
-            panic!("not an array")
-        };
+        let Value::Array(items) = v else { panic!("not an array") };
         assert!(matches!(items[0], Value::Number(JsonNumber::Float(x)) if x.is_nan()));
         assert_eq!(items[1], Value::Number(JsonNumber::Float(f64::INFINITY)));
-        assert_eq!(
-            items[2],
-            Value::Number(JsonNumber::Float(f64::NEG_INFINITY))
-        );
+        assert_eq!(items[2], Value::Number(JsonNumber::Float(f64::NEG_INFINITY)));
     }
 
     #[test]
     fn duplicate_key_keeps_position_and_takes_last_value() {
         let v = parse(r#"{"a":1,"b":2,"a":3}"#).unwrap();
-        let Value::Object(entries) = v else {
-            panic!("not an object")
-        };
+        let Value::Object(entries) = v else { panic!("not an object") };
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].0, "a");
-        assert_eq!(
-            entries[0].1,
-            Value::Number(JsonNumber::int_from_text("3").unwrap())
-        );
+        assert_eq!(entries[0].1, Value::Number(JsonNumber::int_from_text("3").unwrap()));
+    }
+
+    #[test]
+    fn reports_top_level_value_spans() {
+        let text = r#" {"type": "x", "payload": {"a": [1, 2]} } "#;
+        let (_, spans) = parse_with_spans(text).unwrap();
+        let payload = spans.iter().find(|(k, _)| k == "payload").unwrap().1.clone();
+        assert_eq!(&text[payload], r#"{"a": [1, 2]}"#);
+        assert_eq!(spans.len(), 2, "nested members are not listed");
     }
 
     #[test]
     fn rejects_lone_surrogates() {
-        assert!(matches!(
-            parse(r#""\ud800""#),
-            Err(JsonError::LoneSurrogate { .. })
-        ));
-        assert!(matches!(
-            parse(r#""\udc00x""#),
-            Err(JsonError::LoneSurrogate { .. })
-        ));
-        assert_eq!(
-            parse(r#""\ud83d\ude00""#).unwrap(),
-            Value::String("😀".into())
-        );
+        assert!(matches!(parse(r#""\ud800""#), Err(JsonError::LoneSurrogate { .. })));
+        assert!(matches!(parse(r#""\udc00x""#), Err(JsonError::LoneSurrogate { .. })));
+        assert_eq!(parse(r#""\ud83d\ude00""#).unwrap(), Value::String("😀".into()));
     }
 
     #[test]
@@ -428,19 +407,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_numbers_and_text() {
-        for bad in [
-            "01",
-            "1.",
-            ".5",
-            "1e",
-            "-",
-            "+1",
-            "[1,]",
-            "{\"a\" 1}",
-            "\"\u{1}\"",
-            "nul",
-            "\u{feff}{}",
-        ] {
+        for bad in ["01", "1.", ".5", "1e", "-", "+1", "[1,]", "{\"a\" 1}", "\"\u{1}\"", "nul", "\u{feff}{}"] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

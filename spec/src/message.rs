@@ -18,7 +18,8 @@ pub const MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
 /// carries a diff, which for a rewritten `train.py` can approach the frame cap.
 pub fn max_body_size(message_type: &str) -> usize {
     match message_type {
-        "ping" | "pong" | "pex_request" | "sync_request" | "sync_response" => 4 * 1024,
+        "ping" | "pong" | "pex_request" | "sync_request" | "sync_response" | "hello" => 4 * 1024,
+        "get_records" => 64 * 1024,
         "challenge" | "challenge_response" | "dispute" => 16 * 1024,
         "pex_response" => 256 * 1024,
         _ => MAX_MESSAGE_SIZE,
@@ -45,14 +46,30 @@ impl DisputeOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     Experiment(Box<ExperimentRecord>),
-    /// Ask for every record with `timestamp >= since` (0.1.2 always sends 0).
+    /// Ask for every record with `timestamp >= since` (0.1.2 always sends 0). `after_seq` is
+    /// our extension: only records the responder stored after its local sequence number `n`
+    /// (the `last_seq` of its previous end marker); 0.1.2 ignores it.
     SyncRequest {
         since: JsonNumber,
+        after_seq: Option<u64>,
     },
     /// End of a sync answer: our extension (0.1.2 defines the type and ignores it).
+    /// `last_seq` is the responder's local sequence number of the last record it holds.
     SyncResponse {
         since: JsonNumber,
         count: u64,
+        last_seq: Option<u64>,
+    },
+    /// Our extension, sent first on every connection: who we are and where we listen.
+    Hello {
+        node_id: String,
+        listen_port: u16,
+        capabilities: Vec<String>,
+        agent: String,
+    },
+    /// Our extension: ask for records by CID (orphans' parents).
+    GetRecords {
+        ids: Vec<String>,
     },
     PexRequest,
     /// `host:port` strings; the key is singular `peer` in 0.1.2.
@@ -101,17 +118,9 @@ pub enum MessageError {
     #[error("`payload` must be an object, got {0}")]
     PayloadNotAnObject(&'static str),
     #[error("{message_type} message of {size} bytes exceeds its limit of {limit}")]
-    TooLarge {
-        message_type: String,
-        size: usize,
-        limit: usize,
-    },
+    TooLarge { message_type: String, size: usize, limit: usize },
     #[error("{message_type}: field `{field}` must be {expected}")]
-    BadField {
-        message_type: &'static str,
-        field: &'static str,
-        expected: &'static str,
-    },
+    BadField { message_type: &'static str, field: &'static str, expected: &'static str },
     #[error("experiment payload: {0}")]
     Record(#[from] RecordError),
 }
@@ -123,6 +132,8 @@ impl Message {
             Message::Experiment(_) => "experiment",
             Message::SyncRequest { .. } => "sync_request",
             Message::SyncResponse { .. } => "sync_response",
+            Message::Hello { .. } => "hello",
+            Message::GetRecords { .. } => "get_records",
             Message::PexRequest => "pex_request",
             Message::PexResponse { .. } => "pex_response",
             Message::Challenge { .. } => "challenge",
@@ -137,7 +148,19 @@ impl Message {
     /// Decodes a frame body. Python ignores a body without `type`; we report [`MessageError::NoType`]
     /// and the caller ignores it the same way.
     pub fn decode(body: &[u8]) -> Result<Message, MessageError> {
-        let value = json::parse_bytes(body)?;
+        Self::decode_with_payload_span(body).map(|(message, _)| message)
+    }
+
+    /// [`Message::decode`], also returning the byte range of the payload in `body`, so an
+    /// `experiment` can be stored and relayed exactly as its sender wrote it.
+    pub fn decode_with_payload_span(body: &[u8]) -> Result<(Message, Option<std::ops::Range<usize>>), MessageError> {
+        let text = std::str::from_utf8(body).map_err(|e| json::JsonError::InvalidUtf8(e.valid_up_to()))?;
+        let (value, spans) = json::parse_with_spans(text)?;
+        let span = spans.into_iter().rev().find(|(key, _)| key == "payload").map(|(_, range)| range);
+        Ok((Self::from_value(body.len(), value)?, span))
+    }
+
+    fn from_value(body_len: usize, value: Value) -> Result<Message, MessageError> {
         let Value::Object(_) = value else {
             return Err(MessageError::NotAnObject(value.type_name()));
         };
@@ -145,39 +168,37 @@ impl Message {
             return Err(MessageError::NoType);
         };
         let limit = max_body_size(message_type);
-        if body.len() > limit {
-            return Err(MessageError::TooLarge {
-                message_type: message_type.clone(),
-                size: body.len(),
-                limit,
-            });
+        if body_len > limit {
+            return Err(MessageError::TooLarge { message_type: message_type.clone(), size: body_len, limit });
         }
         let empty = Value::Object(Vec::new());
         let payload = value.get("payload").unwrap_or(&empty);
         if !matches!(payload, Value::Object(_)) {
             return Err(MessageError::PayloadNotAnObject(payload.type_name()));
         }
-        let p = Payload {
-            message_type: static_type(message_type),
-            value: payload,
-        };
+        let p = Payload { message_type: static_type(message_type), value: payload };
         Ok(match message_type.as_str() {
             "experiment" => Message::Experiment(Box::new(ExperimentRecord::from_value(payload)?)),
-            "sync_request" => Message::SyncRequest {
-                since: p.number_or("since", 0)?,
-            },
+            "sync_request" => {
+                Message::SyncRequest { since: p.number_or("since", 0)?, after_seq: p.optional_u64("after_seq")? }
+            }
             "sync_response" => Message::SyncResponse {
                 since: p.number_or("since", 0)?,
-                count: p
-                    .number_or("count", 0)?
-                    .as_i64()
-                    .and_then(|c| u64::try_from(c).ok())
-                    .unwrap_or(0),
+                count: p.optional_u64("count")?.unwrap_or(0),
+                last_seq: p.optional_u64("last_seq")?,
             },
+            "hello" => Message::Hello {
+                node_id: p.string("node_id")?,
+                listen_port: p
+                    .optional_u64("listen_port")?
+                    .and_then(|port| u16::try_from(port).ok())
+                    .ok_or_else(|| p.bad("listen_port", "a port number"))?,
+                capabilities: p.string_list("capabilities")?,
+                agent: p.string("agent").unwrap_or_default(),
+            },
+            "get_records" => Message::GetRecords { ids: p.string_list("ids")? },
             "pex_request" => Message::PexRequest,
-            "pex_response" => Message::PexResponse {
-                peer: p.string_list("peer")?,
-            },
+            "pex_response" => Message::PexResponse { peer: p.string_list("peer")? },
             "challenge" => Message::Challenge {
                 experiment_id: p.string("experiment_id")?,
                 challenger_id: p.string("challenger_id")?,
@@ -205,10 +226,7 @@ impl Message {
             },
             "ping" => Message::Ping,
             "pong" => Message::Pong,
-            _ => Message::Unknown {
-                message_type: message_type.clone(),
-                payload: payload.clone(),
-            },
+            _ => Message::Unknown { message_type: message_type.clone(), payload: payload.clone() },
         })
     }
 
@@ -218,10 +236,7 @@ impl Message {
         out.extend_from_slice(b"{\"type\":");
         write_string(&mut out, self.message_type());
         out.extend_from_slice(b",\"payload\":");
-        let mut w = PayloadWriter {
-            out: &mut out,
-            first: true,
-        };
+        let mut w = PayloadWriter { out: &mut out, first: true };
         match self {
             Message::Experiment(record) => {
                 record.write_wire_payload(w.out);
@@ -238,40 +253,34 @@ impl Message {
         }
         w.out.push(b'{');
         match self {
-            Message::SyncRequest { since } => w.number("since", since),
-            Message::SyncResponse { since, count } => {
+            Message::SyncRequest { since, after_seq } => {
+                w.number("since", since);
+                if let Some(seq) = after_seq {
+                    w.number("after_seq", &JsonNumber::Int(seq.to_string()));
+                }
+            }
+            Message::SyncResponse { since, count, last_seq } => {
                 w.number("since", since);
                 w.number("count", &JsonNumber::Int(count.to_string()));
-            }
-            Message::PexResponse { peer } => {
-                w.key("peer");
-                w.out.push(b'[');
-                for (i, addr) in peer.iter().enumerate() {
-                    if i > 0 {
-                        w.out.push(b',');
-                    }
-                    write_string(w.out, addr);
+                if let Some(seq) = last_seq {
+                    w.number("last_seq", &JsonNumber::Int(seq.to_string()));
                 }
-                w.out.push(b']');
             }
-            Message::Challenge {
-                experiment_id,
-                challenger_id,
-                challenger_bpb,
-                challenger_gpu,
-            } => {
+            Message::Hello { node_id, listen_port, capabilities, agent } => {
+                w.string("node_id", node_id);
+                w.number("listen_port", &JsonNumber::Int(listen_port.to_string()));
+                w.string_list("capabilities", capabilities);
+                w.string("agent", agent);
+            }
+            Message::GetRecords { ids } => w.string_list("ids", ids),
+            Message::PexResponse { peer } => w.string_list("peer", peer),
+            Message::Challenge { experiment_id, challenger_id, challenger_bpb, challenger_gpu } => {
                 w.string("experiment_id", experiment_id);
                 w.string("challenger_id", challenger_id);
                 w.number("challenger_bpb", challenger_bpb);
                 w.string("challenger_gpu", challenger_gpu);
             }
-            Message::ChallengeResponse {
-                experiment_id,
-                challenger_id,
-                verifier_id,
-                verifier_bpb,
-                verifier_gpu,
-            } => {
+            Message::ChallengeResponse { experiment_id, challenger_id, verifier_id, verifier_bpb, verifier_gpu } => {
                 w.string("experiment_id", experiment_id);
                 w.string("challenger_id", challenger_id);
                 w.string("verifier_id", verifier_id);
@@ -308,6 +317,8 @@ impl Message {
 
 fn static_type(message_type: &str) -> &'static str {
     match message_type {
+        "hello" => "hello",
+        "get_records" => "get_records",
         "sync_request" => "sync_request",
         "sync_response" => "sync_response",
         "pex_response" => "pex_response",
@@ -325,11 +336,7 @@ struct Payload<'a> {
 
 impl Payload<'_> {
     fn bad(&self, field: &'static str, expected: &'static str) -> MessageError {
-        MessageError::BadField {
-            message_type: self.message_type,
-            field,
-            expected,
-        }
+        MessageError::BadField { message_type: self.message_type, field, expected }
     }
 
     fn string(&self, field: &'static str) -> Result<String, MessageError> {
@@ -350,6 +357,17 @@ impl Payload<'_> {
         match self.value.get(field) {
             None => Ok(JsonNumber::from(default)),
             Some(_) => self.number(field),
+        }
+    }
+
+    /// A non-negative integer if present.
+    fn optional_u64(&self, field: &'static str) -> Result<Option<u64>, MessageError> {
+        match self.value.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(JsonNumber::Int(text))) => {
+                text.parse().map(Some).map_err(|_| self.bad(field, "a non-negative integer"))
+            }
+            Some(_) => Err(self.bad(field, "a non-negative integer")),
         }
     }
 
@@ -392,6 +410,18 @@ impl PayloadWriter<'_> {
         self.key(key);
         write_number(self.out, value);
     }
+
+    fn string_list(&mut self, key: &str, values: &[String]) {
+        self.key(key);
+        self.out.push(b'[');
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            write_string(self.out, value);
+        }
+        self.out.push(b']');
+    }
 }
 
 #[cfg(test)]
@@ -400,61 +430,57 @@ mod tests {
 
     #[test]
     fn unknown_types_decode_and_round_trip() {
-        let body = br#"{"type":"hello","payload":{"listen_port":7470,"caps":["sync2"]}}"#;
+        let body = br#"{"type":"profile","payload":{"listen_port":7470,"caps":["sync2"]}}"#;
         let message = Message::decode(body).unwrap();
-        assert_eq!(message.message_type(), "hello");
+        assert_eq!(message.message_type(), "profile");
         assert_eq!(message.encode_body(), body.to_vec());
     }
 
     #[test]
     fn missing_payload_is_an_empty_object_and_missing_type_is_reported() {
-        assert_eq!(
-            Message::decode(br#"{"type":"ping"}"#).unwrap(),
-            Message::Ping
-        );
-        assert_eq!(
-            Message::decode(br#"{"payload":{}}"#),
-            Err(MessageError::NoType)
-        );
-        assert_eq!(
-            Message::decode(b"[1]"),
-            Err(MessageError::NotAnObject("array"))
-        );
+        assert_eq!(Message::decode(br#"{"type":"ping"}"#).unwrap(), Message::Ping);
+        assert_eq!(Message::decode(br#"{"payload":{}}"#), Err(MessageError::NoType));
+        assert_eq!(Message::decode(b"[1]"), Err(MessageError::NotAnObject("array")));
     }
 
     #[test]
     fn malformed_payloads_are_typed_errors() {
         let bad_port = br#"{"type":"pex_response","payload":{"peer":[7470]}}"#;
-        assert!(matches!(
-            Message::decode(bad_port),
-            Err(MessageError::BadField { field: "peer", .. })
-        ));
+        assert!(matches!(Message::decode(bad_port), Err(MessageError::BadField { field: "peer", .. })));
         let bad_since = br#"{"type":"sync_request","payload":{"since":"0"}}"#;
-        assert!(matches!(
-            Message::decode(bad_since),
-            Err(MessageError::BadField { field: "since", .. })
-        ));
-        let huge_ping = format!(
-            r#"{{"type":"ping","payload":{{"pad":"{}"}}}}"#,
-            "x".repeat(5000)
-        );
-        assert!(matches!(
-            Message::decode(huge_ping.as_bytes()),
-            Err(MessageError::TooLarge { .. })
-        ));
+        assert!(matches!(Message::decode(bad_since), Err(MessageError::BadField { field: "since", .. })));
+        let huge_ping = format!(r#"{{"type":"ping","payload":{{"pad":"{}"}}}}"#, "x".repeat(5000));
+        assert!(matches!(Message::decode(huge_ping.as_bytes()), Err(MessageError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn payload_span_is_the_payload_as_sent() {
+        let body = br#"{"type": "experiment", "payload" : {"a" :1}}"#;
+        let (_, span) = Message::decode_with_payload_span(b"{\"type\":\"ping\"}").unwrap();
+        assert_eq!(span, None);
+        let err = Message::decode_with_payload_span(body).unwrap_err();
+        assert!(matches!(err, MessageError::Record(_)));
+        let text = r#"{"type":"profile","payload":{"z": 1, "a": 2}}"#;
+        let (_, span) = Message::decode_with_payload_span(text.as_bytes()).unwrap();
+        assert_eq!(&text[span.unwrap()], r#"{"z": 1, "a": 2}"#);
     }
 
     #[test]
     fn sync_response_end_marker_round_trips() {
-        let message = Message::SyncResponse {
-            since: JsonNumber::from(5),
-            count: 12,
-        };
+        let message = Message::SyncResponse { since: JsonNumber::from(5), count: 12, last_seq: Some(40) };
         let body = message.encode_body();
-        assert_eq!(
-            body,
-            br#"{"type":"sync_response","payload":{"since":5,"count":12}}"#.to_vec()
-        );
+        assert_eq!(body, br#"{"type":"sync_response","payload":{"since":5,"count":12,"last_seq":40}}"#.to_vec());
         assert_eq!(Message::decode(&body).unwrap(), message);
+        let hello = Message::Hello {
+            node_id: "ab".into(),
+            listen_port: 7470,
+            capabilities: vec!["sync-seq".into()],
+            agent: "spore-rs/0.1.0".into(),
+        };
+        assert_eq!(Message::decode(&hello.encode_body()).unwrap(), hello);
+        let bad_port = br#"{"type":"hello","payload":{"node_id":"ab","listen_port":70000}}"#;
+        assert!(matches!(Message::decode(bad_port), Err(MessageError::BadField { field: "listen_port", .. })));
+        let get = Message::GetRecords { ids: vec!["a".into(), "b".into()] };
+        assert_eq!(Message::decode(&get.encode_body()).unwrap(), get);
     }
 }

@@ -94,18 +94,10 @@ pub fn python_float_repr(x: f64) -> String {
         return "NaN".into();
     }
     if x.is_infinite() {
-        return if x > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
+        return if x > 0.0 { "Infinity".into() } else { "-Infinity".into() };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() {
-            "-0.0".into()
-        } else {
-            "0.0".into()
-        };
+        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
     }
     let shortest = shortest_nearest_exp(x.abs());
     let (mantissa, exponent) = shortest.split_once('e').unwrap_or((&shortest, "0"));
@@ -135,16 +127,9 @@ pub fn python_float_repr(x: f64) -> String {
 /// preferred whenever it round-trips too.
 fn shortest_nearest_exp(x: f64) -> String {
     let shortest = format!("{x:e}");
-    let digits = shortest
-        .split('e')
-        .next()
-        .map_or(1, |m| m.chars().filter(char::is_ascii_digit).count());
+    let digits = shortest.split('e').next().map_or(1, |m| m.chars().filter(char::is_ascii_digit).count());
     let nearest = format!("{:.*e}", digits.saturating_sub(1), x);
-    if nearest.parse::<f64>() == Ok(x) {
-        nearest
-    } else {
-        shortest
-    }
+    if nearest.parse::<f64>() == Ok(x) { nearest } else { shortest }
 }
 
 #[cfg(test)]
@@ -181,16 +166,8 @@ mod tests {
 
     #[test]
     fn int_text_is_normalised_like_python_int() {
-        assert_eq!(
-            JsonNumber::int_from_text("-0"),
-            Some(JsonNumber::Int("0".into()))
-        );
+        assert_eq!(JsonNumber::int_from_text("-0"), Some(JsonNumber::Int("0".into())));
         assert_eq!(JsonNumber::int_from_text("007"), None);
-        assert_eq!(
-            JsonNumber::int_from_text("18446744073709551617")
-                .unwrap()
-                .to_string(),
-            "18446744073709551617"
-        );
+        assert_eq!(JsonNumber::int_from_text("18446744073709551617").unwrap().to_string(), "18446744073709551617");
     }
 }

@@ -93,11 +93,7 @@ pub enum RecordError {
     #[error("unknown field `{0}` (not part of a version-1 record)")]
     UnknownField(String),
     #[error("field `{field}` must be {expected}, got {found}")]
-    WrongType {
-        field: &'static str,
-        expected: &'static str,
-        found: &'static str,
-    },
+    WrongType { field: &'static str, expected: &'static str, found: &'static str },
     #[error("status {0:?} is not one of keep, discard, crash")]
     InvalidStatus(String),
 }
@@ -242,10 +238,7 @@ impl ExperimentRecord {
         let Value::Object(entries) = value else {
             return Err(RecordError::NotAnObject(value.type_name()));
         };
-        if let Some((unknown, _)) = entries
-            .iter()
-            .find(|(k, _)| !SORTED_FIELDS.contains(&k.as_str()))
-        {
+        if let Some((unknown, _)) = entries.iter().find(|(k, _)| !SORTED_FIELDS.contains(&k.as_str())) {
             return Err(RecordError::UnknownField(unknown.clone()));
         }
         let fields = Fields(value);
@@ -286,20 +279,13 @@ impl ExperimentRecord {
 /// [`ExperimentRecord::canonical_bytes`] for every well-typed record; used to give Python's
 /// cryptographic verdict on objects that are not (wrong types, unknown keys).
 pub fn canonical_bytes_of_object(entries: &[(String, Value)]) -> Vec<u8> {
-    let mut fields: Vec<(String, Value)> = entries
-        .iter()
-        .filter(|(k, _)| k != "id" && k != "signature")
-        .cloned()
-        .collect();
+    let mut fields: Vec<(String, Value)> =
+        entries.iter().filter(|(k, _)| k != "id" && k != "signature").cloned().collect();
     if !fields.iter().any(|(k, _)| k == "version") {
         fields.push(("version".into(), Value::Number(JsonNumber::from(1))));
     }
     let mut out = Vec::new();
-    crate::encode::write_compact(
-        &mut out,
-        &Value::Object(fields),
-        crate::encode::KeyOrder::Sorted,
-    );
+    crate::encode::write_compact(&mut out, &Value::Object(fields), crate::encode::KeyOrder::Sorted);
     out
 }
 
@@ -341,11 +327,7 @@ impl Fields<'_> {
 }
 
 fn wrong(field: &'static str, expected: &'static str, found: &Value) -> RecordError {
-    RecordError::WrongType {
-        field,
-        expected,
-        found: found.type_name(),
-    }
+    RecordError::WrongType { field, expected, found: found.type_name() }
 }
 
 #[cfg(test)]
@@ -370,25 +352,10 @@ mod tests {
             with("\"depth\":0", "\"depth\":0,\"task_id\":\"x\""),
             Err(RecordError::UnknownField("task_id".into()))
         );
-        assert_eq!(
-            with("\"keep\"", "\"KEEP\""),
-            Err(RecordError::InvalidStatus("KEEP".into()))
-        );
-        assert!(matches!(
-            with("\"depth\":0", "\"depth\":\"0\""),
-            Err(RecordError::WrongType { field: "depth", .. })
-        ));
-        assert!(matches!(
-            with("\"diff\":\"\"", "\"diff\":null"),
-            Err(RecordError::WrongType { field: "diff", .. })
-        ));
-        assert_eq!(
-            with(",\"timestamp\":1", ""),
-            Err(RecordError::MissingField("timestamp"))
-        );
-        assert_eq!(
-            ExperimentRecord::from_json("[]"),
-            Err(RecordError::NotAnObject("array"))
-        );
+        assert_eq!(with("\"keep\"", "\"KEEP\""), Err(RecordError::InvalidStatus("KEEP".into())));
+        assert!(matches!(with("\"depth\":0", "\"depth\":\"0\""), Err(RecordError::WrongType { field: "depth", .. })));
+        assert!(matches!(with("\"diff\":\"\"", "\"diff\":null"), Err(RecordError::WrongType { field: "diff", .. })));
+        assert_eq!(with(",\"timestamp\":1", ""), Err(RecordError::MissingField("timestamp")));
+        assert_eq!(ExperimentRecord::from_json("[]"), Err(RecordError::NotAnObject("array")));
     }
 }

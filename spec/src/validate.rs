@@ -21,9 +21,7 @@ pub struct ValidationPolicy {
 
 impl Default for ValidationPolicy {
     fn default() -> Self {
-        ValidationPolicy {
-            max_future_skew_secs: 2 * 60 * 60,
-        }
+        ValidationPolicy { max_future_skew_secs: 2 * 60 * 60 }
     }
 }
 
@@ -75,13 +73,7 @@ pub enum Flag {
     UnknownVersion,
 }
 
-const INT_FIELDS: [&str; 5] = [
-    "depth",
-    "time_budget",
-    "num_steps",
-    "num_params",
-    "timestamp",
-];
+const INT_FIELDS: [&str; 5] = ["depth", "time_budget", "num_steps", "num_params", "timestamp"];
 const FLOAT_FIELDS: [&str; 2] = ["val_bpb", "peak_vram_mb"];
 
 fn number<'a>(record: &'a ExperimentRecord, field: &str) -> &'a JsonNumber {
@@ -102,16 +94,8 @@ fn is_hex_of_len(text: &str, len: usize) -> bool {
 }
 
 /// Validates a record that already parsed. `now` is Unix seconds.
-pub fn validate(
-    record: &ExperimentRecord,
-    policy: &ValidationPolicy,
-    now: i64,
-) -> Result<Vec<Flag>, ValidationError> {
-    for field in INT_FIELDS
-        .iter()
-        .chain(FLOAT_FIELDS.iter())
-        .chain(["version"].iter())
-    {
+pub fn validate(record: &ExperimentRecord, policy: &ValidationPolicy, now: i64) -> Result<Vec<Flag>, ValidationError> {
+    for field in INT_FIELDS.iter().chain(FLOAT_FIELDS.iter()).chain(["version"].iter()) {
         if !number(record, field).is_finite() {
             return Err(ValidationError::NonFinite(field));
         }
@@ -132,16 +116,9 @@ pub fn validate(
         Some(p) if is_cid(p) => {}
         Some(_) => return Err(ValidationError::BadParent),
     }
-    let timestamp = record
-        .timestamp
-        .as_i64()
-        .ok_or(ValidationError::BadTimestamp)?;
+    let timestamp = record.timestamp.as_i64().ok_or(ValidationError::BadTimestamp)?;
     if timestamp > now.saturating_add(policy.max_future_skew_secs) {
-        return Err(ValidationError::FutureTimestamp {
-            timestamp,
-            now,
-            skew: policy.max_future_skew_secs,
-        });
+        return Err(ValidationError::FutureTimestamp { timestamp, now, skew: policy.max_future_skew_secs });
     }
     for field in INT_FIELDS {
         let n = number(record, field);

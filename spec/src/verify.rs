@@ -23,9 +23,7 @@ use crate::record::ExperimentRecord;
 pub enum VerifyError {
     #[error("CID mismatch: record says {claimed:?}, canonical bytes hash to {computed}")]
     CidMismatch { claimed: String, computed: String },
-    #[error(
-        "node_id is not a valid Ed25519 public key (32 hex-encoded bytes, canonical, not small-order)"
-    )]
+    #[error("node_id is not a valid Ed25519 public key (32 hex-encoded bytes, canonical, not small-order)")]
     BadPublicKey,
     #[error("signature is not 64 hex-encoded bytes")]
     MalformedSignature,
@@ -37,19 +35,14 @@ pub enum VerifyError {
 /// 1, 2, 4 and 8, including the non-canonical encodings of 0 and 1.
 const SMALL_ORDER_ENCODINGS: [[u8; 32]; 7] = [
     [0; 32],
+    [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     [
-        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0,
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf,
+        0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05,
     ],
     [
-        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
-        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
-        0xfc, 0x05,
-    ],
-    [
-        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
-        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
-        0x03, 0x7a,
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20,
+        0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a,
     ],
     p_plus(-1),
     p_plus(0),
@@ -65,9 +58,7 @@ const fn p_plus(delta: i8) -> [u8; 32] {
 }
 
 fn has_small_order(encoding: &[u8; 32]) -> bool {
-    SMALL_ORDER_ENCODINGS
-        .iter()
-        .any(|bad| encoding[..31] == bad[..31] && (encoding[31] & 0x7f) == bad[31])
+    SMALL_ORDER_ENCODINGS.iter().any(|bad| encoding[..31] == bad[..31] && (encoding[31] & 0x7f) == bad[31])
 }
 
 /// libsodium's `ge25519_is_canonical`: the y coordinate is below p.
@@ -96,9 +87,7 @@ pub fn python_fromhex(text: &str) -> Option<Vec<u8>> {
 
 /// Decodes and checks a `node_id` as libsodium would before verifying.
 pub fn prepare_key(node_id: &str) -> Result<VerifyingKey, VerifyError> {
-    let bytes: [u8; 32] = python_fromhex(node_id)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(VerifyError::BadPublicKey)?;
+    let bytes: [u8; 32] = python_fromhex(node_id).and_then(|b| b.try_into().ok()).ok_or(VerifyError::BadPublicKey)?;
     if !is_canonical_point(&bytes) || has_small_order(&bytes) {
         return Err(VerifyError::BadPublicKey);
     }
@@ -106,46 +95,29 @@ pub fn prepare_key(node_id: &str) -> Result<VerifyingKey, VerifyError> {
 }
 
 fn decode_signature(text: &str) -> Result<Signature, VerifyError> {
-    let bytes: [u8; 64] = python_fromhex(text)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(VerifyError::MalformedSignature)?;
+    let bytes: [u8; 64] =
+        python_fromhex(text).and_then(|b| b.try_into().ok()).ok_or(VerifyError::MalformedSignature)?;
     Ok(Signature::from_bytes(&bytes))
 }
 
 /// Verifies a detached signature with an already prepared key.
-pub fn check_signature_with_key(
-    key: &VerifyingKey,
-    signature_hex: &str,
-    message: &[u8],
-) -> Result<(), VerifyError> {
+pub fn check_signature_with_key(key: &VerifyingKey, signature_hex: &str, message: &[u8]) -> Result<(), VerifyError> {
     let signature = decode_signature(signature_hex)?;
     if has_small_order(signature.r_bytes()) {
         return Err(VerifyError::BadSignature);
     }
-    key.verify(message, &signature)
-        .map_err(|_| VerifyError::BadSignature)
+    key.verify(message, &signature).map_err(|_| VerifyError::BadSignature)
 }
 
 /// Python's `verify_signature()` over already computed canonical bytes.
-pub fn check_signature(
-    node_id: &str,
-    signature_hex: &str,
-    canonical: &[u8],
-) -> Result<(), VerifyError> {
+pub fn check_signature(node_id: &str, signature_hex: &str, canonical: &[u8]) -> Result<(), VerifyError> {
     check_signature_with_key(&prepare_key(node_id)?, signature_hex, canonical)
 }
 
 /// Python's `verify_cid()`: the claimed id equals the recomputed CID, exactly.
 pub fn check_cid(record: &ExperimentRecord, canonical: &[u8]) -> Result<(), VerifyError> {
     let computed = crate::cid::cid_of(canonical);
-    if record.id == computed {
-        Ok(())
-    } else {
-        Err(VerifyError::CidMismatch {
-            claimed: record.id.clone(),
-            computed,
-        })
-    }
+    if record.id == computed { Ok(()) } else { Err(VerifyError::CidMismatch { claimed: record.id.clone(), computed }) }
 }
 
 /// CID, then signature: what a receiver requires before storing or relaying a record.
@@ -168,10 +140,7 @@ impl KeyCache {
     pub const DEFAULT_CAPACITY: usize = 10_000;
 
     pub fn new(capacity: usize) -> Self {
-        KeyCache {
-            keys: HashMap::new(),
-            capacity: capacity.max(1),
-        }
+        KeyCache { keys: HashMap::new(), capacity: capacity.max(1) }
     }
 
     /// The prepared key for `node_id` (or why it is unusable).
@@ -203,10 +172,7 @@ impl KeyCache {
     /// accepts with probability up to 1/2. Nobody can forge someone else's signature this way,
     /// so batch results suit bulk work (benchmarks, re-verifying a store); the gossip path uses
     /// [`KeyCache::verify_record`], whose verdicts are exactly Python's.
-    pub fn verify_records(
-        &mut self,
-        records: &[&ExperimentRecord],
-    ) -> Vec<Result<(), VerifyError>> {
+    pub fn verify_records(&mut self, records: &[&ExperimentRecord]) -> Vec<Result<(), VerifyError>> {
         let mut results = Vec::with_capacity(records.len());
         let mut members = Vec::with_capacity(records.len());
         let (mut messages, mut signatures, mut keys) = (Vec::new(), Vec::new(), Vec::new());
@@ -232,18 +198,11 @@ impl KeyCache {
             }
         }
         let items: Vec<BatchItem<'_>> = (0..members.len())
-            .map(|slot| BatchItem {
-                message: &messages[slot],
-                signature: &signatures[slot],
-                key: &keys[slot],
-            })
+            .map(|slot| BatchItem { message: &messages[slot], signature: &signatures[slot], key: &keys[slot] })
             .collect();
         if !verify_grouped(&items) {
             for (item, i) in items.iter().zip(&members) {
-                results[*i] = item
-                    .key
-                    .verify(item.message, item.signature)
-                    .map_err(|_| VerifyError::BadSignature);
+                results[*i] = item.key.verify(item.message, item.signature).map_err(|_| VerifyError::BadSignature);
             }
         }
         results
@@ -273,16 +232,11 @@ mod tests {
     fn small_order_list_matches_the_eight_torsion_points() {
         // Every small-order point dalek knows is on the list, in both sign-bit forms.
         for i in 0u8..8 {
-            let encoding = (curve25519_dalek::constants::EIGHT_TORSION[i as usize])
-                .compress()
-                .to_bytes();
+            let encoding = (curve25519_dalek::constants::EIGHT_TORSION[i as usize]).compress().to_bytes();
             assert!(has_small_order(&encoding), "torsion point {i}");
             let mut flipped = encoding;
             flipped[31] ^= 0x80;
-            assert!(
-                has_small_order(&flipped),
-                "torsion point {i} with sign bit flipped"
-            );
+            assert!(has_small_order(&flipped), "torsion point {i} with sign bit flipped");
         }
         let basepoint = curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED.to_bytes();
         assert!(!has_small_order(&basepoint));
@@ -290,20 +244,12 @@ mod tests {
 
     #[test]
     fn rejects_non_canonical_and_small_order_keys() {
-        assert_eq!(
-            prepare_key(&hex::encode(p_plus(1))),
-            Err(VerifyError::BadPublicKey)
-        );
-        assert_eq!(
-            prepare_key(&hex::encode([0u8; 32])),
-            Err(VerifyError::BadPublicKey)
-        );
+        assert_eq!(prepare_key(&hex::encode(p_plus(1))), Err(VerifyError::BadPublicKey));
+        assert_eq!(prepare_key(&hex::encode([0u8; 32])), Err(VerifyError::BadPublicKey));
         let mut high = [0xffu8; 32];
         high[0] = 0xf0;
         assert!(!is_canonical_point(&high));
-        assert!(
-            prepare_key("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a").is_ok()
-        );
+        assert!(prepare_key("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a").is_ok());
     }
 
     #[test]

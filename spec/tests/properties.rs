@@ -15,10 +15,8 @@ fn any_text() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-zA-Z0-9 _./-]{0,40}",
         any::<String>(),
-        prop::collection::vec(prop::char::range('\u{0}', '\u{7f}'), 0..30)
-            .prop_map(|c| c.into_iter().collect()),
-        prop::collection::vec(prop::char::range('\u{1f300}', '\u{1f64f}'), 0..10)
-            .prop_map(|c| c.into_iter().collect()),
+        prop::collection::vec(prop::char::range('\u{0}', '\u{7f}'), 0..30).prop_map(|c| c.into_iter().collect()),
+        prop::collection::vec(prop::char::range('\u{1f300}', '\u{1f64f}'), 0..10).prop_map(|c| c.into_iter().collect()),
     ]
 }
 
@@ -26,19 +24,13 @@ fn any_number() -> impl Strategy<Value = JsonNumber> {
     prop_oneof![
         any::<i64>().prop_map(JsonNumber::from),
         "-?[1-9][0-9]{19,40}".prop_map(|t| JsonNumber::int_from_text(&t).unwrap()),
-        any::<f64>()
-            .prop_filter("finite", |x| x.is_finite())
-            .prop_map(JsonNumber::Float),
+        any::<f64>().prop_filter("finite", |x| x.is_finite()).prop_map(JsonNumber::Float),
         (0.5f64..1.5).prop_map(JsonNumber::Float),
     ]
 }
 
 fn any_status() -> impl Strategy<Value = Status> {
-    prop_oneof![
-        Just(Status::Keep),
-        Just(Status::Discard),
-        Just(Status::Crash)
-    ]
+    prop_oneof![Just(Status::Keep), Just(Status::Discard), Just(Status::Crash)]
 }
 
 prop_compose! {

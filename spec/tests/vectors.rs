@@ -44,9 +44,7 @@ fn cases() -> Vec<Value> {
 
 /// The vectors encode NaN/Infinity as `{"$float": "NaN"}` to stay strict JSON.
 fn unwrap_special_floats(fields: &Value) -> Value {
-    let Value::Object(entries) = fields else {
-        panic!("fields not an object")
-    };
+    let Value::Object(entries) = fields else { panic!("fields not an object") };
     Value::Object(
         entries
             .iter()
@@ -66,8 +64,7 @@ fn unwrap_special_floats(fields: &Value) -> Value {
 }
 
 fn accepted(record: &ExperimentRecord) -> bool {
-    spore_spec::verify_record(record).is_ok()
-        && validate(record, &ValidationPolicy::default(), NOW).is_ok()
+    spore_spec::verify_record(record).is_ok() && validate(record, &ValidationPolicy::default(), NOW).is_ok()
 }
 
 #[test]
@@ -78,65 +75,27 @@ fn positive_cases_reproduce_python_bytes_exactly() {
         let mut fields = unwrap_special_floats(case.get("fields").unwrap());
         if let Value::Object(entries) = &mut fields {
             entries.push(("id".into(), Value::String(string(case, "cid"))));
-            entries.push((
-                "signature".into(),
-                Value::String(string(case, "signature_hex")),
-            ));
+            entries.push(("signature".into(), Value::String(string(case, "signature_hex"))));
         }
-        let record =
-            ExperimentRecord::from_value(&fields).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let record = ExperimentRecord::from_value(&fields).unwrap_or_else(|e| panic!("{name}: {e}"));
         let canonical = record.canonical_bytes();
-        assert_eq!(
-            String::from_utf8_lossy(&canonical),
-            string(case, "canonical_utf8"),
-            "{name}: canonical bytes"
-        );
-        assert_eq!(
-            hex::encode(&canonical),
-            string(case, "canonical_hex"),
-            "{name}: canonical hex"
-        );
+        assert_eq!(String::from_utf8_lossy(&canonical), string(case, "canonical_utf8"), "{name}: canonical bytes");
+        assert_eq!(hex::encode(&canonical), string(case, "canonical_hex"), "{name}: canonical hex");
         assert_eq!(record.compute_cid(), string(case, "cid"), "{name}: CID");
         let identity = Identity::from_seed_hex(&string(case, "seed_hex")).unwrap();
-        assert_eq!(
-            identity.node_id().to_lowercase(),
-            string(case, "public_key_hex").to_lowercase(),
-            "{name}: key"
-        );
-        assert_eq!(
-            identity.sign_hex(&canonical),
-            string(case, "signature_hex"),
-            "{name}: signature"
-        );
-        assert_eq!(
-            record.to_json_pretty(),
-            string(case, "to_json"),
-            "{name}: to_json"
-        );
+        assert_eq!(identity.node_id().to_lowercase(), string(case, "public_key_hex").to_lowercase(), "{name}: key");
+        assert_eq!(identity.sign_hex(&canonical), string(case, "signature_hex"), "{name}: signature");
+        assert_eq!(record.to_json_pretty(), string(case, "to_json"), "{name}: to_json");
 
         let message = Message::Experiment(Box::new(record.clone()));
         let body = message.encode_body();
-        assert_eq!(
-            String::from_utf8_lossy(&body),
-            string(case, "wire_body_utf8"),
-            "{name}: wire body"
-        );
+        assert_eq!(String::from_utf8_lossy(&body), string(case, "wire_body_utf8"), "{name}: wire body");
         if let Some(Value::String(frame_hex)) = case.get("wire_frame_hex") {
-            assert_eq!(
-                hex::encode(message.encode_frame()),
-                *frame_hex,
-                "{name}: frame"
-            );
+            assert_eq!(hex::encode(message.encode_frame()), *frame_hex, "{name}: frame");
         }
         let decoded = Message::decode(string(case, "wire_body_utf8").as_bytes()).unwrap();
-        let Message::Experiment(decoded) = decoded else {
-            panic!("{name}: not an experiment")
-        };
-        assert_eq!(
-            decoded.canonical_bytes(),
-            canonical,
-            "{name}: decode then encode"
-        );
+        let Message::Experiment(decoded) = decoded else { panic!("{name}: not an experiment") };
+        assert_eq!(decoded.canonical_bytes(), canonical, "{name}: decode then encode");
 
         let expect = case.get("expect").unwrap();
         assert_eq!(
@@ -145,18 +104,10 @@ fn positive_cases_reproduce_python_bytes_exactly() {
             "{name}: cid verdict"
         );
         let sig_ok = check_signature(&record.node_id, &record.signature, &canonical).is_ok();
-        assert_eq!(
-            sig_ok,
-            boolean(expect, "verify_signature").unwrap(),
-            "{name}: signature verdict"
-        );
+        assert_eq!(sig_ok, boolean(expect, "verify_signature").unwrap(), "{name}: signature verdict");
         let python_accepts = boolean(expect, "gossip_accepted").unwrap();
         let deliberate = DELIBERATE_REJECTIONS.contains(&name.as_str());
-        assert_eq!(
-            accepted(&record),
-            python_accepts && !deliberate,
-            "{name}: acceptance"
-        );
+        assert_eq!(accepted(&record), python_accepts && !deliberate, "{name}: acceptance");
         checked += 1;
     }
     assert!(checked >= 30, "only {checked} positive cases found");
@@ -171,43 +122,22 @@ fn negative_and_quirk_cases_get_pythons_verdict() {
         let body = string(case, "wire_body_utf8");
         let decoded = Message::decode(body.as_bytes());
         if boolean(expect, "from_json_raises") == Some(true) {
-            assert!(
-                decoded.is_err(),
-                "{name}: Python's from_json raises, we must refuse"
-            );
+            assert!(decoded.is_err(), "{name}: Python's from_json raises, we must refuse");
             checked += 1;
             continue;
         }
-        let Ok(Message::Experiment(record)) = decoded else {
-            panic!("{name}: {decoded:?}")
-        };
+        let Ok(Message::Experiment(record)) = decoded else { panic!("{name}: {decoded:?}") };
         let canonical = record.canonical_bytes();
-        assert_eq!(
-            String::from_utf8_lossy(&canonical),
-            string(case, "canonical_utf8"),
-            "{name}: canonical bytes"
-        );
-        assert_eq!(
-            record.compute_cid(),
-            string(case, "recomputed_cid"),
-            "{name}: CID"
-        );
+        assert_eq!(String::from_utf8_lossy(&canonical), string(case, "canonical_utf8"), "{name}: canonical bytes");
+        assert_eq!(record.compute_cid(), string(case, "recomputed_cid"), "{name}: CID");
         assert_eq!(
             check_cid(&record, &canonical).is_ok(),
             boolean(expect, "verify_cid").unwrap(),
             "{name}: cid verdict"
         );
         let sig_ok = check_signature(&record.node_id, &record.signature, &canonical).is_ok();
-        assert_eq!(
-            sig_ok,
-            boolean(expect, "verify_signature").unwrap(),
-            "{name}: signature verdict"
-        );
-        assert_eq!(
-            accepted(&record),
-            boolean(expect, "gossip_accepted").unwrap(),
-            "{name}: acceptance"
-        );
+        assert_eq!(sig_ok, boolean(expect, "verify_signature").unwrap(), "{name}: signature verdict");
+        assert_eq!(accepted(&record), boolean(expect, "gossip_accepted").unwrap(), "{name}: acceptance");
         checked += 1;
     }
     assert!(checked >= 15, "only {checked} negative/quirk cases found");
@@ -224,9 +154,6 @@ fn message_vectors_encode_and_decode_exactly() {
         let message = Message::decode(body.as_bytes()).unwrap();
         assert_eq!(message.message_type(), string(vector, "type"));
         assert_eq!(String::from_utf8_lossy(&message.encode_body()), body);
-        assert_eq!(
-            hex::encode(message.encode_frame()),
-            string(vector, "frame_hex")
-        );
+        assert_eq!(hex::encode(message.encode_frame()), string(vector, "frame_hex"));
     }
 }

@@ -11,9 +11,7 @@ pub fn python() -> PathBuf {
     if let Some(path) = std::env::var_os("SPORE_PYREF_PYTHON") {
         return PathBuf::from(path);
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
     home.join(".cache/spore/pyref/bin/python")
 }
 
@@ -30,9 +28,7 @@ pub fn require_python() -> PathBuf {
 
 /// Absolute path of one of our Python scripts under `tests/python/`.
 pub fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("python")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python").join(name)
 }
 
 /// Runs `reference_records.py generate COUNT SEED` and returns its JSON lines.
@@ -42,16 +38,8 @@ pub fn generate_reference_records(count: usize, seed: u64) -> Vec<String> {
         .args(["generate", &count.to_string(), &seed.to_string()])
         .output()
         .expect("run the Python reference generator");
-    assert!(
-        output.status.success(),
-        "generator failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .expect("generator output is UTF-8")
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    assert!(output.status.success(), "generator failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("generator output is UTF-8").lines().map(str::to_owned).collect()
 }
 
 /// Feeds wire payloads (one JSON object per line) to `reference_records.py verify` and returns
@@ -69,14 +57,7 @@ pub fn python_verdicts(payload_lines: &[String]) -> Vec<String> {
     let input = payload_lines.join("\n");
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let output = child.wait_with_output().expect("verifier output");
-    writer
-        .join()
-        .expect("writer thread")
-        .expect("write to verifier");
+    writer.join().expect("writer thread").expect("write to verifier");
     assert!(output.status.success(), "verifier failed");
-    String::from_utf8(output.stdout)
-        .expect("UTF-8")
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8(output.stdout).expect("UTF-8").lines().map(str::to_owned).collect()
 }

@@ -27,10 +27,7 @@ fn flag(value: &Value, key: &str) -> bool {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 #[test]
@@ -41,29 +38,19 @@ fn python_made_records_get_the_same_bytes_and_verdicts() {
     for (i, line) in lines.iter().enumerate() {
         let case = json::parse(line).unwrap();
         let body = text(&case, "wire_body");
-        let Message::Experiment(record) =
-            Message::decode(body.as_bytes()).unwrap_or_else(|e| panic!("#{i}: {e}"))
+        let Message::Experiment(record) = Message::decode(body.as_bytes()).unwrap_or_else(|e| panic!("#{i}: {e}"))
         else {
             panic!("#{i}: not an experiment")
         };
         let canonical = record.canonical_bytes();
-        assert_eq!(
-            String::from_utf8_lossy(&canonical),
-            text(&case, "canonical"),
-            "#{i}: canonical bytes"
-        );
+        assert_eq!(String::from_utf8_lossy(&canonical), text(&case, "canonical"), "#{i}: canonical bytes");
         assert_eq!(record.compute_cid(), text(&case, "cid"), "#{i}: CID");
         let cid_ok = check_cid(&record, &canonical).is_ok();
         let sig_ok = check_signature(&record.node_id, &record.signature, &canonical).is_ok();
         assert_eq!(cid_ok, flag(&case, "verify_cid"), "#{i}: CID verdict");
-        assert_eq!(
-            sig_ok,
-            flag(&case, "verify_signature"),
-            "#{i}: signature verdict"
-        );
+        assert_eq!(sig_ok, flag(&case, "verify_signature"), "#{i}: signature verdict");
         let python_accepts = cid_ok && sig_ok;
-        let we_accept =
-            python_accepts && validate(&record, &ValidationPolicy::default(), now()).is_ok();
+        let we_accept = python_accepts && validate(&record, &ValidationPolicy::default(), now()).is_ok();
         assert_eq!(we_accept, python_accepts, "#{i}: acceptance");
         if !matches!(field(&case, "tamper_mode"), Value::Null) {
             tampered += 1;
@@ -73,17 +60,10 @@ fn python_made_records_get_the_same_bytes_and_verdicts() {
         }
         // What we relay is byte for byte what Python relays (it re-serialises the parsed record).
         let relayed = Message::Experiment(record).encode_body();
-        assert_eq!(
-            String::from_utf8_lossy(&relayed),
-            text(&case, "relay_body"),
-            "#{i}: relayed body"
-        );
+        assert_eq!(String::from_utf8_lossy(&relayed), text(&case, "relay_body"), "#{i}: relayed body");
     }
     assert!(tampered >= RECORDS / 4, "only {tampered} tampered records");
-    assert!(
-        rejected >= RECORDS / 5,
-        "only {rejected} rejected records: tampering is not reaching the verdicts"
-    );
+    assert!(rejected >= RECORDS / 5, "only {rejected} rejected records: tampering is not reaching the verdicts");
 }
 
 #[test]
@@ -94,9 +74,7 @@ fn records_signed_by_us_verify_in_python() {
     let mut payloads = Vec::with_capacity(lines.len());
     for line in &lines {
         let case = json::parse(line).unwrap();
-        let Ok(Message::Experiment(mut record)) =
-            Message::decode(text(&case, "wire_body").as_bytes())
-        else {
+        let Ok(Message::Experiment(mut record)) = Message::decode(text(&case, "wire_body").as_bytes()) else {
             panic!("not an experiment")
         };
         identity.sign_record(&mut record);
@@ -115,10 +93,7 @@ fn records_signed_by_us_verify_in_python() {
             "#{i}: canonical bytes"
         );
         assert_eq!(text(&verdict, "cid"), record.id, "#{i}: CID");
-        assert!(
-            flag(&verdict, "verify_cid") && flag(&verdict, "verify_signature"),
-            "#{i}: Python rejects our record"
-        );
+        assert!(flag(&verdict, "verify_cid") && flag(&verdict, "verify_signature"), "#{i}: Python rejects our record");
     }
 }
 
@@ -133,10 +108,7 @@ fn a_record_we_parse_round_trips_through_python_unchanged() {
     record.write_wire_payload(&mut payload);
     let verdict = python_verdicts(&[String::from_utf8(payload).unwrap()]);
     let verdict = json::parse(&verdict[0]).unwrap();
-    assert_eq!(
-        text(&verdict, "canonical").as_bytes(),
-        record.canonical_bytes()
-    );
+    assert_eq!(text(&verdict, "canonical").as_bytes(), record.canonical_bytes());
 }
 
 #[test]
@@ -152,11 +124,7 @@ fn float_text_matches_python_repr_for_random_doubles() {
     for line in text.lines() {
         let (bits, python) = line.split_once(' ').unwrap();
         let x = f64::from_bits(u64::from_str_radix(bits, 16).unwrap());
-        assert_eq!(
-            spore_spec::number::python_float_repr(x),
-            python,
-            "bits {bits}"
-        );
+        assert_eq!(spore_spec::number::python_float_repr(x), python, "bits {bits}");
         checked += 1;
     }
     assert!(checked > 190_000);

@@ -15,10 +15,7 @@ use clap::{Parser, Subcommand};
 use spore_tests::testenv::{TestEnv, TestEnvOptions};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "spore-testenv",
-    about = "Real Kubernetes and PostgreSQL for Spore's tests"
-)]
+#[command(name = "spore-testenv", about = "Real Kubernetes and PostgreSQL for Spore's tests")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,19 +63,9 @@ enum Command {
 
 fn run(cli: Cli) -> Result<(), spore_tests::testenv::TestEnvError> {
     match cli.command {
-        Command::Up {
-            dir,
-            k8s,
-            gpus,
-            postgres,
-        } => {
+        Command::Up { dir, k8s, gpus, postgres } => {
             let started = std::time::Instant::now();
-            let options = TestEnvOptions {
-                dir,
-                kubernetes: k8s,
-                gpus,
-                postgres,
-            };
+            let options = TestEnvOptions { dir, kubernetes: k8s, gpus, postgres };
             let env = TestEnv::up(&options)?;
             println!(
                 "ready in {:.1} s; source {}",
@@ -94,10 +81,7 @@ fn run(cli: Cli) -> Result<(), spore_tests::testenv::TestEnvError> {
         Command::Status { dir } => {
             for (name, running, pid) in TestEnv::load(&dir)?.status() {
                 let pid = pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-                println!(
-                    "{name:20} {:8} {pid}",
-                    if running { "running" } else { "stopped" }
-                );
+                println!("{name:20} {:8} {pid}", if running { "running" } else { "stopped" });
             }
         }
     }

@@ -43,14 +43,10 @@ pub fn bin_dir() -> Result<PathBuf, TestEnvError> {
         .output()
         .map_err(|e| TestEnvError::io(format!("run {}", script.display()), e))?;
     if !output.status.success() {
-        return Err(TestEnvError::Setup(
-            "scripts/k8s-bins.sh ensure failed".into(),
-        ));
+        return Err(TestEnvError::Setup("scripts/k8s-bins.sh ensure failed".into()));
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    Ok(PathBuf::from(
-        stdout.lines().last().unwrap_or_default().trim(),
-    ))
+    Ok(PathBuf::from(stdout.lines().last().unwrap_or_default().trim()))
 }
 
 /// Writes a kubeconfig for `user` authenticated by `cert`.
@@ -79,9 +75,8 @@ fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
+        let n =
+            (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -100,14 +95,8 @@ pub fn control_plane_services(
     pki: &Pki,
     admin_kubeconfig: &Path,
 ) -> Result<(Vec<ServiceSpec>, u16), TestEnvError> {
-    let (etcd, peer, api, kcm, scheduler, kwok) = (
-        free_port()?,
-        free_port()?,
-        free_port()?,
-        free_port()?,
-        free_port()?,
-        free_port()?,
-    );
+    let (etcd, peer, api, kcm, scheduler, kwok) =
+        (free_port()?, free_port()?, free_port()?, free_port()?, free_port()?, free_port()?);
     let b = |name: &str| bin.join(name).to_string_lossy().into_owned();
     let p = |path: &Path| path.to_string_lossy().into_owned();
     let d = |name: &str| dir.join(name).to_string_lossy().into_owned();
@@ -224,9 +213,8 @@ fn write_kwok_config(path: &Path, bin: &Path) -> Result<(), TestEnvError> {
     );
     for stage in KWOK_DEFAULT_STAGES {
         let stage_path = bin.join("kwok-stages").join(stage);
-        let yaml = std::fs::read_to_string(&stage_path).map_err(|e| {
-            TestEnvError::io(format!("read kwok stage {}", stage_path.display()), e)
-        })?;
+        let yaml = std::fs::read_to_string(&stage_path)
+            .map_err(|e| TestEnvError::io(format!("read kwok stage {}", stage_path.display()), e))?;
         text.push_str("---\n");
         text.push_str(&yaml);
     }
@@ -236,25 +224,17 @@ fn write_kwok_config(path: &Path, bin: &Path) -> Result<(), TestEnvError> {
 }
 
 /// Starts the services in order, waiting for each to listen (and the apiserver to be ready).
-pub fn start_control_plane(
-    services: &mut [Service],
-    kubectl: &Kubectl,
-) -> Result<(), TestEnvError> {
+pub fn start_control_plane(services: &mut [Service], kubectl: &Kubectl) -> Result<(), TestEnvError> {
     for service in services.iter_mut() {
         service.start()?;
         if !wait_for_port(service.spec.port, Duration::from_secs(60)) {
-            return Err(TestEnvError::Startup {
-                service: service.spec.name.clone(),
-                log: service.log_tail(20),
-            });
+            return Err(TestEnvError::Startup { service: service.spec.name.clone(), log: service.log_tail(20) });
         }
         if service.spec.name == "apiserver" {
-            kubectl
-                .wait_ready(Duration::from_secs(90))
-                .map_err(|e| TestEnvError::Startup {
-                    service: "apiserver".into(),
-                    log: format!("{e}\n{}", service.log_tail(20)),
-                })?;
+            kubectl.wait_ready(Duration::from_secs(90)).map_err(|e| TestEnvError::Startup {
+                service: "apiserver".into(),
+                log: format!("{e}\n{}", service.log_tail(20)),
+            })?;
         }
     }
     Ok(())
@@ -311,12 +291,9 @@ impl Kubectl {
             .spawn()
             .map_err(|e| TestEnvError::io("run kubectl", e))?;
         if let (Some(mut pipe), Some(input)) = (child.stdin.take(), stdin) {
-            pipe.write_all(input.as_bytes())
-                .map_err(|e| TestEnvError::io("write to kubectl", e))?;
+            pipe.write_all(input.as_bytes()).map_err(|e| TestEnvError::io("write to kubectl", e))?;
         }
-        let output = child
-            .wait_with_output()
-            .map_err(|e| TestEnvError::io("wait for kubectl", e))?;
+        let output = child.wait_with_output().map_err(|e| TestEnvError::io("wait for kubectl", e))?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
@@ -329,9 +306,7 @@ impl Kubectl {
 
     /// Waits for the apiserver's `/readyz`.
     pub fn wait_ready(&self, timeout: Duration) -> Result<(), TestEnvError> {
-        self.poll(timeout, "apiserver /readyz", || {
-            Ok(self.run(&["get", "--raw=/readyz"], None)?.trim() == "ok")
-        })
+        self.poll(timeout, "apiserver /readyz", || Ok(self.run(&["get", "--raw=/readyz"], None)?.trim() == "ok"))
     }
 
     /// Polls `check` every 200 ms until it is true.
@@ -351,10 +326,7 @@ impl Kubectl {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        Err(TestEnvError::Timeout {
-            what: what.into(),
-            last,
-        })
+        Err(TestEnvError::Timeout { what: what.into(), last })
     }
 }
 
@@ -365,7 +337,12 @@ pub fn create_nodes(kubectl: &Kubectl, gpus: u32) -> Result<(), TestEnvError> {
     let expected = gpus.div_ceil(GPUS_PER_NODE) as usize + 1;
     kubectl.poll(Duration::from_secs(90), "fake nodes Ready and untainted", || {
         let ready = kubectl.run(
-            &["get", "nodes", "-o", r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{" "}{end}"#],
+            &[
+                "get",
+                "nodes",
+                "-o",
+                r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{" "}{end}"#,
+            ],
             None,
         )?;
         let taints = kubectl.run(&["get", "nodes", "-o", "jsonpath={.items[*].spec.taints[*].key}"], None)?;

@@ -25,10 +25,7 @@ use self::process::{Service, wait_for_port};
 #[derive(Debug, thiserror::Error)]
 pub enum TestEnvError {
     #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
     #[error("{0}")]
     Setup(String),
     #[error("{service} did not start; its log ends with:\n{log}")]
@@ -45,10 +42,7 @@ pub enum TestEnvError {
 
 impl TestEnvError {
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        TestEnvError::Io {
-            what: what.into(),
-            source,
-        }
+        TestEnvError::Io { what: what.into(), source }
     }
 }
 
@@ -65,12 +59,7 @@ pub struct TestEnvOptions {
 impl TestEnvOptions {
     /// Default: 16 GPUs as 4 nodes × 4 (plus one CPU-only node).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        TestEnvOptions {
-            dir: dir.into(),
-            kubernetes: false,
-            gpus: 16,
-            postgres: false,
-        }
+        TestEnvOptions { dir: dir.into(), kubernetes: false, gpus: 16, postgres: false }
     }
 }
 
@@ -99,11 +88,8 @@ impl TestEnv {
     /// Starts what `options` asks for; on any failure stops what already started.
     pub fn up(options: &TestEnvOptions) -> Result<TestEnv, TestEnvError> {
         let dir = options.dir.clone();
-        std::fs::create_dir_all(dir.join("logs"))
-            .map_err(|e| TestEnvError::io("create env dir", e))?;
-        let dir = dir
-            .canonicalize()
-            .map_err(|e| TestEnvError::io("resolve env dir", e))?;
+        std::fs::create_dir_all(dir.join("logs")).map_err(|e| TestEnvError::io("create env dir", e))?;
+        let dir = dir.canonicalize().map_err(|e| TestEnvError::io("resolve env dir", e))?;
         let mut env = TestEnv {
             dir: dir.clone(),
             state: EnvState {
@@ -129,8 +115,7 @@ impl TestEnv {
     fn start_kubernetes(&mut self, gpus: u32) -> Result<(), TestEnvError> {
         let bin = kubernetes::bin_dir()?;
         let pki = pki::Pki::create(&self.dir.join("pki"))?;
-        let ca_pem =
-            std::fs::read_to_string(&pki.ca_cert).map_err(|e| TestEnvError::io("read CA", e))?;
+        let ca_pem = std::fs::read_to_string(&pki.ca_cert).map_err(|e| TestEnvError::io("read CA", e))?;
         let admin = self.dir.join("admin.kubeconfig");
         let restricted = self.dir.join("restricted.kubeconfig");
         let (specs, api_port) = kubernetes::control_plane_services(&self.dir, &bin, &pki, &admin)?;
@@ -152,9 +137,7 @@ impl TestEnv {
         self.state.kubeconfig = Some(admin.clone());
         self.state.restricted_kubeconfig = Some(restricted);
         let first = self.state.services.len();
-        self.state
-            .services
-            .extend(specs.into_iter().map(Service::new));
+        self.state.services.extend(specs.into_iter().map(Service::new));
         let kubectl = self.kubectl()?;
         self.save()?;
         kubernetes::start_control_plane(&mut self.state.services[first..], &kubectl)?;
@@ -172,10 +155,7 @@ impl TestEnv {
         self.state.services.push(service);
         self.save()?;
         if !started {
-            return Err(TestEnvError::Startup {
-                service: "postgres".into(),
-                log,
-            });
+            return Err(TestEnvError::Startup { service: "postgres".into(), log });
         }
         self.state.database_url = Some(postgres::create_database(port)?);
         Ok(())
@@ -183,29 +163,22 @@ impl TestEnv {
 
     /// Attaches to an environment another process started (for `down`, `stop`, `start`).
     pub fn load(dir: &Path) -> Result<TestEnv, TestEnvError> {
-        let text = std::fs::read_to_string(dir.join("state.json"))
-            .map_err(|_| TestEnvError::NotAnEnv(dir.to_path_buf()))?;
-        let state: EnvState = serde_json::from_str(&text)
-            .map_err(|e| TestEnvError::Setup(format!("bad state.json: {e}")))?;
-        Ok(TestEnv {
-            dir: dir.to_path_buf(),
-            state,
-            owned: false,
-        })
+        let text =
+            std::fs::read_to_string(dir.join("state.json")).map_err(|_| TestEnvError::NotAnEnv(dir.to_path_buf()))?;
+        let state: EnvState =
+            serde_json::from_str(&text).map_err(|e| TestEnvError::Setup(format!("bad state.json: {e}")))?;
+        Ok(TestEnv { dir: dir.to_path_buf(), state, owned: false })
     }
 
     fn save(&self) -> Result<(), TestEnvError> {
-        let text = serde_json::to_string_pretty(&self.state)
-            .map_err(|e| TestEnvError::Setup(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&self.state).map_err(|e| TestEnvError::Setup(e.to_string()))?;
         let tmp = self.dir.join("state.json.tmp");
         std::fs::write(&tmp, text).map_err(|e| TestEnvError::io("write state", e))?;
-        std::fs::rename(&tmp, self.dir.join("state.json"))
-            .map_err(|e| TestEnvError::io("write state", e))
+        std::fs::rename(&tmp, self.dir.join("state.json")).map_err(|e| TestEnvError::io("write state", e))
     }
 
     fn write_env_sh(&self) -> Result<(), TestEnvError> {
-        let mut text =
-            String::from("# Generated by spore-testenv: source it to use this environment.\n");
+        let mut text = String::from("# Generated by spore-testenv: source it to use this environment.\n");
         if let Some(kubeconfig) = &self.state.kubeconfig {
             text.push_str(&format!("export KUBECONFIG='{}'\n", kubeconfig.display()));
         }
@@ -219,14 +192,10 @@ impl TestEnv {
                 ("HELM_CONFIG_HOME", "helm/config"),
                 ("HELM_DATA_HOME", "helm/data"),
             ] {
-                text.push_str(&format!(
-                    "export {var}='{}'\n",
-                    self.dir.join(sub).display()
-                ));
+                text.push_str(&format!("export {var}='{}'\n", self.dir.join(sub).display()));
             }
         }
-        std::fs::write(self.dir.join("env.sh"), text)
-            .map_err(|e| TestEnvError::io("write env.sh", e))
+        std::fs::write(self.dir.join("env.sh"), text).map_err(|e| TestEnvError::io("write env.sh", e))
     }
 
     /// Stops every service, in reverse start order.
@@ -258,10 +227,7 @@ impl TestEnv {
         let port = service.spec.port;
         if !wait_for_port(port, Duration::from_secs(60)) {
             let log = service.log_tail(20);
-            return Err(TestEnvError::Startup {
-                service: name.into(),
-                log,
-            });
+            return Err(TestEnvError::Startup { service: name.into(), log });
         }
         self.save()?;
         if name == "apiserver" {
@@ -272,11 +238,7 @@ impl TestEnv {
 
     /// Names of the services and whether each runs.
     pub fn status(&mut self) -> Vec<(String, bool, Option<i32>)> {
-        self.state
-            .services
-            .iter_mut()
-            .map(|s| (s.spec.name.clone(), s.is_running(), s.pid))
-            .collect()
+        self.state.services.iter_mut().map(|s| (s.spec.name.clone(), s.is_running(), s.pid)).collect()
     }
 
     pub fn dir(&self) -> &Path {
@@ -305,13 +267,8 @@ impl TestEnv {
     /// kubectl as the admin.
     pub fn kubectl(&self) -> Result<Kubectl, TestEnvError> {
         match (self.bin("kubectl"), self.kubeconfig()) {
-            (Some(binary), Some(kubeconfig)) => Ok(Kubectl {
-                binary,
-                kubeconfig: kubeconfig.to_path_buf(),
-            }),
-            _ => Err(TestEnvError::Setup(
-                "this environment has no Kubernetes".into(),
-            )),
+            (Some(binary), Some(kubeconfig)) => Ok(Kubectl { binary, kubeconfig: kubeconfig.to_path_buf() }),
+            _ => Err(TestEnvError::Setup("this environment has no Kubernetes".into())),
         }
     }
 }

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 
 use super::TestEnvError;
@@ -23,9 +23,7 @@ pub struct Pki {
 
 impl std::fmt::Debug for Pki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pki")
-            .field("ca_cert", &self.ca_cert)
-            .finish_non_exhaustive()
+        f.debug_struct("Pki").field("ca_cert", &self.ca_cert).finish_non_exhaustive()
     }
 }
 
@@ -58,14 +56,11 @@ impl Pki {
     pub fn create(dir: &Path) -> Result<Pki, TestEnvError> {
         std::fs::create_dir_all(dir).map_err(|e| TestEnvError::io("create pki dir", e))?;
         let ca_key = KeyPair::generate().map_err(|e| pki_err("CA key", e))?;
-        let mut ca_params =
-            CertificateParams::new(Vec::<String>::new()).map_err(|e| pki_err("CA params", e))?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| pki_err("CA params", e))?;
         ca_params.distinguished_name = name("spore-test-ca", None);
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca_params
-            .self_signed(&ca_key)
-            .map_err(|e| pki_err("CA cert", e))?;
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(|e| pki_err("CA cert", e))?;
 
         write(&dir.join("ca.crt"), &ca_cert.pem())?;
         write(&dir.join("ca.key"), &ca_key.serialize_pem())?;
@@ -89,16 +84,13 @@ impl Pki {
         ])
         .map_err(|e| pki_err("serving params", e))?;
         for ip in ["127.0.0.1", "10.0.0.1"] {
-            serving.subject_alt_names.push(SanType::IpAddress(
-                ip.parse()
-                    .map_err(|_| TestEnvError::Setup(format!("bad IP {ip}")))?,
-            ));
+            serving
+                .subject_alt_names
+                .push(SanType::IpAddress(ip.parse().map_err(|_| TestEnvError::Setup(format!("bad IP {ip}")))?));
         }
         serving.distinguished_name = name("kube-apiserver", None);
         serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let serving_cert = serving
-            .signed_by(&serving_key, &pki.issuer)
-            .map_err(|e| pki_err("serving cert", e))?;
+        let serving_cert = serving.signed_by(&serving_key, &pki.issuer).map_err(|e| pki_err("serving cert", e))?;
         write(&pki.serving_cert, &serving_cert.pem())?;
         write(&pki.serving_key, &serving_key.serialize_pem())?;
 
@@ -111,16 +103,10 @@ impl Pki {
     /// A client certificate for `user`, in `group` if given (the certificate's O).
     pub fn client_cert(&self, user: &str, group: Option<&str>) -> Result<ClientCert, TestEnvError> {
         let key = KeyPair::generate().map_err(|e| pki_err("client key", e))?;
-        let mut params = CertificateParams::new(Vec::<String>::new())
-            .map_err(|e| pki_err("client params", e))?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| pki_err("client params", e))?;
         params.distinguished_name = name(user, group);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .map_err(|e| pki_err("client cert", e))?;
-        Ok(ClientCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        let cert = params.signed_by(&key, &self.issuer).map_err(|e| pki_err("client cert", e))?;
+        Ok(ClientCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 }

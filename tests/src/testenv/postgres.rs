@@ -14,9 +14,7 @@ const SERVER_USER: &str = "postgres";
 /// The newest `/usr/lib/postgresql/<version>/bin`.
 pub fn bin_dir() -> Result<PathBuf, TestEnvError> {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .map_err(|_| {
-            TestEnvError::Setup("PostgreSQL is not installed: apt-get install postgresql".into())
-        })?
+        .map_err(|_| TestEnvError::Setup("PostgreSQL is not installed: apt-get install postgresql".into()))?
         .filter_map(|entry| {
             let entry = entry.ok()?;
             let version: u32 = entry.file_name().to_str()?.parse().ok()?;
@@ -25,21 +23,16 @@ pub fn bin_dir() -> Result<PathBuf, TestEnvError> {
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin).ok_or_else(|| {
-        TestEnvError::Setup(
-            "no /usr/lib/postgresql/*/bin/postgres: apt-get install postgresql".into(),
-        )
-    })
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| TestEnvError::Setup("no /usr/lib/postgresql/*/bin/postgres: apt-get install postgresql".into()))
 }
 
 fn as_server_user(program: &Path) -> Command {
     if nix::unistd::geteuid().is_root() {
         let mut c = Command::new("setpriv");
-        c.args([
-            format!("--reuid={SERVER_USER}"),
-            format!("--regid={SERVER_USER}"),
-            "--init-groups".into(),
-        ]);
+        c.args([format!("--reuid={SERVER_USER}"), format!("--regid={SERVER_USER}"), "--init-groups".into()]);
         c.arg(program);
         c
     } else {
@@ -48,16 +41,11 @@ fn as_server_user(program: &Path) -> Command {
 }
 
 fn run(mut command: Command, what: &str) -> Result<(), TestEnvError> {
-    let output = command
-        .output()
-        .map_err(|e| TestEnvError::io(what.to_string(), e))?;
+    let output = command.output().map_err(|e| TestEnvError::io(what.to_string(), e))?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(TestEnvError::Setup(format!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )))
+        Err(TestEnvError::Setup(format!("{what} failed: {}", String::from_utf8_lossy(&output.stderr).trim())))
     }
 }
 
@@ -72,11 +60,7 @@ pub fn init_cluster(dir: &Path) -> Result<ServiceSpec, TestEnvError> {
         let user = nix::unistd::User::from_name(SERVER_USER)
             .ok()
             .flatten()
-            .ok_or_else(|| {
-                TestEnvError::Setup(format!(
-                    "no `{SERVER_USER}` user: apt-get install postgresql"
-                ))
-            })?;
+            .ok_or_else(|| TestEnvError::Setup(format!("no `{SERVER_USER}` user: apt-get install postgresql")))?;
         use std::os::unix::fs::PermissionsExt;
         // The server user must reach its directory inside ours.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
@@ -87,14 +71,7 @@ pub fn init_cluster(dir: &Path) -> Result<ServiceSpec, TestEnvError> {
         }
     }
     let mut initdb = as_server_user(&bin.join("initdb"));
-    initdb.args(["-D"]).arg(&data).args([
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "-E",
-        "UTF8",
-        "--no-sync",
-    ]);
+    initdb.args(["-D"]).arg(&data).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
     run(initdb, "initdb")?;
     let port = free_port()?;
     Ok(ServiceSpec {
@@ -128,15 +105,7 @@ pub fn init_cluster(dir: &Path) -> Result<ServiceSpec, TestEnvError> {
 pub fn create_database(port: u16) -> Result<String, TestEnvError> {
     let bin = bin_dir()?;
     let mut createdb = Command::new(bin.join("createdb"));
-    createdb.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-U",
-        "postgres",
-        "spore",
-    ]);
+    createdb.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "spore"]);
     run(createdb, "createdb spore")?;
     Ok(format!("postgres://postgres@127.0.0.1:{port}/spore"))
 }

@@ -43,12 +43,8 @@ pub struct Service {
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one machine).
 pub fn free_port() -> Result<u16, TestEnvError> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| TestEnvError::io("bind a free port", e))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| TestEnvError::io("read a free port", e))?
-        .port();
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| TestEnvError::io("bind a free port", e))?;
+    let port = listener.local_addr().map_err(|e| TestEnvError::io("read a free port", e))?.port();
     Ok(port)
 }
 
@@ -66,11 +62,7 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
 
 impl Service {
     pub fn new(spec: ServiceSpec) -> Self {
-        Service {
-            spec,
-            pid: None,
-            child: None,
-        }
+        Service { spec, pid: None, child: None }
     }
 
     /// Starts the service in its own process group, output appended to its log.
@@ -83,17 +75,11 @@ impl Service {
             .append(true)
             .open(&self.spec.log)
             .map_err(|e| TestEnvError::io(format!("open {}", self.spec.log.display()), e))?;
-        let err_log = log
-            .try_clone()
-            .map_err(|e| TestEnvError::io("clone log handle", e))?;
+        let err_log = log.try_clone().map_err(|e| TestEnvError::io("clone log handle", e))?;
         let mut command = match (&self.spec.run_as, nix::unistd::geteuid().is_root()) {
             (Some(user), true) => {
                 let mut c = Command::new("setpriv");
-                c.args([
-                    format!("--reuid={user}"),
-                    format!("--regid={user}"),
-                    "--init-groups".into(),
-                ]);
+                c.args([format!("--reuid={user}"), format!("--regid={user}"), "--init-groups".into()]);
                 c.args(&self.spec.argv);
                 c
             }
@@ -103,15 +89,9 @@ impl Service {
                 c
             }
         };
-        command
-            .envs(self.spec.env.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err_log);
+        command.envs(self.spec.env.iter().cloned()).stdin(Stdio::null()).stdout(log).stderr(err_log);
         command.process_group(0);
-        let child = command
-            .spawn()
-            .map_err(|e| TestEnvError::io(format!("start {}", self.spec.name), e))?;
+        let child = command.spawn().map_err(|e| TestEnvError::io(format!("start {}", self.spec.name), e))?;
         self.pid = Some(child.id() as i32);
         self.child = Some(child);
         Ok(())
@@ -128,9 +108,7 @@ impl Service {
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
             return false;
         };
-        let program = Path::new(&self.spec.argv[0])
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
+        let program = Path::new(&self.spec.argv[0]).file_name().map(|n| n.to_string_lossy().into_owned());
         let ours = program.is_some_and(|p| String::from_utf8_lossy(&cmdline).contains(&p));
         // A zombie's cmdline is empty: it has exited.
         ours && !cmdline.is_empty()

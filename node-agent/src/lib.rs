@@ -7,3 +7,4 @@
 
 pub mod identity_file;
 pub mod record_tools;
+pub mod store;

@@ -1,0 +1,296 @@
+//! The DAG store: every record as the exact signed JSON it arrived as, plus indexed columns.
+//!
+//! SQLite (WAL) under `<data-dir>/db/dag.sqlite`. Columns exist only to find records; what is
+//! sent to peers and exported is always the stored JSON text, never a re-serialisation of the
+//! columns (that is how the Python peer loses CIDs to SQLite's type affinity). The frontier is
+//! maintained on insert (a flag plus a partial index), so reading it costs the same at a million
+//! records as at ten.
+//!
+//! Frontier, as Python defines it: a `keep` record with no direct `keep` child whose `val_bpb` is
+//! strictly lower; per GPU class the filter applies to the record only. Ours also leaves out
+//! records that failed a check (validation flags, depth that disagrees with the parent's).
+
+mod schema;
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use spore_spec::{ExperimentRecord, Flag, Status};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("store query failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// A record ready to store: parsed, verified and validated.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    pub record: ExperimentRecord,
+    /// The payload exactly as the sender wrote it (or as we signed it).
+    pub payload: String,
+    pub flags: Vec<Flag>,
+    /// Unix seconds when this node received it.
+    pub received_at: i64,
+}
+
+/// What happened to one record of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Stored under this local sequence number; `orphan` when its parent is not (yet) here.
+    Inserted { seq: i64, orphan: bool },
+    Duplicate,
+}
+
+/// A record on the frontier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrontierEntry {
+    pub id: String,
+    pub val_bpb: f64,
+    pub gpu_model: String,
+    pub payload: String,
+}
+
+/// Position in the sync order (parents before children: depth, then timestamp, then arrival).
+pub type SyncCursor = (i64, i64, i64);
+
+/// Counts by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordCounts {
+    pub total: u64,
+    pub keep: u64,
+    pub discard: u64,
+    pub crash: u64,
+}
+
+/// The SQLite DAG store. One writer (the node's core task); readers may open the same file.
+#[derive(Debug)]
+pub struct DagStore {
+    conn: Connection,
+}
+
+impl DagStore {
+    /// Opens (creating if needed) the store file.
+    pub fn open(path: &Path) -> Result<DagStore, StoreError> {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path)
+            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory store (tests, simulations).
+    pub fn open_in_memory() -> Result<DagStore, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<DagStore, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(schema::PRAGMAS)?;
+        conn.execute_batch(schema::SCHEMA)?;
+        Ok(DagStore { conn })
+    }
+
+    /// True if a record with this CID is stored.
+    pub fn contains(&self, id: &str) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM record WHERE id = ?1")?;
+        Ok(stmt.exists([id])?)
+    }
+
+    /// The stored payload of a record.
+    pub fn payload(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT payload FROM record WHERE id = ?1")?;
+        Ok(stmt.query_row([id], |row| row.get(0)).optional()?)
+    }
+
+    /// Stores a batch in one transaction; duplicates are skipped, the rest is all-or-nothing.
+    pub fn insert_batch(&mut self, items: &[StoredRecord]) -> Result<Vec<InsertOutcome>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            outcomes.push(insert_one(&tx, item)?);
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+
+    /// Records in the store, by status.
+    pub fn counts(&self) -> Result<RecordCounts, StoreError> {
+        let mut counts = RecordCounts::default();
+        let mut stmt = self.conn.prepare_cached("SELECT status, COUNT(*) FROM record GROUP BY status")?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (status, n) = row?;
+            let n = n as u64;
+            counts.total += n;
+            match status.as_str() {
+                "keep" => counts.keep += n,
+                "discard" => counts.discard += n,
+                _ => counts.crash += n,
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The frontier, best first, optionally for one GPU model.
+    pub fn frontier(&self, gpu_model: Option<&str>, limit: usize) -> Result<Vec<FrontierEntry>, StoreError> {
+        let sql = match gpu_model {
+            Some(_) => {
+                "SELECT id, val_bpb, gpu_model, payload FROM record WHERE on_frontier = 1 AND gpu_model = ?1 \
+                 ORDER BY val_bpb, seq LIMIT ?2"
+            }
+            None => {
+                "SELECT id, val_bpb, gpu_model, payload FROM record WHERE on_frontier = 1 AND ?1 IS NULL \
+                 ORDER BY val_bpb, seq LIMIT ?2"
+            }
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params![gpu_model, limit as i64], |row| {
+            Ok(FrontierEntry { id: row.get(0)?, val_bpb: row.get(1)?, gpu_model: row.get(2)?, payload: row.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `limit` payloads with `timestamp >= since` after `cursor`, parents first.
+    pub fn sync_page(
+        &self,
+        since: i64,
+        cursor: Option<SyncCursor>,
+        limit: usize,
+    ) -> Result<Vec<(SyncCursor, String)>, StoreError> {
+        let (d, t, s) = cursor.unwrap_or((i64::MIN, i64::MIN, i64::MIN));
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT depth_key, ts_key, seq, payload FROM record \
+             WHERE ts_key >= ?1 AND (depth_key, ts_key, seq) > (?2, ?3, ?4) \
+             ORDER BY depth_key, ts_key, seq LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(params![since, d, t, s, limit as i64], |row| {
+            Ok(((row.get(0)?, row.get(1)?, row.get(2)?), row.get(3)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `limit` payloads stored after local sequence number `after_seq`, in arrival order.
+    pub fn page_after_seq(&self, after_seq: i64, limit: usize) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT seq, payload FROM record WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(params![after_seq, limit as i64], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The highest local sequence number (0 when empty).
+    pub fn last_seq(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM record", [], |row| row.get(0))?)
+    }
+
+    /// Parents that records point to but that are not stored (orphans' parents).
+    pub fn missing_parents(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT r.parent FROM record r WHERE r.parent IS NOT NULL AND r.parent != '' \
+             AND NOT EXISTS (SELECT 1 FROM record p WHERE p.id = r.parent) LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Calls `each` with every stored payload in arrival order.
+    pub fn for_each_payload(&self, mut each: impl FnMut(&str)) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare("SELECT payload FROM record ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            each(row.get_ref(0)?.as_str().unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    /// The last sequence number we received from a peer's store (by its node id).
+    pub fn sync_cursor(&self, peer_node_id: &str) -> Result<Option<i64>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT last_seq FROM sync_cursor WHERE peer_node_id = ?1")?;
+        Ok(stmt.query_row([peer_node_id], |row| row.get(0)).optional()?)
+    }
+
+    pub fn set_sync_cursor(&self, peer_node_id: &str, last_seq: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO sync_cursor (peer_node_id, last_seq) VALUES (?1, ?2) \
+             ON CONFLICT(peer_node_id) DO UPDATE SET last_seq = excluded.last_seq",
+            params![peer_node_id, last_seq],
+        )?;
+        Ok(())
+    }
+}
+
+fn status_text(status: Status) -> &'static str {
+    status.as_str()
+}
+
+fn insert_one(tx: &rusqlite::Transaction<'_>, item: &StoredRecord) -> Result<InsertOutcome, StoreError> {
+    let r = &item.record;
+    if tx.prepare_cached("SELECT 1 FROM record WHERE id = ?1")?.exists([&r.id])? {
+        return Ok(InsertOutcome::Duplicate);
+    }
+    let val_bpb = r.val_bpb.as_f64();
+    let depth = r.depth.as_i64();
+    let parent = r.parent.as_deref().filter(|p| !p.is_empty());
+    let parent_row: Option<(Option<i64>, i64)> = match parent {
+        Some(p) => tx
+            .prepare_cached("SELECT depth, trusted FROM record WHERE id = ?1")?
+            .query_row([p], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?,
+        None => None,
+    };
+    let depth_ok = match (parent_row, depth) {
+        (Some((Some(parent_depth), _)), Some(d)) => parent_depth.checked_add(1) == Some(d),
+        _ => true,
+    };
+    // Children that arrived first and claim a depth this record contradicts lose their trust.
+    if let Some(child_depth) = depth.and_then(|d| d.checked_add(1)) {
+        tx.prepare_cached(
+            "UPDATE record SET trusted = 0, on_frontier = 0 WHERE parent = ?1 AND depth IS NOT NULL AND depth != ?2",
+        )?
+        .execute(params![r.id, child_depth])?;
+    }
+    let trusted = item.flags.is_empty() && depth_ok;
+    let is_keep = r.status == Status::Keep && trusted;
+    let beaten = is_keep
+        && tx
+            .prepare_cached(
+                "SELECT 1 FROM record WHERE parent = ?1 AND status = 'keep' AND trusted = 1 AND val_bpb < ?2",
+            )?
+            .exists(params![r.id, val_bpb])?;
+    tx.prepare_cached(
+        "INSERT INTO record (id, parent, node_id, status, val_bpb, gpu_model, depth, depth_key, timestamp, ts_key, \
+         trusted, on_frontier, received_at, payload) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        r.id,
+        r.parent,
+        r.node_id,
+        status_text(r.status),
+        val_bpb,
+        r.gpu_model,
+        depth,
+        depth.unwrap_or(i64::MAX),
+        r.timestamp.as_i64(),
+        r.timestamp.as_i64().unwrap_or(i64::MAX),
+        trusted,
+        is_keep && !beaten,
+        item.received_at,
+        item.payload,
+    ])?;
+    let seq = tx.last_insert_rowid();
+    if is_keep {
+        if let Some(p) = parent {
+            tx.prepare_cached("UPDATE record SET on_frontier = 0 WHERE id = ?1 AND on_frontier = 1 AND val_bpb > ?2")?
+                .execute(params![p, val_bpb])?;
+        }
+    }
+    Ok(InsertOutcome::Inserted { seq, orphan: parent.is_some() && parent_row.is_none() })
+}
+
+#[cfg(test)]
+mod tests;

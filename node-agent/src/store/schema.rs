@@ -1,0 +1,35 @@
+//! The store's schema. `CREATE ... IF NOT EXISTS` on every open, like the Python peer, so an
+//! older file is upgraded in place and a fresh one is created.
+
+/// WAL lets the CLI read while the node writes; NORMAL sync in WAL mode loses at most the last
+/// transactions on power loss, never consistency (and a crash of the process loses nothing).
+pub const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;";
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS record (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT, -- local arrival order (sync cursor)
+    id          TEXT NOT NULL UNIQUE,              -- CID
+    parent      TEXT,
+    node_id     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    val_bpb     REAL NOT NULL,
+    gpu_model   TEXT NOT NULL,
+    depth       INTEGER,                           -- NULL when not a 64-bit integer
+    depth_key   INTEGER NOT NULL,                  -- depth for ordering (huge/odd depths last)
+    timestamp   INTEGER,
+    ts_key      INTEGER NOT NULL,
+    trusted     INTEGER NOT NULL,                  -- no validation flag, depth agrees with parent
+    on_frontier INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    payload     TEXT NOT NULL                      -- the signed JSON exactly as received
+);
+CREATE INDEX IF NOT EXISTS record_parent ON record(parent);
+CREATE INDEX IF NOT EXISTS record_node ON record(node_id);
+CREATE INDEX IF NOT EXISTS record_sync ON record(depth_key, ts_key, seq);
+CREATE INDEX IF NOT EXISTS record_frontier ON record(gpu_model, val_bpb) WHERE on_frontier = 1;
+CREATE INDEX IF NOT EXISTS record_frontier_all ON record(val_bpb) WHERE on_frontier = 1;
+CREATE TABLE IF NOT EXISTS sync_cursor (
+    peer_node_id TEXT PRIMARY KEY,
+    last_seq     INTEGER NOT NULL
+);
+";

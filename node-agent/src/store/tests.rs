@@ -1,0 +1,157 @@
+//! Unit tests of the DAG store: frontier rules, orphans, depth checks, sync pages.
+
+use spore_spec::{ExperimentRecord, Flag, Identity, JsonNumber, Status};
+
+use super::{DagStore, InsertOutcome, StoredRecord};
+
+fn record(parent: Option<&ExperimentRecord>, status: Status, val_bpb: f64, gpu: &str, n: i64) -> ExperimentRecord {
+    let mut r = ExperimentRecord {
+        parent: parent.map(|p| p.id.clone()),
+        depth: JsonNumber::from(parent.map_or(0, |p| p.depth.as_i64().unwrap_or(0) + 1)),
+        code_cid: "a".repeat(64),
+        diff: String::new(),
+        dataset_cid: "d".into(),
+        prepare_cid: String::new(),
+        time_budget: JsonNumber::from(300),
+        val_bpb: JsonNumber::Float(val_bpb),
+        peak_vram_mb: JsonNumber::Float(1.0),
+        num_steps: JsonNumber::from(1),
+        num_params: JsonNumber::from(1),
+        status,
+        description: format!("r{n}"),
+        hypothesis: String::new(),
+        agent_model: String::new(),
+        gpu_model: gpu.into(),
+        cuda_version: String::new(),
+        torch_version: String::new(),
+        node_id: String::new(),
+        timestamp: JsonNumber::from(1_700_000_000 + n),
+        signature: String::new(),
+        id: String::new(),
+        version: JsonNumber::from(1),
+    };
+    Identity::from_seed([9; 32]).sign_record(&mut r);
+    r
+}
+
+fn stored(record: &ExperimentRecord) -> StoredRecord {
+    let mut payload = Vec::new();
+    record.write_wire_payload(&mut payload);
+    StoredRecord {
+        record: record.clone(),
+        payload: String::from_utf8(payload).unwrap(),
+        flags: Vec::new(),
+        received_at: 0,
+    }
+}
+
+fn insert(store: &mut DagStore, records: &[&ExperimentRecord]) -> Vec<InsertOutcome> {
+    let items: Vec<StoredRecord> = records.iter().map(|r| stored(r)).collect();
+    store.insert_batch(&items).unwrap()
+}
+
+fn frontier_ids(store: &DagStore, gpu: Option<&str>) -> Vec<String> {
+    store.frontier(gpu, 100).unwrap().into_iter().map(|e| e.id).collect()
+}
+
+#[test]
+fn a_better_keep_child_removes_its_parent_from_the_frontier() {
+    let mut store = DagStore::open_in_memory().unwrap();
+    let root = record(None, Status::Keep, 1.0, "H100", 0);
+    let better = record(Some(&root), Status::Keep, 0.9, "H100", 1);
+    let worse = record(Some(&root), Status::Keep, 1.1, "H100", 2);
+    let discard = record(Some(&better), Status::Discard, 0.5, "H100", 3);
+    insert(&mut store, &[&root, &worse, &discard]);
+    assert_eq!(frontier_ids(&store, None), vec![root.id.clone(), worse.id.clone()]);
+    insert(&mut store, &[&better]);
+    assert_eq!(frontier_ids(&store, None), vec![better.id.clone(), worse.id.clone()], "discard children never count");
+}
+
+#[test]
+fn an_orphan_that_beats_its_late_parent_keeps_the_parent_off_the_frontier() {
+    let mut store = DagStore::open_in_memory().unwrap();
+    let root = record(None, Status::Keep, 1.0, "H100", 0);
+    let child = record(Some(&root), Status::Keep, 0.8, "H100", 1);
+    let outcomes = insert(&mut store, &[&child]);
+    assert_eq!(outcomes, vec![InsertOutcome::Inserted { seq: 1, orphan: true }]);
+    assert_eq!(store.missing_parents(10).unwrap(), vec![root.id.clone()]);
+    insert(&mut store, &[&root]);
+    assert_eq!(frontier_ids(&store, None), vec![child.id.clone()]);
+    assert!(store.missing_parents(10).unwrap().is_empty());
+}
+
+#[test]
+fn the_gpu_filter_applies_to_the_record_only_as_in_python() {
+    let mut store = DagStore::open_in_memory().unwrap();
+    let root = record(None, Status::Keep, 1.0, "A100", 0);
+    let other_gpu_child = record(Some(&root), Status::Keep, 0.9, "H100", 1);
+    insert(&mut store, &[&root, &other_gpu_child]);
+    assert!(frontier_ids(&store, Some("A100")).is_empty());
+    assert_eq!(frontier_ids(&store, Some("H100")), vec![other_gpu_child.id.clone()]);
+}
+
+#[test]
+fn flagged_records_and_wrong_depths_stay_off_the_frontier() {
+    let mut store = DagStore::open_in_memory().unwrap();
+    let root = record(None, Status::Keep, 1.0, "H100", 0);
+    let mut flagged = stored(&record(Some(&root), Status::Keep, 0.5, "H100", 1));
+    flagged.flags.push(Flag::NonPositiveMetric);
+    let mut wrong_depth = record(Some(&root), Status::Keep, 0.7, "H100", 2);
+    wrong_depth.depth = JsonNumber::from(5);
+    Identity::from_seed([9; 32]).sign_record(&mut wrong_depth);
+    store.insert_batch(&[stored(&root), flagged, stored(&wrong_depth)]).unwrap();
+    assert_eq!(frontier_ids(&store, None), vec![root.id.clone()], "untrusted children neither join nor remove");
+
+    // A child that arrived before its parent is judged when the parent arrives.
+    let mut store = DagStore::open_in_memory().unwrap();
+    insert(&mut store, &[&wrong_depth]);
+    assert_eq!(frontier_ids(&store, None), vec![wrong_depth.id.clone()], "unknown parent: nothing to check yet");
+    insert(&mut store, &[&root]);
+    assert_eq!(frontier_ids(&store, None), vec![root.id.clone()]);
+}
+
+#[test]
+fn duplicates_are_reported_and_payloads_kept_verbatim() {
+    let mut store = DagStore::open_in_memory().unwrap();
+    let root = record(None, Status::Keep, 1.0, "H100", 0);
+    let mut item = stored(&root);
+    item.payload = format!(" {} ", item.payload);
+    store.insert_batch(std::slice::from_ref(&item)).unwrap();
+    assert_eq!(insert(&mut store, &[&root]), vec![InsertOutcome::Duplicate]);
+    assert_eq!(store.payload(&root.id).unwrap(), Some(item.payload));
+    assert_eq!(store.counts().unwrap().keep, 1);
+}
+
+#[test]
+fn sync_pages_send_parents_first_and_resume_from_a_cursor() {
+    let mut store = DagStore::open_in_memory().unwrap();
+    let root = record(None, Status::Keep, 1.0, "H100", 50);
+    let child = record(Some(&root), Status::Discard, 1.2, "H100", 10);
+    let grandchild = record(Some(&child), Status::Crash, 0.0, "H100", 5);
+    insert(&mut store, &[&grandchild, &child, &root]);
+    let first = store.sync_page(0, None, 2).unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(first[0].1.contains(&root.id) && first[1].1.contains(&child.id));
+    let rest = store.sync_page(0, Some(first[1].0), 10).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(rest[0].1.contains(&grandchild.id));
+    assert_eq!(store.sync_page(1_700_000_011, None, 10).unwrap().len(), 1, "since filters by timestamp");
+    assert_eq!(store.page_after_seq(1, 10).unwrap().len(), 2);
+    assert_eq!(store.last_seq().unwrap(), 3);
+}
+
+#[test]
+fn the_store_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db/dag.sqlite");
+    let root = record(None, Status::Keep, 1.0, "H100", 0);
+    {
+        let mut store = DagStore::open(&path).unwrap();
+        insert(&mut store, &[&root]);
+        store.set_sync_cursor("peer", 42).unwrap();
+    }
+    let store = DagStore::open(&path).unwrap();
+    assert!(store.contains(&root.id).unwrap());
+    assert_eq!(store.sync_cursor("peer").unwrap(), Some(42));
+    assert_eq!(frontier_ids(&store, None), vec![root.id]);
+}

@@ -6,5 +6,7 @@
 //! (issue 9) and the explorer (issue 10) grow here, each in its own module.
 
 pub mod identity_file;
+pub mod node;
+pub mod protocol;
 pub mod record_tools;
 pub mod store;

@@ -85,9 +85,12 @@ pub fn parse(text: &str) -> Result<Value, JsonError> {
     parse_with_spans(text).map(|(value, _)| value)
 }
 
+/// Byte ranges of a top-level object's member values, by key.
+pub type MemberSpans = Vec<(String, std::ops::Range<usize>)>;
+
 /// Parses one JSON document and also returns, when it is an object, the byte range of each
 /// top-level member's value in `text` (so a message's payload can be kept exactly as sent).
-pub fn parse_with_spans(text: &str) -> Result<(Value, Vec<(String, std::ops::Range<usize>)>), JsonError> {
+pub fn parse_with_spans(text: &str) -> Result<(Value, MemberSpans), JsonError> {
     let mut parser = Parser { text, bytes: text.as_bytes(), pos: 0, spans: Vec::new() };
     parser.skip_ws();
     let value = parser.value(0)?;
@@ -103,7 +106,7 @@ struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
     /// Value ranges of the top-level object's members.
-    spans: Vec<(String, std::ops::Range<usize>)>,
+    spans: MemberSpans,
 }
 
 impl Parser<'_> {

@@ -14,7 +14,7 @@ mod schema;
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 use spore_spec::{ExperimentRecord, Flag, Status};
 
 /// Why the store failed.
@@ -41,7 +41,10 @@ pub struct StoredRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertOutcome {
     /// Stored under this local sequence number; `orphan` when its parent is not (yet) here.
-    Inserted { seq: i64, orphan: bool },
+    Inserted {
+        seq: i64,
+        orphan: bool,
+    },
     Duplicate,
 }
 
@@ -78,8 +81,8 @@ impl DagStore {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let conn = Connection::open(path)
-            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        let conn =
+            Connection::open(path).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
         Self::init(conn)
     }
 
@@ -283,11 +286,9 @@ fn insert_one(tx: &rusqlite::Transaction<'_>, item: &StoredRecord) -> Result<Ins
         item.payload,
     ])?;
     let seq = tx.last_insert_rowid();
-    if is_keep {
-        if let Some(p) = parent {
-            tx.prepare_cached("UPDATE record SET on_frontier = 0 WHERE id = ?1 AND on_frontier = 1 AND val_bpb > ?2")?
-                .execute(params![p, val_bpb])?;
-        }
+    if let (true, Some(p)) = (is_keep, parent) {
+        tx.prepare_cached("UPDATE record SET on_frontier = 0 WHERE id = ?1 AND on_frontier = 1 AND val_bpb > ?2")?
+            .execute(params![p, val_bpb])?;
     }
     Ok(InsertOutcome::Inserted { seq, orphan: parent.is_some() && parent_row.is_none() })
 }

@@ -1,0 +1,208 @@
+//! `spore status`, `spore frontier`, `spore graph`: read the store (and the running node's
+//! status file) without disturbing a running node.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::{Value, json};
+use spore_agent::node::status;
+use spore_agent::store::DagStore;
+use spore_spec::ExperimentRecord;
+
+use super::DataDir;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data_dir: DataDir,
+}
+
+#[derive(Debug, Args)]
+pub struct FrontierArgs {
+    #[arg(long)]
+    json: bool,
+    /// Only this GPU model.
+    #[arg(long)]
+    gpu: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    #[command(flatten)]
+    data_dir: DataDir,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data_dir: DataDir,
+}
+
+fn open_store(data_dir: &DataDir) -> anyhow::Result<DagStore> {
+    Ok(DagStore::open(&super::run::store_path(&data_dir.data_dir))?)
+}
+
+fn payload_value(payload: &str) -> Value {
+    serde_json::from_str(payload).unwrap_or(Value::Null)
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let store = open_store(&args.data_dir)?;
+    let counts = store.counts()?;
+    let frontier = store.frontier(None, usize::MAX)?;
+    let node_id = std::fs::read_to_string(args.data_dir.data_dir.join("identity/node_id")).ok();
+    let running: Option<Value> = std::fs::read_to_string(args.data_dir.data_dir.join(status::FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .filter(|s: &Value| {
+            s["pid"].as_u64().is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        });
+    let peers = running.as_ref().map(|s| s["peers"].clone()).unwrap_or_else(|| json!([]));
+    let report = json!({
+        "node_id": node_id,
+        "data_dir": args.data_dir.data_dir,
+        "running": running.is_some(),
+        "listen": running.as_ref().map(|s| s["listen"].clone()),
+        "experiments": counts.total,
+        "keep": counts.keep,
+        "discard": counts.discard,
+        "crash": counts.crash,
+        "frontier_size": frontier.len(),
+        "best_val_bpb": frontier.first().map(|f| f.val_bpb),
+        "peers": peers,
+        "stats": running.as_ref().map(|s| s["stats"].clone()),
+    });
+    if args.json {
+        writeln!(out, "{report}")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "node      {}", node_id.as_deref().unwrap_or("(no identity yet)"))?;
+    writeln!(out, "data      {}", args.data_dir.data_dir.display())?;
+    match &running {
+        Some(s) => writeln!(out, "running   yes, listening on {}", s["listen"].as_str().unwrap_or("?"))?,
+        None => writeln!(out, "running   no")?,
+    }
+    writeln!(
+        out,
+        "records   {} ({} keep, {} discard, {} crash)",
+        counts.total, counts.keep, counts.discard, counts.crash
+    )?;
+    match frontier.first() {
+        Some(best) => {
+            let short: String = best.id.chars().take(12).collect();
+            writeln!(out, "frontier  {} records, best val_bpb {:.6} ({short})", frontier.len(), best.val_bpb)?
+        }
+        None => writeln!(out, "frontier  empty")?,
+    }
+    let peer_list = peers.as_array().cloned().unwrap_or_default();
+    writeln!(out, "peers     {}", peer_list.len())?;
+    for peer in peer_list {
+        writeln!(out, "  {:9} {}", peer["direction"].as_str().unwrap_or(""), peer["address"].as_str().unwrap_or(""))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn frontier(args: FrontierArgs) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let store = open_store(&args.data_dir)?;
+    let entries = store.frontier(args.gpu.as_deref(), args.limit)?;
+    if args.json {
+        let list: Vec<Value> = entries.iter().map(|e| payload_value(&e.payload)).collect();
+        writeln!(out, "{}", Value::Array(list))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if entries.is_empty() {
+        writeln!(out, "(empty frontier)")?;
+    }
+    writeln!(out, "{:>4}  {:12}  {:>10}  {:24}  description", "rank", "id", "val_bpb", "gpu")?;
+    for (rank, entry) in entries.iter().enumerate() {
+        let description = payload_value(&entry.payload)["description"].as_str().unwrap_or_default().to_string();
+        let short: String = description.chars().take(60).collect();
+        let gpu: String = entry.gpu_model.chars().take(24).collect();
+        writeln!(
+            out,
+            "{:>4}  {:12}  {:>10.6}  {:24}  {}",
+            rank + 1,
+            &entry.id[..12.min(entry.id.len())],
+            entry.val_bpb,
+            gpu,
+            short
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn graph(args: GraphArgs) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let store = open_store(&args.data_dir)?;
+    let mut records = Vec::new();
+    store.for_each_payload(|payload| {
+        if let Ok(record) = ExperimentRecord::from_json(payload) {
+            records.push(record);
+        }
+    })?;
+    let ids: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    if args.json {
+        let nodes: Vec<Value> = records
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id, "parent": r.parent, "status": r.status.as_str(), "val_bpb": r.val_bpb.as_f64(),
+                    "gpu_model": r.gpu_model, "node_id": r.node_id, "depth": r.depth.as_i64(),
+                    "timestamp": r.timestamp.as_i64(), "description": r.description,
+                })
+            })
+            .collect();
+        // Only edges to parents we hold: an edge to a missing node breaks graph renderers.
+        let edges: Vec<Value> = records
+            .iter()
+            .filter_map(|r| {
+                r.parent.as_deref().filter(|p| ids.contains(p)).map(|p| json!({"source": p, "target": r.id}))
+            })
+            .collect();
+        writeln!(out, "{}", json!({"nodes": nodes, "edges": edges}))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_tree(&mut out, &records, &ids)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Python peer's ASCII tree: `[+]` keep, `[x]` discard, `[!]` crash; orphans listed last.
+fn print_tree(out: &mut impl Write, records: &[ExperimentRecord], ids: &HashSet<&str>) -> std::io::Result<()> {
+    if records.is_empty() {
+        writeln!(out, "(empty graph)")?;
+        return Ok(());
+    }
+    let children = |parent: &str| -> Vec<&ExperimentRecord> {
+        records.iter().filter(|r| r.parent.as_deref() == Some(parent)).collect()
+    };
+    fn line(r: &ExperimentRecord) -> String {
+        let icon = match r.status {
+            spore_spec::Status::Keep => '+',
+            spore_spec::Status::Discard => 'x',
+            spore_spec::Status::Crash => '!',
+        };
+        let description: String = r.description.chars().take(40).collect();
+        format!("[{icon}] {} val_bpb={:.6} | {description}", &r.id[..8.min(r.id.len())], r.val_bpb.as_f64())
+    }
+    let mut stack: Vec<(&ExperimentRecord, String, bool)> = Vec::new();
+    let roots: Vec<&ExperimentRecord> =
+        records.iter().filter(|r| r.parent.as_deref().is_none_or(|p| !ids.contains(p))).collect();
+    for (i, root) in roots.iter().enumerate().rev() {
+        stack.push((root, String::new(), i + 1 == roots.len()));
+    }
+    while let Some((record, prefix, last)) = stack.pop() {
+        writeln!(out, "{prefix}{}{}", if last { "└─ " } else { "├─ " }, line(record))?;
+        let kids = children(&record.id);
+        let child_prefix = format!("{prefix}{}", if last { "   " } else { "│  " });
+        for (i, kid) in kids.iter().enumerate().rev() {
+            stack.push((kid, child_prefix.clone(), i + 1 == kids.len()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! One TCP connection: a reader task that frames bodies into events, and a writer task that
+//! drains a bounded queue of bodies onto the socket and reports when the queue is empty.
+//! A peer that cannot keep up fills its own queue and is dropped; it never slows the others.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use spore_spec::frame::{FrameCodec, FrameError};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use super::DriverEvent;
+use crate::protocol::{Event, PeerId};
+
+/// Bodies queued for one peer before it counts as too slow.
+pub const SEND_QUEUE: usize = 8192;
+
+/// How long one write may take before the peer counts as stalled.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The core's handle on a connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionHandle {
+    pub outgoing: mpsc::Sender<Bytes>,
+    pub cancel: CancellationToken,
+}
+
+/// Starts the reader and writer of `stream`; returns the handle the core keeps.
+pub fn spawn(
+    peer: PeerId,
+    stream: TcpStream,
+    events: mpsc::Sender<DriverEvent>,
+    shutdown: CancellationToken,
+) -> ConnectionHandle {
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    let (outgoing, mut queue) = mpsc::channel::<Bytes>(SEND_QUEUE);
+    let cancel = shutdown.child_token();
+
+    let reader_events = events.clone();
+    let reader_cancel = cancel.clone();
+    tokio::spawn(async move {
+        let mut frames = FramedRead::new(read, FrameCodec);
+        loop {
+            let next = tokio::select! {
+                _ = reader_cancel.cancelled() => break,
+                next = frames.next() => next,
+            };
+            let event = match next {
+                Some(Ok(body)) => Event::Frame { peer, body },
+                Some(Err(FrameError::TooLarge { declared })) => {
+                    Event::FramingError { peer, reason: format!("frame of {declared} bytes exceeds the limit") }
+                }
+                Some(Err(FrameError::Io(_))) | None => break,
+            };
+            let fatal = matches!(event, Event::FramingError { .. });
+            if reader_events.send(DriverEvent::Protocol(event)).await.is_err() || fatal {
+                break;
+            }
+        }
+        reader_cancel.cancel();
+        let _ = reader_events.send(DriverEvent::Protocol(Event::Disconnected { peer })).await;
+    });
+
+    let writer_cancel = cancel.clone();
+    tokio::spawn(async move {
+        let mut header_and_body = Vec::new();
+        loop {
+            let body = tokio::select! {
+                _ = writer_cancel.cancelled() => break,
+                body = queue.recv() => match body { Some(body) => body, None => break },
+            };
+            header_and_body.clear();
+            header_and_body.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            header_and_body.extend_from_slice(&body);
+            let written = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&header_and_body)).await;
+            if !matches!(written, Ok(Ok(()))) {
+                writer_cancel.cancel();
+                break;
+            }
+            if queue.is_empty() && events.send(DriverEvent::Protocol(Event::Drained { peer })).await.is_err() {
+                break;
+            }
+        }
+        let _ = write.shutdown().await;
+    });
+
+    ConnectionHandle { outgoing, cancel }
+}

@@ -1,0 +1,273 @@
+//! The tokio driver of a node: listener, dialer, connections, clock, and the task that owns the
+//! protocol core. Everything the core decides arrives here as an [`Action`].
+//!
+//! Shutdown (mini-redis style): one `CancellationToken` is cancelled by Ctrl-C or the caller;
+//! the listener stops accepting, every connection task ends, the core flushes its last batch
+//! to the store, and `run` returns.
+
+mod connection;
+mod known_peers;
+pub mod status;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::{Action, Direction, Event, PeerId, Protocol, ProtocolConfig, parse_address};
+use crate::store::DagStore;
+pub use connection::ConnectionHandle;
+
+/// Python's bootstrap peer, dialed only when no peer is configured (as in 0.1.2).
+pub const BOOTSTRAP_PEER: &str = "peer.sporemesh.com:7470";
+
+/// How often the core's clock ticks.
+const TICK: Duration = Duration::from_millis(100);
+/// How long a dial may take.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Events buffered between connections and the core.
+const EVENT_QUEUE: usize = 65_536;
+
+/// What the core task receives.
+#[derive(Debug)]
+pub enum DriverEvent {
+    Protocol(Event),
+    /// A new connection: its handle must be known before its first event.
+    Register {
+        peer: PeerId,
+        handle: ConnectionHandle,
+        remote: SocketAddr,
+        direction: Direction,
+    },
+}
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub host: String,
+    pub port: u16,
+    /// Peers to dial and keep dialing.
+    pub peers: Vec<String>,
+    /// Listen only; dial nobody (Python's `--genesis`).
+    pub genesis: bool,
+    /// Dial the public bootstrap peer when no peer is known.
+    pub bootstrap: bool,
+    pub protocol: ProtocolConfig,
+}
+
+impl NodeConfig {
+    pub fn new(data_dir: PathBuf) -> Self {
+        NodeConfig {
+            data_dir,
+            host: "0.0.0.0".into(),
+            port: 7470,
+            peers: Vec::new(),
+            genesis: false,
+            bootstrap: true,
+            protocol: ProtocolConfig::default(),
+        }
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("db").join("dag.sqlite")
+    }
+}
+
+/// Runs a node until `shutdown` is cancelled. `ready` receives the bound listen address.
+pub async fn run(
+    config: NodeConfig,
+    shutdown: CancellationToken,
+    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> anyhow::Result<()> {
+    config.protocol.validate().map_err(anyhow::Error::msg)?;
+    let identity = crate::identity_file::load_or_create(&config.data_dir)?;
+    let store = DagStore::open(&config.store_path())?;
+    let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(node_id = %identity.node_id(), %local, "node listening");
+    let mut core = Protocol::new(config.protocol.clone(), identity, local.port(), store);
+    if !config.genesis {
+        let known = known_peers::load(&config.data_dir);
+        for address in config.peers.iter().chain(known.iter()) {
+            core.add_dial_target(address, true);
+        }
+        if config.peers.is_empty() && known.is_empty() && config.bootstrap {
+            core.add_dial_target(BOOTSTRAP_PEER, false);
+        }
+    }
+    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+    let next_peer = Arc::new(AtomicU64::new(1));
+    tokio::spawn(accept_loop(listener, events_tx.clone(), next_peer.clone(), shutdown.clone()));
+    if let Some(ready) = ready {
+        let _ = ready.send(local);
+    }
+    let driver = Driver {
+        core,
+        connections: HashMap::new(),
+        events_tx,
+        next_peer,
+        shutdown: shutdown.clone(),
+        started: Instant::now(),
+        data_dir: config.data_dir.clone(),
+        listen: local,
+    };
+    driver.run(events).await
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    events: mpsc::Sender<DriverEvent>,
+    next_peer: Arc<AtomicU64>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, remote)) => {
+                backoff = Duration::from_millis(10);
+                let peer = next_peer.fetch_add(1, Ordering::Relaxed);
+                register(peer, stream, remote, Direction::Inbound, &events, &shutdown).await;
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+async fn register(
+    peer: PeerId,
+    stream: TcpStream,
+    remote: SocketAddr,
+    direction: Direction,
+    events: &mpsc::Sender<DriverEvent>,
+    shutdown: &CancellationToken,
+) {
+    let handle = connection::spawn(peer, stream, events.clone(), shutdown.clone());
+    let _ = events.send(DriverEvent::Register { peer, handle, remote, direction }).await;
+}
+
+struct Driver {
+    core: Protocol,
+    connections: HashMap<PeerId, ConnectionHandle>,
+    events_tx: mpsc::Sender<DriverEvent>,
+    next_peer: Arc<AtomicU64>,
+    shutdown: CancellationToken,
+    started: Instant,
+    data_dir: PathBuf,
+    listen: SocketAddr,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl Driver {
+    async fn run(mut self, mut events: mpsc::Receiver<DriverEvent>) -> anyhow::Result<()> {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_status = Instant::now() - Duration::from_secs(10);
+        loop {
+            let event = tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = tick.tick() => DriverEvent::Protocol(Event::Tick),
+                event = events.recv() => match event { Some(e) => e, None => break },
+            };
+            self.handle(event)?;
+            // Drain what is already waiting, then let the core flush its batch.
+            while let Ok(event) = events.try_recv() {
+                self.handle(event)?;
+            }
+            self.handle(DriverEvent::Protocol(Event::Idle))?;
+            if last_status.elapsed() >= Duration::from_secs(1) {
+                last_status = Instant::now();
+                status::write(&self.data_dir, &self.core, self.listen);
+            }
+        }
+        self.handle(DriverEvent::Protocol(Event::Idle))?;
+        status::write(&self.data_dir, &self.core, self.listen);
+        for handle in self.connections.values() {
+            handle.cancel.cancel();
+        }
+        tracing::info!("node stopped");
+        Ok(())
+    }
+
+    fn handle(&mut self, event: DriverEvent) -> anyhow::Result<()> {
+        let event = match event {
+            DriverEvent::Register { peer, handle, remote, direction } => {
+                self.connections.insert(peer, handle);
+                Event::Connected { peer, remote, direction }
+            }
+            DriverEvent::Protocol(event) => {
+                if let Event::Disconnected { peer } = &event {
+                    self.connections.remove(peer);
+                }
+                event
+            }
+        };
+        let now = self.started.elapsed().as_millis() as u64;
+        let actions = self.core.handle(event, now, unix_now())?;
+        for action in actions {
+            self.act(action);
+        }
+        Ok(())
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Send { peer, body } => self.send(peer, body),
+            Action::Disconnect { peer, reason } => {
+                tracing::debug!(peer, reason, "disconnecting");
+                if let Some(handle) = self.connections.get(&peer) {
+                    handle.cancel.cancel();
+                }
+            }
+            Action::Dial { address } => self.dial(address),
+            Action::RememberPeer { address } => known_peers::remember(&self.data_dir, &address),
+        }
+    }
+
+    fn send(&mut self, peer: PeerId, body: Bytes) {
+        let Some(handle) = self.connections.get(&peer) else { return };
+        if handle.outgoing.try_send(body).is_err() {
+            tracing::warn!(peer, "peer reads too slowly; disconnecting");
+            handle.cancel.cancel();
+        }
+    }
+
+    fn dial(&self, address: String) {
+        let events = self.events_tx.clone();
+        let shutdown = self.shutdown.clone();
+        let peer = self.next_peer.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let Some((host, port)) = parse_address(&address) else { return };
+            let connected = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect((host.as_str(), port))).await;
+            match connected {
+                Ok(Ok(stream)) => {
+                    let remote = stream.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], port)));
+                    register(peer, stream, remote, Direction::Outbound { dialed: address }, &events, &shutdown).await;
+                }
+                _ => {
+                    tracing::debug!(address, "dial failed");
+                    let _ = events.send(DriverEvent::Protocol(Event::DialFailed { address })).await;
+                }
+            }
+        });
+    }
+}

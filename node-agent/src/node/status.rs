@@ -1,0 +1,49 @@
+//! `<data-dir>/node.json`: what a running node is doing, rewritten every second for
+//! `spore status` (which reads it beside the store).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::protocol::{Direction, Protocol};
+
+pub const FILE: &str = "node.json";
+
+/// Writes the status file atomically; failures are logged, never fatal.
+pub fn write(data_dir: &Path, core: &Protocol, listen: SocketAddr) {
+    let peers: Vec<serde_json::Value> = core
+        .peers()
+        .map(|(id, p)| {
+            json!({
+                "id": id,
+                "address": p.listen_address().unwrap_or_else(|| crate::protocol::format_address(&p.remote)),
+                "direction": if matches!(p.direction, Direction::Inbound) { "inbound" } else { "outbound" },
+                "node_id": p.hello.as_ref().map(|h| h.node_id.clone()),
+                "accepted_records": p.accepted_records,
+                "rejected_records": p.rejected_records,
+                "misbehaviour": p.misbehaviour,
+            })
+        })
+        .collect();
+    let stats = core.stats();
+    let status = json!({
+        "node_id": core.node_id(),
+        "listen": listen.to_string(),
+        "pid": std::process::id(),
+        "peers": peers,
+        "stats": {
+            "records_accepted": stats.records_accepted,
+            "records_duplicate": stats.records_duplicate,
+            "records_rejected": stats.records_rejected,
+            "records_ignored": stats.records_ignored,
+            "messages_dropped": stats.messages_dropped,
+            "peers_banned": stats.peers_banned,
+        },
+    });
+    let tmp = data_dir.join(format!("{FILE}.tmp"));
+    let written = std::fs::write(&tmp, status.to_string()).and_then(|()| std::fs::rename(&tmp, data_dir.join(FILE)));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "cannot write the status file");
+    }
+}

@@ -1,0 +1,94 @@
+//! Limits of the gossip protocol, in one place, with documented defaults.
+
+use std::time::Duration;
+
+/// Every limit the protocol core enforces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProtocolConfig {
+    /// Inbound connections accepted at once (Bitcoin Core's default is 125).
+    pub max_inbound: usize,
+    /// Outbound connections kept at once (configured peers are always dialed).
+    pub max_outbound: usize,
+    /// Sustained non-record messages per second from one peer, and the burst above it.
+    pub messages_per_second: f64,
+    pub message_burst: f64,
+    /// Sustained bytes per second from one peer, and the burst.
+    pub bytes_per_second: f64,
+    pub byte_burst: f64,
+    /// Records per sync page, and per store transaction when ingesting.
+    pub sync_batch: usize,
+    /// Sync answers served at once; more wait their turn.
+    pub max_concurrent_sync_serves: usize,
+    /// A peer may ask for a sync at most this often.
+    pub min_sync_interval: Duration,
+    /// How long to wait for a peer's `hello` (0.1.2 peers never send one) before asking it for
+    /// a full sync.
+    pub hello_wait: Duration,
+    /// Misbehaviour points at which a peer is disconnected and discouraged.
+    pub ban_score: u32,
+    /// How long a discouraged address is refused.
+    pub ban_duration: Duration,
+    /// Redial backoff of persistent peers: first delay, doubling up to the maximum.
+    pub dial_backoff_initial: Duration,
+    pub dial_backoff_max: Duration,
+    /// Ping a peer silent for this long; drop one silent for `idle_timeout`.
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+    /// Recently seen record ids kept in memory (the store answers for older ones).
+    pub seen_cache: usize,
+    /// Addresses accepted from one `pex_response`, and sent in one.
+    pub max_pex_addresses: usize,
+    /// Ids honoured in one `get_records`.
+    pub max_get_records: usize,
+    /// How often missing parents are asked for.
+    pub orphan_fetch_interval: Duration,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        ProtocolConfig {
+            max_inbound: 125,
+            max_outbound: 16,
+            messages_per_second: 200.0,
+            message_burst: 2_000.0,
+            bytes_per_second: 64.0 * 1024.0 * 1024.0,
+            byte_burst: 256.0 * 1024.0 * 1024.0,
+            sync_batch: 256,
+            max_concurrent_sync_serves: 4,
+            min_sync_interval: Duration::from_secs(10),
+            hello_wait: Duration::from_millis(500),
+            ban_score: 100,
+            ban_duration: Duration::from_secs(24 * 60 * 60),
+            dial_backoff_initial: Duration::from_secs(1),
+            dial_backoff_max: Duration::from_secs(300),
+            ping_interval: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(300),
+            seen_cache: 100_000,
+            max_pex_addresses: 32,
+            max_get_records: 256,
+            orphan_fetch_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ProtocolConfig {
+    /// Refuses settings that would make the node unusable.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_inbound == 0 && self.max_outbound == 0 {
+            return Err("max_inbound and max_outbound cannot both be 0".into());
+        }
+        if self.messages_per_second <= 0.0 || self.bytes_per_second <= 0.0 {
+            return Err("rate limits must be positive".into());
+        }
+        if self.sync_batch == 0 || self.seen_cache == 0 {
+            return Err("sync_batch and seen_cache must be positive".into());
+        }
+        if self.dial_backoff_initial > self.dial_backoff_max {
+            return Err("dial_backoff_initial exceeds dial_backoff_max".into());
+        }
+        if self.ping_interval >= self.idle_timeout {
+            return Err("ping_interval must be shorter than idle_timeout".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! The record pipeline: dedup → CID → signature → `validate()` → batch → store → relay, and
+//! fetching the parents of orphans.
+
+use bytes::Bytes;
+use spore_spec::{ExperimentRecord, Message, ValidationError, VerifyError, validate};
+
+use super::{PeerId, Protocol};
+use crate::store::{InsertOutcome, StoreError, StoredRecord};
+
+/// Misbehaviour points for relaying a record whose CID or signature is wrong: honest peers
+/// verify before relaying, so this is forgery or corruption, but not an instant ban.
+const FORGED_RECORD_POINTS: u32 = 20;
+
+/// `{"type":"experiment","payload":<payload>}` around a stored payload.
+pub(super) fn experiment_body(payload: &str) -> Bytes {
+    let mut body = Vec::with_capacity(payload.len() + 32);
+    body.extend_from_slice(b"{\"type\":\"experiment\",\"payload\":");
+    body.extend_from_slice(payload.as_bytes());
+    body.push(b'}');
+    Bytes::from(body)
+}
+
+impl Protocol {
+    pub(super) fn on_experiment(
+        &mut self,
+        peer: PeerId,
+        record: ExperimentRecord,
+        payload: String,
+    ) -> Result<(), StoreError> {
+        if self.seen.get(&record.id).is_some() || self.store.contains(&record.id)? {
+            self.seen.put(record.id.clone(), ());
+            self.stats.records_duplicate += 1;
+            return Ok(());
+        }
+        if let Err(e) = self.keys.verify_record(&record) {
+            self.stats.records_rejected += 1;
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.rejected_records += 1;
+            }
+            let points = match e {
+                VerifyError::CidMismatch { .. } | VerifyError::BadSignature => FORGED_RECORD_POINTS,
+                VerifyError::BadPublicKey | VerifyError::MalformedSignature => FORGED_RECORD_POINTS,
+            };
+            tracing::debug!(peer, id = %record.id, error = %e, "record does not verify");
+            self.punish(peer, points, &e.to_string());
+            return Ok(());
+        }
+        let flags = match validate(&record, &self.policy, self.unix_now) {
+            Ok(flags) => flags,
+            Err(e) => {
+                // Python peers accept (and relay) these; refusing them is our policy, not the
+                // sender's fault, except a future timestamp that only its signer chose.
+                self.stats.records_ignored += 1;
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.rejected_records += 1;
+                }
+                if !matches!(e, ValidationError::FutureTimestamp { .. }) {
+                    tracing::debug!(peer, id = %record.id, error = %e, "record refused by validation");
+                }
+                return Ok(());
+            }
+        };
+        self.seen.put(record.id.clone(), ());
+        let payload = if payload.is_empty() {
+            let mut out = Vec::new();
+            record.write_wire_payload(&mut out);
+            String::from_utf8(out).unwrap_or_default()
+        } else {
+            payload
+        };
+        self.pending.push((peer, StoredRecord { record, payload, flags, received_at: self.unix_now }));
+        if self.pending.len() >= self.config.sync_batch {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Stores the batched records in one transaction, then relays each to every peer but its
+    /// source: a record is relayed only once it is durably stored.
+    pub(super) fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let items: Vec<StoredRecord> = batch.iter().map(|(_, item)| item.clone()).collect();
+        let outcomes = self.store.insert_batch(&items)?;
+        let mut orphan_sources: Vec<PeerId> = Vec::new();
+        for ((source, item), outcome) in batch.into_iter().zip(outcomes) {
+            let InsertOutcome::Inserted { orphan, .. } = outcome else {
+                self.stats.records_duplicate += 1;
+                continue;
+            };
+            self.stats.records_accepted += 1;
+            if let Some(state) = self.peers.get_mut(&source) {
+                state.accepted_records += 1;
+            }
+            if orphan && !orphan_sources.contains(&source) {
+                orphan_sources.push(source);
+            }
+            let body = experiment_body(&item.payload);
+            let targets: Vec<PeerId> = self.peers.keys().copied().filter(|p| *p != source).collect();
+            for peer in targets {
+                self.actions.push(super::Action::Send { peer, body: body.clone() });
+            }
+        }
+        for source in orphan_sources {
+            self.fetch_missing_parents(Some(source))?;
+        }
+        Ok(())
+    }
+
+    /// Asks for parents we lack: from `source` if it speaks `get_records`, else from every peer
+    /// that does.
+    pub(super) fn fetch_missing_parents(&mut self, source: Option<PeerId>) -> Result<(), StoreError> {
+        let missing = self.store.missing_parents(self.config.max_get_records)?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let capable: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| p.has_capability("get_records") && source.is_none_or(|s| s == **id))
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in capable {
+            self.send(peer, &Message::GetRecords { ids: missing.clone() });
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_get_records(&mut self, peer: PeerId, ids: &[String]) -> Result<(), StoreError> {
+        for id in ids.iter().take(self.config.max_get_records) {
+            if let Some(payload) = self.store.payload(id)? {
+                self.actions.push(super::Action::Send { peer, body: experiment_body(&payload) });
+            }
+        }
+        Ok(())
+    }
+}

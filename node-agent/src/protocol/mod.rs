@@ -1,0 +1,499 @@
+//! The gossip protocol as a state machine (sans-IO, in the style of iroh-gossip).
+//!
+//! The driver feeds [`Event`]s — connections, frame bodies, a clock tick, "queue drained",
+//! "idle" — and carries out the [`Action`]s returned: send bytes, close a connection, dial an
+//! address. Sockets, the clock and randomness live in the driver (`crate::node`), so a whole
+//! network of cores can run in one thread from a seeded RNG (`tests/simulation.rs`).
+//!
+//! The core owns the DAG store: it checks, stores and relays records, answers syncs page by
+//! page as the peer's send queue drains (back-pressure), exchanges addresses, keeps peers alive
+//! and scores misbehaviour in two channels: protocol violations (garbage, oversize frames,
+//! forged records) add points and end the connection at the ban score; records that are merely
+//! unusable (unknown fields from newer peers, timestamps ahead of our clock) are dropped and
+//! counted, never punished, so a schema change can never partition the mesh.
+
+mod config;
+mod ingest;
+mod peer;
+mod sync;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+use lru::LruCache;
+use spore_spec::{Identity, KeyCache, Message, ValidationPolicy};
+
+pub use config::ProtocolConfig;
+pub use peer::{Direction, Hello, Millis, PeerId, PeerState, format_address, parse_address};
+
+use crate::store::{DagStore, StoreError, StoredRecord};
+use sync::SyncServe;
+
+/// Capabilities we announce in `hello`.
+pub const CAPABILITIES: [&str; 2] = ["sync-seq", "get_records"];
+
+/// Something that happened, reported by the driver.
+#[derive(Debug)]
+pub enum Event {
+    Connected {
+        peer: PeerId,
+        remote: SocketAddr,
+        direction: Direction,
+    },
+    Disconnected {
+        peer: PeerId,
+    },
+    /// One frame body, already split by the frame codec.
+    Frame {
+        peer: PeerId,
+        body: Bytes,
+    },
+    /// The stream could not be framed (oversize length): a protocol violation.
+    FramingError {
+        peer: PeerId,
+        reason: String,
+    },
+    /// Everything queued for this peer has been written.
+    Drained {
+        peer: PeerId,
+    },
+    DialFailed {
+        address: String,
+    },
+    /// A record this node made and signed.
+    Publish(Box<StoredRecord>),
+    /// The clock moved (the driver ticks a few times a second).
+    Tick,
+    /// No more events are waiting: flush what is batched.
+    Idle,
+}
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Send {
+        peer: PeerId,
+        body: Bytes,
+    },
+    Disconnect {
+        peer: PeerId,
+        reason: String,
+    },
+    Dial {
+        address: String,
+    },
+    /// Append to the `known_peer` file: we connected to it ourselves.
+    RememberPeer {
+        address: String,
+    },
+}
+
+/// Counters for status output and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub records_accepted: u64,
+    pub records_duplicate: u64,
+    pub records_rejected: u64,
+    pub records_ignored: u64,
+    pub messages_dropped: u64,
+    pub peers_banned: u64,
+}
+
+/// A peer we keep dialing (configured, known, or learned by PEX).
+#[derive(Debug, Clone)]
+struct DialTarget {
+    persistent: bool,
+    next_attempt: Millis,
+    backoff: Millis,
+    connected: bool,
+}
+
+/// The protocol core of one node.
+pub struct Protocol {
+    config: ProtocolConfig,
+    identity: Identity,
+    node_id: String,
+    listen_port: u16,
+    policy: ValidationPolicy,
+    store: DagStore,
+    keys: KeyCache,
+    peers: HashMap<PeerId, PeerState>,
+    seen: LruCache<String, ()>,
+    pending: Vec<(PeerId, StoredRecord)>,
+    serving: HashMap<PeerId, SyncServe>,
+    sync_queue: VecDeque<PeerId>,
+    dial_book: HashMap<String, DialTarget>,
+    banned: HashMap<IpAddr, Millis>,
+    now: Millis,
+    unix_now: i64,
+    last_orphan_fetch: Millis,
+    stats: Stats,
+    actions: Vec<Action>,
+}
+
+impl std::fmt::Debug for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Protocol").field("node_id", &self.node_id).field("peers", &self.peers.len()).finish()
+    }
+}
+
+impl Protocol {
+    pub fn new(config: ProtocolConfig, identity: Identity, listen_port: u16, store: DagStore) -> Self {
+        let capacity = std::num::NonZeroUsize::new(config.seen_cache).unwrap_or(std::num::NonZeroUsize::MIN);
+        Protocol {
+            node_id: identity.node_id(),
+            identity,
+            listen_port,
+            policy: ValidationPolicy::default(),
+            store,
+            keys: KeyCache::default(),
+            peers: HashMap::new(),
+            seen: LruCache::new(capacity),
+            pending: Vec::new(),
+            serving: HashMap::new(),
+            sync_queue: VecDeque::new(),
+            dial_book: HashMap::new(),
+            banned: HashMap::new(),
+            now: 0,
+            unix_now: 0,
+            last_orphan_fetch: 0,
+            stats: Stats::default(),
+            actions: Vec::new(),
+            config,
+        }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn store(&self) -> &DagStore {
+        &self.store
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    pub fn peers(&self) -> impl Iterator<Item = (&PeerId, &PeerState)> {
+        self.peers.iter()
+    }
+
+    /// Adds a peer to dial now and, if `persistent`, to redial with backoff whenever it drops.
+    pub fn add_dial_target(&mut self, address: &str, persistent: bool) {
+        if parse_address(address).is_none() {
+            return;
+        }
+        let target = self.dial_book.entry(address.to_string()).or_insert(DialTarget {
+            persistent,
+            next_attempt: 0,
+            backoff: self.config.dial_backoff_initial.as_millis() as Millis,
+            connected: false,
+        });
+        target.persistent |= persistent;
+    }
+
+    /// Feeds one event at monotonic time `now` (ms) and wall-clock `unix_now` (s); returns the
+    /// actions to carry out, in order.
+    pub fn handle(&mut self, event: Event, now: Millis, unix_now: i64) -> Result<Vec<Action>, StoreError> {
+        self.now = now;
+        self.unix_now = unix_now;
+        match event {
+            Event::Connected { peer, remote, direction } => self.on_connected(peer, remote, direction),
+            Event::Disconnected { peer } => self.on_disconnected(peer),
+            Event::Frame { peer, body } => self.on_frame(peer, &body)?,
+            Event::FramingError { peer, reason } => self.punish(peer, self.config.ban_score, &reason),
+            Event::Drained { peer } => self.continue_sync(peer)?,
+            Event::DialFailed { address } => self.on_dial_failed(&address),
+            Event::Publish(stored) => {
+                self.pending.push((PeerId::MAX, *stored));
+                self.flush()?;
+            }
+            Event::Tick => self.on_tick()?,
+            Event::Idle => self.flush()?,
+        }
+        Ok(std::mem::take(&mut self.actions))
+    }
+
+    fn send(&mut self, peer: PeerId, message: &Message) {
+        self.actions.push(Action::Send { peer, body: Bytes::from(message.encode_body()) });
+    }
+
+    fn disconnect(&mut self, peer: PeerId, reason: &str) {
+        if self.peers.contains_key(&peer) {
+            self.actions.push(Action::Disconnect { peer, reason: reason.to_string() });
+        }
+    }
+
+    /// Adds misbehaviour points; at the ban score the peer is dropped and, unless it is on
+    /// loopback (local tools and tests share that address), its IP refused for a while.
+    fn punish(&mut self, peer: PeerId, points: u32, reason: &str) {
+        let Some(state) = self.peers.get_mut(&peer) else { return };
+        state.misbehaviour = state.misbehaviour.saturating_add(points);
+        if state.misbehaviour >= self.config.ban_score {
+            let ip = state.remote.ip();
+            if !ip.is_loopback() {
+                self.banned.insert(ip, self.now + self.config.ban_duration.as_millis() as Millis);
+            }
+            self.stats.peers_banned += 1;
+            tracing::warn!(peer, %ip, reason, "disconnecting misbehaving peer");
+            self.disconnect(peer, reason);
+        }
+    }
+
+    fn on_connected(&mut self, peer: PeerId, remote: SocketAddr, direction: Direction) {
+        if self.banned.get(&remote.ip()).is_some_and(|until| *until > self.now) {
+            self.actions.push(Action::Disconnect { peer, reason: "discouraged address".into() });
+            return;
+        }
+        let inbound = matches!(direction, Direction::Inbound);
+        let count = self.peers.values().filter(|p| matches!(p.direction, Direction::Inbound) == inbound).count();
+        let limit =
+            if inbound { self.config.max_inbound } else { self.config.max_outbound.max(self.persistent_count()) };
+        if count >= limit {
+            self.actions.push(Action::Disconnect { peer, reason: "connection limit".into() });
+            return;
+        }
+        if let Direction::Outbound { dialed } = &direction {
+            if let Some(target) = self.dial_book.get_mut(dialed) {
+                target.connected = true;
+                target.backoff = self.config.dial_backoff_initial.as_millis() as Millis;
+            }
+            self.actions.push(Action::RememberPeer { address: dialed.clone() });
+        }
+        self.peers.insert(peer, PeerState::new(remote, direction, self.now, &self.config));
+        let hello = Message::Hello {
+            node_id: self.node_id.clone(),
+            listen_port: self.listen_port,
+            capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+            agent: format!("spore-rs/{}", env!("CARGO_PKG_VERSION")),
+        };
+        self.send(peer, &hello);
+        if !inbound {
+            self.send(peer, &Message::PexRequest);
+        }
+    }
+
+    fn persistent_count(&self) -> usize {
+        self.dial_book.values().filter(|t| t.persistent).count()
+    }
+
+    fn on_disconnected(&mut self, peer: PeerId) {
+        let Some(state) = self.peers.remove(&peer) else { return };
+        self.serving.remove(&peer);
+        self.sync_queue.retain(|p| *p != peer);
+        if let Direction::Outbound { dialed } = state.direction
+            && let Some(target) = self.dial_book.get_mut(&dialed)
+        {
+            target.connected = false;
+            if target.persistent {
+                target.next_attempt = self.now + target.backoff;
+            } else {
+                self.dial_book.remove(&dialed);
+            }
+        }
+        if let Err(e) = self.start_queued_syncs() {
+            tracing::warn!(error = %e, "cannot start a queued sync");
+        }
+    }
+
+    fn on_dial_failed(&mut self, address: &str) {
+        let max = self.config.dial_backoff_max.as_millis() as Millis;
+        if let Some(target) = self.dial_book.get_mut(address) {
+            target.connected = false;
+            if target.persistent {
+                target.next_attempt = self.now + target.backoff;
+                target.backoff = (target.backoff * 2).min(max);
+            } else {
+                self.dial_book.remove(address);
+            }
+        }
+    }
+
+    fn on_frame(&mut self, peer: PeerId, body: &[u8]) -> Result<(), StoreError> {
+        let now = self.now;
+        let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
+        state.last_heard = now;
+        // Records are data: a big sync arrives as fast as the peer can send it, so only the byte
+        // budget applies to them; every other message also spends a message token.
+        let is_record = body.starts_with(b"{\"type\":\"experiment\"");
+        if !state.bytes.take(body.len() as f64, now) || (!is_record && !state.messages.take(1.0, now)) {
+            self.stats.messages_dropped += 1;
+            self.punish(peer, 1, "rate limit exceeded");
+            return Ok(());
+        }
+        let (message, payload_span) = match Message::decode_with_payload_span(body) {
+            Ok(decoded) => decoded,
+            Err(spore_spec::message::MessageError::Record(e)) => {
+                tracing::debug!(peer, error = %e, "record refused");
+                self.stats.records_ignored += 1;
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.rejected_records += 1;
+                }
+                return Ok(());
+            }
+            Err(e @ spore_spec::message::MessageError::TooLarge { .. })
+            | Err(e @ spore_spec::message::MessageError::BadField { .. })
+            | Err(e @ spore_spec::message::MessageError::PayloadNotAnObject(_)) => {
+                self.stats.messages_dropped += 1;
+                self.punish(peer, 10, &e.to_string());
+                return Ok(());
+            }
+            Err(e @ spore_spec::message::MessageError::NoType) => {
+                self.stats.messages_dropped += 1;
+                tracing::debug!(peer, error = %e, "message ignored");
+                return Ok(());
+            }
+            Err(e) => {
+                // Not JSON at all: the stream is garbage.
+                self.stats.messages_dropped += 1;
+                self.punish(peer, self.config.ban_score, &format!("garbage: {e}"));
+                return Ok(());
+            }
+        };
+        match message {
+            Message::Experiment(record) => {
+                let payload = payload_span
+                    .and_then(|span| std::str::from_utf8(&body[span]).ok())
+                    .map(str::to_owned)
+                    .unwrap_or_default();
+                self.on_experiment(peer, *record, payload)?;
+            }
+            Message::SyncRequest { since, after_seq } => self.on_sync_request(peer, &since, after_seq)?,
+            Message::SyncResponse { last_seq, .. } => self.on_sync_response(peer, last_seq)?,
+            Message::Hello { node_id, listen_port, capabilities, .. } => {
+                self.on_hello(peer, Hello { node_id, listen_port, capabilities })?
+            }
+            Message::GetRecords { ids } => self.on_get_records(peer, &ids)?,
+            Message::PexRequest => self.on_pex_request(peer),
+            Message::PexResponse { peer: addresses } => self.on_pex_response(&addresses),
+            Message::Ping => self.send(peer, &Message::Pong),
+            Message::Pong => {}
+            // Unsigned 0.1.2 challenges are hints that move nothing (verification, issue 6).
+            Message::Challenge { .. } | Message::ChallengeResponse { .. } | Message::Dispute { .. } => {}
+            Message::Unknown { message_type, .. } => tracing::debug!(peer, message_type, "unknown message type"),
+        }
+        Ok(())
+    }
+
+    fn on_hello(&mut self, peer: PeerId, hello: Hello) -> Result<(), StoreError> {
+        if hello.node_id == self.node_id {
+            self.disconnect(peer, "connected to ourselves");
+            return Ok(());
+        }
+        let duplicate = self
+            .peers
+            .iter()
+            .any(|(id, p)| *id != peer && p.hello.as_ref().is_some_and(|h| h.node_id == hello.node_id));
+        let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
+        state.hello = Some(hello);
+        if duplicate {
+            self.disconnect(peer, "already connected to this node");
+            return Ok(());
+        }
+        // An outbound peer that speaks our dialect gets a cursor-based sync right away.
+        if matches!(state.direction, Direction::Outbound { .. }) && state.sync_requested_at.is_none() {
+            self.request_sync(peer)?;
+        }
+        Ok(())
+    }
+
+    fn on_pex_request(&mut self, peer: PeerId) {
+        let addresses: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(id, _)| **id != peer)
+            .filter_map(|(_, state)| state.listen_address())
+            .take(self.config.max_pex_addresses)
+            .collect();
+        self.send(peer, &Message::PexResponse { peer: addresses });
+    }
+
+    fn on_pex_response(&mut self, addresses: &[String]) {
+        let connected: Vec<String> = self.peers.values().filter_map(PeerState::listen_address).collect();
+        let own = format!("127.0.0.1:{}", self.listen_port);
+        for address in addresses.iter().take(self.config.max_pex_addresses) {
+            if parse_address(address).is_none() || connected.contains(address) || *address == own {
+                continue;
+            }
+            if !self.dial_book.contains_key(address) {
+                self.add_dial_target(address, false);
+            }
+        }
+    }
+
+    fn on_tick(&mut self) -> Result<(), StoreError> {
+        let now = self.now;
+        // Redial and PEX-learned dials that are due.
+        let outbound = self.peers.values().filter(|p| matches!(p.direction, Direction::Outbound { .. })).count();
+        let mut budget = self.config.max_outbound.saturating_sub(outbound);
+        let due: Vec<String> = self
+            .dial_book
+            .iter()
+            .filter(|(_, t)| !t.connected && t.next_attempt <= now)
+            .map(|(a, _)| a.clone())
+            .collect();
+        for address in due {
+            let Some(target) = self.dial_book.get_mut(&address) else { continue };
+            if !target.persistent && budget == 0 {
+                continue;
+            }
+            budget = budget.saturating_sub(1);
+            target.connected = true; // until the driver reports the outcome
+            target.next_attempt = now + target.backoff;
+            self.actions.push(Action::Dial { address });
+        }
+        // Peers that never said hello get the 0.1.2 full sync once the wait is over.
+        let hello_wait = self.config.hello_wait.as_millis() as Millis;
+        let waiting: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                matches!(p.direction, Direction::Outbound { .. })
+                    && p.sync_requested_at.is_none()
+                    && now.saturating_sub(p.connected_at) >= hello_wait
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in waiting {
+            self.request_sync(peer)?;
+        }
+        // Keepalive.
+        let ping = self.config.ping_interval;
+        let idle = self.config.idle_timeout;
+        let mut to_ping = Vec::new();
+        let mut to_drop = Vec::new();
+        for (id, state) in &self.peers {
+            if state.silent_for(now) >= idle {
+                to_drop.push(*id);
+            } else if state.silent_for(now) >= ping
+                && now.saturating_sub(state.last_ping_sent) >= ping.as_millis() as Millis
+            {
+                to_ping.push(*id);
+            }
+        }
+        for peer in to_ping {
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.last_ping_sent = now;
+            }
+            self.send(peer, &Message::Ping);
+        }
+        for peer in to_drop {
+            self.disconnect(peer, "idle timeout");
+        }
+        if now.saturating_sub(self.last_orphan_fetch) >= self.config.orphan_fetch_interval.as_millis() as Millis {
+            self.last_orphan_fetch = now;
+            self.fetch_missing_parents(None)?;
+        }
+        self.banned.retain(|_, until| *until > now);
+        self.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests;

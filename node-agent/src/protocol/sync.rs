@@ -1,0 +1,137 @@
+//! Sync: asking peers for their records, and answering them page by page.
+//!
+//! A 0.1.2 peer is asked `since=0` (it can do nothing else) and answers with every record.
+//! A peer of ours is asked for what it stored after the `last_seq` it told us last time, so a
+//! reconnect costs what changed, not the whole history. Answers go out one page at a time: the
+//! next page is read from the store only when the driver reports the previous one written
+//! (`Event::Drained`), so a slow reader holds a cursor, not a queue of records. A
+//! `sync_response {since, count, last_seq}` marks the end.
+
+use spore_spec::{JsonNumber, Message};
+
+use super::ingest::experiment_body;
+use super::{Action, Direction, PeerId, Protocol};
+use crate::store::{StoreError, SyncCursor};
+
+/// Where an answer in progress stands.
+#[derive(Debug, Clone)]
+pub(super) struct SyncServe {
+    since: i64,
+    position: Position,
+    sent: u64,
+    started: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Position {
+    /// 0.1.2 order: parents first (depth, timestamp).
+    Ordered(Option<SyncCursor>),
+    /// Our order: local arrival after a sequence number.
+    AfterSeq(i64),
+}
+
+impl Protocol {
+    /// Sends `sync_request`: with our cursor if the peer speaks `sync-seq`, else `since=0`.
+    pub(super) fn request_sync(&mut self, peer: PeerId) -> Result<(), StoreError> {
+        let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
+        state.sync_requested_at = Some(self.now);
+        let node_id = state.hello.as_ref().filter(|_| state.has_capability("sync-seq")).map(|h| h.node_id.clone());
+        let after_seq = match node_id {
+            Some(node_id) => Some(self.store.sync_cursor(&node_id)?.unwrap_or(0).max(0) as u64),
+            None => None,
+        };
+        self.send(peer, &Message::SyncRequest { since: JsonNumber::from(0), after_seq });
+        Ok(())
+    }
+
+    pub(super) fn on_sync_request(
+        &mut self,
+        peer: PeerId,
+        since: &JsonNumber,
+        after_seq: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let now = self.now;
+        let min_interval = self.config.min_sync_interval.as_millis() as u64;
+        let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
+        // Python compares `timestamp >= since` with whatever number it got.
+        let since =
+            since.as_i64().unwrap_or_else(|| since.as_f64().ceil().clamp(i64::MIN as f64, i64::MAX as f64) as i64);
+        let too_soon = state.last_sync_request.is_some_and(|last| now.saturating_sub(last) < min_interval);
+        if too_soon || self.serving.contains_key(&peer) || self.sync_queue.contains(&peer) {
+            self.stats.messages_dropped += 1;
+            self.punish(peer, 5, "sync requests too often");
+            return Ok(());
+        }
+        state.last_sync_request = Some(now);
+        let position = match after_seq {
+            Some(seq) => Position::AfterSeq(i64::try_from(seq).unwrap_or(i64::MAX)),
+            None => Position::Ordered(None),
+        };
+        self.serving.insert(peer, SyncServe { since, position, sent: 0, started: false });
+        self.sync_queue.push_back(peer);
+        self.start_queued_syncs()
+    }
+
+    /// Starts queued answers (their first page goes out now) while there is room for them.
+    pub(super) fn start_queued_syncs(&mut self) -> Result<(), StoreError> {
+        let active = self.serving.values().filter(|s| s.started).count();
+        let room = self.config.max_concurrent_sync_serves.saturating_sub(active);
+        for _ in 0..room {
+            let Some(peer) = self.sync_queue.pop_front() else { break };
+            if let Some(serve) = self.serving.get_mut(&peer) {
+                serve.started = true;
+                self.continue_sync(peer)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the next page of an answer, or its end marker.
+    pub(super) fn continue_sync(&mut self, peer: PeerId) -> Result<(), StoreError> {
+        let Some(serve) = self.serving.get(&peer).cloned() else { return Ok(()) };
+        if !serve.started {
+            return Ok(());
+        }
+        let batch = self.config.sync_batch;
+        let (payloads, next) = match serve.position {
+            Position::Ordered(cursor) => {
+                let page = self.store.sync_page(serve.since, cursor, batch)?;
+                let next = page.last().map(|(c, _)| Position::Ordered(Some(*c)));
+                (page.into_iter().map(|(_, p)| p).collect::<Vec<_>>(), next)
+            }
+            Position::AfterSeq(seq) => {
+                let page = self.store.page_after_seq(seq, batch)?;
+                let next = page.last().map(|(s, _)| Position::AfterSeq(*s));
+                (page.into_iter().map(|(_, p)| p).collect::<Vec<_>>(), next)
+            }
+        };
+        let Some(next) = next else {
+            self.serving.remove(&peer);
+            let last_seq = Some(self.store.last_seq()?.max(0) as u64);
+            let done = Message::SyncResponse { since: JsonNumber::from(serve.since), count: serve.sent, last_seq };
+            self.send(peer, &done);
+            return self.start_queued_syncs();
+        };
+        let sent = payloads.len() as u64;
+        for payload in payloads {
+            self.actions.push(Action::Send { peer, body: experiment_body(&payload) });
+        }
+        if let Some(serve) = self.serving.get_mut(&peer) {
+            serve.position = next;
+            serve.sent += sent;
+        }
+        Ok(())
+    }
+
+    /// A peer of ours finished answering: remember where its store stood.
+    pub(super) fn on_sync_response(&mut self, peer: PeerId, last_seq: Option<u64>) -> Result<(), StoreError> {
+        self.flush()?;
+        let Some(state) = self.peers.get(&peer) else { return Ok(()) };
+        let asked = state.sync_requested_at.is_some() && matches!(state.direction, Direction::Outbound { .. });
+        if let (true, Some(hello), Some(seq)) = (asked, &state.hello, last_seq) {
+            let node_id = hello.node_id.clone();
+            self.store.set_sync_cursor(&node_id, i64::try_from(seq).unwrap_or(i64::MAX))?;
+        }
+        Ok(())
+    }
+}

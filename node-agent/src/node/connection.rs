@@ -29,21 +29,30 @@ pub struct ConnectionHandle {
     pub cancel: CancellationToken,
 }
 
-/// Starts the reader and writer of `stream`; returns the handle the core keeps.
+/// Starts the reader and writer of `stream`. The reader first registers the connection with the
+/// core (its handle, address and direction), so the core knows the peer before any of its frames.
 pub fn spawn(
     peer: PeerId,
     stream: TcpStream,
+    remote: std::net::SocketAddr,
+    direction: crate::protocol::Direction,
     events: mpsc::Sender<DriverEvent>,
     shutdown: CancellationToken,
-) -> ConnectionHandle {
+) {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
     let (outgoing, mut queue) = mpsc::channel::<Bytes>(SEND_QUEUE);
     let cancel = shutdown.child_token();
 
+    let handle = ConnectionHandle { outgoing, cancel: cancel.clone() };
     let reader_events = events.clone();
     let reader_cancel = cancel.clone();
     tokio::spawn(async move {
+        let registered = DriverEvent::Register { peer, handle, remote, direction };
+        if reader_events.send(registered).await.is_err() {
+            reader_cancel.cancel();
+            return;
+        }
         let mut frames = FramedRead::new(read, FrameCodec);
         loop {
             let next = tokio::select! {
@@ -71,6 +80,7 @@ pub fn spawn(
         let mut header_and_body = Vec::new();
         loop {
             let body = tokio::select! {
+                biased;
                 _ = writer_cancel.cancelled() => break,
                 body = queue.recv() => match body { Some(body) => body, None => break },
             };
@@ -88,6 +98,4 @@ pub fn spawn(
         }
         let _ = write.shutdown().await;
     });
-
-    ConnectionHandle { outgoing, cancel }
 }

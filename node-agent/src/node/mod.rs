@@ -158,8 +158,7 @@ async fn register(
     events: &mpsc::Sender<DriverEvent>,
     shutdown: &CancellationToken,
 ) {
-    let handle = connection::spawn(peer, stream, events.clone(), shutdown.clone());
-    let _ = events.send(DriverEvent::Register { peer, handle, remote, direction }).await;
+    connection::spawn(peer, stream, remote, direction, events.clone(), shutdown.clone());
 }
 
 struct Driver {
@@ -245,9 +244,14 @@ impl Driver {
 
     fn send(&mut self, peer: PeerId, body: Bytes) {
         let Some(handle) = self.connections.get(&peer) else { return };
-        if handle.outgoing.try_send(body).is_err() {
-            tracing::warn!(peer, "peer reads too slowly; disconnecting");
-            handle.cancel.cancel();
+        match handle.outgoing.try_send(body) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(peer, "peer reads too slowly; disconnecting");
+                handle.cancel.cancel();
+            }
+            // The connection is closing; its Disconnected event is on the way.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 

@@ -42,6 +42,9 @@ pub struct ProtocolConfig {
     pub max_get_records: usize,
     /// How often missing parents are asked for.
     pub orphan_fetch_interval: Duration,
+    /// How often our own peers are asked again for what they stored since the last sync
+    /// (longer than `min_sync_interval`, which the other side enforces).
+    pub resync_interval: Duration,
 }
 
 impl Default for ProtocolConfig {
@@ -67,6 +70,7 @@ impl Default for ProtocolConfig {
             max_pex_addresses: 32,
             max_get_records: 256,
             orphan_fetch_interval: Duration::from_secs(30),
+            resync_interval: Duration::from_secs(60),
         }
     }
 }
@@ -85,6 +89,9 @@ impl ProtocolConfig {
         }
         if self.dial_backoff_initial > self.dial_backoff_max {
             return Err("dial_backoff_initial exceeds dial_backoff_max".into());
+        }
+        if self.resync_interval < self.min_sync_interval {
+            return Err("resync_interval must not be shorter than min_sync_interval".into());
         }
         if self.ping_interval >= self.idle_timeout {
             return Err("ping_interval must be shorter than idle_timeout".into());

@@ -100,7 +100,7 @@ impl Protocol {
             let body = experiment_body(&item.payload);
             let targets: Vec<PeerId> = self.peers.keys().copied().filter(|p| *p != source).collect();
             for peer in targets {
-                self.actions.push(super::Action::Send { peer, body: body.clone() });
+                self.send_body(peer, body.clone());
             }
         }
         for source in orphan_sources {
@@ -131,7 +131,7 @@ impl Protocol {
     pub(super) fn on_get_records(&mut self, peer: PeerId, ids: &[String]) -> Result<(), StoreError> {
         for id in ids.iter().take(self.config.max_get_records) {
             if let Some(payload) = self.store.payload(id)? {
-                self.actions.push(super::Action::Send { peer, body: experiment_body(&payload) });
+                self.send_body(peer, experiment_body(&payload));
             }
         }
         Ok(())

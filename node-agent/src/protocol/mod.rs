@@ -221,11 +221,20 @@ impl Protocol {
     }
 
     fn send(&mut self, peer: PeerId, message: &Message) {
-        self.actions.push(Action::Send { peer, body: Bytes::from(message.encode_body()) });
+        self.send_body(peer, Bytes::from(message.encode_body()));
     }
 
+    /// Queues `body` for `peer` unless it is being closed.
+    fn send_body(&mut self, peer: PeerId, body: Bytes) {
+        if self.peers.get(&peer).is_some_and(|p| !p.closing) {
+            self.actions.push(Action::Send { peer, body });
+        }
+    }
+
+    /// Asks the driver to close the connection; from now on the peer is ignored.
     fn disconnect(&mut self, peer: PeerId, reason: &str) {
-        if self.peers.contains_key(&peer) {
+        if let Some(state) = self.peers.get_mut(&peer).filter(|p| !p.closing) {
+            state.closing = true;
             self.actions.push(Action::Disconnect { peer, reason: reason.to_string() });
         }
     }
@@ -317,7 +326,7 @@ impl Protocol {
 
     fn on_frame(&mut self, peer: PeerId, body: &[u8]) -> Result<(), StoreError> {
         let now = self.now;
-        let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
+        let Some(state) = self.peers.get_mut(&peer).filter(|p| !p.closing) else { return Ok(()) };
         state.last_heard = now;
         // Records are data: a big sync arrives as fast as the peer can send it, so only the byte
         // budget applies to them; every other message also spends a message token.
@@ -342,6 +351,17 @@ impl Protocol {
             | Err(e @ spore_spec::message::MessageError::PayloadNotAnObject(_)) => {
                 self.stats.messages_dropped += 1;
                 self.punish(peer, 10, &e.to_string());
+                return Ok(());
+            }
+            // Valid JSON that Rust cannot hold faithfully: Python accepts it, so it is not
+            // the sender's fault; the message is dropped.
+            Err(
+                e @ spore_spec::message::MessageError::Json(
+                    spore_spec::json::JsonError::LoneSurrogate { .. } | spore_spec::json::JsonError::IntegerTooLong(_),
+                ),
+            ) => {
+                self.stats.records_ignored += 1;
+                tracing::debug!(peer, error = %e, "message refused");
                 return Ok(());
             }
             Err(e @ spore_spec::message::MessageError::NoType) => {
@@ -396,8 +416,11 @@ impl Protocol {
             self.disconnect(peer, "already connected to this node");
             return Ok(());
         }
-        // An outbound peer that speaks our dialect gets a cursor-based sync right away.
-        if matches!(state.direction, Direction::Outbound { .. }) && state.sync_requested_at.is_none() {
+        // A peer that speaks our dialect gets a cursor-based sync right away, whichever side
+        // dialed (0.1.2 peers are only asked on connections we opened, as Python does).
+        if state.sync_requested_at.is_none()
+            && (state.has_capability("sync-seq") || matches!(state.direction, Direction::Outbound { .. }))
+        {
             self.request_sync(peer)?;
         }
         Ok(())
@@ -461,6 +484,22 @@ impl Protocol {
             .map(|(id, _)| *id)
             .collect();
         for peer in waiting {
+            self.request_sync(peer)?;
+        }
+        // Anti-entropy with our own peers: a cheap cursor sync now and then catches whatever a
+        // dropped connection lost in flight.
+        let resync = self.config.resync_interval.as_millis() as Millis;
+        let stale: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                !p.closing
+                    && p.has_capability("sync-seq")
+                    && p.sync_requested_at.is_some_and(|at| now.saturating_sub(at) >= resync)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in stale {
             self.request_sync(peer)?;
         }
         // Keepalive.

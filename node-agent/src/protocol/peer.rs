@@ -75,6 +75,8 @@ pub struct PeerState {
     pub sync_requested_at: Option<Millis>,
     /// When it last asked us for one.
     pub last_sync_request: Option<Millis>,
+    /// We asked the driver to close it: nothing more is read from or sent to it.
+    pub closing: bool,
 }
 
 impl PeerState {
@@ -93,6 +95,7 @@ impl PeerState {
             accepted_records: 0,
             sync_requested_at: None,
             last_sync_request: None,
+            closing: false,
         }
     }
 

@@ -10,7 +10,7 @@
 use spore_spec::{JsonNumber, Message};
 
 use super::ingest::experiment_body;
-use super::{Action, Direction, PeerId, Protocol};
+use super::{Direction, PeerId, Protocol};
 use crate::store::{StoreError, SyncCursor};
 
 /// Where an answer in progress stands.
@@ -114,7 +114,7 @@ impl Protocol {
         };
         let sent = payloads.len() as u64;
         for payload in payloads {
-            self.actions.push(Action::Send { peer, body: experiment_body(&payload) });
+            self.send_body(peer, experiment_body(&payload));
         }
         if let Some(serve) = self.serving.get_mut(&peer) {
             serve.position = next;

@@ -1,0 +1,245 @@
+//! Bad input of every kind against one running node: each case gets its documented treatment
+//! (the message dropped and the connection kept, or the connection closed), the node keeps
+//! serving, and nothing valid is lost. See `spec/protocol.md` §4 and `node-agent/src/protocol`.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use spore_spec::frame::{FrameCheck, check};
+use spore_spec::{ExperimentRecord, Identity, JsonNumber, Message, Status};
+use spore_tests::nodes::{SporeNode, free_port};
+
+const SPORE: &str = env!("CARGO_BIN_EXE_spore");
+
+/// What the node must do with one input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Treatment {
+    /// Dropped; the connection still answers a ping.
+    Kept,
+    /// The node closes the connection.
+    Closed,
+}
+
+struct Client {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        Client { stream, buffer: Vec::new() }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    fn send_body(&mut self, body: &[u8]) -> bool {
+        self.send_raw(&spore_spec::frame::frame_bytes(body))
+    }
+
+    /// Reads frames until one has `type`, or the deadline; `None` when closed.
+    fn wait_for_type(&mut self, message_type: &str, timeout: Duration) -> Option<bool> {
+        let deadline = Instant::now() + timeout;
+        let mut chunk = [0u8; 65536];
+        while Instant::now() < deadline {
+            while let Ok(FrameCheck::Complete(len)) = check(&self.buffer) {
+                let body: Vec<u8> = self.buffer.drain(..4 + len).skip(4).collect();
+                if let Ok(message) = Message::decode(&body) {
+                    if message.message_type() == message_type {
+                        return Some(true);
+                    }
+                }
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return None,
+            }
+        }
+        Some(false)
+    }
+
+    /// The connection's state after the input: answers a ping, or is closed.
+    fn treatment(&mut self) -> Treatment {
+        if !self.send_body(&Message::Ping.encode_body()) {
+            return Treatment::Closed;
+        }
+        match self.wait_for_type("pong", Duration::from_secs(3)) {
+            Some(true) => Treatment::Kept,
+            None => Treatment::Closed,
+            Some(false) => panic!("no pong and no close within 3 s"),
+        }
+    }
+}
+
+fn signed(n: i64, change: impl FnOnce(&mut ExperimentRecord)) -> ExperimentRecord {
+    let mut record = ExperimentRecord {
+        parent: None,
+        depth: JsonNumber::from(0),
+        code_cid: format!("{n:064x}"),
+        diff: String::new(),
+        dataset_cid: "climbmix-400b-shuffle".into(),
+        prepare_cid: String::new(),
+        time_budget: JsonNumber::from(300),
+        val_bpb: JsonNumber::Float(0.99),
+        peak_vram_mb: JsonNumber::Float(1000.0),
+        num_steps: JsonNumber::from(10),
+        num_params: JsonNumber::from(100),
+        status: Status::Keep,
+        description: format!("case {n}"),
+        hypothesis: String::new(),
+        agent_model: "test".into(),
+        gpu_model: "cpu".into(),
+        cuda_version: "unknown".into(),
+        torch_version: "unknown".into(),
+        node_id: String::new(),
+        timestamp: JsonNumber::from(1_773_000_000 + n),
+        signature: String::new(),
+        id: String::new(),
+        version: JsonNumber::from(1),
+    };
+    change(&mut record);
+    Identity::from_seed([5; 32]).sign_record(&mut record);
+    record
+}
+
+fn body(record: &ExperimentRecord) -> Vec<u8> {
+    Message::Experiment(Box::new(record.clone())).encode_body()
+}
+
+fn with_field(record: &ExperimentRecord, from: &str, to: &str) -> Vec<u8> {
+    String::from_utf8(body(record)).unwrap().replacen(from, to, 1).into_bytes()
+}
+
+#[test]
+fn every_bad_input_gets_its_treatment_and_the_node_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = SporeNode::start(Path::new(SPORE), tmp.path(), free_port().unwrap(), &[]);
+    let port = node.port;
+    let valid = signed(1, |_| {});
+    let tampered = with_field(&valid, "\"val_bpb\":0.99", "\"val_bpb\":0.5");
+    let mut other_key = signed(2, |_| {});
+    other_key.node_id = Identity::from_seed([6; 32]).node_id();
+    let mut bad_signature = signed(3, |_| {});
+    bad_signature.signature = "00".repeat(64);
+    let nan = signed(4, |r| r.val_bpb = JsonNumber::Float(f64::NAN));
+    let future = signed(5, |r| r.timestamp = JsonNumber::from(4_000_000_000));
+    let huge = signed(6, |r| r.num_params = JsonNumber::int_from_text("18446744073709551617").unwrap());
+    let spaced = signed(7, |_| {});
+    // Same record, written with spaces: the CID is over the canonical form, so it verifies, and
+    // the node must keep (and re-send) the text as it came.
+    let spaced_body = with_field(&spaced, "\"depth\":0", "\"depth\": 0");
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let many_peers: Vec<String> = (0..1000).map(|i| format!("10.{}.{}.1:7470", i / 256, i % 256)).collect();
+    let pex_flood = Message::PexResponse { peer: many_peers }.encode_body();
+    let get_flood = Message::GetRecords { ids: vec!["a".repeat(64); 2000] }.encode_body();
+    let own_hello = format!(
+        "{{\"type\":\"hello\",\"payload\":{{\"node_id\":\"{}\",\"listen_port\":1,\"capabilities\":[],\"agent\":\"x\"}}}}",
+        std::fs::read_to_string(tmp.path().join("identity/node_id")).unwrap()
+    );
+
+    let cases: Vec<(&str, Vec<u8>, Treatment)> = vec![
+        ("valid record", body(&valid), Treatment::Kept),
+        ("duplicate record", body(&valid), Treatment::Kept),
+        ("forged CID (val_bpb changed after signing)", tampered, Treatment::Kept),
+        ("signature of another key", body(&other_key), Treatment::Kept),
+        ("zeroed signature", body(&bad_signature), Treatment::Kept),
+        ("NaN val_bpb, correctly signed", body(&nan), Treatment::Kept),
+        ("timestamp far in the future", body(&future), Treatment::Kept),
+        ("integer beyond 64 bits (Python accepts it)", body(&huge), Treatment::Kept),
+        ("payload with extra whitespace", spaced_body, Treatment::Kept),
+        ("unknown record field (0.5+ task_id)", with_field(&valid, "\"version\":1", "\"version\":1,\"task_id\":\"t\""), Treatment::Kept),
+        ("status KEEP", with_field(&valid, "\"keep\"", "\"KEEP\""), Treatment::Kept),
+        ("depth as a string", with_field(&valid, "\"depth\":0", "\"depth\":\"0\""), Treatment::Kept),
+        ("missing field", with_field(&valid, "\"depth\":0,", ""), Treatment::Kept),
+        ("lone surrogate in a string", with_field(&valid, "case 1", "case \\ud800"), Treatment::Kept),
+        ("unknown message type", br#"{"type":"profile","payload":{"x":1}}"#.to_vec(), Treatment::Kept),
+        ("no type", br#"{"payload":{}}"#.to_vec(), Treatment::Kept),
+        ("payload not an object", br#"{"type":"ping","payload":[1]}"#.to_vec(), Treatment::Kept),
+        ("oversize ping", format!(r#"{{"type":"ping","payload":{{"pad":"{}"}}}}"#, "x".repeat(5000)).into_bytes(), Treatment::Kept),
+        ("pex_response with numbers", br#"{"type":"pex_response","payload":{"peer":[7470]}}"#.to_vec(), Treatment::Kept),
+        ("pex_response with 1000 addresses", pex_flood, Treatment::Kept),
+        ("sync_request with a string", br#"{"type":"sync_request","payload":{"since":"0"}}"#.to_vec(), Treatment::Kept),
+        ("get_records with 2000 ids", get_flood, Treatment::Kept),
+        ("unsigned 0.1.2 dispute", br#"{"type":"dispute","payload":{"experiment_id":"x","challenger_id":"y","challenger_bpb":1.0,"outcome":"rejected","ground_truth_bpb":2.0,"verifier_count":3}}"#.to_vec(), Treatment::Kept),
+        ("not JSON", b"hello world".to_vec(), Treatment::Closed),
+        ("invalid UTF-8", b"{\"type\":\"\xff\"}".to_vec(), Treatment::Closed),
+        ("byte-order mark", b"\xef\xbb\xbf{\"type\":\"ping\"}".to_vec(), Treatment::Closed),
+        ("10,000 levels of nesting", deep.into_bytes(), Treatment::Closed),
+        ("a JSON array", b"[1,2,3]".to_vec(), Treatment::Closed),
+        ("trailing garbage", br#"{"type":"ping"} x"#.to_vec(), Treatment::Closed),
+        ("hello with our own node id", own_hello.into_bytes(), Treatment::Closed),
+    ];
+    for (name, input, expected) in &cases {
+        let mut client = Client::connect(port);
+        assert!(client.send_body(input), "{name}: send");
+        assert_eq!(client.treatment(), *expected, "{name}");
+    }
+
+    // Framing violations: a length over 10 MiB ends the connection at once.
+    for (name, header) in [("length 10 MiB + 1", 10_485_761u32), ("length 4 GiB", u32::MAX)] {
+        let mut client = Client::connect(port);
+        client.send_raw(&header.to_be_bytes());
+        assert_eq!(client.wait_for_type("pong", Duration::from_secs(3)), None, "{name}");
+    }
+    // Exactly 10 MiB is accepted (and then dropped as an oversize unknown message).
+    let mut big = Client::connect(port);
+    let padding = format!(r#"{{"type":"blob","payload":{{"pad":"{}"}}}}"#, "x".repeat(10 * 1024 * 1024 - 36));
+    assert_eq!(padding.len(), 10 * 1024 * 1024);
+    big.send_body(padding.as_bytes());
+    assert_eq!(big.treatment(), Treatment::Kept, "a body of exactly 10 MiB");
+
+    // A truncated frame, then a hang-up: nothing to store, nothing breaks.
+    let mut truncated = Client::connect(port);
+    truncated.send_raw(&[0, 0, 0, 100, b'{', b'"']);
+    drop(truncated);
+
+    // A sync flood: one answer, then every early repeat costs points until the peer is dropped.
+    let mut flood = Client::connect(port);
+    let request = Message::SyncRequest { since: JsonNumber::from(0), after_seq: None }.encode_body();
+    for _ in 0..50 {
+        if !flood.send_body(&request) {
+            break;
+        }
+    }
+    assert_eq!(flood.treatment(), Treatment::Closed, "sync flood");
+
+    // A slowloris peer trickles a frame while another client is served normally.
+    let mut slow = Client::connect(port);
+    slow.send_raw(&[0, 0, 0, 50]);
+    for byte in b"{\"type\":\"ping\"" {
+        slow.send_raw(&[*byte]);
+        let mut other = Client::connect(port);
+        assert_eq!(other.treatment(), Treatment::Kept, "served during a slowloris");
+    }
+
+    // A thousand connections at once: those over the inbound limit are refused, the node lives.
+    let crowd: Vec<TcpStream> = (0..1000).filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok()).collect();
+    assert!(crowd.len() > 100);
+    let mut during = Client::connect(port);
+    let _ = during.treatment();
+    drop(crowd);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut after = Client::connect(port);
+    assert_eq!(after.treatment(), Treatment::Kept, "serving after the crowd left");
+
+    // Nothing valid was lost, nothing invalid was stored, and what is stored still verifies.
+    let mut node = node;
+    assert!(node.is_running(), "the node survived: {}", node.log());
+    let stored: Vec<ExperimentRecord> = node.export().iter().map(|l| ExperimentRecord::from_json(l).unwrap()).collect();
+    let mut ids: Vec<&str> = stored.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    let mut expected = vec![valid.id.as_str(), huge.id.as_str(), spaced.id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+    assert!(stored.iter().all(|r| spore_spec::verify_record(r).is_ok()));
+    assert!(node.export().iter().any(|l| l.contains("\"depth\": 0")), "stored exactly as sent");
+}

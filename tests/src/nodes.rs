@@ -1,0 +1,238 @@
+//! Real node processes for end-to-end tests: our `spore run` and the Python reference node
+//! (`tests/python/python_node.py`), on 127.0.0.1, each in its own data directory. Dropping a
+//! handle stops its process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+pub use crate::testenv::process::free_port;
+
+/// Polls `check` every 50 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, check: impl FnMut() -> bool) {
+    wait_until_or(timeout, what, check, String::new);
+}
+
+/// [`wait_until`], adding `diagnose()` (logs, state) to the panic message.
+pub fn wait_until_or(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> bool,
+    diagnose: impl FnOnce() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}\n{}", diagnose());
+}
+
+fn stop_child(child: &mut Child, signal: Signal) {
+    let _ = kill(Pid::from_raw(child.id() as i32), signal);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A `spore run --no-train` process.
+#[derive(Debug)]
+pub struct SporeNode {
+    child: Option<Child>,
+    bin: PathBuf,
+    pub data_dir: PathBuf,
+    pub port: u16,
+    args: Vec<String>,
+}
+
+impl SporeNode {
+    /// Starts a gossip node listening on 127.0.0.1:`port` and waits until it listens.
+    pub fn start(bin: &Path, data_dir: &Path, port: u16, peers: &[String]) -> SporeNode {
+        let mut args: Vec<String> =
+            vec!["run".into(), "--no-train".into(), "--no-explorer".into(), "--no-bootstrap".into()];
+        args.extend(["--host".into(), "127.0.0.1".into(), "--port".into(), port.to_string()]);
+        args.extend(["--data-dir".into(), data_dir.display().to_string()]);
+        for peer in peers {
+            args.extend(["--peer".into(), peer.clone()]);
+        }
+        let mut node = SporeNode { child: None, bin: bin.to_path_buf(), data_dir: data_dir.to_path_buf(), port, args };
+        node.restart();
+        node
+    }
+
+    /// Starts the process again (after [`SporeNode::kill9`] or [`SporeNode::stop`]).
+    pub fn restart(&mut self) {
+        std::fs::create_dir_all(&self.data_dir).expect("create data dir");
+        let log = std::fs::File::create(self.data_dir.join("node.log")).expect("create log");
+        let child = Command::new(&self.bin)
+            .args(&self.args)
+            .env("RUST_LOG", "info,spore_agent=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start spore");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until(Duration::from_secs(20), "spore to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `spore status --json`.
+    pub fn status(&self) -> serde_json::Value {
+        let output = Command::new(&self.bin)
+            .args(["status", "--json", "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .expect("run spore status");
+        serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn record_count(&self) -> u64 {
+        self.status()["experiments"].as_u64().unwrap_or(0)
+    }
+
+    /// `spore record export`: the stored payloads.
+    pub fn export(&self) -> Vec<String> {
+        let output = Command::new(&self.bin)
+            .args(["record", "export", "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .expect("run spore record export");
+        String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+    }
+
+    /// SIGTERM and wait (a clean shutdown).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_child(&mut child, Signal::SIGTERM);
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The node's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("node.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SporeNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A real `sporemesh` 0.1.2 node.
+#[derive(Debug)]
+pub struct PythonNode {
+    child: Child,
+    pub data_dir: PathBuf,
+    pub port: u16,
+}
+
+/// How to start a [`PythonNode`].
+#[derive(Debug, Clone, Default)]
+pub struct PythonNodeOptions {
+    pub peers: Vec<String>,
+    /// Listen only (`start(skip_peer=True)`).
+    pub genesis: bool,
+    /// Records to publish after `publish_delay`, chained keeps with some discards.
+    pub publish: usize,
+    pub publish_delay: Duration,
+    /// Offset of the published records' numbers (distinct nodes publish distinct records).
+    pub offset: usize,
+}
+
+impl PythonNode {
+    pub fn start(data_dir: &Path, port: u16, options: &PythonNodeOptions) -> PythonNode {
+        let mut command = Command::new(crate::python::require_python());
+        command
+            .arg(crate::python::script("python_node.py"))
+            .args(["run", "--port", &port.to_string(), "--data-dir"])
+            .arg(data_dir)
+            .args(["--publish", &options.publish.to_string()])
+            .args(["--publish-delay", &options.publish_delay.as_secs_f64().to_string()])
+            .args(["--offset", &options.offset.to_string()]);
+        for peer in &options.peers {
+            command.args(["--peer", peer]);
+        }
+        if options.genesis {
+            command.arg("--genesis");
+        }
+        std::fs::create_dir_all(data_dir).expect("create data dir");
+        let log = std::fs::File::create(data_dir.join("python.log")).expect("create log");
+        let mut child = command.stdout(Stdio::piped()).stderr(log).spawn().expect("start the Python node");
+        let stdout = child.stdout.take().expect("stdout");
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = ready_tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match ready_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.starts_with("READY") => break,
+                Ok(_) => continue,
+                Err(_) => {
+                    let log = std::fs::read_to_string(data_dir.join("python.log")).unwrap_or_default();
+                    panic!("the Python node did not start:\n{log}");
+                }
+            }
+        }
+        PythonNode { child, data_dir: data_dir.to_path_buf(), port }
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Ids of the records in the Python node's graph.
+    /// The Python node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("python.log")).unwrap_or_default()
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        let output = Command::new(crate::python::require_python())
+            .arg(crate::python::script("python_node.py"))
+            .args(["ids", "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .expect("list the Python node's records");
+        String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+    }
+}
+
+impl Drop for PythonNode {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, Signal::SIGTERM);
+    }
+}

@@ -17,7 +17,7 @@ mod ingest;
 mod peer;
 mod sync;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
@@ -118,12 +118,14 @@ pub struct Protocol {
     policy: ValidationPolicy,
     store: DagStore,
     keys: KeyCache,
-    peers: HashMap<PeerId, PeerState>,
+    /// Ordered maps where iteration order decides the order of actions: a simulation with a
+    /// seeded RNG must replay exactly.
+    peers: BTreeMap<PeerId, PeerState>,
     seen: LruCache<String, ()>,
     pending: Vec<(PeerId, StoredRecord)>,
     serving: HashMap<PeerId, SyncServe>,
     sync_queue: VecDeque<PeerId>,
-    dial_book: HashMap<String, DialTarget>,
+    dial_book: BTreeMap<String, DialTarget>,
     banned: HashMap<IpAddr, Millis>,
     now: Millis,
     unix_now: i64,
@@ -148,12 +150,12 @@ impl Protocol {
             policy: ValidationPolicy::default(),
             store,
             keys: KeyCache::default(),
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             seen: LruCache::new(capacity),
             pending: Vec::new(),
             serving: HashMap::new(),
             sync_queue: VecDeque::new(),
-            dial_book: HashMap::new(),
+            dial_book: BTreeMap::new(),
             banned: HashMap::new(),
             now: 0,
             unix_now: 0,

@@ -51,10 +51,8 @@ impl Client {
         while Instant::now() < deadline {
             while let Ok(FrameCheck::Complete(len)) = check(&self.buffer) {
                 let body: Vec<u8> = self.buffer.drain(..4 + len).skip(4).collect();
-                if let Ok(message) = Message::decode(&body) {
-                    if message.message_type() == message_type {
-                        return Some(true);
-                    }
+                if Message::decode(&body).is_ok_and(|m| m.message_type() == message_type) {
+                    return Some(true);
                 }
             }
             match self.stream.read(&mut chunk) {

@@ -1,1 +1,222 @@
+//! Unit tests of the protocol core, event by event.
 
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use spore_spec::{ExperimentRecord, Identity, JsonNumber, Message, Status};
+
+use super::{Action, Direction, Event, PeerId, Protocol, ProtocolConfig};
+use crate::store::DagStore;
+
+fn core(config: ProtocolConfig) -> Protocol {
+    Protocol::new(config, Identity::from_seed([1; 32]), 7470, DagStore::open_in_memory().unwrap())
+}
+
+fn remote(port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], port))
+}
+
+fn record(n: i64) -> ExperimentRecord {
+    let mut r = ExperimentRecord {
+        parent: None,
+        depth: JsonNumber::from(0),
+        code_cid: format!("{n:064x}"),
+        diff: String::new(),
+        dataset_cid: String::new(),
+        prepare_cid: String::new(),
+        time_budget: JsonNumber::from(300),
+        val_bpb: JsonNumber::Float(1.0),
+        peak_vram_mb: JsonNumber::Float(1.0),
+        num_steps: JsonNumber::from(n),
+        num_params: JsonNumber::from(1),
+        status: Status::Keep,
+        description: String::new(),
+        hypothesis: String::new(),
+        agent_model: String::new(),
+        gpu_model: "cpu".into(),
+        cuda_version: String::new(),
+        torch_version: String::new(),
+        node_id: String::new(),
+        timestamp: JsonNumber::from(1_773_000_000 + n),
+        signature: String::new(),
+        id: String::new(),
+        version: JsonNumber::from(1),
+    };
+    Identity::from_seed([2; 32]).sign_record(&mut r);
+    r
+}
+
+fn frame(message: &Message) -> Event {
+    Event::Frame { peer: 0, body: Bytes::from(message.encode_body()) }
+}
+
+fn on(core: &mut Protocol, peer: PeerId, event: Event) -> Vec<Action> {
+    let event = match event {
+        Event::Frame { body, .. } => Event::Frame { peer, body },
+        other => other,
+    };
+    let mut actions = core.handle(event, 1_000, 1_773_100_000).unwrap();
+    actions.extend(core.handle(Event::Idle, 1_000, 1_773_100_000).unwrap());
+    actions
+}
+
+fn connect(core: &mut Protocol, peer: PeerId, direction: Direction) {
+    core.handle(Event::Connected { peer, remote: remote(40_000 + peer as u16), direction }, 1_000, 0).unwrap();
+}
+
+fn sent_to(actions: &[Action]) -> Vec<(PeerId, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { peer, body } => Some((*peer, Message::decode(body).unwrap().message_type().to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn disconnected(actions: &[Action]) -> bool {
+    actions.iter().any(|a| matches!(a, Action::Disconnect { .. }))
+}
+
+#[test]
+fn a_new_record_is_stored_then_relayed_to_every_peer_but_its_source() {
+    let mut core = core(ProtocolConfig::default());
+    for peer in 1..=3 {
+        connect(&mut core, peer, Direction::Inbound);
+    }
+    let actions = on(&mut core, 1, frame(&Message::Experiment(Box::new(record(1)))));
+    assert_eq!(sent_to(&actions), vec![(2, "experiment".into()), (3, "experiment".into())]);
+    assert_eq!(core.store().counts().unwrap().total, 1);
+    let again = on(&mut core, 2, frame(&Message::Experiment(Box::new(record(1)))));
+    assert!(sent_to(&again).is_empty(), "a duplicate is not relayed");
+    assert_eq!(core.stats().records_duplicate, 1);
+}
+
+#[test]
+fn records_from_newer_peers_are_dropped_without_punishment() {
+    let mut core = core(ProtocolConfig::default());
+    connect(&mut core, 1, Direction::Inbound);
+    let mut body = String::from_utf8(Message::Experiment(Box::new(record(1))).encode_body()).unwrap();
+    body = body.replacen("\"version\":1", "\"version\":2,\"task_id\":\"t\"", 1);
+    for _ in 0..50 {
+        let actions = on(&mut core, 1, Event::Frame { peer: 1, body: Bytes::from(body.clone()) });
+        assert!(!disconnected(&actions));
+    }
+    assert_eq!(core.stats().records_ignored, 50);
+    assert_eq!(core.peers().next().unwrap().1.misbehaviour, 0);
+}
+
+#[test]
+fn forged_records_cost_points_until_the_peer_is_dropped() {
+    let mut core = core(ProtocolConfig::default());
+    connect(&mut core, 1, Direction::Inbound);
+    let mut forged = record(1);
+    forged.val_bpb = JsonNumber::Float(0.5);
+    let mut dropped_at = None;
+    for i in 1..=10 {
+        forged.num_steps = JsonNumber::from(i);
+        let actions = on(&mut core, 1, frame(&Message::Experiment(Box::new(forged.clone()))));
+        if disconnected(&actions) {
+            dropped_at = Some(i);
+            break;
+        }
+    }
+    assert_eq!(dropped_at, Some(5), "20 points each, ban score 100");
+    assert_eq!(core.store().counts().unwrap().total, 0);
+}
+
+#[test]
+fn garbage_ends_the_connection_at_once() {
+    let mut core = core(ProtocolConfig::default());
+    connect(&mut core, 1, Direction::Inbound);
+    let actions = on(&mut core, 1, Event::Frame { peer: 1, body: Bytes::from_static(b"not json") });
+    assert!(disconnected(&actions));
+    let after = on(&mut core, 1, frame(&Message::Ping));
+    assert!(sent_to(&after).is_empty(), "nothing more is answered on a closing connection");
+}
+
+#[test]
+fn pex_advertises_only_addresses_that_can_be_dialed() {
+    let mut core = core(ProtocolConfig::default());
+    connect(&mut core, 1, Direction::Inbound); // never says hello: its port is ephemeral
+    connect(&mut core, 2, Direction::Outbound { dialed: "peer.example:7470".into() });
+    connect(&mut core, 3, Direction::Inbound);
+    let hello = Message::Hello { node_id: "ab".repeat(32), listen_port: 9000, capabilities: vec![], agent: "x".into() };
+    on(&mut core, 3, frame(&hello));
+    let actions = on(&mut core, 1, frame(&Message::PexRequest));
+    let Some(Action::Send { body, .. }) = actions.iter().find(|a| matches!(a, Action::Send { peer: 1, .. })) else {
+        panic!("no pex_response")
+    };
+    let Message::PexResponse { peer } = Message::decode(body).unwrap() else { panic!("not a pex_response") };
+    assert_eq!(peer, vec!["peer.example:7470".to_string(), "10.0.0.1:9000".to_string()]);
+}
+
+#[test]
+fn sync_requests_fit_the_peer_and_answers_follow_the_drain() {
+    let config = ProtocolConfig { sync_batch: 2, ..ProtocolConfig::default() };
+    let mut core = core(config);
+    for n in 0..5 {
+        let r = record(n);
+        let mut payload = Vec::new();
+        r.write_wire_payload(&mut payload);
+        let stored = crate::store::StoredRecord {
+            record: r,
+            payload: String::from_utf8(payload).unwrap(),
+            flags: vec![],
+            received_at: 0,
+        };
+        core.handle(Event::Publish(Box::new(stored)), 0, 1_773_100_000).unwrap();
+    }
+    // A 0.1.2 peer we dialed says no hello: after the wait it is asked for everything.
+    connect(&mut core, 1, Direction::Outbound { dialed: "10.0.0.1:7470".into() });
+    let actions = core.handle(Event::Tick, 1_600, 1_773_100_000).unwrap();
+    let request = actions.iter().find_map(|a| match a {
+        Action::Send { peer: 1, body } => Message::decode(body).ok().filter(|m| m.message_type() == "sync_request"),
+        _ => None,
+    });
+    assert_eq!(request, Some(Message::SyncRequest { since: JsonNumber::from(0), after_seq: None }));
+
+    // Its own request is answered two records at a time, each page after the previous drained.
+    let request = Message::SyncRequest { since: JsonNumber::from(0), after_seq: None };
+    let first = on(&mut core, 1, frame(&request));
+    assert_eq!(sent_to(&first).iter().filter(|(_, t)| t == "experiment").count(), 2);
+    let second = on(&mut core, 1, Event::Drained { peer: 1 });
+    assert_eq!(sent_to(&second).iter().filter(|(_, t)| t == "experiment").count(), 2);
+    let third = on(&mut core, 1, Event::Drained { peer: 1 });
+    assert_eq!(sent_to(&third).iter().filter(|(_, t)| t == "experiment").count(), 1);
+    let last = on(&mut core, 1, Event::Drained { peer: 1 });
+    let end = last.iter().find_map(|a| match a {
+        Action::Send { body, .. } => Message::decode(body).ok(),
+        _ => None,
+    });
+    assert_eq!(end, Some(Message::SyncResponse { since: JsonNumber::from(0), count: 5, last_seq: Some(5) }));
+
+    // A peer of ours is asked only for what it stored after the cursor it gave us.
+    connect(&mut core, 2, Direction::Outbound { dialed: "10.0.0.2:7470".into() });
+    let hello = Message::Hello {
+        node_id: "cd".repeat(32),
+        listen_port: 7470,
+        capabilities: vec!["sync-seq".into()],
+        agent: "spore-rs".into(),
+    };
+    core.store().set_sync_cursor(&"cd".repeat(32), 42).unwrap();
+    let actions = on(&mut core, 2, frame(&hello));
+    let request = actions.iter().find_map(|a| match a {
+        Action::Send { peer: 2, body } => Message::decode(body).ok().filter(|m| m.message_type() == "sync_request"),
+        _ => None,
+    });
+    assert_eq!(request, Some(Message::SyncRequest { since: JsonNumber::from(0), after_seq: Some(42) }));
+}
+
+#[test]
+fn connecting_to_ourselves_is_detected() {
+    let mut core = core(ProtocolConfig::default());
+    connect(&mut core, 1, Direction::Outbound { dialed: "10.0.0.9:7470".into() });
+    let hello = Message::Hello {
+        node_id: core.node_id().to_string(),
+        listen_port: 7470,
+        capabilities: vec![],
+        agent: "x".into(),
+    };
+    assert!(disconnected(&on(&mut core, 1, frame(&hello))));
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use spore_spec::frame::{FrameCodec, FrameError};
+use spore_spec::{KeyCache, Message};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -54,13 +55,14 @@ pub fn spawn(
             return;
         }
         let mut frames = FramedRead::new(read, FrameCodec);
+        let mut keys = KeyCache::new(1024);
         loop {
             let next = tokio::select! {
                 _ = reader_cancel.cancelled() => break,
                 next = frames.next() => next,
             };
             let event = match next {
-                Some(Ok(body)) => Event::Frame { peer, body },
+                Some(Ok(body)) => pre_check(peer, body, &mut keys),
                 Some(Err(FrameError::TooLarge { declared })) => {
                     Event::FramingError { peer, reason: format!("frame of {declared} bytes exceeds the limit") }
                 }
@@ -98,4 +100,23 @@ pub fn spawn(
         }
         let _ = write.shutdown().await;
     });
+}
+
+/// Parses an `experiment` frame and checks its CID and signature here, on the connection's
+/// task, so the work runs beside the core instead of in it. Anything else, or anything that
+/// does not parse, goes to the core as a plain frame (which judges it).
+fn pre_check(peer: PeerId, body: Bytes, keys: &mut KeyCache) -> Event {
+    if !body.starts_with(b"{\"type\":\"experiment\"") {
+        return Event::Frame { peer, body };
+    }
+    match Message::decode_with_payload_span(&body) {
+        Ok((Message::Experiment(record), Some(span))) => match std::str::from_utf8(&body[span]) {
+            Ok(payload) => {
+                let verdict = keys.verify_record(&record);
+                Event::Record { peer, record, payload: payload.to_owned(), verdict, size: body.len() }
+            }
+            Err(_) => Event::Frame { peer, body },
+        },
+        _ => Event::Frame { peer, body },
+    }
 }

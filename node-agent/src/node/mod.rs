@@ -32,8 +32,9 @@ pub const BOOTSTRAP_PEER: &str = "peer.sporemesh.com:7470";
 const TICK: Duration = Duration::from_millis(100);
 /// How long a dial may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Events buffered between connections and the core.
-const EVENT_QUEUE: usize = 65_536;
+/// Events buffered between connections and the core. Small on purpose: when the core is busy,
+/// readers wait and TCP flow control pushes back on senders, instead of memory growing.
+const EVENT_QUEUE: usize = 1024;
 
 /// What the core task receives.
 #[derive(Debug)]

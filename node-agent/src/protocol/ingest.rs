@@ -21,28 +21,31 @@ pub(super) fn experiment_body(payload: &str) -> Bytes {
 }
 
 impl Protocol {
+    /// Takes a record from `peer`. `verdict` is its CID and signature check when the driver
+    /// already did it (off the core's thread); otherwise the core checks it here.
     pub(super) fn on_experiment(
         &mut self,
         peer: PeerId,
         record: ExperimentRecord,
         payload: String,
+        verdict: Option<Result<(), VerifyError>>,
     ) -> Result<(), StoreError> {
         if self.seen.get(&record.id).is_some() || self.store.contains(&record.id)? {
             self.seen.put(record.id.clone(), ());
             self.stats.records_duplicate += 1;
             return Ok(());
         }
-        if let Err(e) = self.keys.verify_record(&record) {
+        let verdict = match verdict {
+            Some(verdict) => verdict,
+            None => self.keys.verify_record(&record),
+        };
+        if let Err(e) = verdict {
             self.stats.records_rejected += 1;
             if let Some(state) = self.peers.get_mut(&peer) {
                 state.rejected_records += 1;
             }
-            let points = match e {
-                VerifyError::CidMismatch { .. } | VerifyError::BadSignature => FORGED_RECORD_POINTS,
-                VerifyError::BadPublicKey | VerifyError::MalformedSignature => FORGED_RECORD_POINTS,
-            };
             tracing::debug!(peer, id = %record.id, error = %e, "record does not verify");
-            self.punish(peer, points, &e.to_string());
+            self.punish(peer, FORGED_RECORD_POINTS, &e.to_string());
             return Ok(());
         }
         let flags = match validate(&record, &self.policy, self.unix_now) {

@@ -22,7 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use lru::LruCache;
-use spore_spec::{Identity, KeyCache, Message, ValidationPolicy};
+use spore_spec::{ExperimentRecord, Identity, KeyCache, Message, ValidationPolicy, VerifyError};
 
 pub use config::ProtocolConfig;
 pub use peer::{Direction, Hello, Millis, PeerId, PeerState, format_address, parse_address};
@@ -48,6 +48,15 @@ pub enum Event {
     Frame {
         peer: PeerId,
         body: Bytes,
+    },
+    /// An `experiment` frame the driver already parsed and checked (CID and signature) off the
+    /// core's thread; `payload` is the record's JSON as the peer wrote it.
+    Record {
+        peer: PeerId,
+        record: Box<ExperimentRecord>,
+        payload: String,
+        verdict: Result<(), VerifyError>,
+        size: usize,
     },
     /// The stream could not be framed (oversize length): a protocol violation.
     FramingError {
@@ -209,6 +218,11 @@ impl Protocol {
             Event::Connected { peer, remote, direction } => self.on_connected(peer, remote, direction),
             Event::Disconnected { peer } => self.on_disconnected(peer),
             Event::Frame { peer, body } => self.on_frame(peer, &body)?,
+            Event::Record { peer, record, payload, verdict, size } => {
+                if self.admit(peer, size, true) {
+                    self.on_experiment(peer, *record, payload, Some(verdict))?;
+                }
+            }
             Event::FramingError { peer, reason } => self.punish(peer, self.config.ban_score, &reason),
             Event::Drained { peer } => self.continue_sync(peer)?,
             Event::DialFailed { address } => self.on_dial_failed(&address),
@@ -327,15 +341,8 @@ impl Protocol {
     }
 
     fn on_frame(&mut self, peer: PeerId, body: &[u8]) -> Result<(), StoreError> {
-        let now = self.now;
-        let Some(state) = self.peers.get_mut(&peer).filter(|p| !p.closing) else { return Ok(()) };
-        state.last_heard = now;
-        // Records are data: a big sync arrives as fast as the peer can send it, so only the byte
-        // budget applies to them; every other message also spends a message token.
         let is_record = body.starts_with(b"{\"type\":\"experiment\"");
-        if !state.bytes.take(body.len() as f64, now) || (!is_record && !state.messages.take(1.0, now)) {
-            self.stats.messages_dropped += 1;
-            self.punish(peer, 1, "rate limit exceeded");
+        if !self.admit(peer, body.len(), is_record) {
             return Ok(());
         }
         let (message, payload_span) = match Message::decode_with_payload_span(body) {
@@ -384,7 +391,7 @@ impl Protocol {
                     .and_then(|span| std::str::from_utf8(&body[span]).ok())
                     .map(str::to_owned)
                     .unwrap_or_default();
-                self.on_experiment(peer, *record, payload)?;
+                self.on_experiment(peer, *record, payload, None)?;
             }
             Message::SyncRequest { since, after_seq } => self.on_sync_request(peer, &since, after_seq)?,
             Message::SyncResponse { last_seq, .. } => self.on_sync_response(peer, last_seq)?,
@@ -401,6 +408,22 @@ impl Protocol {
             Message::Unknown { message_type, .. } => tracing::debug!(peer, message_type, "unknown message type"),
         }
         Ok(())
+    }
+
+    /// Notes that `peer` spoke and charges its rate budgets; false when the message must be
+    /// dropped (closing connection, or over budget). Records are data: a big sync arrives as
+    /// fast as the peer can send it, so only the byte budget applies to them; every other
+    /// message also spends a message token.
+    fn admit(&mut self, peer: PeerId, size: usize, is_record: bool) -> bool {
+        let now = self.now;
+        let Some(state) = self.peers.get_mut(&peer).filter(|p| !p.closing) else { return false };
+        state.last_heard = now;
+        if !state.bytes.take(size as f64, now) || (!is_record && !state.messages.take(1.0, now)) {
+            self.stats.messages_dropped += 1;
+            self.punish(peer, 1, "rate limit exceeded");
+            return false;
+        }
+        true
     }
 
     fn on_hello(&mut self, peer: PeerId, hello: Hello) -> Result<(), StoreError> {

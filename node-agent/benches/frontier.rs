@@ -24,7 +24,7 @@ fn record(n: usize, parent: Option<String>) -> ExperimentRecord {
         peak_vram_mb: JsonNumber::Float(1.0),
         num_steps: JsonNumber::from(1),
         num_params: JsonNumber::from(1),
-        status: if n % 3 == 0 { Status::Discard } else { Status::Keep },
+        status: if n.is_multiple_of(3) { Status::Discard } else { Status::Keep },
         description: String::new(),
         hypothesis: String::new(),
         agent_model: String::new(),

@@ -34,6 +34,8 @@ struct Network {
     links: BTreeMap<End, End>,
     /// Ends that were written to since the last drain report.
     written: BTreeSet<End>,
+    /// Bodies written by each end so far.
+    written_count: BTreeMap<End, u64>,
     queue: VecDeque<(End, Bytes)>,
     rng: StdRng,
     now: u64,
@@ -91,6 +93,7 @@ impl Network {
             cores,
             links: BTreeMap::new(),
             written: BTreeSet::new(),
+            written_count: BTreeMap::new(),
             queue: VecDeque::new(),
             rng: StdRng::seed_from_u64(seed),
             now: 0,
@@ -123,6 +126,7 @@ impl Network {
                     if let Some(other) = self.links.get(&End { node, peer }) {
                         self.queue.push_back((*other, body));
                         self.written.insert(End { node, peer });
+                        *self.written_count.entry(End { node, peer }).or_default() += 1;
                     }
                 }
                 Action::Disconnect { peer, .. } => self.break_link(End { node, peer }),
@@ -187,7 +191,8 @@ impl Network {
                 let mut touched = BTreeSet::new();
                 for end in written {
                     touched.insert(end.node);
-                    self.feed(end.node, Event::Drained { peer: end.peer });
+                    let written = self.written_count.get(&end).copied().unwrap_or(0);
+                    self.feed(end.node, Event::Drained { peer: end.peer, written });
                 }
                 for node in touched {
                     self.feed(node, Event::Idle);

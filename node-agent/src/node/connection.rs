@@ -80,6 +80,7 @@ pub fn spawn(
     let writer_cancel = cancel.clone();
     tokio::spawn(async move {
         let mut header_and_body = Vec::new();
+        let mut written = 0u64;
         loop {
             let body = tokio::select! {
                 biased;
@@ -89,12 +90,13 @@ pub fn spawn(
             header_and_body.clear();
             header_and_body.extend_from_slice(&(body.len() as u32).to_be_bytes());
             header_and_body.extend_from_slice(&body);
-            let written = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&header_and_body)).await;
-            if !matches!(written, Ok(Ok(()))) {
+            let result = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&header_and_body)).await;
+            if !matches!(result, Ok(Ok(()))) {
                 writer_cancel.cancel();
                 break;
             }
-            if queue.is_empty() && events.send(DriverEvent::Protocol(Event::Drained { peer })).await.is_err() {
+            written += 1;
+            if queue.is_empty() && events.send(DriverEvent::Protocol(Event::Drained { peer, written })).await.is_err() {
                 break;
             }
         }

@@ -34,7 +34,7 @@ const TICK: Duration = Duration::from_millis(100);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Events buffered between connections and the core. Small on purpose: when the core is busy,
 /// readers wait and TCP flow control pushes back on senders, instead of memory growing.
-const EVENT_QUEUE: usize = 1024;
+const EVENT_QUEUE: usize = 16384;
 
 /// What the core task receives.
 #[derive(Debug)]

@@ -63,9 +63,10 @@ pub enum Event {
         peer: PeerId,
         reason: String,
     },
-    /// Everything queued for this peer has been written.
+    /// The peer's send queue ran empty after `written` bodies in all (the driver counts).
     Drained {
         peer: PeerId,
+        written: u64,
     },
     DialFailed {
         address: String,
@@ -224,7 +225,7 @@ impl Protocol {
                 }
             }
             Event::FramingError { peer, reason } => self.punish(peer, self.config.ban_score, &reason),
-            Event::Drained { peer } => self.continue_sync(peer)?,
+            Event::Drained { peer, written } => self.on_drained(peer, written)?,
             Event::DialFailed { address } => self.on_dial_failed(&address),
             Event::Publish(stored) => {
                 self.pending.push((PeerId::MAX, *stored));
@@ -242,7 +243,8 @@ impl Protocol {
 
     /// Queues `body` for `peer` unless it is being closed.
     fn send_body(&mut self, peer: PeerId, body: Bytes) {
-        if self.peers.get(&peer).is_some_and(|p| !p.closing) {
+        if let Some(state) = self.peers.get_mut(&peer).filter(|p| !p.closing) {
+            state.enqueued += 1;
             self.actions.push(Action::Send { peer, body });
         }
     }

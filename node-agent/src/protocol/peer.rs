@@ -77,6 +77,8 @@ pub struct PeerState {
     pub last_sync_request: Option<Millis>,
     /// We asked the driver to close it: nothing more is read from or sent to it.
     pub closing: bool,
+    /// Bodies queued for it so far (compared with the driver's count of bodies written).
+    pub enqueued: u64,
 }
 
 impl PeerState {
@@ -96,6 +98,7 @@ impl PeerState {
             sync_requested_at: None,
             last_sync_request: None,
             closing: false,
+            enqueued: 0,
         }
     }
 

@@ -4,7 +4,8 @@
 //! A peer of ours is asked for what it stored after the `last_seq` it told us last time, so a
 //! reconnect costs what changed, not the whole history. Answers go out one page at a time: the
 //! next page is read from the store only when the driver reports the previous one written
-//! (`Event::Drained`), so a slow reader holds a cursor, not a queue of records. A
+//! (`Event::Drained` with a count at or past the page's end), so a slow reader holds a cursor,
+//! not a queue of records. A
 //! `sync_response {since, count, last_seq}` marks the end.
 
 use spore_spec::{JsonNumber, Message};
@@ -20,6 +21,9 @@ pub(super) struct SyncServe {
     position: Position,
     sent: u64,
     started: bool,
+    /// The peer's `enqueued` count once the last page was queued: the next page waits until
+    /// the driver has written that many bodies, so one page at most is in flight.
+    page_end: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +71,7 @@ impl Protocol {
             Some(seq) => Position::AfterSeq(i64::try_from(seq).unwrap_or(i64::MAX)),
             None => Position::Ordered(None),
         };
-        self.serving.insert(peer, SyncServe { since, position, sent: 0, started: false });
+        self.serving.insert(peer, SyncServe { since, position, sent: 0, started: false, page_end: 0 });
         self.sync_queue.push_back(peer);
         self.start_queued_syncs()
     }
@@ -116,11 +120,22 @@ impl Protocol {
         for payload in payloads {
             self.send_body(peer, experiment_body(&payload));
         }
+        let page_end = self.peers.get(&peer).map_or(0, |p| p.enqueued);
         if let Some(serve) = self.serving.get_mut(&peer) {
             serve.position = next;
             serve.sent += sent;
+            serve.page_end = page_end;
         }
         Ok(())
+    }
+
+    /// The driver wrote `written` bodies to `peer` so far: send the next page if the last one
+    /// is out.
+    pub(super) fn on_drained(&mut self, peer: PeerId, written: u64) -> Result<(), StoreError> {
+        match self.serving.get(&peer) {
+            Some(serve) if serve.started && written >= serve.page_end => self.continue_sync(peer),
+            _ => Ok(()),
+        }
     }
 
     /// A peer of ours finished answering: remember where its store stood.

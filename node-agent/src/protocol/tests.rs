@@ -180,11 +180,11 @@ fn sync_requests_fit_the_peer_and_answers_follow_the_drain() {
     let request = Message::SyncRequest { since: JsonNumber::from(0), after_seq: None };
     let first = on(&mut core, 1, frame(&request));
     assert_eq!(sent_to(&first).iter().filter(|(_, t)| t == "experiment").count(), 2);
-    let second = on(&mut core, 1, Event::Drained { peer: 1 });
+    let second = on(&mut core, 1, Event::Drained { peer: 1, written: u64::MAX });
     assert_eq!(sent_to(&second).iter().filter(|(_, t)| t == "experiment").count(), 2);
-    let third = on(&mut core, 1, Event::Drained { peer: 1 });
+    let third = on(&mut core, 1, Event::Drained { peer: 1, written: u64::MAX });
     assert_eq!(sent_to(&third).iter().filter(|(_, t)| t == "experiment").count(), 1);
-    let last = on(&mut core, 1, Event::Drained { peer: 1 });
+    let last = on(&mut core, 1, Event::Drained { peer: 1, written: u64::MAX });
     let end = last.iter().find_map(|a| match a {
         Action::Send { body, .. } => Message::decode(body).ok(),
         _ => None,

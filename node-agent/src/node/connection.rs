@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::DriverEvent;
+use super::{DriverEvent, KnownIds};
 use crate::protocol::{Event, PeerId};
 
 /// Bodies queued for one peer before it counts as too slow.
@@ -39,6 +39,7 @@ pub fn spawn(
     direction: crate::protocol::Direction,
     events: mpsc::Sender<DriverEvent>,
     shutdown: CancellationToken,
+    known: KnownIds,
 ) {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
@@ -62,7 +63,7 @@ pub fn spawn(
                 next = frames.next() => next,
             };
             let event = match next {
-                Some(Ok(body)) => pre_check(peer, body, &mut keys),
+                Some(Ok(body)) => pre_check(peer, body, &mut keys, &known),
                 Some(Err(FrameError::TooLarge { declared })) => {
                     Event::FramingError { peer, reason: format!("frame of {declared} bytes exceeds the limit") }
                 }
@@ -105,16 +106,18 @@ pub fn spawn(
 }
 
 /// Parses an `experiment` frame and checks its CID and signature here, on the connection's
-/// task, so the work runs beside the core instead of in it. Anything else, or anything that
-/// does not parse, goes to the core as a plain frame (which judges it).
-fn pre_check(peer: PeerId, body: Bytes, keys: &mut KeyCache) -> Event {
+/// task, so the work runs beside the core instead of in it, unless its id is among those the
+/// node stored recently (then the core drops it as a duplicate; a lying id gains nothing, as
+/// the core stores nothing unchecked). Anything else, or anything that does not parse, goes to
+/// the core as a plain frame (which judges it).
+fn pre_check(peer: PeerId, body: Bytes, keys: &mut KeyCache, known: &KnownIds) -> Event {
     if !body.starts_with(b"{\"type\":\"experiment\"") {
         return Event::Frame { peer, body };
     }
     match Message::decode_with_payload_span(&body) {
         Ok((Message::Experiment(record), Some(span))) => match std::str::from_utf8(&body[span]) {
             Ok(payload) => {
-                let verdict = keys.verify_record(&record);
+                let verdict = (!known.contains(&record.id)).then(|| keys.verify_record(&record));
                 Event::Record { peer, record, payload: payload.to_owned(), verdict, size: body.len() }
             }
             Err(_) => Event::Frame { peer, body },

@@ -36,6 +36,29 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// readers wait and TCP flow control pushes back on senders, instead of memory growing.
 const EVENT_QUEUE: usize = 16384;
 
+/// Ids the node stored recently, shared with the connection tasks (see `connection::pre_check`).
+#[derive(Debug, Clone)]
+pub struct KnownIds(Arc<std::sync::Mutex<lru::LruCache<String, ()>>>);
+
+impl KnownIds {
+    fn new(capacity: usize) -> Self {
+        let capacity = std::num::NonZeroUsize::new(capacity).unwrap_or(std::num::NonZeroUsize::MIN);
+        KnownIds(Arc::new(std::sync::Mutex::new(lru::LruCache::new(capacity))))
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.lock().is_ok_and(|set| set.contains(id))
+    }
+
+    fn extend(&self, ids: Vec<String>) {
+        if let Ok(mut set) = self.0.lock() {
+            for id in ids {
+                set.put(id, ());
+            }
+        }
+    }
+}
+
 /// What the core task receives.
 #[derive(Debug)]
 pub enum DriverEvent {
@@ -106,7 +129,8 @@ pub async fn run(
     }
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let next_peer = Arc::new(AtomicU64::new(1));
-    tokio::spawn(accept_loop(listener, events_tx.clone(), next_peer.clone(), shutdown.clone()));
+    let known = KnownIds::new(config.protocol.seen_cache);
+    tokio::spawn(accept_loop(listener, events_tx.clone(), next_peer.clone(), shutdown.clone(), known.clone()));
     if let Some(ready) = ready {
         let _ = ready.send(local);
     }
@@ -119,6 +143,7 @@ pub async fn run(
         started: Instant::now(),
         data_dir: config.data_dir.clone(),
         listen: local,
+        known,
     };
     driver.run(events).await
 }
@@ -128,6 +153,7 @@ async fn accept_loop(
     events: mpsc::Sender<DriverEvent>,
     next_peer: Arc<AtomicU64>,
     shutdown: CancellationToken,
+    known: KnownIds,
 ) {
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -139,7 +165,7 @@ async fn accept_loop(
             Ok((stream, remote)) => {
                 backoff = Duration::from_millis(10);
                 let peer = next_peer.fetch_add(1, Ordering::Relaxed);
-                register(peer, stream, remote, Direction::Inbound, &events, &shutdown).await;
+                register(peer, stream, remote, Direction::Inbound, &events, &shutdown, &known).await;
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait, do not spin.
@@ -158,8 +184,9 @@ async fn register(
     direction: Direction,
     events: &mpsc::Sender<DriverEvent>,
     shutdown: &CancellationToken,
+    known: &KnownIds,
 ) {
-    connection::spawn(peer, stream, remote, direction, events.clone(), shutdown.clone());
+    connection::spawn(peer, stream, remote, direction, events.clone(), shutdown.clone(), known.clone());
 }
 
 struct Driver {
@@ -171,6 +198,7 @@ struct Driver {
     started: Instant,
     data_dir: PathBuf,
     listen: SocketAddr,
+    known: KnownIds,
 }
 
 fn unix_now() -> i64 {
@@ -223,6 +251,7 @@ impl Driver {
         };
         let now = self.started.elapsed().as_millis() as u64;
         let actions = self.core.handle(event, now, unix_now())?;
+        self.known.extend(self.core.take_stored_ids());
         for action in actions {
             self.act(action);
         }
@@ -259,6 +288,7 @@ impl Driver {
     fn dial(&self, address: String) {
         let events = self.events_tx.clone();
         let shutdown = self.shutdown.clone();
+        let known = self.known.clone();
         let peer = self.next_peer.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             let Some((host, port)) = parse_address(&address) else { return };
@@ -266,7 +296,8 @@ impl Driver {
             match connected {
                 Ok(Ok(stream)) => {
                     let remote = stream.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], port)));
-                    register(peer, stream, remote, Direction::Outbound { dialed: address }, &events, &shutdown).await;
+                    register(peer, stream, remote, Direction::Outbound { dialed: address }, &events, &shutdown, &known)
+                        .await;
                 }
                 _ => {
                     tracing::debug!(address, "dial failed");

@@ -94,6 +94,7 @@ impl Protocol {
                 continue;
             };
             self.stats.records_accepted += 1;
+            self.stored_ids.push(item.record.id.clone());
             if let Some(state) = self.peers.get_mut(&source) {
                 state.accepted_records += 1;
             }

@@ -55,7 +55,8 @@ pub enum Event {
         peer: PeerId,
         record: Box<ExperimentRecord>,
         payload: String,
-        verdict: Result<(), VerifyError>,
+        /// `None` when the driver skipped the check because the id looked known already.
+        verdict: Option<Result<(), VerifyError>>,
         size: usize,
     },
     /// The stream could not be framed (oversize length): a protocol violation.
@@ -142,6 +143,7 @@ pub struct Protocol {
     last_orphan_fetch: Millis,
     stats: Stats,
     actions: Vec<Action>,
+    stored_ids: Vec<String>,
 }
 
 impl std::fmt::Debug for Protocol {
@@ -172,6 +174,7 @@ impl Protocol {
             last_orphan_fetch: 0,
             stats: Stats::default(),
             actions: Vec::new(),
+            stored_ids: Vec::new(),
             config,
         }
     }
@@ -190,6 +193,12 @@ impl Protocol {
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Ids stored since the last call, so the driver can tell its connection tasks which
+    /// records need no checking any more (duplicates cost a lookup, not a verification).
+    pub fn take_stored_ids(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.stored_ids)
     }
 
     pub fn peers(&self) -> impl Iterator<Item = (&PeerId, &PeerState)> {
@@ -221,7 +230,7 @@ impl Protocol {
             Event::Frame { peer, body } => self.on_frame(peer, &body)?,
             Event::Record { peer, record, payload, verdict, size } => {
                 if self.admit(peer, size, true) {
-                    self.on_experiment(peer, *record, payload, Some(verdict))?;
+                    self.on_experiment(peer, *record, payload, verdict)?;
                 }
             }
             Event::FramingError { peer, reason } => self.punish(peer, self.config.ban_score, &reason),

@@ -1,6 +1,22 @@
-//! `spore-operator`: the Kubernetes side of Spore (not built yet).
+//! `spore-operator`: the Kubernetes side of Spore.
 //!
-//! It will own the `SporeNode` and `Experiment` controllers (identity Secret, StatefulSet,
-//! Services and NetworkPolicy per node; one GPU training pod per experiment), leader election,
-//! metrics and probes, and the Postgres mirror of every node-agent's DAG. See issues 8 and 9.
-//! It never imports the node agent: the two talk over the Kubernetes API and gRPC.
+//! Built so far: the `Experiment` controller ([`experiment`]) — one training pod per Experiment,
+//! placed on GPU nodes through the device plugin's extended resource, its outcome read back from
+//! the pod's termination message into the Experiment's status. Still to come (issue 8): the
+//! `SporeNode` controller, per-node concurrency limits, leader election, metrics and probes;
+//! and (issue 9) the Postgres mirror. It never imports the node agent: the two talk over the
+//! Kubernetes API and gRPC.
+
+pub mod experiment;
+
+/// The field manager of every server-side apply this operator makes.
+pub const FIELD_MANAGER: &str = "spore-operator";
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("Experiment has no namespace or name")]
+    MissingName,
+}

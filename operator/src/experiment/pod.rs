@@ -1,0 +1,130 @@
+//! The training pod of an Experiment: requests GPUs through the device plugin's extended
+//! resource, tolerates the GPU taint, runs under Pod Security `restricted` with no API token,
+//! and returns its result through its termination message.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, KeyToPath, Pod, PodSecurityContext, PodSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext, Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use spore_crds::Experiment;
+use spore_crds::common::DEFAULT_GPU_RESOURCE;
+
+/// Label on every training pod: the Experiment's name.
+pub const EXPERIMENT_LABEL: &str = "sporemesh.io/experiment";
+/// Label carrying the owning SporeNode.
+pub const NODE_LABEL: &str = "sporemesh.io/node";
+/// Node label the GPU class is matched against.
+pub const GPU_CLASS_LABEL: &str = "sporemesh.io/gpu-class";
+/// Seconds a pod may run beyond the training budget (start-up, evaluation, reporting).
+pub const DEADLINE_MARGIN_SECONDS: i64 = 120;
+/// Where the candidate code is mounted, read-only.
+pub const CODE_DIR: &str = "/spore/candidate";
+
+/// What the controller needs besides the Experiment itself.
+#[derive(Debug, Clone)]
+pub struct PodSettings {
+    /// The image with `spore` and the training harness.
+    pub image: String,
+}
+
+/// The deterministic pod name: one pod per Experiment, whatever restarts.
+pub fn pod_name(experiment: &Experiment) -> String {
+    let name = experiment.metadata.name.as_deref().unwrap_or_default();
+    format!("{}-train", name.chars().take(57).collect::<String>())
+}
+
+/// The pod for `experiment`.
+pub fn training_pod(experiment: &Experiment, settings: &PodSettings) -> Pod {
+    let spec = &experiment.spec;
+    let name = experiment.metadata.name.clone().unwrap_or_default();
+    let gpu = spec.gpu.clone().unwrap_or_default();
+    let resource = gpu.resource_name.clone().unwrap_or_else(|| DEFAULT_GPU_RESOURCE.to_string());
+    let mut limits = BTreeMap::new();
+    if gpu.count > 0 {
+        limits.insert(resource.clone(), Quantity(gpu.count.to_string()));
+    }
+    let mut labels = BTreeMap::from([(EXPERIMENT_LABEL.to_string(), name.clone())]);
+    labels.insert(NODE_LABEL.to_string(), spec.node.clone());
+    let node_selector =
+        gpu.gpu_class.as_ref().map(|class| BTreeMap::from([(GPU_CLASS_LABEL.to_string(), class.clone())]));
+    let (volumes, mounts) = match &spec.code.config_map_ref {
+        Some(reference) => (
+            Some(vec![Volume {
+                name: "candidate".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: reference.name.clone(),
+                    items: Some(vec![KeyToPath { key: reference.key.clone(), path: "train.py".into(), mode: None }]),
+                    default_mode: Some(0o444),
+                    optional: Some(false),
+                }),
+                ..Volume::default()
+            }]),
+            Some(vec![VolumeMount {
+                name: "candidate".into(),
+                mount_path: CODE_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            }]),
+        ),
+        None => (None, None),
+    };
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(pod_name(experiment)),
+            namespace: experiment.metadata.namespace.clone(),
+            labels: Some(labels),
+            owner_references: experiment.controller_owner_ref(&()).map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some("Never".into()),
+            active_deadline_seconds: Some(i64::from(spec.time_budget_seconds) + DEADLINE_MARGIN_SECONDS),
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            node_selector,
+            tolerations: Some(vec![Toleration {
+                key: Some(resource.clone()),
+                operator: Some("Exists".into()),
+                effect: Some("NoSchedule".into()),
+                ..Toleration::default()
+            }]),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(65532),
+                run_as_group: Some(65532),
+                seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..SeccompProfile::default() }),
+                ..PodSecurityContext::default()
+            }),
+            containers: vec![Container {
+                name: "train".into(),
+                image: Some(settings.image.clone()),
+                command: Some(vec!["spore".into(), "exec".into()]),
+                args: Some(vec![
+                    "--budget-seconds".into(),
+                    spec.time_budget_seconds.to_string(),
+                    "--code-dir".into(),
+                    CODE_DIR.into(),
+                ]),
+                resources: (!limits.is_empty())
+                    .then(|| ResourceRequirements { limits: Some(limits), ..ResourceRequirements::default() }),
+                security_context: Some(SecurityContext {
+                    allow_privilege_escalation: Some(false),
+                    read_only_root_filesystem: Some(true),
+                    capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+                    ..SecurityContext::default()
+                }),
+                volume_mounts: mounts,
+                termination_message_policy: Some("File".into()),
+                ..Container::default()
+            }],
+            volumes,
+            ..PodSpec::default()
+        }),
+        status: None,
+    }
+}

@@ -1,0 +1,132 @@
+//! From the training pod's state to the Experiment's status: phase, times, the metrics from the
+//! termination message, and `crash` when training failed. Pure, so it is tested without a cluster.
+
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use serde::Deserialize;
+use spore_crds::experiment::{Decision, ExperimentMetrics};
+use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus};
+
+/// What `spore exec` writes to the termination message on success.
+#[derive(Debug, Deserialize)]
+struct TerminationMetrics {
+    val_bpb: f64,
+    num_steps: i64,
+    #[serde(default)]
+    num_params: i64,
+    #[serde(default)]
+    peak_vram_mb: f64,
+    #[serde(default)]
+    training_seconds: Option<f64>,
+}
+
+fn terminated(pod: &Pod) -> Option<&ContainerStateTerminated> {
+    pod.status.as_ref()?.container_statuses.as_ref()?.iter().find_map(|c| c.state.as_ref()?.terminated.as_ref())
+}
+
+/// The scheduler's reason for not placing the pod, if it gave one.
+fn unschedulable(pod: &Pod) -> Option<String> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    let scheduled = conditions.iter().find(|c| c.type_ == "PodScheduled")?;
+    (scheduled.status == "False" && scheduled.reason.as_deref() == Some("Unschedulable"))
+        .then(|| scheduled.message.clone().unwrap_or_default())
+}
+
+/// The status this operator owns for `experiment`, given its pod (if any).
+pub fn desired_status(experiment: &Experiment, pod: Option<&Pod>) -> ExperimentStatus {
+    let mut status = ExperimentStatus {
+        observed_generation: experiment.metadata.generation,
+        gpu_class: experiment.spec.gpu.as_ref().and_then(|g| g.gpu_class.clone()),
+        ..ExperimentStatus::default()
+    };
+    let Some(pod) = pod else {
+        status.phase = ExperimentPhase::Pending;
+        status.message = Some("creating the training pod".into());
+        return status;
+    };
+    status.pod = pod.metadata.name.clone();
+    status.start_time = pod.status.as_ref().and_then(|s| s.start_time.clone());
+    let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+    match phase.as_str() {
+        "Running" => status.phase = ExperimentPhase::Running,
+        "Succeeded" => {
+            let finished = terminated(pod);
+            status.completion_time = finished.and_then(|t| t.finished_at.clone());
+            let message = finished.and_then(|t| t.message.clone()).unwrap_or_default();
+            match serde_json::from_str::<TerminationMetrics>(message.trim()) {
+                Ok(m) if m.val_bpb.is_finite() && m.val_bpb > 0.0 => {
+                    status.phase = ExperimentPhase::Succeeded;
+                    status.metrics = Some(ExperimentMetrics {
+                        val_bpb: m.val_bpb,
+                        num_steps: m.num_steps,
+                        num_params: m.num_params,
+                        peak_vram_mb: m.peak_vram_mb,
+                        training_seconds: m.training_seconds,
+                    });
+                    status.message = Some("training finished".into());
+                }
+                _ => {
+                    status.phase = ExperimentPhase::Failed;
+                    status.decision = Some(Decision::Crash);
+                    status.message = Some("training exited 0 but reported no valid metrics".into());
+                }
+            }
+        }
+        "Failed" => {
+            status.phase = ExperimentPhase::Failed;
+            status.decision = Some(Decision::Crash);
+            let finished = terminated(pod);
+            status.completion_time = finished.and_then(|t| t.finished_at.clone());
+            let reason = pod.status.as_ref().and_then(|s| s.reason.clone()).unwrap_or_default();
+            status.message = Some(if reason == "DeadlineExceeded" {
+                format!(
+                    "exceeded its deadline of {} s",
+                    i64::from(experiment.spec.time_budget_seconds) + super::pod::DEADLINE_MARGIN_SECONDS
+                )
+            } else {
+                match finished {
+                    Some(t) => format!(
+                        "training exited with code {}{}",
+                        t.exit_code,
+                        t.message.as_deref().map(|m| format!(": {}", m.trim())).unwrap_or_default()
+                    ),
+                    None => format!("the pod failed: {reason}"),
+                }
+            });
+        }
+        _ => match unschedulable(pod) {
+            Some(why) => {
+                status.phase = ExperimentPhase::Queued;
+                status.message = Some(format!("waiting for GPUs: {why}"));
+            }
+            None => {
+                status.phase = ExperimentPhase::Pending;
+                status.message = Some("the training pod is starting".into());
+            }
+        },
+    }
+    status
+}
+
+/// True once nothing will change any more.
+pub fn is_terminal(status: &ExperimentStatus) -> bool {
+    matches!(status.phase, ExperimentPhase::Succeeded | ExperimentPhase::Failed)
+}
+
+/// Whether the fields this operator owns differ between `current` and `desired`.
+pub fn differs(current: Option<&ExperimentStatus>, desired: &ExperimentStatus) -> bool {
+    let Some(current) = current else { return true };
+    (&current.phase, &current.pod, &current.message, &current.metrics, &current.start_time, &current.completion_time)
+        != (
+            &desired.phase,
+            &desired.pod,
+            &desired.message,
+            &desired.metrics,
+            &desired.start_time,
+            &desired.completion_time,
+        )
+        || current.observed_generation != desired.observed_generation
+        || (desired.decision.is_some() && current.decision != desired.decision)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,83 @@
+//! Unit tests: pod states to Experiment status, and the pod itself.
+
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+use spore_crds::experiment::Decision;
+use spore_crds::{Experiment, ExperimentPhase};
+
+use super::desired_status;
+use crate::experiment::pod::{DEADLINE_MARGIN_SECONDS, GPU_CLASS_LABEL, PodSettings, training_pod};
+
+fn experiment() -> Experiment {
+    serde_json::from_value(json!({
+        "apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment",
+        "metadata": {"name": "lr", "namespace": "lab", "uid": "u-1", "generation": 1},
+        "spec": {"node": "lab-node", "code": {"configMapRef": {"name": "cand"}}, "timeBudgetSeconds": 300,
+                 "gpu": {"count": 2, "gpuClass": "H100"}}
+    }))
+    .unwrap()
+}
+
+fn pod(status: serde_json::Value) -> Pod {
+    serde_json::from_value(json!({"metadata": {"name": "lr-train"}, "status": status})).unwrap()
+}
+
+fn terminated(phase: &str, code: i32, message: &str) -> Pod {
+    pod(json!({"phase": phase, "containerStatuses": [{"name": "train", "image": "x", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": code, "message": message, "finishedAt": "2026-11-25T12:00:00Z"}}}]}))
+}
+
+#[test]
+fn unschedulable_pods_mean_queued_with_the_schedulers_reason() {
+    let status = desired_status(
+        &experiment(),
+        Some(&pod(json!({"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/5 nodes are available: 4 Insufficient nvidia.com/gpu."}
+        ]}))),
+    );
+    assert_eq!(status.phase, ExperimentPhase::Queued);
+    assert!(status.message.unwrap().contains("Insufficient nvidia.com/gpu"));
+    assert_eq!(desired_status(&experiment(), None).phase, ExperimentPhase::Pending);
+}
+
+#[test]
+fn success_reads_metrics_from_the_termination_message() {
+    let message = r#"{"val_bpb": 0.9931, "num_steps": 953, "num_params": 50331648, "peak_vram_mb": 45060.2}"#;
+    let status = desired_status(&experiment(), Some(&terminated("Succeeded", 0, message)));
+    assert_eq!(status.phase, ExperimentPhase::Succeeded);
+    let metrics = status.metrics.unwrap();
+    assert_eq!((metrics.val_bpb, metrics.num_steps), (0.9931, 953));
+    assert_eq!(status.decision, None, "keep or discard is judged against the parent by the node");
+}
+
+#[test]
+fn failures_are_crashes_with_a_reason() {
+    let crashed = desired_status(&experiment(), Some(&terminated("Failed", 3, "CUDA out of memory")));
+    assert_eq!((crashed.phase, crashed.decision), (ExperimentPhase::Failed, Some(Decision::Crash)));
+    assert_eq!(crashed.message.as_deref(), Some("training exited with code 3: CUDA out of memory"));
+
+    let garbage = desired_status(&experiment(), Some(&terminated("Succeeded", 0, "val_bpb: 0.99")));
+    assert_eq!(garbage.decision, Some(Decision::Crash), "no trusted metrics, no result");
+
+    let late = desired_status(&experiment(), Some(&pod(json!({"phase": "Failed", "reason": "DeadlineExceeded"}))));
+    assert_eq!(late.message, Some(format!("exceeded its deadline of {} s", 300 + DEADLINE_MARGIN_SECONDS)));
+}
+
+#[test]
+fn the_pod_asks_for_gpus_and_runs_restricted() {
+    let pod = training_pod(&experiment(), &PodSettings { image: "spore:test".into() });
+    let spec = pod.spec.unwrap();
+    let container = &spec.containers[0];
+    let limits = container.resources.as_ref().unwrap().limits.as_ref().unwrap();
+    assert_eq!(limits["nvidia.com/gpu"].0, "2");
+    assert_eq!(spec.node_selector.unwrap()[GPU_CLASS_LABEL], "H100");
+    assert_eq!(spec.active_deadline_seconds, Some(300 + DEADLINE_MARGIN_SECONDS));
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    assert_eq!(spec.tolerations.unwrap()[0].key.as_deref(), Some("nvidia.com/gpu"));
+    let security = container.security_context.as_ref().unwrap();
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(container.volume_mounts.as_ref().unwrap()[0].read_only, Some(true));
+    let owner = &pod.metadata.owner_references.unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.controller), ("Experiment", Some(true)));
+}

@@ -1,0 +1,196 @@
+//! The Experiment controller against a real control plane with kwok GPU nodes (16 GPUs):
+//! scheduling through `nvidia.com/gpu`, queueing, results from termination messages, crashes,
+//! a controller restart without duplicate pods, and deletion.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use spore_operator::experiment::controller::{self, Context};
+use spore_operator::experiment::pod::PodSettings;
+use spore_tests::nodes::wait_until;
+use spore_tests::testenv::kubernetes::Kubectl;
+use spore_tests::testenv::{TestEnv, TestEnvOptions};
+
+const NS: &str = "lab";
+
+fn experiment(name: &str) -> String {
+    format!(
+        "apiVersion: sporemesh.io/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  node: lab-node\n  \
+         code: {{diff: \"-LR = 0.04\\n+LR = 0.05\\n\"}}\n  timeBudgetSeconds: 300\n  gpu: {{count: 1, gpuClass: H100}}\n"
+    )
+}
+
+fn phases(kubectl: &Kubectl) -> Vec<String> {
+    kubectl
+        .run(&["get", "experiments", "-n", NS, "-o", "jsonpath={range .items[*]}{.status.phase}{\"\\n\"}{end}"], None)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn count(items: &[String], value: &str) -> usize {
+    items.iter().filter(|p| *p == value).count()
+}
+
+fn pod_phases(kubectl: &Kubectl) -> Vec<String> {
+    kubectl
+        .run(
+            &[
+                "get",
+                "pods",
+                "-n",
+                NS,
+                "-l",
+                "sporemesh.io/experiment",
+                "-o",
+                "jsonpath={range .items[*]}{.status.phase}{\"\\n\"}{end}",
+            ],
+            None,
+        )
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn field(kubectl: &Kubectl, kind: &str, name: &str, path: &str) -> String {
+    kubectl.run(&["get", kind, "-n", NS, name, "-o", &format!("jsonpath={path}")], None).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiments_become_gpu_pods_and_their_results_come_back() {
+    let dir = std::env::temp_dir().join(format!("spore-operator-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut options = TestEnvOptions::new(&dir);
+    options.kubernetes = true;
+    let env = TestEnv::up(&options).expect("test control plane");
+    let kubectl = env.kubectl().unwrap();
+    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds");
+    kubectl.run(&["apply", "-f", crds], None).unwrap();
+    kubectl
+        .run(&["wait", "--for=condition=Established", "--timeout=60s", "crd/experiments.sporemesh.io"], None)
+        .unwrap();
+    kubectl.run(&["create", "namespace", NS], None).unwrap();
+
+    let config = kube::Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(env.kubeconfig().unwrap()).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let ctx = Arc::new(Context { client, settings: PodSettings { image: "spore:test".into() } });
+    let running = tokio::spawn(controller::run(ctx.clone()));
+
+    let all: String = (0..20).map(|i| experiment(&format!("exp-{i:02}"))).collect::<Vec<_>>().join("---\n");
+    kubectl.run(&["apply", "-n", NS, "-f", "-"], Some(&all)).unwrap();
+    let k = kubectl.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(90), "16 running and 4 queued", || {
+            let p = phases(&k);
+            count(&p, "Running") == 16 && count(&p, "Queued") == 4
+        })
+    })
+    .await
+    .unwrap();
+    let bound: Vec<String> = kubectl
+        .run(&["get", "pods", "-n", NS, "-o", "jsonpath={range .items[*]}{.spec.nodeName}{\"\\n\"}{end}"], None)
+        .unwrap()
+        .lines()
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(bound.len(), 16);
+    assert!(bound.iter().all(|n| n.starts_with("sim-gpu-")), "{bound:?}");
+    let queued_message = kubectl
+        .run(
+            &["get", "experiments", "-n", NS, "-o", r#"jsonpath={.items[?(@.status.phase=="Queued")].status.message}"#],
+            None,
+        )
+        .unwrap();
+    assert!(queued_message.contains("Insufficient nvidia.com/gpu"), "{queued_message}");
+
+    // Two runs end: one with metrics, one crashing; their GPUs go to queued runs.
+    let running_pods: Vec<String> = kubectl
+        .run(
+            &[
+                "get",
+                "pods",
+                "-n",
+                NS,
+                "--field-selector=status.phase=Running",
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ],
+            None,
+        )
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let (good, bad) = (&running_pods[0], &running_pods[1]);
+    let metrics = r#"sim.sporemesh.io/message={"val_bpb": 0.9931, "num_steps": 953, "num_params": 50331648, "peak_vram_mb": 45060.2}"#;
+    kubectl.run(&["annotate", "pod", "-n", NS, good, "sim.sporemesh.io/exit-code=0", metrics], None).unwrap();
+    kubectl
+        .run(
+            &[
+                "annotate",
+                "pod",
+                "-n",
+                NS,
+                bad,
+                "sim.sporemesh.io/exit-code=3",
+                "sim.sporemesh.io/message=CUDA out of memory",
+            ],
+            None,
+        )
+        .unwrap();
+    let good_exp = good.trim_end_matches("-train").to_string();
+    let bad_exp = bad.trim_end_matches("-train").to_string();
+    let k = kubectl.clone();
+    let (g, b) = (good_exp.clone(), bad_exp.clone());
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(90), "results and two more runs started", || {
+            let p = phases(&k);
+            field(&k, "experiment", &g, "{.status.phase}") == "Succeeded"
+                && field(&k, "experiment", &b, "{.status.phase}") == "Failed"
+                && count(&p, "Running") == 16
+                && count(&p, "Queued") == 2
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(field(&kubectl, "experiment", &good_exp, "{.status.metrics.valBpb}"), "0.9931");
+    assert_eq!(field(&kubectl, "experiment", &bad_exp, "{.status.decision}"), "crash");
+    assert_eq!(
+        field(&kubectl, "experiment", &bad_exp, "{.status.message}"),
+        "training exited with code 3: CUDA out of memory"
+    );
+
+    // A restarted controller creates no second pod and keeps the statuses.
+    running.abort();
+    let _ = running.await;
+    let restarted = tokio::spawn(controller::run(ctx.clone()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(pod_phases(&kubectl).len(), 20, "one pod per Experiment");
+    assert_eq!(field(&kubectl, "experiment", &good_exp, "{.status.phase}"), "Succeeded");
+
+    // Deleting an Experiment removes its pod (owner reference, garbage collector).
+    let victim = running_pods[2].clone();
+    kubectl.run(&["delete", "experiment", "-n", NS, victim.trim_end_matches("-train")], None).unwrap();
+    let k = kubectl.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(60), "the pod of a deleted Experiment to go", || {
+            k.run(&["get", "pod", "-n", NS, &victim], None).is_err()
+        })
+    })
+    .await
+    .unwrap();
+    restarted.abort();
+    drop(env);
+    let _ = std::fs::remove_dir_all(&dir);
+}

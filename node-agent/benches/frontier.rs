@@ -12,31 +12,14 @@ const GPUS: [&str; 4] = ["H100", "A100", "RTX_4090", "CPU"];
 
 fn record(n: usize, parent: Option<String>) -> ExperimentRecord {
     // Unsigned: the store trusts its caller; signatures are checked before records get here.
-    ExperimentRecord {
-        parent,
-        depth: JsonNumber::from(0),
-        code_cid: format!("{n:064x}"),
-        diff: String::new(),
-        dataset_cid: String::new(),
-        prepare_cid: String::new(),
-        time_budget: JsonNumber::from(300),
-        val_bpb: JsonNumber::Float(1.0 + ((n * 7919) % 10_007) as f64 * 1e-5),
-        peak_vram_mb: JsonNumber::Float(1.0),
-        num_steps: JsonNumber::from(1),
-        num_params: JsonNumber::from(1),
-        status: if n.is_multiple_of(3) { Status::Discard } else { Status::Keep },
-        description: String::new(),
-        hypothesis: String::new(),
-        agent_model: String::new(),
-        gpu_model: GPUS[n % 4].into(),
-        cuda_version: String::new(),
-        torch_version: String::new(),
-        node_id: "ab".repeat(32),
-        timestamp: JsonNumber::from(n as i64),
-        signature: String::new(),
-        id: format!("{:064x}", n + 1),
-        version: JsonNumber::from(1),
-    }
+    let mut r = spore_tests::records::record(n as i64);
+    r.parent = parent;
+    r.val_bpb = JsonNumber::Float(1.0 + ((n * 7919) % 10_007) as f64 * 1e-5);
+    r.status = if n.is_multiple_of(3) { Status::Discard } else { Status::Keep };
+    r.gpu_model = GPUS[n % 4].into();
+    r.node_id = "ab".repeat(32);
+    r.id = format!("{:064x}", n + 1);
+    r
 }
 
 fn build(store: &mut DagStore) {

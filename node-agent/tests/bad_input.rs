@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use spore_spec::frame::{FrameCheck, check};
-use spore_spec::{ExperimentRecord, Identity, JsonNumber, Message, Status};
+use spore_spec::{ExperimentRecord, Identity, JsonNumber, Message};
 use spore_tests::nodes::{SporeNode, free_port};
 
 const SPORE: &str = env!("CARGO_BIN_EXE_spore");
@@ -79,31 +79,8 @@ impl Client {
 }
 
 fn signed(n: i64, change: impl FnOnce(&mut ExperimentRecord)) -> ExperimentRecord {
-    let mut record = ExperimentRecord {
-        parent: None,
-        depth: JsonNumber::from(0),
-        code_cid: format!("{n:064x}"),
-        diff: String::new(),
-        dataset_cid: "climbmix-400b-shuffle".into(),
-        prepare_cid: String::new(),
-        time_budget: JsonNumber::from(300),
-        val_bpb: JsonNumber::Float(0.99),
-        peak_vram_mb: JsonNumber::Float(1000.0),
-        num_steps: JsonNumber::from(10),
-        num_params: JsonNumber::from(100),
-        status: Status::Keep,
-        description: format!("case {n}"),
-        hypothesis: String::new(),
-        agent_model: "test".into(),
-        gpu_model: "cpu".into(),
-        cuda_version: "unknown".into(),
-        torch_version: "unknown".into(),
-        node_id: String::new(),
-        timestamp: JsonNumber::from(1_773_000_000 + n),
-        signature: String::new(),
-        id: String::new(),
-        version: JsonNumber::from(1),
-    };
+    let mut record = spore_tests::records::record(n);
+    record.val_bpb = JsonNumber::Float(0.99);
     change(&mut record);
     Identity::from_seed([5; 32]).sign_record(&mut record);
     record
@@ -158,7 +135,7 @@ fn every_bad_input_gets_its_treatment_and_the_node_keeps_serving() {
         ("status KEEP", with_field(&valid, "\"keep\"", "\"KEEP\""), Treatment::Kept),
         ("depth as a string", with_field(&valid, "\"depth\":0", "\"depth\":\"0\""), Treatment::Kept),
         ("missing field", with_field(&valid, "\"depth\":0,", ""), Treatment::Kept),
-        ("lone surrogate in a string", with_field(&valid, "case 1", "case \\ud800"), Treatment::Kept),
+        ("lone surrogate in a string", with_field(&valid, "record 1", "record \\ud800"), Treatment::Kept),
         ("unknown message type", br#"{"type":"profile","payload":{"x":1}}"#.to_vec(), Treatment::Kept),
         ("no type", br#"{"payload":{}}"#.to_vec(), Treatment::Kept),
         ("payload not an object", br#"{"type":"ping","payload":[1]}"#.to_vec(), Treatment::Kept),

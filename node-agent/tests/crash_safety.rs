@@ -13,38 +13,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use spore_spec::frame::{FrameCheck, check, frame_bytes};
-use spore_spec::{ExperimentRecord, Identity, JsonNumber, Message, Status};
+use spore_spec::{ExperimentRecord, Identity, Message, Status};
 use spore_tests::nodes::{SporeNode, free_port, wait_until};
 
 const SPORE: &str = env!("CARGO_BIN_EXE_spore");
 const RECORDS: i64 = 20_000;
 
 fn record(identity: &Identity, n: i64) -> ExperimentRecord {
-    let mut r = ExperimentRecord {
-        parent: None,
-        depth: JsonNumber::from(0),
-        code_cid: format!("{n:064x}"),
-        diff: "x".repeat(500),
-        dataset_cid: "crash".into(),
-        prepare_cid: String::new(),
-        time_budget: JsonNumber::from(300),
-        val_bpb: JsonNumber::Float(1.0),
-        peak_vram_mb: JsonNumber::Float(1.0),
-        num_steps: JsonNumber::from(n),
-        num_params: JsonNumber::from(1),
-        status: Status::Discard,
-        description: format!("record {n}"),
-        hypothesis: String::new(),
-        agent_model: "crash".into(),
-        gpu_model: "cpu".into(),
-        cuda_version: String::new(),
-        torch_version: String::new(),
-        node_id: String::new(),
-        timestamp: JsonNumber::from(1_773_000_000 + n),
-        signature: String::new(),
-        id: String::new(),
-        version: JsonNumber::from(1),
-    };
+    let mut r = spore_tests::records::record(n);
+    r.diff = "x".repeat(500);
+    r.status = Status::Discard;
     identity.sign_record(&mut r);
     r
 }

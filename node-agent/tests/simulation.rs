@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spore_agent::protocol::{Action, Direction, Event, PeerId, Protocol, ProtocolConfig};
 use spore_agent::store::{DagStore, StoredRecord};
-use spore_spec::{ExperimentRecord, Identity, JsonNumber, Status};
+use spore_spec::{Identity, JsonNumber, Status};
 
 const NODES: usize = 100;
 const DIALS_PER_NODE: usize = 3;
@@ -213,31 +213,10 @@ impl Network {
     }
 
     fn publish(&mut self, node: usize, n: i64) {
-        let mut record = ExperimentRecord {
-            parent: None,
-            depth: JsonNumber::from(0),
-            code_cid: format!("{n:064x}"),
-            diff: String::new(),
-            dataset_cid: "sim".into(),
-            prepare_cid: String::new(),
-            time_budget: JsonNumber::from(300),
-            val_bpb: JsonNumber::Float(1.0 - n as f64 * 1e-4),
-            peak_vram_mb: JsonNumber::Float(1.0),
-            num_steps: JsonNumber::from(1),
-            num_params: JsonNumber::from(1),
-            status: if n % 4 == 0 { Status::Discard } else { Status::Keep },
-            description: format!("record {n} from node {node}"),
-            hypothesis: String::new(),
-            agent_model: "sim".into(),
-            gpu_model: "cpu".into(),
-            cuda_version: String::new(),
-            torch_version: String::new(),
-            node_id: String::new(),
-            timestamp: JsonNumber::from(1_773_000_000 + n),
-            signature: String::new(),
-            id: String::new(),
-            version: JsonNumber::from(1),
-        };
+        let mut record = spore_tests::records::record(n);
+        record.val_bpb = JsonNumber::Float(1.0 - n as f64 * 1e-4);
+        record.status = if n % 4 == 0 { Status::Discard } else { Status::Keep };
+        record.description = format!("record {n} from node {node}");
         self.cores[node].identity().sign_record(&mut record);
         let mut payload = Vec::new();
         record.write_wire_payload(&mut payload);

@@ -1,10 +1,12 @@
 //! `spore-tests`: cross-component tests and the harnesses that start real components for them.
 //!
 //! - [`nodes`]: real `spore run` and Python node processes for end-to-end tests;
+//! - [`records`]: records for tests;
 //! - [`python`]: the real Python reference peer (`sporemesh` 0.1.2) as an oracle;
 //! - [`testenv`]: a real Kubernetes control plane (with fake GPU nodes) and PostgreSQL, also
 //!   usable from the shell as `spore-testenv`.
 
 pub mod nodes;
 pub mod python;
+pub mod records;
 pub mod testenv;

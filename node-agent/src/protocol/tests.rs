@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use spore_spec::{ExperimentRecord, Identity, JsonNumber, Message, Status};
+use spore_spec::{ExperimentRecord, Identity, JsonNumber, Message};
 
 use super::{Action, Direction, Event, PeerId, Protocol, ProtocolConfig};
 use crate::store::DagStore;
@@ -17,31 +17,8 @@ fn remote(port: u16) -> SocketAddr {
 }
 
 fn record(n: i64) -> ExperimentRecord {
-    let mut r = ExperimentRecord {
-        parent: None,
-        depth: JsonNumber::from(0),
-        code_cid: format!("{n:064x}"),
-        diff: String::new(),
-        dataset_cid: String::new(),
-        prepare_cid: String::new(),
-        time_budget: JsonNumber::from(300),
-        val_bpb: JsonNumber::Float(1.0),
-        peak_vram_mb: JsonNumber::Float(1.0),
-        num_steps: JsonNumber::from(n),
-        num_params: JsonNumber::from(1),
-        status: Status::Keep,
-        description: String::new(),
-        hypothesis: String::new(),
-        agent_model: String::new(),
-        gpu_model: "cpu".into(),
-        cuda_version: String::new(),
-        torch_version: String::new(),
-        node_id: String::new(),
-        timestamp: JsonNumber::from(1_773_000_000 + n),
-        signature: String::new(),
-        id: String::new(),
-        version: JsonNumber::from(1),
-    };
+    let mut r = spore_tests::records::record(n);
+    r.num_steps = JsonNumber::from(n);
     Identity::from_seed([2; 32]).sign_record(&mut r);
     r
 }

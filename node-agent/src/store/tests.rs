@@ -5,31 +5,13 @@ use spore_spec::{ExperimentRecord, Flag, Identity, JsonNumber, Status};
 use super::{DagStore, InsertOutcome, StoredRecord};
 
 fn record(parent: Option<&ExperimentRecord>, status: Status, val_bpb: f64, gpu: &str, n: i64) -> ExperimentRecord {
-    let mut r = ExperimentRecord {
-        parent: parent.map(|p| p.id.clone()),
-        depth: JsonNumber::from(parent.map_or(0, |p| p.depth.as_i64().unwrap_or(0) + 1)),
-        code_cid: "a".repeat(64),
-        diff: String::new(),
-        dataset_cid: "d".into(),
-        prepare_cid: String::new(),
-        time_budget: JsonNumber::from(300),
-        val_bpb: JsonNumber::Float(val_bpb),
-        peak_vram_mb: JsonNumber::Float(1.0),
-        num_steps: JsonNumber::from(1),
-        num_params: JsonNumber::from(1),
-        status,
-        description: format!("r{n}"),
-        hypothesis: String::new(),
-        agent_model: String::new(),
-        gpu_model: gpu.into(),
-        cuda_version: String::new(),
-        torch_version: String::new(),
-        node_id: String::new(),
-        timestamp: JsonNumber::from(1_700_000_000 + n),
-        signature: String::new(),
-        id: String::new(),
-        version: JsonNumber::from(1),
-    };
+    let mut r = spore_tests::records::record(n);
+    r.parent = parent.map(|p| p.id.clone());
+    r.depth = JsonNumber::from(parent.map_or(0, |p| p.depth.as_i64().unwrap_or(0) + 1));
+    r.status = status;
+    r.val_bpb = JsonNumber::Float(val_bpb);
+    r.gpu_model = gpu.into();
+    r.timestamp = JsonNumber::from(1_700_000_000 + n);
     Identity::from_seed([9; 32]).sign_record(&mut r);
     r
 }

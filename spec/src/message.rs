@@ -236,22 +236,21 @@ impl Message {
         out.extend_from_slice(b"{\"type\":");
         write_string(&mut out, self.message_type());
         out.extend_from_slice(b",\"payload\":");
-        let mut w = PayloadWriter { out: &mut out, first: true };
+        self.write_payload(&mut out);
+        out.push(b'}');
+        out
+    }
+
+    /// Appends the payload object: records sorted, unknown payloads as received, the rest in
+    /// the key order Python builds them in.
+    fn write_payload(&self, out: &mut Vec<u8>) {
         match self {
-            Message::Experiment(record) => {
-                record.write_wire_payload(w.out);
-                w.first = false;
-                w.out.push(b'}');
-                return out;
-            }
-            Message::Unknown { payload, .. } => {
-                write_compact(w.out, payload, KeyOrder::AsGiven);
-                w.out.push(b'}');
-                return out;
-            }
+            Message::Experiment(record) => return record.write_wire_payload(out),
+            Message::Unknown { payload, .. } => return write_compact(out, payload, KeyOrder::AsGiven),
             _ => {}
         }
-        w.out.push(b'{');
+        out.push(b'{');
+        let mut w = PayloadWriter { out, first: true };
         match self {
             Message::SyncRequest { since, after_seq } => {
                 w.number("since", since);
@@ -305,8 +304,7 @@ impl Message {
             Message::PexRequest | Message::Ping | Message::Pong => {}
             Message::Experiment(_) | Message::Unknown { .. } => {}
         }
-        out.extend_from_slice(b"}}");
-        out
+        w.out.push(b'}');
     }
 
     /// The whole frame: 4-byte big-endian body length, then the body.

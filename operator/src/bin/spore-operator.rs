@@ -1,12 +1,20 @@
-//! `spore-operator run`: the controllers, against the current kubeconfig or in-cluster config.
-//! Today: the Experiment controller (issue 8 adds the SporeNode controller, leader election,
-//! metrics and probes).
+//! `spore-operator run`: the controllers, against the current kubeconfig or in-cluster config,
+//! with leader election on a Lease, `/healthz`, `/readyz` and `/metrics`, and a clean stop on
+//! SIGTERM or Ctrl-C. Today the controllers are the Experiment controller (issue 8 adds the
+//! SporeNode controller).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use k8s_openapi::api::coordination::v1::Lease;
 use spore_operator::experiment::controller::{self, Context};
 use spore_operator::experiment::pod::PodSettings;
+use spore_operator::leader::{LeaseLock, lead};
+use spore_operator::serve::{Metrics, serve};
 
 #[derive(Debug, Parser)]
 #[command(name = "spore-operator", version, about = "Kubernetes controllers for Spore")]
@@ -18,11 +26,78 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the controllers in the foreground.
-    Run {
-        /// Image of the training pods (it must provide `spore exec`).
-        #[arg(long, default_value = "ghcr.io/spore-mesh/spore:0.1.0")]
-        trainer_image: String,
-    },
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Image of node-agents and training pods (it provides `spore` and `spore exec`).
+    #[arg(long, default_value = "ghcr.io/spore-mesh/spore:0.1.0")]
+    agent_image: String,
+    /// Where `/metrics` is served.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    metrics_address: SocketAddr,
+    /// Where `/healthz` and `/readyz` are served.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    health_address: SocketAddr,
+    /// Run only while holding the Lease `spore-operator` (for more than one replica).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Namespace of the Lease (in a pod: its own namespace).
+    #[arg(long, default_value = "default")]
+    lease_namespace: String,
+    /// How long a leader's claim lasts without renewal.
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
+}
+
+fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let client = kube::Client::try_default().await.context("no Kubernetes configuration")?;
+    let metrics = Arc::new(Metrics::default());
+    for address in [args.metrics_address, args.health_address] {
+        let listener =
+            tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+        tokio::spawn(serve(listener, metrics.clone()));
+    }
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings: PodSettings { image: args.agent_image },
+        metrics: metrics.clone(),
+    });
+    metrics.ready.store(true, Ordering::SeqCst);
+    let work = controller::run(ctx);
+    let outcome = if args.leader_election {
+        let leases = kube::Api::<Lease>::namespaced(client, &args.lease_namespace);
+        let lock =
+            LeaseLock::new(leases, "spore-operator", &identity(), Duration::from_secs(args.lease_duration_seconds));
+        tokio::select! {
+            result = lead(lock, metrics.leader.clone(), work) => result.map_err(anyhow::Error::from),
+            _ = shutdown_signal() => Ok(()),
+        }
+    } else {
+        metrics.leader.store(true, Ordering::SeqCst);
+        tokio::select! {
+            _ = work => Ok(()),
+            _ = shutdown_signal() => Ok(()),
+        }
+    };
+    tracing::info!("operator stopped");
+    outcome
 }
 
 #[tokio::main]
@@ -30,12 +105,6 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let Command::Run { trainer_image } = Cli::parse().command;
-    let client = kube::Client::try_default().await?;
-    let ctx = Arc::new(Context { client, settings: PodSettings { image: trainer_image } });
-    tokio::select! {
-        _ = controller::run(ctx) => {}
-        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
-    }
-    Ok(())
+    let Command::Run(args) = Cli::parse().command;
+    run(args).await
 }

@@ -21,6 +21,7 @@ use crate::{Error, FIELD_MANAGER};
 pub struct Context {
     pub client: Client,
     pub settings: PodSettings,
+    pub metrics: Arc<crate::serve::Metrics>,
 }
 
 impl std::fmt::Debug for Context {
@@ -40,7 +41,10 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
         // A finished run whose pod was cleaned up keeps its status; it is never re-run.
         None if finished => return Ok(Action::await_change()),
         None => match pods.create(&PostParams::default(), &training_pod(&experiment, &ctx.settings)).await {
-            Ok(pod) => Some(pod),
+            Ok(pod) => {
+                ctx.metrics.pods_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Some(pod)
+            }
             Err(kube::Error::Api(e)) if e.code == 409 => pods.get_opt(&pod_name).await?,
             Err(e) => return Err(e.into()),
         },
@@ -67,12 +71,18 @@ fn error_policy(experiment: Arc<Experiment>, error: &Error, _ctx: Arc<Context>) 
 pub async fn run(ctx: Arc<Context>) {
     let experiments: Api<Experiment> = Api::all(ctx.client.clone());
     let pods: Api<Pod> = Api::all(ctx.client.clone());
+    let metrics = ctx.metrics.clone();
     Controller::new(experiments, watcher::Config::default())
         .owns(pods, watcher::Config::default().labels(EXPERIMENT_LABEL))
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile error");
+        .for_each(|result| {
+            let metrics = metrics.clone();
+            async move {
+                let counter = if result.is_ok() { &metrics.reconciles_ok } else { &metrics.reconciles_failed };
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "reconcile error");
+                }
             }
         })
         .await;

@@ -1,5 +1,6 @@
-//! Two `spore-operator` processes against a real control plane: exactly one leads (and
-//! reconciles), both answer their probes, and when the leader dies the other takes over.
+//! Two `spore-operator` processes against a real control plane, as an unprivileged user granted
+//! only the chart's RBAC: exactly one leads (and reconciles), both answer their probes, and when
+//! the leader dies the other takes over.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
@@ -83,7 +84,44 @@ fn one_replica_leads_and_another_takes_over_when_it_dies() {
     kubectl
         .run(&["wait", "--for=condition=Established", "--timeout=60s", "crd/experiments.sporemesh.io"], None)
         .unwrap();
-    let kubeconfig = env.kubeconfig().unwrap();
+    // Grant the restricted user exactly what the chart grants the operator's ServiceAccount.
+    let helm = std::process::Command::new(env.bin("helm").unwrap())
+        .args(["template", "spore", concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/spore"), "--namespace", "default"])
+        .env("HELM_CACHE_HOME", dir.join("helm/cache"))
+        .env("HELM_CONFIG_HOME", dir.join("helm/config"))
+        .env("HELM_DATA_HOME", dir.join("helm/data"))
+        .output()
+        .unwrap();
+    assert!(helm.status.success(), "{}", String::from_utf8_lossy(&helm.stderr));
+    let rendered = String::from_utf8(helm.stdout).unwrap();
+    let roles: Vec<&str> = rendered
+        .split("\n---")
+        .filter(|doc| doc.contains("\nkind: ClusterRole\n") || doc.contains("\nkind: Role\n"))
+        .collect();
+    assert_eq!(roles.len(), 2, "the chart's ClusterRole and leader-election Role");
+    kubectl.run(&["apply", "-f", "-"], Some(&roles.join("\n---\n"))).unwrap();
+    let user = spore_tests::testenv::RESTRICTED_USER;
+    kubectl
+        .run(
+            &["create", "clusterrolebinding", "operator-as-user", "--clusterrole=spore", &format!("--user={user}")],
+            None,
+        )
+        .unwrap();
+    kubectl
+        .run(
+            &[
+                "create",
+                "rolebinding",
+                "-n",
+                "default",
+                "leases-as-user",
+                "--role=spore-leader-election",
+                &format!("--user={user}"),
+            ],
+            None,
+        )
+        .unwrap();
+    let kubeconfig = env.restricted_kubeconfig().unwrap();
 
     let mut replicas = vec![Operator::start(kubeconfig, "replica-a"), Operator::start(kubeconfig, "replica-b")];
     wait_until(Duration::from_secs(30), "a leader", || replicas.iter().any(Operator::leads));

@@ -3,13 +3,20 @@
 //! Built so far: the `Experiment` controller ([`experiment`]) — one training pod per Experiment,
 //! placed on GPU nodes through the device plugin's extended resource, its outcome read back from
 //! the pod's termination message into the Experiment's status — leader election on a Lease
-//! ([`leader`]) and the health and metrics endpoints ([`serve`]). Still to come (issue 8): the
-//! `SporeNode` controller and per-node concurrency limits; and (issue 9) the Postgres mirror. It never imports the node agent: the two talk over the
+//! ([`leader`]), the health and metrics endpoints ([`serve`]), and the `SporeNode` controller
+//! ([`sporenode`]): identity Secret, config, Services, node-agent StatefulSet, training egress
+//! policy. Still to come (issue 8): per-node concurrency limits, events; and (issue 9) the Postgres mirror. It never imports the node agent: the two talk over the
 //! Kubernetes API and gRPC.
 
 pub mod experiment;
 pub mod leader;
 pub mod serve;
+pub mod sporenode;
+
+/// Runs every controller until they stop.
+pub async fn run_controllers(ctx: std::sync::Arc<experiment::controller::Context>) {
+    tokio::join!(experiment::controller::run(ctx.clone()), sporenode::controller::run(ctx));
+}
 
 /// The field manager of every server-side apply this operator makes.
 pub const FIELD_MANAGER: &str = "spore-operator";

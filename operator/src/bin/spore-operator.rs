@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use k8s_openapi::api::coordination::v1::Lease;
-use spore_operator::experiment::controller::{self, Context};
+use spore_operator::experiment::controller::Context;
 use spore_operator::experiment::pod::PodSettings;
 use spore_operator::leader::{LeaseLock, lead};
 use spore_operator::serve::{Metrics, serve};
@@ -80,7 +80,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics: metrics.clone(),
     });
     metrics.ready.store(true, Ordering::SeqCst);
-    let work = controller::run(ctx);
+    let work = spore_operator::run_controllers(ctx);
     let outcome = if args.leader_election {
         let leases = kube::Api::<Lease>::namespaced(client, &args.lease_namespace);
         let lock =

@@ -1,0 +1,228 @@
+//! What a SporeNode owns, built as plain objects (pure, tested without a cluster): the config,
+//! the Services, the node-agent StatefulSet, and the default-deny egress policy for its
+//! training pods. The identity Secret is generated in `controller.rs` (it needs randomness).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretVolumeSource, SecurityContext, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::Resource;
+use spore_crds::SporeNode;
+
+use crate::experiment::pod::NODE_LABEL;
+
+/// Ports of a node-agent.
+pub const GOSSIP_PORT: i32 = 7470;
+pub const GRPC_PORT: i32 = 7471;
+pub const EXPLORER_PORT: i32 = 8470;
+/// Label on the node-agent's own pods.
+pub const AGENT_LABEL: &str = "sporemesh.io/agent";
+
+/// Names of the children of a SporeNode called `name`.
+pub fn identity_secret_name(node: &SporeNode) -> String {
+    node.spec
+        .identity_secret_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-identity", node.metadata.name.as_deref().unwrap_or_default()))
+}
+
+fn name(node: &SporeNode) -> String {
+    node.metadata.name.clone().unwrap_or_default()
+}
+
+fn meta(node: &SporeNode, child_name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(child_name),
+        namespace: node.metadata.namespace.clone(),
+        labels: Some(BTreeMap::from([(AGENT_LABEL.to_string(), name(node))])),
+        owner_references: node.controller_owner_ref(&()).map(|r| vec![r]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// `config.toml` with the Python peer's keys.
+pub fn config_map(node: &SporeNode) -> ConfigMap {
+    let peers: Vec<String> = node.spec.bridge.public_peers.iter().map(|p| format!("{p:?}")).collect();
+    let toml = format!(
+        "host = \"0.0.0.0\"\nport = {}\npeer = [{}]\ndata_dir = \"/data\"\n",
+        node.spec.gossip.port,
+        peers.join(", ")
+    );
+    ConfigMap {
+        metadata: meta(node, format!("{}-config", name(node))),
+        data: Some(BTreeMap::from([("config.toml".to_string(), toml)])),
+        ..ConfigMap::default()
+    }
+}
+
+fn port(name: &str, port: i32) -> ServicePort {
+    ServicePort { name: Some(name.into()), port, ..ServicePort::default() }
+}
+
+/// The headless Service of the StatefulSet, and the gossip Service of the requested type.
+pub fn services(node: &SporeNode) -> [Service; 2] {
+    let selector = Some(BTreeMap::from([(AGENT_LABEL.to_string(), name(node))]));
+    let headless = Service {
+        metadata: meta(node, name(node)),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            selector: selector.clone(),
+            ports: Some(vec![port("gossip", GOSSIP_PORT), port("grpc", GRPC_PORT), port("explorer", EXPLORER_PORT)]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    };
+    let service_type = format!("{:?}", node.spec.gossip.service_type);
+    let gossip = Service {
+        metadata: meta(node, format!("{}-gossip", name(node))),
+        spec: Some(ServiceSpec {
+            type_: Some(service_type),
+            selector,
+            ports: Some(vec![ServicePort {
+                name: Some("gossip".into()),
+                port: i32::from(node.spec.gossip.port),
+                target_port: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(GOSSIP_PORT)),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    };
+    [headless, gossip]
+}
+
+/// The node-agent: one replica, its identity Secret mounted read-only where `spore` looks
+/// for it, its store on a volume claim.
+pub fn stateful_set(node: &SporeNode, default_image: &str) -> StatefulSet {
+    let labels = BTreeMap::from([(AGENT_LABEL.to_string(), name(node))]);
+    let mut args = vec![
+        "run".to_string(),
+        "--port".into(),
+        GOSSIP_PORT.to_string(),
+        "--data-dir".into(),
+        "/data".into(),
+        "--no-bootstrap".into(),
+    ];
+    if !node.spec.research.enabled {
+        args.push("--no-train".into());
+    }
+    for peer in &node.spec.bridge.public_peers {
+        args.extend(["--peer".into(), peer.clone()]);
+    }
+    let container = Container {
+        name: "spore".into(),
+        image: Some(node.spec.image.clone().unwrap_or_else(|| default_image.to_string())),
+        command: Some(vec!["spore".into()]),
+        args: Some(args),
+        ports: Some(vec![
+            ContainerPort { name: Some("gossip".into()), container_port: GOSSIP_PORT, ..ContainerPort::default() },
+            ContainerPort { name: Some("grpc".into()), container_port: GRPC_PORT, ..ContainerPort::default() },
+            ContainerPort { name: Some("explorer".into()), container_port: EXPLORER_PORT, ..ContainerPort::default() },
+        ]),
+        volume_mounts: Some(vec![
+            VolumeMount { name: "data".into(), mount_path: "/data".into(), ..VolumeMount::default() },
+            VolumeMount {
+                name: "identity".into(),
+                mount_path: "/data/identity".into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "config".into(),
+                mount_path: "/etc/spore".into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(k8s_openapi::api::core::v1::Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta { name: Some("data".into()), ..ObjectMeta::default() },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: node.spec.storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(node.spec.storage.size.clone()))])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    };
+    StatefulSet {
+        metadata: meta(node, name(node)),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(1),
+            service_name: Some(name(node)),
+            selector: LabelSelector { match_labels: Some(labels.clone()), ..LabelSelector::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                spec: Some(PodSpec {
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        fs_group: Some(65532),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(vec![
+                        Volume {
+                            name: "identity".into(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(identity_secret_name(node)),
+                                default_mode: Some(0o400),
+                                ..SecretVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: "config".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: format!("{}-config", name(node)),
+                                ..ConfigMapVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                    ]),
+                    ..PodSpec::default()
+                }),
+            },
+            volume_claim_templates: Some(vec![claim]),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}
+
+/// Training pods of this node may reach nothing: LLM-written code gets no network.
+pub fn training_egress_policy(node: &SporeNode) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: meta(node, format!("{}-training-no-egress", name(node))),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(NODE_LABEL.to_string(), name(node))])),
+                ..LabelSelector::default()
+            }),
+            policy_types: Some(vec!["Egress".into()]),
+            egress: Some(vec![]),
+            ..NetworkPolicySpec::default()
+        }),
+    }
+}

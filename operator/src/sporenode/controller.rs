@@ -1,0 +1,173 @@
+//! The SporeNode controller: an identity Secret (generated once when none is named; the key is
+//! never logged), then the config, Services, node-agent StatefulSet and training egress policy
+//! applied server-side under one field manager, and the status: node id, readiness,
+//! observed generation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use spore_crds::{SporeNode, SporeNodeStatus};
+use spore_spec::Identity;
+
+use super::children::{AGENT_LABEL, config_map, identity_secret_name, services, stateful_set, training_egress_policy};
+use crate::experiment::controller::Context;
+use crate::{Error, FIELD_MANAGER};
+
+async fn apply<K>(api: &Api<K>, object: &K) -> Result<(), Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let name = object.meta().name.clone().ok_or(Error::MissingName)?;
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object)).await?;
+    Ok(())
+}
+
+/// The node id held by an identity Secret (`node_id`, else derived from `private_key`).
+fn node_id_of(secret: &Secret) -> Option<String> {
+    let data = secret.data.as_ref()?;
+    if let Some(id) = data.get("node_id") {
+        return String::from_utf8(id.0.clone()).ok().map(|s| s.trim().to_string());
+    }
+    let key = String::from_utf8(data.get("private_key")?.0.clone()).ok()?;
+    Identity::from_seed_hex(&key).ok().map(|identity| identity.node_id())
+}
+
+/// Finds the identity Secret, creating `<name>-identity` with a fresh key if the spec names none.
+async fn ensure_identity(node: &SporeNode, secrets: &Api<Secret>) -> Result<Option<String>, Error> {
+    let name = identity_secret_name(node);
+    if let Some(secret) = secrets.get_opt(&name).await? {
+        return Ok(node_id_of(&secret));
+    }
+    if node.spec.identity_secret_name.is_some() {
+        return Ok(None); // named but missing: reported in the status, never invented
+    }
+    let identity = Identity::generate();
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name),
+            namespace: node.metadata.namespace.clone(),
+            labels: Some(BTreeMap::from([(AGENT_LABEL.to_string(), node.name_any())])),
+            owner_references: node.controller_owner_ref(&()).map(|r| vec![r]),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([
+            ("private_key".to_string(), identity.seed_hex()),
+            ("node_id".to_string(), identity.node_id()),
+        ])),
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    };
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(Some(identity.node_id())),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            Ok(secrets.get_opt(&identity_secret_name(node)).await?.as_ref().and_then(node_id_of))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn condition(
+    previous: &[Condition],
+    type_: &str,
+    ready: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) -> Condition {
+    let status = if ready { "True" } else { "False" };
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(Timestamp::now()));
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: since,
+        observed_generation: generation,
+    }
+}
+
+async fn reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = node.namespace().ok_or(Error::MissingName)?;
+    let client = ctx.client.clone();
+    let node_id = ensure_identity(&node, &Api::namespaced(client.clone(), &namespace)).await?;
+    apply(&Api::<ConfigMap>::namespaced(client.clone(), &namespace), &config_map(&node)).await?;
+    for service in services(&node) {
+        apply(&Api::<Service>::namespaced(client.clone(), &namespace), &service).await?;
+    }
+    let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), &namespace);
+    // Without a key the agent could not start: wait for the Secret instead of crash-looping.
+    if node_id.is_some() {
+        apply(&stateful_sets, &stateful_set(&node, &ctx.settings.image)).await?;
+    }
+    apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &namespace), &training_egress_policy(&node)).await?;
+
+    let ready_replicas = stateful_sets
+        .get_opt(&node.name_any())
+        .await?
+        .and_then(|s| s.status)
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let previous = node.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+    let generation = node.metadata.generation;
+    let (ready, reason, message) = match (&node_id, ready_replicas) {
+        (None, _) => (false, "IdentityMissing", format!("Secret {} has no usable key", identity_secret_name(&node))),
+        (Some(_), 0) => (false, "Starting", "the node-agent is not ready yet".to_string()),
+        (Some(_), _) => (true, "AgentReady", "the node-agent is running".to_string()),
+    };
+    let status = SporeNodeStatus {
+        node_id_short: node_id.as_ref().map(|id| id.chars().take(12).collect()),
+        node_id,
+        conditions: vec![condition(&previous, "Ready", ready, reason, &message, generation)],
+        observed_generation: generation,
+        ..SporeNodeStatus::default()
+    };
+    let current = node.status.as_ref();
+    let changed = current.is_none_or(|c| {
+        (&c.node_id, &c.observed_generation, &c.conditions)
+            != (&status.node_id, &status.observed_generation, &status.conditions)
+    });
+    if changed {
+        let patch = serde_json::json!({"apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode", "status": status});
+        Api::<SporeNode>::namespaced(client, &namespace)
+            .patch_status(&node.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+            .await?;
+    }
+    Ok(Action::requeue(Duration::from_secs(if ready { 300 } else { 10 })))
+}
+
+fn error_policy(node: Arc<SporeNode>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(sporenode = %node.name_any(), %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs the SporeNode controller until its watches end (or the task is dropped).
+pub async fn run(ctx: Arc<Context>) {
+    let nodes: Api<SporeNode> = Api::all(ctx.client.clone());
+    let stateful_sets: Api<StatefulSet> = Api::all(ctx.client.clone());
+    Controller::new(nodes, watcher::Config::default())
+        .owns(stateful_sets, watcher::Config::default().labels(AGENT_LABEL))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile error");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,159 @@
+//! The SporeNode controller against a real control plane: identity Secret, config, Services,
+//! StatefulSet (its pod run by kwok), training egress policy, status; named and missing
+//! identities; deletion.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use spore_operator::experiment::controller::Context;
+use spore_operator::experiment::pod::PodSettings;
+use spore_tests::nodes::wait_until;
+use spore_tests::testenv::kubernetes::Kubectl;
+use spore_tests::testenv::{TestEnv, TestEnvOptions};
+
+const NS: &str = "lab";
+
+fn get(kubectl: &Kubectl, what: &[&str], path: &str) -> String {
+    let mut args = vec!["get", "-n", NS];
+    args.extend_from_slice(what);
+    let jsonpath = format!("jsonpath={path}");
+    args.extend(["-o", jsonpath.as_str()]);
+    kubectl.run(&args, None).unwrap_or_default()
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let table = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = text.bytes().filter(|c| *c != b'=').map(table).collect();
+    clean
+        .chunks(4)
+        .flat_map(|c| {
+            let n = c.iter().enumerate().fold(0u32, |acc, (i, v)| acc | (u32::from(*v) << (18 - 6 * i)));
+            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+            bytes[..c.len().saturating_sub(1)].to_vec()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
+    let dir = std::env::temp_dir().join(format!("spore-sporenode-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut options = TestEnvOptions::new(&dir);
+    options.kubernetes = true;
+    options.gpus = 4;
+    let env = TestEnv::up(&options).expect("test control plane");
+    let kubectl = env.kubectl().unwrap();
+    kubectl.run(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/../crds")], None).unwrap();
+    kubectl
+        .run(&["wait", "--for=condition=Established", "--timeout=60s", "crd/sporenodes.sporemesh.io"], None)
+        .unwrap();
+    kubectl.run(&["create", "namespace", NS], None).unwrap();
+    // Volumes for the agents' stores (no provisioner in the test cluster).
+    let volumes: Vec<String> = (0..2)
+        .map(|i| format!("apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: store-{i}}}\nspec:\n  capacity: {{storage: 10Gi}}\n  accessModes: [ReadWriteOnce]\n  hostPath: {{path: /tmp/spore-store-{i}}}\n"))
+        .collect();
+    kubectl.run(&["apply", "-f", "-"], Some(&volumes.join("---\n"))).unwrap();
+    // A named identity (the RFC 8032 test key) for the second node.
+    kubectl
+        .run(
+            &[
+                "create",
+                "secret",
+                "generic",
+                "-n",
+                NS,
+                "known-key",
+                "--from-literal=private_key=9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+            ],
+            None,
+        )
+        .unwrap();
+
+    let config = kube::Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(env.kubeconfig().unwrap()).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let ctx = Arc::new(Context {
+        client: kube::Client::try_from(config).unwrap(),
+        settings: PodSettings { image: "spore:test".into() },
+        metrics: Arc::default(),
+    });
+    let controllers = tokio::spawn(spore_operator::run_controllers(ctx));
+
+    let nodes = "apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: lab-node}\nspec:\n  bridge: {publicPeers: [\"peer.example:7470\"], export: own}\n---\n\
+                 apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: known}\nspec: {identitySecretName: known-key}\n---\n\
+                 apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: lost}\nspec: {identitySecretName: no-such-secret}\n";
+    kubectl.run(&["apply", "-n", NS, "-f", "-"], Some(nodes)).unwrap();
+    let k = kubectl.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(90), "lab-node and known to be Ready", || {
+            get(&k, &["sporenode", "lab-node"], r#"{.status.conditions[?(@.type=="Ready")].status}"#) == "True"
+                && get(&k, &["sporenode", "known"], r#"{.status.conditions[?(@.type=="Ready")].status}"#) == "True"
+        })
+    })
+    .await
+    .unwrap();
+
+    // The generated identity: a Python-format key whose public key is the status's node id.
+    let seed =
+        String::from_utf8(base64_decode(&get(&kubectl, &["secret", "lab-node-identity"], "{.data.private_key}")))
+            .unwrap();
+    let node_id = spore_spec::Identity::from_seed_hex(&seed).unwrap().node_id();
+    assert_eq!(get(&kubectl, &["sporenode", "lab-node"], "{.status.nodeId}"), node_id);
+    assert_eq!(
+        get(&kubectl, &["sporenode", "known"], "{.status.nodeId}"),
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+    );
+    assert!(
+        kubectl.run(&["get", "secret", "-n", NS, "known-identity"], None).is_err(),
+        "a named identity is not replaced"
+    );
+    let k = kubectl.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(30), "a missing named identity to be reported", || {
+            get(&k, &["sporenode", "lost"], r#"{.status.conditions[?(@.type=="Ready")].reason}"#) == "IdentityMissing"
+        })
+    })
+    .await
+    .unwrap();
+
+    // What the node owns.
+    let args = get(&kubectl, &["statefulset", "lab-node"], "{.spec.template.spec.containers[0].args}");
+    assert!(args.contains("--no-train") && args.contains("peer.example:7470"), "{args}");
+    assert_eq!(get(&kubectl, &["service", "lab-node"], "{.spec.clusterIP}"), "None");
+    assert_eq!(get(&kubectl, &["service", "lab-node-gossip"], "{.spec.type}"), "ClusterIP");
+    assert!(
+        get(&kubectl, &["configmap", "lab-node-config"], "{.data.config\\.toml}")
+            .contains("peer = [\"peer.example:7470\"]")
+    );
+    assert_eq!(get(&kubectl, &["networkpolicy", "lab-node-training-no-egress"], "{.spec.policyTypes[0]}"), "Egress");
+    assert_eq!(get(&kubectl, &["statefulset", "lab-node"], "{.metadata.ownerReferences[0].kind}"), "SporeNode");
+    let table = kubectl.run(&["get", "sporenodes", "-n", NS], None).unwrap();
+    assert!(table.contains(&node_id[..12]), "kubectl get sporenodes shows the node id: {table}");
+
+    // Deleting the node removes what it owned.
+    kubectl.run(&["delete", "sporenode", "-n", NS, "lab-node"], None).unwrap();
+    let k = kubectl.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(60), "the node's StatefulSet and Secret to go", || {
+            k.run(&["get", "statefulset", "-n", NS, "lab-node"], None).is_err()
+                && k.run(&["get", "secret", "-n", NS, "lab-node-identity"], None).is_err()
+        })
+    })
+    .await
+    .unwrap();
+    controllers.abort();
+    drop(env);
+    let _ = std::fs::remove_dir_all(&dir);
+}

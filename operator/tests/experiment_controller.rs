@@ -83,8 +83,7 @@ async fn experiments_become_gpu_pods_and_their_results_come_back() {
     .await
     .unwrap();
     let client = kube::Client::try_from(config).unwrap();
-    let ctx =
-        Arc::new(Context { client, settings: PodSettings { image: "spore:test".into() }, metrics: Arc::default() });
+    let ctx = Arc::new(Context::new(client, PodSettings { image: "spore:test".into() }, Arc::default()));
     let running = tokio::spawn(controller::run(ctx.clone()));
 
     let all: String = (0..20).map(|i| experiment(&format!("exp-{i:02}"))).collect::<Vec<_>>().join("---\n");

@@ -84,11 +84,11 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
     )
     .await
     .unwrap();
-    let ctx = Arc::new(Context {
-        client: kube::Client::try_from(config).unwrap(),
-        settings: PodSettings { image: "spore:test".into() },
-        metrics: Arc::default(),
-    });
+    let ctx = Arc::new(Context::new(
+        kube::Client::try_from(config).unwrap(),
+        PodSettings { image: "spore:test".into() },
+        Arc::default(),
+    ));
     let controllers = tokio::spawn(spore_operator::run_controllers(ctx));
 
     let nodes = "apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: lab-node}\nspec:\n  bridge: {publicPeers: [\"peer.example:7470\"], export: own}\n---\n\
@@ -141,6 +141,24 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
     assert_eq!(get(&kubectl, &["statefulset", "lab-node"], "{.metadata.ownerReferences[0].kind}"), "SporeNode");
     let table = kubectl.run(&["get", "sporenodes", "-n", NS], None).unwrap();
     assert!(table.contains(&node_id[..12]), "kubectl get sporenodes shows the node id: {table}");
+
+    // The node's concurrency limit (default 1) holds its other Experiments in the queue.
+    let runs: Vec<String> = (0..3)
+        .map(|i| format!("apiVersion: sporemesh.io/v1alpha1\nkind: Experiment\nmetadata: {{name: run-{i}}}\nspec:\n  node: known\n  code: {{inline: \"print(1)\"}}\n  gpu: {{count: 0}}\n"))
+        .collect();
+    kubectl.run(&["apply", "-n", NS, "-f", "-"], Some(&runs.join("---\n"))).unwrap();
+    let k = kubectl.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(60), "one run and two queued behind the node's limit", || {
+            let phases = get(&k, &["experiments"], "{.items[*].status.phase}");
+            phases.split_whitespace().filter(|p| *p == "Running").count() == 1
+                && phases.split_whitespace().filter(|p| *p == "Queued").count() == 2
+        })
+    })
+    .await
+    .unwrap();
+    let messages = get(&kubectl, &["experiments"], "{.items[*].status.message}");
+    assert!(messages.contains("SporeNode known runs at most 1 experiments at once"), "{messages}");
 
     // Deleting the node removes what it owned.
     kubectl.run(&["delete", "sporenode", "-n", NS, "lab-node"], None).unwrap();

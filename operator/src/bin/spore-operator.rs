@@ -74,11 +74,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         tokio::spawn(serve(listener, metrics.clone()));
     }
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        settings: PodSettings { image: args.agent_image },
-        metrics: metrics.clone(),
-    });
+    let ctx = Arc::new(Context::new(client.clone(), PodSettings { image: args.agent_image }, metrics.clone()));
     metrics.ready.store(true, Ordering::SeqCst);
     let work = spore_operator::run_controllers(ctx);
     let outcome = if args.leader_election {

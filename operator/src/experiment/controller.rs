@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use spore_crds::Experiment;
+use spore_crds::{Experiment, ExperimentStatus, SporeNode};
 
-use super::pod::{EXPERIMENT_LABEL, PodSettings, pod_name, training_pod};
+use super::pod::{EXPERIMENT_LABEL, NODE_LABEL, PodSettings, pod_name, training_pod};
 use super::status::{desired_status, differs, is_terminal};
 use crate::{Error, FIELD_MANAGER};
 
@@ -22,6 +22,19 @@ pub struct Context {
     pub client: Client,
     pub settings: PodSettings,
     pub metrics: Arc<crate::serve::Metrics>,
+    /// One lock per SporeNode: counting its live pods and creating one is a single step.
+    pub node_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Context {
+    pub fn new(client: Client, settings: PodSettings, metrics: Arc<crate::serve::Metrics>) -> Self {
+        Context { client, settings, metrics, node_locks: Default::default() }
+    }
+
+    fn node_lock(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.node_locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(key).or_default().clone()
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -40,26 +53,73 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
         Some(pod) => Some(pod),
         // A finished run whose pod was cleaned up keeps its status; it is never re-run.
         None if finished => return Ok(Action::await_change()),
-        None => match pods.create(&PostParams::default(), &training_pod(&experiment, &ctx.settings)).await {
-            Ok(pod) => {
-                ctx.metrics.pods_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Some(pod)
+        None => {
+            let lock = ctx.node_lock(format!("{namespace}/{}", experiment.spec.node));
+            let _slot = lock.lock().await;
+            if let Some(limit) = node_limit_reached(&experiment, &namespace, &ctx).await? {
+                let desired = queued_for_limit(&experiment, limit);
+                write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
+                return Ok(Action::requeue(Duration::from_secs(5)));
             }
-            Err(kube::Error::Api(e)) if e.code == 409 => pods.get_opt(&pod_name).await?,
-            Err(e) => return Err(e.into()),
-        },
+            match pods.create(&PostParams::default(), &training_pod(&experiment, &ctx.settings)).await {
+                Ok(pod) => {
+                    ctx.metrics.pods_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Some(pod)
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => pods.get_opt(&pod_name).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
     };
     let desired = desired_status(&experiment, pod.as_ref());
-    if differs(experiment.status.as_ref(), &desired) {
-        let experiments: Api<Experiment> = Api::namespaced(ctx.client.clone(), &namespace);
-        let patch = serde_json::json!({
-            "apiVersion": "sporemesh.io/v1alpha1",
-            "kind": "Experiment",
-            "status": desired,
-        });
-        experiments.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-    }
+    write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
     Ok(if is_terminal(&desired) { Action::await_change() } else { Action::requeue(Duration::from_secs(300)) })
+}
+
+/// Writes the status (server-side apply) if the fields this operator owns changed.
+async fn write_status(
+    experiment: &Experiment,
+    namespace: &str,
+    name: &str,
+    ctx: &Context,
+    desired: &ExperimentStatus,
+) -> Result<(), Error> {
+    if !differs(experiment.status.as_ref(), desired) {
+        return Ok(());
+    }
+    let experiments: Api<Experiment> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = serde_json::json!({"apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment", "status": desired});
+    experiments.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(())
+}
+
+/// The owning SporeNode's `maxConcurrentExperiments`, if its live training pods already reach
+/// it. A node that does not exist (yet) sets no limit. Callers hold the node's lock, so counting
+/// and creating cannot interleave within this (leading) replica.
+async fn node_limit_reached(experiment: &Experiment, namespace: &str, ctx: &Context) -> Result<Option<u32>, Error> {
+    let nodes: Api<SporeNode> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(node) = nodes.get_opt(&experiment.spec.node).await? else { return Ok(None) };
+    let limit = node.spec.research.max_concurrent_experiments;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let selector = format!("{NODE_LABEL}={}", experiment.spec.node);
+    let live = pods
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .iter()
+        .filter(|p| matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Pending" | "Running") | None))
+        .count();
+    Ok((live >= limit as usize).then_some(limit))
+}
+
+fn queued_for_limit(experiment: &Experiment, limit: u32) -> ExperimentStatus {
+    let mut status = desired_status(experiment, None);
+    status.phase = spore_crds::ExperimentPhase::Queued;
+    status.message = Some(format!(
+        "waiting for a slot: SporeNode {} runs at most {limit} experiments at once",
+        experiment.spec.node
+    ));
+    status
 }
 
 fn error_policy(experiment: Arc<Experiment>, error: &Error, _ctx: Arc<Context>) -> Action {

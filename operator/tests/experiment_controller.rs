@@ -11,8 +11,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use spore_operator::experiment::controller::{self, Context};
 use spore_operator::experiment::pod::PodSettings;
 use spore_tests::nodes::wait_until;
+use spore_tests::testenv::TestEnv;
 use spore_tests::testenv::kubernetes::Kubectl;
-use spore_tests::testenv::{TestEnv, TestEnvOptions};
 
 const NS: &str = "lab";
 
@@ -63,17 +63,8 @@ fn field(kubectl: &Kubectl, kind: &str, name: &str, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn experiments_become_gpu_pods_and_their_results_come_back() {
-    let dir = std::env::temp_dir().join(format!("spore-operator-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut options = TestEnvOptions::new(&dir);
-    options.kubernetes = true;
-    let env = TestEnv::up(&options).expect("test control plane");
+    let env = TestEnv::kubernetes_with_crds("operator-test", 16).expect("test control plane");
     let kubectl = env.kubectl().unwrap();
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds");
-    kubectl.run(&["apply", "-f", crds], None).unwrap();
-    kubectl
-        .run(&["wait", "--for=condition=Established", "--timeout=60s", "crd/experiments.sporemesh.io"], None)
-        .unwrap();
     kubectl.run(&["create", "namespace", NS], None).unwrap();
 
     let config = kube::Config::from_custom_kubeconfig(
@@ -192,5 +183,4 @@ async fn experiments_become_gpu_pods_and_their_results_come_back() {
     .unwrap();
     restarted.abort();
     drop(env);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use spore_tests::nodes::{free_port, wait_until};
-use spore_tests::testenv::{TestEnv, TestEnvOptions};
+use spore_tests::testenv::TestEnv;
 
 struct Operator {
     child: Child,
@@ -73,17 +73,9 @@ impl Drop for Operator {
 
 #[test]
 fn one_replica_leads_and_another_takes_over_when_it_dies() {
-    let dir = std::env::temp_dir().join(format!("spore-leader-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut options = TestEnvOptions::new(&dir);
-    options.kubernetes = true;
-    options.gpus = 4;
-    let env = TestEnv::up(&options).expect("test control plane");
+    let env = TestEnv::kubernetes_with_crds("leader-test", 4).expect("test control plane");
+    let dir = env.dir().to_path_buf();
     let kubectl = env.kubectl().unwrap();
-    kubectl.run(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/../crds")], None).unwrap();
-    kubectl
-        .run(&["wait", "--for=condition=Established", "--timeout=60s", "crd/experiments.sporemesh.io"], None)
-        .unwrap();
     // Grant the restricted user exactly what the chart grants the operator's ServiceAccount.
     let helm = std::process::Command::new(env.bin("helm").unwrap())
         .args(["template", "spore", concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/spore"), "--namespace", "default"])
@@ -154,5 +146,4 @@ fn one_replica_leads_and_another_takes_over_when_it_dies() {
     assert!(holder.starts_with("replica-"), "{holder}");
     drop(replicas);
     drop(env);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,8 +11,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use spore_operator::experiment::controller::Context;
 use spore_operator::experiment::pod::PodSettings;
 use spore_tests::nodes::wait_until;
+use spore_tests::testenv::TestEnv;
 use spore_tests::testenv::kubernetes::Kubectl;
-use spore_tests::testenv::{TestEnv, TestEnvOptions};
 
 const NS: &str = "lab";
 
@@ -45,17 +45,8 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
-    let dir = std::env::temp_dir().join(format!("spore-sporenode-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut options = TestEnvOptions::new(&dir);
-    options.kubernetes = true;
-    options.gpus = 4;
-    let env = TestEnv::up(&options).expect("test control plane");
+    let env = TestEnv::kubernetes_with_crds("sporenode-test", 4).expect("test control plane");
     let kubectl = env.kubectl().unwrap();
-    kubectl.run(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/../crds")], None).unwrap();
-    kubectl
-        .run(&["wait", "--for=condition=Established", "--timeout=60s", "crd/sporenodes.sporemesh.io"], None)
-        .unwrap();
     kubectl.run(&["create", "namespace", NS], None).unwrap();
     // Volumes for the agents' stores (no provisioner in the test cluster).
     let volumes: Vec<String> = (0..2)
@@ -173,5 +164,4 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
     .unwrap();
     controllers.abort();
     drop(env);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -79,6 +79,8 @@ pub struct TestEnv {
     dir: PathBuf,
     state: EnvState,
     owned: bool,
+    /// Delete `dir` when dropped (environments made by [`TestEnv::kubernetes_with_crds`]).
+    remove_dir: bool,
 }
 
 /// The user of the restricted kubeconfig (no permissions until a test grants some).
@@ -100,6 +102,7 @@ impl TestEnv {
                 database_url: None,
             },
             owned: true,
+            remove_dir: false,
         };
         if options.kubernetes {
             env.start_kubernetes(options.gpus)?;
@@ -109,6 +112,31 @@ impl TestEnv {
         }
         env.save()?;
         env.write_env_sh()?;
+        Ok(env)
+    }
+
+    /// A control plane with `gpus` fake GPUs in a fresh temporary directory (removed on drop),
+    /// with the Spore CRDs installed and Established: the start of every operator test.
+    pub fn kubernetes_with_crds(name: &str, gpus: u32) -> Result<TestEnv, TestEnvError> {
+        let dir = std::env::temp_dir().join(format!("spore-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut options = TestEnvOptions::new(&dir);
+        options.kubernetes = true;
+        options.gpus = gpus;
+        let mut env = TestEnv::up(&options)?;
+        env.remove_dir = true;
+        let kubectl = env.kubectl()?;
+        kubectl.run(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/../crds")], None)?;
+        kubectl.run(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/experiments.sporemesh.io",
+                "crd/sporenodes.sporemesh.io",
+            ],
+            None,
+        )?;
         Ok(env)
     }
 
@@ -167,7 +195,7 @@ impl TestEnv {
             std::fs::read_to_string(dir.join("state.json")).map_err(|_| TestEnvError::NotAnEnv(dir.to_path_buf()))?;
         let state: EnvState =
             serde_json::from_str(&text).map_err(|e| TestEnvError::Setup(format!("bad state.json: {e}")))?;
-        Ok(TestEnv { dir: dir.to_path_buf(), state, owned: false })
+        Ok(TestEnv { dir: dir.to_path_buf(), state, owned: false, remove_dir: false })
     }
 
     fn save(&self) -> Result<(), TestEnvError> {
@@ -277,6 +305,9 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         if self.owned {
             self.down();
+        }
+        if self.remove_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

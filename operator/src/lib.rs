@@ -13,6 +13,24 @@ pub mod leader;
 pub mod serve;
 pub mod sporenode;
 
+/// Drives a controller's result stream, counting each reconcile in the metrics.
+pub(crate) async fn report<S, T, E>(results: S, controller: &'static str, metrics: std::sync::Arc<serve::Metrics>)
+where
+    S: futures_util::Stream<Item = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    use futures_util::StreamExt;
+    results
+        .for_each(|result| {
+            metrics.record_reconcile(controller, result.is_ok());
+            if let Err(e) = &result {
+                tracing::debug!(controller, error = %e, "reconcile error");
+            }
+            std::future::ready(())
+        })
+        .await;
+}
+
 /// Runs every controller until they stop.
 pub async fn run_controllers(ctx: std::sync::Arc<experiment::controller::Context>) {
     tokio::join!(experiment::controller::run(ctx.clone()), sporenode::controller::run(ctx));

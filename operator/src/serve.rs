@@ -11,8 +11,9 @@ use tokio::net::TcpListener;
 /// Counters and gauges the endpoints report.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    pub reconciles_ok: AtomicU64,
-    pub reconciles_failed: AtomicU64,
+    /// Reconciles by controller and result: [experiment ok, experiment error, sporenode ok,
+    /// sporenode error].
+    reconciles: [AtomicU64; 4],
     pub pods_created: AtomicU64,
     /// This replica holds the lease (or runs without leader election).
     pub leader: Arc<AtomicBool>,
@@ -21,19 +22,30 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts one reconcile of `controller` (`experiment` or `sporenode`).
+    pub fn record_reconcile(&self, controller: &str, ok: bool) {
+        let slot = usize::from(controller == "sporenode") * 2 + usize::from(!ok);
+        self.reconciles[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
     fn render(&self) -> String {
+        let reconciles = |slot: usize| self.reconciles[slot].load(Ordering::Relaxed);
         format!(
             "# HELP spore_operator_leader Whether this replica is the active one.\n\
              # TYPE spore_operator_leader gauge\nspore_operator_leader {}\n\
-             # HELP spore_operator_reconciles_total Experiment reconciles by result.\n\
+             # HELP spore_operator_reconciles_total Reconciles by controller and result.\n\
              # TYPE spore_operator_reconciles_total counter\n\
-             spore_operator_reconciles_total{{result=\"ok\"}} {}\n\
-             spore_operator_reconciles_total{{result=\"error\"}} {}\n\
+             spore_operator_reconciles_total{{controller=\"experiment\",result=\"ok\"}} {}\n\
+             spore_operator_reconciles_total{{controller=\"experiment\",result=\"error\"}} {}\n\
+             spore_operator_reconciles_total{{controller=\"sporenode\",result=\"ok\"}} {}\n\
+             spore_operator_reconciles_total{{controller=\"sporenode\",result=\"error\"}} {}\n\
              # HELP spore_operator_pods_created_total Training pods created.\n\
              # TYPE spore_operator_pods_created_total counter\nspore_operator_pods_created_total {}\n",
             u8::from(self.leader.load(Ordering::Relaxed)),
-            self.reconciles_ok.load(Ordering::Relaxed),
-            self.reconciles_failed.load(Ordering::Relaxed),
+            reconciles(0),
+            reconciles(1),
+            reconciles(2),
+            reconciles(3),
             self.pods_created.load(Ordering::Relaxed),
         )
     }

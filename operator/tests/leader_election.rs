@@ -132,6 +132,11 @@ fn one_replica_leads_and_another_takes_over_when_it_dies() {
     });
 
     let leader = replicas.iter().position(Operator::leads).unwrap();
+    let metrics = Operator::get(replicas[leader].metrics, "/metrics").unwrap();
+    assert!(metrics.contains("\nspore_operator_pods_created_total 1\n"), "{metrics}");
+    assert!(!metrics.contains("controller=\"experiment\",result=\"ok\"} 0\n"), "reconciles are counted: {metrics}");
+    let follower = Operator::get(replicas[1 - leader].metrics, "/metrics").unwrap();
+    assert!(follower.contains("\nspore_operator_pods_created_total 0\n"), "the follower does nothing: {follower}");
     drop(replicas.remove(leader));
     let survivor = &replicas[0];
     wait_until(Duration::from_secs(20), "the survivor to take over", || survivor.leads());

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -132,18 +131,8 @@ pub async fn run(ctx: Arc<Context>) {
     let experiments: Api<Experiment> = Api::all(ctx.client.clone());
     let pods: Api<Pod> = Api::all(ctx.client.clone());
     let metrics = ctx.metrics.clone();
-    Controller::new(experiments, watcher::Config::default())
+    let results = Controller::new(experiments, watcher::Config::default())
         .owns(pods, watcher::Config::default().labels(EXPERIMENT_LABEL))
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| {
-            let metrics = metrics.clone();
-            async move {
-                let counter = if result.is_ok() { &metrics.reconciles_ok } else { &metrics.reconciles_failed };
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "reconcile error");
-                }
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, ctx);
+    crate::report(results, "experiment", metrics).await;
 }

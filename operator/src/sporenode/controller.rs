@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -161,13 +160,9 @@ fn error_policy(node: Arc<SporeNode>, error: &Error, _ctx: Arc<Context>) -> Acti
 pub async fn run(ctx: Arc<Context>) {
     let nodes: Api<SporeNode> = Api::all(ctx.client.clone());
     let stateful_sets: Api<StatefulSet> = Api::all(ctx.client.clone());
-    Controller::new(nodes, watcher::Config::default())
+    let metrics = ctx.metrics.clone();
+    let results = Controller::new(nodes, watcher::Config::default())
         .owns(stateful_sets, watcher::Config::default().labels(AGENT_LABEL))
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile error");
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, ctx);
+    crate::report(results, "sporenode", metrics).await;
 }

@@ -57,7 +57,8 @@ pub fn write_kubeconfig(
     user: &str,
     cert: &ClientCert,
 ) -> Result<(), TestEnvError> {
-    use base64_encode as b64;
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let text = format!(
         "apiVersion: v1\nkind: Config\ncurrent-context: spore-test\npreferences: {{}}\n\
          clusters:\n- name: spore-test\n  cluster:\n    server: https://127.0.0.1:{api_port}\n    certificate-authority-data: {}\n\
@@ -68,24 +69,6 @@ pub fn write_kubeconfig(
         b64(cert.key_pem.as_bytes()),
     );
     std::fs::write(path, text).map_err(|e| TestEnvError::io(format!("write {}", path.display()), e))
-}
-
-/// Standard base64 (kubeconfig `*-data` fields).
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n =
-            (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// The service specs of a control plane in `dir`, on fresh ports.

@@ -142,3 +142,17 @@ fn sign_refuses_non_finite_numbers_and_bad_fields() {
     assert!(matches!(get(&lines[2], "timestamp"), Value::Number(_)), "absent timestamp becomes now");
     assert_eq!(text(&lines[2], "id").len(), 64);
 }
+
+#[test]
+fn read_commands_refuse_a_data_dir_without_a_node_instead_of_creating_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("typo");
+    for command in [&["status"][..], &["frontier"], &["graph", "--json"], &["record", "export"]] {
+        let mut args: Vec<&str> = command.to_vec();
+        args.extend(["--data-dir", missing.to_str().unwrap()]);
+        let output = spore(&args, b"");
+        assert!(!output.status.success(), "{command:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("no node store"), "{command:?}");
+    }
+    assert!(!missing.exists(), "nothing was created");
+}

@@ -42,8 +42,17 @@ pub struct GraphArgs {
     data_dir: DataDir,
 }
 
-fn open_store(data_dir: &DataDir) -> anyhow::Result<DagStore> {
-    Ok(DagStore::open(&super::run::store_path(&data_dir.data_dir))?)
+/// Opens an existing node's store for reading; a mistyped `--data-dir` is an error, not a new
+/// empty store.
+pub fn open_store(data_dir: &DataDir) -> anyhow::Result<DagStore> {
+    let path = super::run::store_path(&data_dir.data_dir);
+    if !path.exists() {
+        anyhow::bail!(
+            "no node store at {} (start a node with `spore run`, or pass the right --data-dir)",
+            path.display()
+        );
+    }
+    Ok(DagStore::open(&path)?)
 }
 
 fn payload_value(payload: &str) -> Value {
@@ -178,9 +187,13 @@ fn print_tree(out: &mut impl Write, records: &[ExperimentRecord], ids: &HashSet<
         writeln!(out, "(empty graph)")?;
         return Ok(());
     }
-    let children = |parent: &str| -> Vec<&ExperimentRecord> {
-        records.iter().filter(|r| r.parent.as_deref() == Some(parent)).collect()
-    };
+    let mut by_parent: std::collections::HashMap<&str, Vec<&ExperimentRecord>> = std::collections::HashMap::new();
+    for record in records {
+        if let Some(parent) = record.parent.as_deref() {
+            by_parent.entry(parent).or_default().push(record);
+        }
+    }
+    let children = |parent: &str| -> Vec<&ExperimentRecord> { by_parent.get(parent).cloned().unwrap_or_default() };
     fn line(r: &ExperimentRecord) -> String {
         let icon = match r.status {
             spore_spec::Status::Keep => '+',

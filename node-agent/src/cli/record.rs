@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use spore_agent::store::DagStore;
 use spore_agent::{identity_file, record_tools};
 
 use super::{DataDir, open_input};
@@ -83,7 +82,7 @@ pub fn run(command: RecordCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         RecordCommand::Export { data_dir } => {
-            let store = DagStore::open(&super::run::store_path(&data_dir.data_dir))?;
+            let store = super::query::open_store(&data_dir)?;
             let mut failure = None;
             store.for_each_payload(|payload| {
                 if failure.is_none() {

@@ -110,6 +110,11 @@ fn garbage_ends_the_connection_at_once() {
     assert!(disconnected(&actions));
     let after = on(&mut core, 1, frame(&Message::Ping));
     assert!(sent_to(&after).is_empty(), "nothing more is answered on a closing connection");
+    // Its address (not loopback) is refused for a while.
+    core.handle(Event::Disconnected { peer: 1 }, 1_000, 0).unwrap();
+    let again =
+        core.handle(Event::Connected { peer: 2, remote: remote(50_000), direction: Direction::Inbound }, 2_000, 0);
+    assert!(disconnected(&again.unwrap()), "a discouraged address is turned away");
 }
 
 #[test]
@@ -196,4 +201,24 @@ fn connecting_to_ourselves_is_detected() {
         agent: "x".into(),
     };
     assert!(disconnected(&on(&mut core, 1, frame(&hello))));
+}
+
+#[test]
+fn peers_of_ours_are_asked_again_after_the_resync_interval() {
+    let config = ProtocolConfig::default();
+    let resync = config.resync_interval.as_millis() as u64;
+    let mut core = core(config);
+    connect(&mut core, 1, Direction::Inbound);
+    let hello = Message::Hello {
+        node_id: "ef".repeat(32),
+        listen_port: 7470,
+        capabilities: vec!["sync-seq".into()],
+        agent: "spore-rs".into(),
+    };
+    let asks = |actions: &[Action]| sent_to(actions).iter().filter(|(_, t)| t == "sync_request").count();
+    assert_eq!(asks(&on(&mut core, 1, frame(&hello))), 1, "an inbound peer of ours is asked too");
+    let early = core.handle(Event::Tick, 1_000 + resync - 1, 1_773_100_000).unwrap();
+    assert_eq!(asks(&early), 0);
+    let due = core.handle(Event::Tick, 1_000 + resync, 1_773_100_000).unwrap();
+    assert_eq!(asks(&due), 1, "anti-entropy: asked again for what it stored since");
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-pub use crate::testenv::process::free_port;
+pub use crate::testenv::ports::free_port;
 
 /// Polls `check` every 50 ms until it holds; panics with `what` after `timeout`.
 pub fn wait_until(timeout: Duration, what: &str, check: impl FnMut() -> bool) {

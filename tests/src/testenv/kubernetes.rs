@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::TestEnvError;
 use super::pki::{ClientCert, Pki};
-use super::process::{Service, ServiceSpec, free_port, wait_for_port};
+use super::ports::free_port;
+use super::process::{Service, ServiceSpec, wait_for_port};
 
 /// Our kwok stages (pod completion driven by test annotations); kwok's defaults are added.
 const OUR_STAGES: &str = include_str!("../../support/kwok/stages.yaml");
@@ -210,7 +211,8 @@ fn write_kwok_config(path: &Path, bin: &Path) -> Result<(), TestEnvError> {
 pub fn start_control_plane(services: &mut [Service], kubectl: &Kubectl) -> Result<(), TestEnvError> {
     for service in services.iter_mut() {
         service.start()?;
-        if !wait_for_port(service.spec.port, Duration::from_secs(60)) {
+        // Checked after the port answers too: a service that lost its port to another process exits.
+        if !wait_for_port(service.spec.port, Duration::from_secs(60)) || !service.is_running() {
             return Err(TestEnvError::Startup { service: service.spec.name.clone(), log: service.log_tail(20) });
         }
         if service.spec.name == "apiserver" {
@@ -313,12 +315,17 @@ impl Kubectl {
     }
 }
 
-/// Creates the fake nodes and waits until every node is Ready and schedulable (the
-/// controller-manager has removed the not-ready taint).
+/// Creates the fake nodes for `gpus` GPUs.
 pub fn create_nodes(kubectl: &Kubectl, gpus: u32) -> Result<(), TestEnvError> {
-    kubectl.run(&["apply", "-f", "-"], Some(&fake_nodes_yaml(gpus)))?;
+    kubectl.run(&["apply", "-f", "-"], Some(&fake_nodes_yaml(gpus))).map(drop)
+}
+
+/// Waits until every fake node is Ready and schedulable (the controller-manager has removed the
+/// not-ready taint); a timeout says what was last seen.
+pub fn wait_nodes_ready(kubectl: &Kubectl, gpus: u32, timeout: Duration) -> Result<(), TestEnvError> {
     let expected = gpus.div_ceil(GPUS_PER_NODE) as usize + 1;
-    kubectl.poll(Duration::from_secs(90), "fake nodes Ready and untainted", || {
+    let mut observed = String::new();
+    let waited = kubectl.poll(timeout, "fake nodes Ready and untainted", || {
         let ready = kubectl.run(
             &[
                 "get",
@@ -330,6 +337,11 @@ pub fn create_nodes(kubectl: &Kubectl, gpus: u32) -> Result<(), TestEnvError> {
         )?;
         let taints = kubectl.run(&["get", "nodes", "-o", "jsonpath={.items[*].spec.taints[*].key}"], None)?;
         let ready_count = ready.split_whitespace().filter(|s| *s == "True").count();
+        observed = format!("Ready: [{}], taints: [{}]", ready.trim(), taints.trim());
         Ok(ready_count == expected && !taints.contains("node.kubernetes.io/not-ready"))
+    });
+    waited.map_err(|e| match e {
+        TestEnvError::Timeout { what, last } => TestEnvError::Timeout { what, last: format!("{last} {observed}") },
+        other => other,
     })
 }

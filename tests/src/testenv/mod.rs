@@ -10,6 +10,7 @@
 
 pub mod kubernetes;
 pub mod pki;
+pub mod ports;
 pub mod postgres;
 pub mod process;
 
@@ -85,6 +86,11 @@ pub struct TestEnv {
 
 /// The user of the restricted kubeconfig (no permissions until a test grants some).
 pub const RESTRICTED_USER: &str = "spore-restricted";
+
+/// How long fake nodes get to turn Ready before kwok and the controller-manager are restarted.
+const NODES_READY_FIRST_WAIT: Duration = Duration::from_secs(45);
+/// How long they get after that restart.
+const NODES_READY_SECOND_WAIT: Duration = Duration::from_secs(60);
 
 impl TestEnv {
     /// Starts what `options` asks for; on any failure stops what already started.
@@ -170,7 +176,31 @@ impl TestEnv {
         self.save()?;
         kubernetes::start_control_plane(&mut self.state.services[first..], &kubectl)?;
         self.save()?;
-        kubernetes::create_nodes(&kubectl, gpus)
+        kubernetes::create_nodes(&kubectl, gpus)?;
+        let Err(first_wait) = kubernetes::wait_nodes_ready(&kubectl, gpus, NODES_READY_FIRST_WAIT) else {
+            return Ok(());
+        };
+        // kwok or the node lifecycle controller stuck (seen once in CI, not reproduced): restart
+        // both once, and keep their logs in the error if that does not help either.
+        eprintln!("spore-testenv: {first_wait}; restarting kwok and the controller-manager");
+        for service in &mut self.state.services[first..] {
+            if service.spec.name == "kwok" || service.spec.name == "controller-manager" {
+                service.stop();
+                service.start()?;
+            }
+        }
+        self.save()?;
+        kubernetes::wait_nodes_ready(&kubectl, gpus, NODES_READY_SECOND_WAIT).map_err(|e| match e {
+            TestEnvError::Timeout { what, last } => {
+                let logs: Vec<String> = self.state.services[first..]
+                    .iter()
+                    .filter(|s| s.spec.name == "kwok" || s.spec.name == "controller-manager")
+                    .map(|s| format!("--- {} log ---\n{}", s.spec.name, s.log_tail(15)))
+                    .collect();
+                TestEnvError::Timeout { what, last: format!("{last}\n{}", logs.join("\n")) }
+            }
+            other => other,
+        })
     }
 
     fn start_postgres(&mut self) -> Result<(), TestEnvError> {

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::TestEnvError;
-use super::process::{ServiceSpec, free_port};
+use super::ports::free_port;
+use super::process::ServiceSpec;
 
 /// The system user the server runs as when we are root.
 const SERVER_USER: &str = "postgres";

@@ -3,7 +3,7 @@
 //! signal so a recycled pid is never hit, stopped with SIGTERM and then SIGKILL.
 
 use std::fs::File;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,13 +39,6 @@ pub struct Service {
     /// The handle, when this process started it (needed to reap it).
     #[serde(skip)]
     child: Option<Child>,
-}
-
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one machine).
-pub fn free_port() -> Result<u16, TestEnvError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| TestEnvError::io("bind a free port", e))?;
-    let port = listener.local_addr().map_err(|e| TestEnvError::io("read a free port", e))?.port();
-    Ok(port)
 }
 
 /// Waits until `127.0.0.1:port` accepts connections.

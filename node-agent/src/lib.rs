@@ -9,4 +9,5 @@ pub mod identity_file;
 pub mod node;
 pub mod protocol;
 pub mod record_tools;
+pub mod research;
 pub mod store;

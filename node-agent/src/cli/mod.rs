@@ -1,9 +1,16 @@
-//! Subcommands of `spore`, one module each: `record` (check, sign, export), `run`, and the
-//! queries (`status`, `frontier`, `graph`). Every command honours `--data-dir`.
+//! Subcommands of `spore`, the Python CLI's and ours: `run` and the daemon (`start`, `stop`,
+//! `log`), queries (`status`, `frontier`, `graph`, `info`, `peer`), settings (`set`, `connect`,
+//! `disconnect`, `init`, `clean`), `record` (check, sign, export). Every command honours
+//! `--data-dir`.
 
+mod admin;
+mod daemon;
+mod node_config;
+mod peers;
 mod query;
 mod record;
 mod run;
+mod set;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -36,8 +43,30 @@ enum Command {
         #[command(subcommand)]
         command: record::RecordCommand,
     },
-    /// Run a node in the foreground (Ctrl-C stops it cleanly).
+    /// Run a node in the foreground: gossip and research (Ctrl-C stops it cleanly).
     Run(run::RunArgs),
+    /// Run a node in the background (same options as `run`).
+    Start(daemon::StartArgs),
+    /// Stop the background node.
+    Stop(daemon::StopArgs),
+    /// Print the background node's log.
+    Log(daemon::LogArgs),
+    /// Create the identity, store and config.
+    Init(admin::InitArgs),
+    /// Node id, listen address, peers, experiments, best result.
+    Info(admin::InfoArgs),
+    /// Delete the data directory (asks first).
+    Clean(admin::CleanArgs),
+    /// The web UI (not in this release).
+    Explorer(admin::ExplorerArgs),
+    /// Configure the LLM that proposes experiments.
+    Set(set::SetArgs),
+    /// Add a peer to the configuration.
+    Connect(peers::AddressArgs),
+    /// Remove a peer from the configuration.
+    Disconnect(peers::AddressArgs),
+    /// Configured and discovered peers.
+    Peer(peers::PeerArgs),
     /// The node's identity, store and (when it runs) peers.
     Status(query::StatusArgs),
     /// The best unbeaten results, best first.
@@ -71,6 +100,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Record { command } => record::run(command),
         Command::Run(args) => run::run(args),
+        Command::Start(args) => daemon::start(args),
+        Command::Stop(args) => daemon::stop(args),
+        Command::Log(args) => daemon::log(args),
+        Command::Init(args) => admin::init(args),
+        Command::Info(args) => admin::info(args),
+        Command::Clean(args) => admin::clean(args),
+        Command::Explorer(args) => admin::explorer(args),
+        Command::Set(args) => set::set(args),
+        Command::Connect(args) => peers::connect(args),
+        Command::Disconnect(args) => peers::disconnect(args),
+        Command::Peer(args) => peers::peer(args),
         Command::Status(args) => query::status(args),
         Command::Frontier(args) => query::frontier(args),
         Command::Graph(args) => query::graph(args),

@@ -1,27 +1,37 @@
-//! `spore run`: a node in the foreground.
+//! `spore run`: a node in the foreground — gossip, and unless `--no-train` the research loop.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::Args;
 use spore_agent::node::{self, NodeConfig};
+use spore_agent::research::artifacts::ArtifactStore;
+use spore_agent::research::local::LocalExecutor;
+use spore_agent::research::proposer::llm::LlmProposer;
+use spore_agent::research::proposer::{Proposer, config as llm_config};
+use spore_agent::research::research_loop::{Research, ResearchConfig};
+use spore_agent::research::workspace::Workspace;
 use tokio_util::sync::CancellationToken;
 
-use super::DataDir;
+use super::{DataDir, node_config};
+
+/// How long an LLM request may take.
+const LLM_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Gossip port.
-    #[arg(long, default_value_t = 7470)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
-    host: String,
-    /// A peer to dial and keep dialing, `host:port` (repeatable).
-    #[arg(long = "peer")]
+    /// Gossip port (default: config.toml's, else 7470).
+    #[arg(short = 'p', long)]
+    port: Option<u16>,
+    /// Address to listen on (default: config.toml's, else 0.0.0.0).
+    #[arg(long)]
+    host: Option<String>,
+    /// A peer to dial and keep dialing, `host:port` (repeatable; replaces config.toml's list).
+    #[arg(short = 'c', long = "peer")]
     peers: Vec<String>,
-    /// Listen only; dial nobody.
+    /// Dial nobody, and start the research with a baseline of the workspace's train.py.
     #[arg(long)]
     genesis: bool,
     /// Do not train: a pure gossip node.
@@ -30,11 +40,40 @@ pub struct RunArgs {
     /// Do not serve the explorer web UI.
     #[arg(long)]
     no_explorer: bool,
+    /// Explorer port (the explorer is not in this release).
+    #[arg(short = 'w', long, default_value_t = 8470)]
+    web_port: u16,
     /// Never dial the public bootstrap peer.
     #[arg(long)]
     no_bootstrap: bool,
+    /// Percent of the device a run may use (scales the micro-batch; always a valid batch).
+    #[arg(short = 'r', long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..=100))]
+    resource: u8,
+    /// Seconds of training per experiment.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    time_budget: u64,
+    /// Stop after this many experiments (the baseline counts); the node stops with the loop.
+    #[arg(long)]
+    max_experiments: Option<u64>,
+    /// Python interpreter with torch that runs train.py.
+    #[arg(long, env = "SPORE_PYTHON", default_value = "python3")]
+    python: PathBuf,
+    /// Workspace with train.py and the harness (default: <data-dir>/workspace, created from the
+    /// files built into spore).
+    #[arg(long)]
+    workspace: Option<PathBuf>,
+    /// Seconds a run may take beyond its time budget (start-up, compilation, evaluation) before
+    /// it is killed.
+    #[arg(long, default_value_t = 300)]
+    deadline_margin: u64,
     #[command(flatten)]
     data_dir: DataDir,
+}
+
+impl RunArgs {
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir.data_dir
+    }
 }
 
 /// The store file under a data directory.
@@ -42,26 +81,88 @@ pub fn store_path(data_dir: &Path) -> PathBuf {
     NodeConfig::new(data_dir.to_path_buf()).store_path()
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if !args.no_train {
-        bail!("the research loop is not built yet (issue 5): run a gossip node with --no-train");
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// The proposer: the configured LLM, else the built-in mutator.
+fn proposer(data_dir: &Path) -> anyhow::Result<Proposer> {
+    match llm_config::load(data_dir)? {
+        Some(config) => {
+            tracing::info!(provider = %config.provider, model = %config.model, "proposals from an LLM");
+            Ok(Proposer::Llm(Box::new(LlmProposer::new(config, LLM_TIMEOUT)?)))
+        }
+        None => {
+            tracing::info!("proposals from the built-in mutator (configure an LLM with `spore set`)");
+            Ok(Proposer::Mutator)
+        }
     }
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for peer in &args.peers {
         if spore_agent::protocol::parse_address(peer).is_none() {
             bail!("--peer {peer:?} is not host:port");
         }
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let mut config = NodeConfig::new(args.data_dir.data_dir);
-    config.port = args.port;
-    config.host = args.host;
-    config.peers = args.peers;
+    let data_dir = args.data_dir.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("create {}", data_dir.display()))?;
+    let file = node_config::load(&data_dir)?;
+    init_tracing();
+    let mut config = NodeConfig::new(data_dir.clone());
+    config.port = args.port.unwrap_or(file.port);
+    config.host = args.host.clone().unwrap_or(file.host);
+    config.peers = if args.peers.is_empty() { file.peer } else { args.peers.clone() };
     config.genesis = args.genesis;
     config.bootstrap = !args.no_bootstrap;
-    std::fs::create_dir_all(&config.data_dir)?;
+    let identity = spore_agent::identity_file::load_or_create(&data_dir)?;
+
+    let research = if args.no_train {
+        None
+    } else {
+        let dir = args.workspace.clone().unwrap_or_else(|| data_dir.join("workspace"));
+        tracing::info!(workspace = %dir.display(), python = %args.python.display(), "preparing the workspace");
+        let workspace = Workspace::prepare(&dir, &args.python)?;
+        tracing::info!(
+            gpu = %workspace.machine.gpu_model,
+            torch = %workspace.machine.torch_version,
+            dataset = &workspace.dataset_cid[..8],
+            "workspace ready"
+        );
+        let executor = LocalExecutor {
+            python: args.python.clone(),
+            workspace: dir,
+            runs_dir: data_dir.join("run"),
+            margin: Duration::from_secs(args.deadline_margin),
+            env: Vec::new(),
+            show_progress: true,
+        };
+        let settings = ResearchConfig {
+            time_budget: args.time_budget,
+            resource: args.resource,
+            max_experiments: args.max_experiments,
+            genesis: args.genesis,
+            sync_wait: if config.peers.is_empty() { Duration::ZERO } else { Duration::from_secs(5) },
+            retry_pause: Duration::from_secs(10),
+        };
+        Some((workspace, executor, settings, proposer(&data_dir)?))
+    };
+    if !args.no_explorer {
+        tracing::info!(port = args.web_port, "the explorer web UI is not in this release yet; not serving it");
+    }
+    tracing::info!(
+        node_id = &identity.node_id()[..16],
+        port = config.port,
+        peers = config.peers.len(),
+        resource = args.resource,
+        mode = if research.is_some() { "research" } else { "sync-only" },
+        "starting"
+    );
+
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
@@ -71,9 +172,53 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             tracing::info!("shutting down");
             on_signal.cancel();
         });
-        node::run(config, shutdown, None).await
-    })?;
-    Ok(ExitCode::SUCCESS)
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let store_path = config.store_path();
+        let node_task = tokio::spawn(node::run(config, shutdown.clone(), Some(ready_tx)));
+        let Ok(handle) = ready.await else {
+            // The node failed before it listened: its error says why.
+            return node_task.await?.map(|()| ExitCode::FAILURE).map_err(|e| hint_port(e, args.port));
+        };
+        let mut outcome = Ok(ExitCode::SUCCESS);
+        if let Some((workspace, executor, settings, proposer)) = research {
+            let research = Research {
+                config: settings,
+                workspace,
+                executor,
+                proposer,
+                identity,
+                artifacts: ArtifactStore::new(&data_dir),
+                store_path,
+                node: handle,
+            };
+            outcome = match research.run(shutdown.clone()).await {
+                Ok(report) => {
+                    tracing::info!(
+                        experiments = report.experiments,
+                        keep = report.keeps,
+                        discard = report.discards,
+                        crash = report.crashes,
+                        "research finished"
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Err(e),
+            };
+            shutdown.cancel();
+        }
+        node_task.await??;
+        outcome
+    })
+}
+
+/// An address-in-use error gets a hint.
+fn hint_port(e: anyhow::Error, port: Option<u16>) -> anyhow::Error {
+    let in_use = e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse);
+    match (in_use, port) {
+        (true, Some(p)) => e.context(format!("port {p} is taken: try --port {} or `spore stop`", p.saturating_add(1))),
+        (true, None) => e.context("the gossip port is taken: pass another with --port, or `spore stop`"),
+        _ => e,
+    }
 }
 
 async fn wait_for_signal() {

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::{Action, Direction, Event, PeerId, Protocol, ProtocolConfig, parse_address};
-use crate::store::DagStore;
+use crate::store::{DagStore, StoredRecord};
 pub use connection::ConnectionHandle;
 
 /// Python's bootstrap peer, dialed only when no peer is configured (as in 0.1.2).
@@ -63,6 +63,11 @@ impl KnownIds {
 #[derive(Debug)]
 pub enum DriverEvent {
     Protocol(Event),
+    /// A record this node made: stored and gossiped, then `done` is told.
+    Publish {
+        record: Box<StoredRecord>,
+        done: tokio::sync::oneshot::Sender<()>,
+    },
     /// A new connection: its handle must be known before its first event.
     Register {
         peer: PeerId,
@@ -70,6 +75,26 @@ pub enum DriverEvent {
         remote: SocketAddr,
         direction: Direction,
     },
+}
+
+/// A running node, for the parts of the program beside it (the research loop).
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    /// The bound listen address.
+    pub local: SocketAddr,
+    events: mpsc::Sender<DriverEvent>,
+}
+
+impl NodeHandle {
+    /// Stores and gossips a record this node signed; returns once it is stored.
+    pub async fn publish(&self, record: StoredRecord) -> anyhow::Result<()> {
+        let (done, stored) = tokio::sync::oneshot::channel();
+        self.events
+            .send(DriverEvent::Publish { record: Box::new(record), done })
+            .await
+            .map_err(|_| anyhow::anyhow!("the node has stopped"))?;
+        stored.await.map_err(|_| anyhow::anyhow!("the node stopped before storing the record"))
+    }
 }
 
 /// How to run a node.
@@ -105,11 +130,11 @@ impl NodeConfig {
     }
 }
 
-/// Runs a node until `shutdown` is cancelled. `ready` receives the bound listen address.
+/// Runs a node until `shutdown` is cancelled. `ready` receives its handle once it listens.
 pub async fn run(
     config: NodeConfig,
     shutdown: CancellationToken,
-    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+    ready: Option<tokio::sync::oneshot::Sender<NodeHandle>>,
 ) -> anyhow::Result<()> {
     config.protocol.validate().map_err(anyhow::Error::msg)?;
     let identity = crate::identity_file::load_or_create(&config.data_dir)?;
@@ -132,7 +157,7 @@ pub async fn run(
     let known = KnownIds::new(config.protocol.seen_cache);
     tokio::spawn(accept_loop(listener, events_tx.clone(), next_peer.clone(), shutdown.clone(), known.clone()));
     if let Some(ready) = ready {
-        let _ = ready.send(local);
+        let _ = ready.send(NodeHandle { local, events: events_tx.clone() });
     }
     let driver = Driver {
         core,
@@ -247,6 +272,11 @@ impl Driver {
                     self.connections.remove(peer);
                 }
                 event
+            }
+            DriverEvent::Publish { record, done } => {
+                self.handle(DriverEvent::Protocol(Event::Publish(record)))?;
+                let _ = done.send(());
+                return Ok(());
             }
         };
         let now = self.started.elapsed().as_millis() as u64;

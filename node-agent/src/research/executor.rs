@@ -1,0 +1,71 @@
+//! Where an experiment's `train.py` runs. [`LocalExecutor`](super::local::LocalExecutor) runs
+//! it as a child process on this machine; the operator's Kubernetes executor runs it as a pod.
+//! Both take a [`RunSpec`] and give back a [`RunOutcome`].
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::summary::Summary;
+
+/// One training run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Names the run (its working directory, its pod): letters, digits, `-` and `_` only.
+    pub label: String,
+    /// The complete `train.py` to run.
+    pub code: String,
+    /// Seconds of training (`SPORE_TIME_BUDGET`).
+    pub time_budget: u64,
+    /// Percent of the device to use, 1..=100 (`SPORE_RESOURCE`).
+    pub resource: u8,
+}
+
+/// How a run ended. A run that trained and printed its summary is a success; anything else is
+/// a crash with the reason in `error`.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub summary: Option<Summary>,
+    /// Why the run failed: exit status and the tail of its log, a missing summary, the deadline.
+    pub error: Option<String>,
+    pub exit_code: Option<i32>,
+    /// The full output of the run.
+    pub log: PathBuf,
+    pub wall: Duration,
+}
+
+impl RunOutcome {
+    /// Trained, printed a summary, and the metric is positive.
+    pub fn success(&self) -> bool {
+        self.error.is_none() && self.summary.is_some_and(|s| s.val_bpb > 0.0)
+    }
+}
+
+/// Failures of the machinery, not of the experiment: no record is published for them.
+#[derive(Debug, Error)]
+pub enum ExecutorError {
+    #[error("cannot start {program}: {source}")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("run directory {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("invalid run label {0:?}")]
+    BadLabel(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Runs experiments. Implementations must enforce the deadline themselves and never leave a
+/// process behind, also when the returned future is dropped.
+pub trait Executor: Send + Sync {
+    fn run(&self, spec: &RunSpec) -> impl Future<Output = Result<RunOutcome, ExecutorError>> + Send;
+}
+
+/// True for labels that are safe as a directory or pod name.
+pub fn valid_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !label.starts_with('-')
+}

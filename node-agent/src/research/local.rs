@@ -1,0 +1,233 @@
+//! [`LocalExecutor`]: runs `python -u train.py` on this machine.
+//!
+//! Every run gets its own directory (`<runs>/<label>/`) with the harness files copied from the
+//! workspace and the run's own `train.py`, so the loop, spot-checks and the user's workspace
+//! never overwrite each other's code. The child runs in its own process group with stdout and
+//! stderr merged into one pipe (so the log keeps their order), every line goes to `run.log` as it
+//! arrives, and a timer — not the arrival of output — enforces the deadline
+//! (`time_budget + margin`): a run that hangs silently is killed with its whole process group.
+//! Dropping the future (shutdown) kills the group too.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use super::executor::{Executor, ExecutorError, RunOutcome, RunSpec, valid_label};
+use super::progress::{ProgressReporter, parse_progress};
+use super::summary::parse_summary;
+
+/// Output kept in memory for the summary and the crash tail (the log file has all of it).
+const TAIL_BYTES: usize = 256 * 1024;
+/// Lines of the log that explain a crash.
+const CRASH_TAIL_LINES: usize = 10;
+/// How long the output may keep coming after the child exited (stray grandchildren).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs experiments as child processes.
+#[derive(Debug, Clone)]
+pub struct LocalExecutor {
+    /// The Python interpreter (with torch).
+    pub python: PathBuf,
+    /// Where the harness (`prepare.py` and the other `*.py` but `train.py`) is copied from.
+    pub workspace: PathBuf,
+    /// Parent of the per-run directories.
+    pub runs_dir: PathBuf,
+    /// Time allowed beyond the budget (start-up, compilation, evaluation).
+    pub margin: Duration,
+    /// Extra environment for the child.
+    pub env: Vec<(String, String)>,
+    /// Show a progress bar / progress lines.
+    pub show_progress: bool,
+}
+
+/// Kills the process group when dropped, unless disarmed.
+struct GroupGuard(Option<i32>);
+
+impl GroupGuard {
+    fn kill(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl LocalExecutor {
+    fn prepare_dir(&self, spec: &RunSpec) -> Result<PathBuf, ExecutorError> {
+        if !valid_label(&spec.label) {
+            return Err(ExecutorError::BadLabel(spec.label.clone()));
+        }
+        let dir = self.runs_dir.join(&spec.label);
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| ExecutorError::Io { path, source }
+        };
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let entries = std::fs::read_dir(&self.workspace).map_err(io(&self.workspace))?;
+        for entry in entries {
+            let entry = entry.map_err(io(&self.workspace))?;
+            let name = entry.file_name();
+            let is_harness = Path::new(&name).extension().is_some_and(|e| e == "py") && name != "train.py";
+            if is_harness && entry.file_type().map_err(io(&entry.path()))?.is_file() {
+                std::fs::copy(entry.path(), dir.join(&name)).map_err(io(&entry.path()))?;
+            }
+        }
+        std::fs::write(dir.join("train.py"), &spec.code).map_err(io(&dir))?;
+        Ok(dir)
+    }
+}
+
+impl Executor for LocalExecutor {
+    async fn run(&self, spec: &RunSpec) -> Result<RunOutcome, ExecutorError> {
+        let started = Instant::now();
+        let dir = self.prepare_dir(spec)?;
+        let log_path = dir.join("run.log");
+        let log = std::fs::File::create(&log_path)
+            .map_err(|source| ExecutorError::Io { path: log_path.display().to_string(), source })?;
+        let (reader, writer) = std::io::pipe().map_err(|source| ExecutorError::Io { path: "pipe".into(), source })?;
+        let writer_err = writer.try_clone().map_err(|source| ExecutorError::Io { path: "pipe".into(), source })?;
+        let mut command = tokio::process::Command::new(&self.python);
+        command
+            .arg("-u")
+            .arg("train.py")
+            .current_dir(&dir)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("SPORE_TIME_BUDGET", spec.time_budget.to_string())
+            .env("SPORE_RESOURCE", spec.resource.clamp(1, 100).to_string())
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::from(writer_err))
+            .process_group(0);
+        let spawned = command.spawn();
+        // The command holds the pipe's write ends: drop it so the pipe ends with the child.
+        drop(command);
+        let mut child =
+            spawned.map_err(|source| ExecutorError::Spawn { program: self.python.display().to_string(), source })?;
+        let mut guard = GroupGuard(child.id().map(|pid| pid as i32));
+        let reporter = self.show_progress.then(|| Arc::new(ProgressReporter::new(&spec.label)));
+        let reading = tokio::task::spawn_blocking({
+            let reporter = reporter.clone();
+            move || read_output(reader, log, reporter.as_deref())
+        });
+
+        let deadline = Duration::from_secs(spec.time_budget) + self.margin;
+        let waited = tokio::time::timeout(deadline, child.wait()).await;
+        let (exit_code, killed_at_deadline) = match waited {
+            Ok(Ok(status)) => (status.code().or_else(|| signal_of(&status).map(|s| 128 + s)), false),
+            Ok(Err(e)) => return Err(ExecutorError::Other(format!("waiting for train.py: {e}"))),
+            Err(_) => {
+                guard.kill();
+                let _ = child.wait().await;
+                (None, true)
+            }
+        };
+        // Whatever the child left behind in its group goes with it.
+        let signal = match &waited {
+            Ok(Ok(status)) => signal_of(status),
+            _ => None,
+        };
+        guard.kill();
+        let tail = match tokio::time::timeout(DRAIN_TIMEOUT, reading).await {
+            Ok(Ok(tail)) => tail,
+            _ => String::new(),
+        };
+        if let Some(reporter) = &reporter {
+            reporter.finish();
+        }
+
+        let parsed = parse_summary(&tail);
+        let error = if killed_at_deadline {
+            Some(format!(
+                "killed at the deadline: no result after {} s (time budget {} s + margin {} s)\n{}",
+                deadline.as_secs(),
+                spec.time_budget,
+                self.margin.as_secs(),
+                last_lines(&tail, CRASH_TAIL_LINES)
+            ))
+        } else if let Some(signal) = signal {
+            let name = Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("unknown");
+            Some(format!("terminated by signal {signal} ({name})\n{}", last_lines(&tail, CRASH_TAIL_LINES)))
+        } else if exit_code != Some(0) {
+            Some(format!(
+                "train.py exited with code {}\n{}",
+                exit_code.unwrap_or(-1),
+                last_lines(&tail, CRASH_TAIL_LINES)
+            ))
+        } else {
+            match &parsed {
+                Ok(summary) if summary.val_bpb > 0.0 => None,
+                Ok(summary) => Some(format!("train.py reported val_bpb {} (must be positive)", summary.val_bpb)),
+                Err(e) => Some(format!("train.py exited 0 but {e}")),
+            }
+        };
+        Ok(RunOutcome { summary: parsed.ok(), error, exit_code, log: log_path, wall: started.elapsed() })
+    }
+}
+
+fn signal_of(status: &std::process::ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal()
+}
+
+/// Copies the child's output to the log line by line (`\r` and `\n` both end a line), reports
+/// progress, and returns the last [`TAIL_BYTES`] of it.
+fn read_output(mut reader: std::io::PipeReader, log: std::fs::File, reporter: Option<&ProgressReporter>) -> String {
+    let mut log = std::io::BufWriter::new(log);
+    let mut tail: Vec<u8> = Vec::new();
+    let mut line: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 8192];
+    let end_line = |line: &mut Vec<u8>, tail: &mut Vec<u8>, log: &mut std::io::BufWriter<std::fs::File>| {
+        let text = String::from_utf8_lossy(line);
+        if !text.trim().is_empty() {
+            if let (Some(reporter), Some(progress)) = (reporter, parse_progress(&text)) {
+                reporter.update(&progress);
+            }
+            let _ = writeln!(log, "{}", text.trim_end());
+            let _ = log.flush();
+            tail.extend_from_slice(text.trim_end().as_bytes());
+            tail.push(b'\n');
+            if tail.len() > 2 * TAIL_BYTES {
+                tail.drain(..tail.len() - TAIL_BYTES);
+            }
+        }
+        line.clear();
+    };
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        for &byte in &buf[..n] {
+            if byte == b'\n' || byte == b'\r' {
+                end_line(&mut line, &mut tail, &mut log);
+            } else if line.len() < 64 * 1024 {
+                line.push(byte);
+            }
+        }
+    }
+    end_line(&mut line, &mut tail, &mut log);
+    let start = tail.len().saturating_sub(TAIL_BYTES);
+    String::from_utf8_lossy(&tail[start..]).into_owned()
+}
+
+/// The last `n` non-empty lines, the explanation of a crash.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -1,0 +1,17 @@
+//! Research: the runner, the research loop and the proposers — what `spore run` does besides
+//! gossip. [`workspace`] holds the harness and baseline, [`local`] runs `train.py` through the
+//! [`executor::Executor`] trait, [`summary`] reads its result, [`parent`] and [`prompt`] decide
+//! what to build on and what to ask, [`proposer`] produces the change, [`research_loop`] judges,
+//! signs and publishes, storing code and diffs in [`artifacts`].
+
+pub mod artifacts;
+pub mod diff;
+pub mod executor;
+pub mod local;
+pub mod parent;
+pub mod progress;
+pub mod prompt;
+pub mod proposer;
+pub mod research_loop;
+pub mod summary;
+pub mod workspace;

@@ -1,0 +1,364 @@
+//! The research loop: select a parent, propose a change, train, judge, sign, publish.
+//!
+//! * Parents are frontier records comparable with this node's runs — same GPU model, harness
+//!   (`prepare_cid`), data (`dataset_cid`) and time budget — whose code this node has.
+//! * The child is always built from the **parent's** code, checked out by `code_cid` (Python
+//!   edits whatever its workspace holds, so `parent`, `diff` and code disagree).
+//! * Judging: a successful run is `keep` iff it beats the parent strictly (ties discard); a
+//!   failed run is a `crash` (its log tail is logged; the record has `val_bpb` 0.0).
+//! * Code and diff are stored as separate artifacts; the record is signed and handed to the
+//!   node, which stores and gossips it.
+//! * A baseline (the workspace's `train.py`, no parent) runs when nothing comparable exists or
+//!   `--genesis` asks for it; a failed baseline ends the loop with an error, as in Python.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use spore_spec::{ExperimentRecord, Identity, JsonNumber, Status, ValidationPolicy, validate};
+use tokio_util::sync::CancellationToken;
+
+use super::artifacts::ArtifactStore;
+use super::diff::unified_diff;
+use super::executor::{Executor, RunOutcome, RunSpec};
+use super::parent::{Candidate, GraphStats, select_parent};
+use super::prompt::ProposalContext;
+use super::proposer::{ProposeError, Proposer};
+use super::workspace::Workspace;
+use crate::node::NodeHandle;
+use crate::record_tools::signed_line;
+use crate::store::{DagStore, StoredRecord};
+
+/// Consecutive proposer failures tolerated before the loop gives up.
+const MAX_PROPOSER_FAILURES: u32 = 5;
+
+/// How the loop runs.
+#[derive(Debug, Clone)]
+pub struct ResearchConfig {
+    pub time_budget: u64,
+    pub resource: u8,
+    /// Stop after this many experiments (the baseline counts).
+    pub max_experiments: Option<u64>,
+    /// Run a baseline first even when the graph has comparable records.
+    pub genesis: bool,
+    /// How long to wait for peers' records before deciding that a baseline is needed.
+    pub sync_wait: Duration,
+    /// Pause after a failed proposal.
+    pub retry_pause: Duration,
+}
+
+/// The loop and everything it uses.
+#[derive(Debug)]
+pub struct Research<E: Executor> {
+    pub config: ResearchConfig,
+    pub workspace: Workspace,
+    pub executor: E,
+    pub proposer: Proposer,
+    pub identity: Identity,
+    pub artifacts: ArtifactStore,
+    pub store_path: PathBuf,
+    pub node: NodeHandle,
+}
+
+/// What a finished loop did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResearchReport {
+    pub experiments: u64,
+    pub keeps: u64,
+    pub discards: u64,
+    pub crashes: u64,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn id8(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+impl<E: Executor> Research<E> {
+    fn comparable(&self, r: &ExperimentRecord) -> bool {
+        r.gpu_model == self.workspace.machine.gpu_model
+            && r.prepare_cid == self.workspace.prepare_cid
+            && r.dataset_cid == self.workspace.dataset_cid
+            && r.time_budget.as_i64() == Some(self.config.time_budget as i64)
+    }
+
+    /// The comparable frontier, best first.
+    fn frontier(&self, store: &DagStore) -> anyhow::Result<Vec<ExperimentRecord>> {
+        let entries = store.frontier(Some(&self.workspace.machine.gpu_model), 1000)?;
+        Ok(entries
+            .iter()
+            .filter_map(|e| ExperimentRecord::from_json(&e.payload).ok())
+            .filter(|r| self.comparable(r))
+            .collect())
+    }
+
+    /// The code of a record, if this node has it.
+    fn code_of(&self, record: &ExperimentRecord) -> Option<String> {
+        let bytes = self.artifacts.get(&record.code_cid).ok()??;
+        String::from_utf8(bytes).ok()
+    }
+
+    async fn wait_for_sync(&self, store: &DagStore, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + self.config.sync_wait;
+        while tokio::time::Instant::now() < deadline && self.frontier(store)?.is_empty() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until `max_experiments`, shutdown, or a fatal error.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<ResearchReport> {
+        let store = DagStore::open(&self.store_path)?;
+        let mut report = ResearchReport::default();
+        if !self.config.genesis {
+            self.wait_for_sync(&store, &shutdown).await?;
+        }
+        let mut need_baseline = self.config.genesis;
+        let mut ran_baseline = false;
+        let mut exhausted: HashSet<String> = HashSet::new();
+        let mut failures = 0u32;
+        loop {
+            if shutdown.is_cancelled() || self.config.max_experiments.is_some_and(|max| report.experiments >= max) {
+                break;
+            }
+            let frontier = self.frontier(&store)?;
+            // Parents need their code here; records of other nodes get it with code fetching.
+            let with_code: Vec<&ExperimentRecord> = frontier.iter().filter(|r| self.code_of(r).is_some()).collect();
+            if need_baseline || (with_code.is_empty() && !ran_baseline) {
+                need_baseline = false;
+                ran_baseline = true;
+                let Some(status) = self.baseline(&shutdown).await? else { break };
+                report.count(status);
+                continue;
+            }
+            let candidates: Vec<Candidate> = with_code
+                .into_iter()
+                .filter(|r| !exhausted.contains(&r.id))
+                .map(|r| Ok(Candidate { record: r.clone(), children: store.children(&r.id)?.len() }))
+                .collect::<anyhow::Result<_>>()?;
+            if candidates.is_empty() {
+                tracing::info!("no parent left that this node can build on; stopping");
+                break;
+            }
+            let stats = GraphStats { total: store.counts()?.total, recent: store.recent(20)? };
+            let Some((chosen, strategy)) = select_parent(&candidates, &stats, &mut rand::rng()) else { break };
+            let parent = chosen.record.clone();
+            let parent_code = self.code_of(&parent).context("the parent's code vanished")?;
+            let ctx = self.context(&store, &parent, parent_code, &frontier, stats.total)?;
+            tracing::info!(parent = id8(&parent.id), ?strategy, val_bpb = parent.val_bpb.as_f64(), "proposing");
+            let proposal = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                proposal = self.proposer.propose(&ctx) => proposal,
+            };
+            let proposal = match proposal {
+                Ok(p) => {
+                    failures = 0;
+                    p
+                }
+                Err(ProposeError::Exhausted(reason)) => {
+                    tracing::info!(parent = id8(&parent.id), "{reason}");
+                    exhausted.insert(parent.id.clone());
+                    continue;
+                }
+                Err(e) if e.is_fatal() => return Err(e.into()),
+                Err(e) => {
+                    failures += 1;
+                    if failures >= MAX_PROPOSER_FAILURES {
+                        bail!("the proposer failed {failures} times in a row; last: {e}");
+                    }
+                    tracing::warn!("proposal failed: {e}");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(self.config.retry_pause) => continue,
+                    }
+                }
+            };
+            let label = format!("exp-{}-{}", unix_now(), id8(&parent.id));
+            let Some(outcome) = self.train(&label, &proposal.code, &shutdown).await? else { break };
+            let status = if !outcome.success() {
+                Status::Crash
+            } else if outcome.summary.is_some_and(|s| s.val_bpb < parent.val_bpb.as_f64()) {
+                Status::Keep
+            } else {
+                Status::Discard
+            };
+            let diff = unified_diff(&ctx.parent_code, &proposal.code);
+            let draft = Draft {
+                parent: Some(&parent),
+                code: &proposal.code,
+                diff,
+                status,
+                description: proposal.description,
+                hypothesis: proposal.hypothesis,
+                agent_model: self.proposer.agent_model(),
+            };
+            self.publish(draft, &outcome).await?;
+            report.count(status);
+        }
+        Ok(report)
+    }
+
+    /// Runs and publishes a baseline; `None` on shutdown.
+    async fn baseline(&self, shutdown: &CancellationToken) -> anyhow::Result<Option<Status>> {
+        let code = self.workspace.baseline_code()?;
+        tracing::info!("running the baseline (the workspace's train.py)");
+        let Some(outcome) = self.train(&format!("baseline-{}", unix_now()), &code, shutdown).await? else {
+            return Ok(None);
+        };
+        let status = if outcome.success() { Status::Keep } else { Status::Crash };
+        let draft = Draft {
+            parent: None,
+            code: &code,
+            diff: String::new(),
+            status,
+            description: "baseline".into(),
+            hypothesis: String::new(),
+            agent_model: "baseline".into(),
+        };
+        self.publish(draft, &outcome).await?;
+        if status == Status::Crash {
+            bail!(
+                "the baseline failed, so there is nothing to improve on: {}\n(full log: {})",
+                outcome.error.unwrap_or_default(),
+                outcome.log.display()
+            );
+        }
+        Ok(Some(status))
+    }
+
+    async fn train(&self, label: &str, code: &str, shutdown: &CancellationToken) -> anyhow::Result<Option<RunOutcome>> {
+        let spec = RunSpec {
+            label: label.to_string(),
+            code: code.to_string(),
+            time_budget: self.config.time_budget,
+            resource: self.config.resource,
+        };
+        tokio::select! {
+            // Dropping the run kills its process group.
+            _ = shutdown.cancelled() => Ok(None),
+            outcome = self.executor.run(&spec) => Ok(Some(outcome?)),
+        }
+    }
+
+    fn context(
+        &self,
+        store: &DagStore,
+        parent: &ExperimentRecord,
+        parent_code: String,
+        frontier: &[ExperimentRecord],
+        total: u64,
+    ) -> anyhow::Result<ProposalContext> {
+        let improvements =
+            store.lineage(&parent.id, 50)?.into_iter().filter(|r| r.status == Status::Keep).take(10).collect();
+        let mut branches = Vec::new();
+        for other in frontier.iter().filter(|r| r.id != parent.id) {
+            for r in store.lineage(&other.id, 3)? {
+                if r.id == parent.id {
+                    break;
+                }
+                if r.status == Status::Keep && branches.len() < 10 {
+                    branches.push(r);
+                }
+            }
+        }
+        Ok(ProposalContext {
+            parent: parent.clone(),
+            parent_code,
+            improvements,
+            siblings: store.children(&parent.id)?,
+            branches,
+            frontier: frontier.iter().take(5).cloned().collect(),
+            total_experiments: total,
+            best_val_bpb: frontier.first().map(|r| r.val_bpb.as_f64()),
+            profile: self.workspace.machine.profile.clone(),
+            time_budget: self.config.time_budget,
+        })
+    }
+
+    /// Stores the code and diff, signs the record, and hands it to the node.
+    async fn publish(&self, draft: Draft<'_>, outcome: &RunOutcome) -> anyhow::Result<()> {
+        let code_cid = self.artifacts.put(draft.code.as_bytes())?;
+        if !draft.diff.is_empty() {
+            self.artifacts.put(draft.diff.as_bytes())?;
+        }
+        let summary = outcome.summary.unwrap_or_default();
+        let crashed = draft.status == Status::Crash;
+        let machine = &self.workspace.machine;
+        let mut record = ExperimentRecord {
+            parent: draft.parent.map(|p| p.id.clone()),
+            depth: JsonNumber::from(draft.parent.and_then(|p| p.depth.as_i64()).map_or(0, |d| d + 1)),
+            code_cid,
+            diff: draft.diff,
+            dataset_cid: self.workspace.dataset_cid.clone(),
+            prepare_cid: self.workspace.prepare_cid.clone(),
+            time_budget: JsonNumber::from(self.config.time_budget as i64),
+            val_bpb: JsonNumber::from(if crashed { 0.0 } else { summary.val_bpb }),
+            peak_vram_mb: JsonNumber::from(summary.peak_vram_mb),
+            num_steps: JsonNumber::from(summary.num_steps),
+            num_params: JsonNumber::from(summary.num_params),
+            status: draft.status,
+            description: draft.description,
+            hypothesis: draft.hypothesis,
+            agent_model: draft.agent_model,
+            gpu_model: machine.gpu_model.clone(),
+            cuda_version: machine.cuda_version.clone(),
+            torch_version: machine.torch_version.clone(),
+            node_id: String::new(),
+            timestamp: JsonNumber::from(unix_now()),
+            signature: String::new(),
+            id: String::new(),
+            version: JsonNumber::from(1),
+        };
+        self.identity.sign_record(&mut record);
+        let flags = validate(&record, &ValidationPolicy::default(), unix_now())
+            .map_err(|e| anyhow::anyhow!("refusing to publish an invalid record: {e}"))?;
+        let payload = signed_line(&record);
+        match (&outcome.error, crashed) {
+            (Some(error), true) => tracing::warn!(
+                id = id8(&record.id),
+                log = %outcome.log.display(),
+                "crash: {}\n{error}",
+                record.description
+            ),
+            _ => tracing::info!(
+                id = id8(&record.id),
+                status = %record.status,
+                val_bpb = summary.val_bpb,
+                steps = summary.num_steps,
+                "{}",
+                record.description
+            ),
+        }
+        let stored = StoredRecord { record, payload, flags, received_at: unix_now() };
+        self.node.publish(stored).await
+    }
+}
+
+/// A record before signing.
+struct Draft<'a> {
+    parent: Option<&'a ExperimentRecord>,
+    code: &'a str,
+    diff: String,
+    status: Status,
+    description: String,
+    hypothesis: String,
+    agent_model: String,
+}
+
+impl ResearchReport {
+    fn count(&mut self, status: Status) {
+        self.experiments += 1;
+        match status {
+            Status::Keep => self.keeps += 1,
+            Status::Discard => self.discards += 1,
+            Status::Crash => self.crashes += 1,
+        }
+    }
+}

@@ -1,0 +1,170 @@
+"""The fixed harness of a Spore experiment: data, tokenizer, loader and the metric.
+
+`train.py` is the file experiments change; this one never changes within a research graph (its
+SHA-256 goes into every record as `prepare_cid`, the prepared data's digest as `dataset_cid`).
+
+Corpus: the source files of the Python standard library of the interpreter that runs this file.
+It exists on every machine with Python, needs no network, and is the same wherever the Python
+version is the same (the version is part of the manifest, so records say which one they used).
+
+Tokenizer: bytes. Token ids 0..255 are the bytes of a file, 256 (BOS) starts every file. A
+byte-level vocabulary makes bits per byte a direct reading of the loss and needs no training.
+
+Split: a file belongs to the validation split when the first byte of the SHA-256 of its path
+relative to the library root is below 16 (about 1 file in 16), so the split never depends on
+the order of files or on which other files exist.
+
+Metric: `evaluate_bpb` sums the cross-entropy in nats over the pinned validation tokens whose
+target is a byte (BOS targets carry no bytes and are excluded) and divides by ln 2 times the
+number of those bytes.
+
+Usage: `python prepare.py` prepares the data (idempotent) and prints the manifest.
+"""
+
+import hashlib
+import json
+import math
+import os
+import sys
+import sysconfig
+from array import array
+from pathlib import Path
+
+import torch
+
+# ---------------------------------------------------------------------------------------------
+# Constants of the harness
+
+TIME_BUDGET = int(os.environ.get("SPORE_TIME_BUDGET", "300"))
+VOCAB_SIZE = 257
+BOS = 256
+DATA_VERSION = 1
+CACHE_ROOT = Path(os.environ.get("SPORE_DATA_CACHE", Path.home() / ".cache" / "spore" / "data"))
+CORPUS = f"python-stdlib-{sys.version_info.major}.{sys.version_info.minor}"
+DATA_DIR = CACHE_ROOT / f"{CORPUS}-v{DATA_VERSION}"
+
+# The profile decides the sequence length and how many validation tokens are evaluated.
+PROFILE = os.environ.get("SPORE_PROFILE") or ("gpu" if torch.cuda.is_available() else "cpu")
+MAX_SEQ_LEN = 2048 if PROFILE == "gpu" else 256
+EVAL_TOKENS = 40 * 524288 if PROFILE == "gpu" else 1 << 17
+
+
+# ---------------------------------------------------------------------------------------------
+# Data preparation
+
+
+def corpus_files():
+    """(relative path, absolute path) of every standard-library source file, sorted by path."""
+    root = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    files = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).as_posix()
+        if rel.split("/")[0] in ("site-packages", "dist-packages") or not path.is_file():
+            continue
+        files.append((rel, path))
+    files.sort()
+    return files
+
+
+def is_validation(rel):
+    return hashlib.sha256(rel.encode("utf-8")).digest()[0] < 16
+
+
+def prepare():
+    """Writes train.bin, val.bin and manifest.json under DATA_DIR (once); returns the manifest."""
+    manifest_path = DATA_DIR / "manifest.json"
+    if manifest_path.exists():
+        return json.loads(manifest_path.read_text())
+    splits = {"train": array("H"), "val": array("H")}
+    counts = {"train": 0, "val": 0}
+    for rel, path in corpus_files():
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        split = "val" if is_validation(rel) else "train"
+        splits[split].append(BOS)
+        splits[split].extend(data)
+        counts[split] += 1
+    if sys.byteorder != "little":
+        for tokens in splits.values():
+            tokens.byteswap()
+    tmp = DATA_DIR.with_name(DATA_DIR.name + f".tmp-{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    manifest = {"corpus": CORPUS, "version": DATA_VERSION, "vocab_size": VOCAB_SIZE}
+    for split, tokens in splits.items():
+        raw = tokens.tobytes()
+        (tmp / f"{split}.bin").write_bytes(raw)
+        manifest[f"{split}_files"] = counts[split]
+        manifest[f"{split}_tokens"] = len(tokens)
+        manifest[f"{split}_sha256"] = hashlib.sha256(raw).hexdigest()
+    digest_input = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode("ascii")
+    manifest["dataset_cid"] = hashlib.sha256(digest_input).hexdigest()
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    try:
+        tmp.rename(DATA_DIR)
+    except OSError:
+        # Another process finished first; its data is identical.
+        pass
+    return json.loads(manifest_path.read_text())
+
+
+def load_tokens(split):
+    prepare()
+    raw = (DATA_DIR / f"{split}.bin").read_bytes()
+    return torch.frombuffer(bytearray(raw), dtype=torch.int16).to(torch.int32) & 0xFFFF
+
+
+# ---------------------------------------------------------------------------------------------
+# Loader and metric
+
+
+def make_dataloader(batch_size, seq_len, device, split="train"):
+    """Yields (inputs, targets, epoch) forever: random windows of seq_len + 1 tokens, seeded."""
+    tokens = load_tokens(split)
+    windows = (len(tokens) - 1) // seq_len
+    if windows < batch_size:
+        raise ValueError(f"the {split} split has {windows} windows, fewer than a batch of {batch_size}")
+    epoch = 1
+    while True:
+        generator = torch.Generator().manual_seed(epoch)
+        order = torch.randperm(windows, generator=generator)
+        for start in range(0, windows - batch_size + 1, batch_size):
+            offsets = order[start : start + batch_size] * seq_len
+            rows = torch.stack([tokens[o : o + seq_len + 1] for o in offsets.tolist()])
+            rows = rows.to(device=device, dtype=torch.long, non_blocking=True)
+            yield rows[:, :-1], rows[:, 1:], epoch
+        epoch += 1
+
+
+@torch.no_grad()
+def evaluate_bpb(model, batch_size, device=None):
+    """Bits per byte of `model` on the first EVAL_TOKENS of the validation split.
+
+    `model(inputs)` must return logits of shape (batch, seq, VOCAB_SIZE).
+    """
+    device = device or next(model.parameters()).device
+    tokens = load_tokens("val")
+    seq_len = MAX_SEQ_LEN
+    rows = min(EVAL_TOKENS, len(tokens) - 1) // seq_len
+    total_nats = 0.0
+    total_bytes = 0
+    for start in range(0, rows, batch_size):
+        count = min(batch_size, rows - start)
+        window = tokens[start * seq_len : (start + count) * seq_len + 1]
+        inputs = torch.stack([window[i * seq_len : (i + 1) * seq_len] for i in range(count)])
+        targets = torch.stack([window[i * seq_len + 1 : (i + 1) * seq_len + 1] for i in range(count)])
+        inputs = inputs.to(device=device, dtype=torch.long)
+        targets = targets.to(device=device, dtype=torch.long)
+        logits = model(inputs).float()
+        nats = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none"
+        )
+        is_byte = targets.reshape(-1) != BOS
+        total_nats += nats[is_byte].sum().item()
+        total_bytes += int(is_byte.sum().item())
+    return total_nats / (math.log(2) * total_bytes)
+
+
+if __name__ == "__main__":
+    print(json.dumps(prepare(), indent=2, sort_keys=True))

@@ -1,11 +1,13 @@
 //! `spore-tests`: cross-component tests and the harnesses that start real components for them.
 //!
+//! - [`fake_llm`]: a local server speaking LLM providers' wire formats;
 //! - [`nodes`]: real `spore run` and Python node processes for end-to-end tests;
 //! - [`records`]: records for tests;
 //! - [`python`]: the real Python reference peer (`sporemesh` 0.1.2) as an oracle;
 //! - [`testenv`]: a real Kubernetes control plane (with fake GPU nodes) and PostgreSQL, also
 //!   usable from the shell as `spore-testenv`.
 
+pub mod fake_llm;
 pub mod nodes;
 pub mod python;
 pub mod records;

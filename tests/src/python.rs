@@ -61,3 +61,20 @@ pub fn python_verdicts(payload_lines: &[String]) -> Vec<String> {
     assert!(output.status.success(), "verifier failed");
     String::from_utf8(output.stdout).expect("UTF-8").lines().map(str::to_owned).collect()
 }
+
+/// The interpreter with torch that runs the training workload: `SPORE_WORKSPACE_PYTHON`, else
+/// the virtualenv `scripts/workspace-venv.sh` installs (installing it when missing).
+pub fn workspace_python() -> PathBuf {
+    if let Some(path) = std::env::var_os("SPORE_WORKSPACE_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/workspace-venv.sh");
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run scripts/workspace-venv.sh");
+    assert!(output.status.success(), "scripts/workspace-venv.sh failed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    PathBuf::from(stdout.lines().last().expect("the script prints the interpreter").trim())
+}

@@ -1,0 +1,155 @@
+#![allow(clippy::unwrap_used)]
+//! `spore run` doing research for real: the embedded workspace on the offline corpus with the
+//! built-in mutator (what a fresh machine with no GPU, network or key does), and the loop's
+//! judging and lineage with an LLM proposer served by a local fake provider.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use spore_agent::research::artifacts::{ArtifactStore, cid_of};
+use spore_tests::fake_llm::{FakeLlm, Reply};
+use spore_tests::python::{python_verdicts, workspace_python};
+
+const SPORE: &str = env!("CARGO_BIN_EXE_spore");
+
+fn export(data_dir: &Path) -> Vec<String> {
+    let out = Command::new(SPORE).args(["record", "export", "--data-dir"]).arg(data_dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
+}
+
+fn run_spore(args: &[&str], data_dir: &Path) -> std::process::Output {
+    Command::new(SPORE)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--no-explorer", "--no-bootstrap", "--host", "127.0.0.1", "--port", "0", "--python"])
+        .arg(workspace_python())
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+/// Records by timestamp order of publication (export is in arrival order).
+fn records(data_dir: &Path) -> Vec<Value> {
+    export(data_dir).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn a_fresh_cpu_machine_does_real_research_with_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let out = run_spore(&["run", "--genesis", "--time-budget", "20", "--max-experiments", "3"], &data);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "spore run failed:\n{log}");
+    let lines = export(&data);
+    let records: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 3, "{log}");
+    let baseline = &records[0];
+    assert_eq!(baseline["parent"], Value::Null);
+    assert_eq!(baseline["description"], "baseline");
+    assert_eq!(baseline["status"], "keep");
+    assert_eq!(baseline["gpu_model"], "cpu");
+    assert_eq!(baseline["time_budget"], 20);
+    let artifacts = ArtifactStore::new(&data);
+    for r in &records {
+        assert!(r["num_steps"].as_i64().unwrap() > 0, "{r}");
+        assert!(r["num_params"].as_i64().unwrap() > 0, "{r}");
+        if r["status"] != "crash" {
+            assert!(r["val_bpb"].as_f64().unwrap() > 0.0, "{r}");
+        }
+        assert_eq!(r["agent_model"], if r == baseline { "baseline" } else { "spore-mutator" });
+        // The code is stored under its CID; children are built from the parent's code.
+        let code = artifacts.get(r["code_cid"].as_str().unwrap()).unwrap().expect("code artifact");
+        assert_eq!(cid_of(&code), r["code_cid"]);
+        if r != baseline {
+            assert_eq!(r["parent"], baseline["id"]);
+            assert_eq!(r["depth"], 1);
+            let diff = r["diff"].as_str().unwrap();
+            assert!(diff.starts_with("--- train.py\n+++ train.py\n@@ "), "{diff}");
+            assert!(artifacts.get(&cid_of(diff.as_bytes())).unwrap().is_some(), "the diff is stored too");
+            let description = r["description"].as_str().unwrap();
+            assert!(description.starts_with("set CPU_"), "{description}");
+            let status = r["status"].as_str().unwrap();
+            let better = r["val_bpb"].as_f64().unwrap() < baseline["val_bpb"].as_f64().unwrap();
+            assert_eq!(status == "keep", better && status != "crash", "{r}");
+        }
+    }
+    // Every record verifies with the real Python package.
+    for verdict in python_verdicts(&lines) {
+        let v: Value = serde_json::from_str(&verdict).unwrap();
+        assert_eq!((v["verify_cid"].as_bool(), v["verify_signature"].as_bool()), (Some(true), Some(true)), "{v}");
+    }
+}
+
+const FAKE_PREPARE: &str = "import json\nDATA = 1\nif __name__ == '__main__':\n    \
+    print(json.dumps({'dataset_cid': 'd' * 64}))\n";
+
+fn fake_train(score: &str) -> String {
+    format!(
+        "from prepare import DATA\nSCORE = {score}\nprint('---')\nprint(f'val_bpb:          {{SCORE:.6f}}')\n\
+         print('num_steps:        10')\nprint('num_params_M:     1.0')\n"
+    )
+}
+
+fn chat(content: &str) -> Reply {
+    Reply::json(200, json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}))
+}
+
+#[test]
+fn an_llm_proposer_drives_the_loop_and_children_build_on_their_parents_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let workspace = dir.path().join("ws");
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::write(workspace.join("prepare.py"), FAKE_PREPARE).unwrap();
+    std::fs::write(workspace.join("train.py"), fake_train("2.0")).unwrap();
+    let crashing = fake_train("1.0").replace("print('---')", "raise SystemExit('boom: val_bpb never printed')");
+    let fake = FakeLlm::start(vec![
+        chat(&format!("Description: lower the score\nHypothesis: h1\n```python\n{}```", fake_train("1.5"))),
+        Reply::json(429, json!({"error": {"message": "slow down"}})).with_header("retry-after", "0"),
+        chat(&format!("Description: a bit worse\nHypothesis: h2\n```python\n{}```", fake_train("1.7"))),
+        chat(&format!("Description: crash it\n```python\n{crashing}```")),
+    ])
+    .unwrap();
+    let set = Command::new(SPORE)
+        .args(["set", "custom", "sk-local-0123456789", "--model", "local-model", "--base-url"])
+        .arg(fake.base_url())
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let ws = workspace.display().to_string();
+    let out = run_spore(&["run", "--genesis", "--time-budget", "5", "--max-experiments", "4", "--workspace", &ws], &data);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "spore run failed:\n{log}");
+    let records = records(&data);
+    let summary: Vec<(&str, f64, &str)> = records
+        .iter()
+        .map(|r| (r["status"].as_str().unwrap(), r["val_bpb"].as_f64().unwrap(), r["description"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        summary,
+        [("keep", 2.0, "baseline"), ("keep", 1.5, "lower the score"), ("discard", 1.7, "a bit worse"), ("crash", 0.0, "crash it")]
+    );
+    // The keep became the parent of the next two: built from its code, not the workspace's.
+    assert_eq!(records[1]["parent"], records[0]["id"]);
+    assert_eq!(records[2]["parent"], records[1]["id"]);
+    assert_eq!(records[3]["parent"], records[1]["id"]);
+    assert_eq!(records[2]["diff"], "--- train.py\n+++ train.py\n@@ -1,5 +1,5 @@\n from prepare import DATA\n-SCORE = 1.5\n+SCORE = 1.7\n print('---')\n print(f'val_bpb:          {SCORE:.6f}')\n print('num_steps:        10')");
+    assert_eq!(records[1]["agent_model"], "local-model");
+    assert_eq!(records[1]["hypothesis"], "h1");
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 4, "three proposals and one retry");
+    let second_prompt = requests[2].json()["messages"][1]["content"].as_str().unwrap().to_string();
+    assert!(second_prompt.contains("SCORE = 1.5") && second_prompt.contains("Parent val_bpb: 1.500000"), "{second_prompt}");
+    let third_prompt = requests[3].json()["messages"][1]["content"].as_str().unwrap().to_string();
+    assert!(third_prompt.contains("## Already Tried from This Parent (1 experiments)\n- [discard] a bit worse"), "{third_prompt}");
+    assert!(log.contains("boom: val_bpb never printed"), "the crash's reason is logged:\n{log}");
+    // llm.toml keeps the key to its owner.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("llm.toml")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The main job: a local Spore node doing real research — the built-in workspace (a small GPT on
+# an offline corpus on CPU, the full-size profile on CUDA), the built-in mutator unless an LLM
+# is configured with `spore set`, results signed, stored and gossiped.
+#
+#   scripts/research.sh                      spore run --genesis (a new research graph)
+#   scripts/research.sh [spore run options]  e.g. --peer HOST:7470 --time-budget 60 --max-experiments 10
+#
+# Installs torch into $HOME/.cache/spore/workspace-venv (once) and builds spore in release mode.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/spore/target}
+python=$(scripts/workspace-venv.sh | tail -n 1)
+cargo build --release --locked -p spore-agent --bin spore
+[ "$#" -eq 0 ] && set -- --genesis
+exec "$CARGO_TARGET_DIR/release/spore" run --python "$python" "$@"

@@ -81,7 +81,10 @@ fn start_runs_a_background_node_that_stop_stops_and_log_shows() {
     assert!(log.contains("node listening"), "{log}");
     assert!(stdout(&spore(&["stop"], &data)).contains(&format!("stopped the node (pid {pid})")));
     assert!(!data.join("spore.pid").exists());
-    assert!(!Path::new(&format!("/proc/{pid}/cmdline")).exists() || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap().is_empty());
+    assert!(
+        !Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap().is_empty()
+    );
     assert!(stdout(&spore(&["stop"], &data)).contains("no node runs"));
 }
 

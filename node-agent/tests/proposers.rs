@@ -16,7 +16,8 @@ use spore_tests::fake_llm::{FakeLlm, Reply};
 const TRAIN: &str = "from prepare import evaluate_bpb\nDEPTH = 4\nprint('val_bpb:')";
 
 /// Every provider: (name, speaks Anthropic's Messages API).
-const PROVIDERS: [(&str, bool); 5] = [("anthropic", true), ("openai", false), ("groq", false), ("xai", false), ("custom", false)];
+const PROVIDERS: [(&str, bool); 5] =
+    [("anthropic", true), ("openai", false), ("groq", false), ("xai", false), ("custom", false)];
 
 fn context() -> ProposalContext {
     let parent = ExperimentRecord::from_json(
@@ -169,7 +170,10 @@ async fn malformed_replies_are_clear_errors() {
         let no_code = if anthropic {
             Reply::json(200, json!({"type": "message", "content": [{"type": "text", "text": "I would add dropout."}]}))
         } else {
-            Reply::json(200, json!({"choices": [{"message": {"role": "assistant", "content": "I would add dropout."}}]}))
+            Reply::json(
+                200,
+                json!({"choices": [{"message": {"role": "assistant", "content": "I would add dropout."}}]}),
+            )
         };
         let fake = FakeLlm::start(vec![empty, Reply::raw(200, "<html>gateway</html>"), no_code]).unwrap();
         let p = proposer(provider, &fake);
@@ -185,8 +189,9 @@ async fn malformed_replies_are_clear_errors() {
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_connection_error_after_retries() {
     let port = spore_tests::nodes::free_port().unwrap();
-    let config = LlmConfig::new("custom", "k-0123456789abcdef", Some("m"), Some(&format!("http://127.0.0.1:{port}/v1")))
-        .unwrap();
+    let config =
+        LlmConfig::new("custom", "k-0123456789abcdef", Some("m"), Some(&format!("http://127.0.0.1:{port}/v1")))
+            .unwrap();
     let mut p = LlmProposer::new(config, Duration::from_secs(2)).unwrap();
     p.backoff = Duration::from_millis(10);
     let err = p.propose(&context()).await.unwrap_err();

@@ -122,7 +122,8 @@ fn an_llm_proposer_drives_the_loop_and_children_build_on_their_parents_code() {
         .unwrap();
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
     let ws = workspace.display().to_string();
-    let out = run_spore(&["run", "--genesis", "--time-budget", "5", "--max-experiments", "4", "--workspace", &ws], &data);
+    let out =
+        run_spore(&["run", "--genesis", "--time-budget", "5", "--max-experiments", "4", "--workspace", &ws], &data);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "spore run failed:\n{log}");
     let records = records(&data);
@@ -132,21 +133,35 @@ fn an_llm_proposer_drives_the_loop_and_children_build_on_their_parents_code() {
         .collect();
     assert_eq!(
         summary,
-        [("keep", 2.0, "baseline"), ("keep", 1.5, "lower the score"), ("discard", 1.7, "a bit worse"), ("crash", 0.0, "crash it")]
+        [
+            ("keep", 2.0, "baseline"),
+            ("keep", 1.5, "lower the score"),
+            ("discard", 1.7, "a bit worse"),
+            ("crash", 0.0, "crash it")
+        ]
     );
     // The keep became the parent of the next two: built from its code, not the workspace's.
     assert_eq!(records[1]["parent"], records[0]["id"]);
     assert_eq!(records[2]["parent"], records[1]["id"]);
     assert_eq!(records[3]["parent"], records[1]["id"]);
-    assert_eq!(records[2]["diff"], "--- train.py\n+++ train.py\n@@ -1,5 +1,5 @@\n from prepare import DATA\n-SCORE = 1.5\n+SCORE = 1.7\n print('---')\n print(f'val_bpb:          {SCORE:.6f}')\n print('num_steps:        10')");
+    assert_eq!(
+        records[2]["diff"],
+        "--- train.py\n+++ train.py\n@@ -1,5 +1,5 @@\n from prepare import DATA\n-SCORE = 1.5\n+SCORE = 1.7\n print('---')\n print(f'val_bpb:          {SCORE:.6f}')\n print('num_steps:        10')"
+    );
     assert_eq!(records[1]["agent_model"], "local-model");
     assert_eq!(records[1]["hypothesis"], "h1");
     let requests = fake.requests();
     assert_eq!(requests.len(), 4, "three proposals and one retry");
     let second_prompt = requests[2].json()["messages"][1]["content"].as_str().unwrap().to_string();
-    assert!(second_prompt.contains("SCORE = 1.5") && second_prompt.contains("Parent val_bpb: 1.500000"), "{second_prompt}");
+    assert!(
+        second_prompt.contains("SCORE = 1.5") && second_prompt.contains("Parent val_bpb: 1.500000"),
+        "{second_prompt}"
+    );
     let third_prompt = requests[3].json()["messages"][1]["content"].as_str().unwrap().to_string();
-    assert!(third_prompt.contains("## Already Tried from This Parent (1 experiments)\n- [discard] a bit worse"), "{third_prompt}");
+    assert!(
+        third_prompt.contains("## Already Tried from This Parent (1 experiments)\n- [discard] a bit worse"),
+        "{third_prompt}"
+    );
     assert!(log.contains("boom: val_bpb never printed"), "the crash's reason is logged:\n{log}");
     // llm.toml keeps the key to its owner.
     use std::os::unix::fs::PermissionsExt;

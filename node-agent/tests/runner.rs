@@ -100,7 +100,8 @@ async fn a_fake_early_val_bpb_is_not_the_summary() {
     let dir = tempfile::tempdir().unwrap();
     let ex = executor(dir.path(), Duration::from_secs(30));
     // A fake metric, then a crash: no result.
-    let outcome = ex.run(&spec("fake-then-crash", "print('val_bpb: 0.000001')\nraise SystemExit(3)\n", 5)).await.unwrap();
+    let outcome =
+        ex.run(&spec("fake-then-crash", "print('val_bpb: 0.000001')\nraise SystemExit(3)\n", 5)).await.unwrap();
     assert!(!outcome.success());
     assert_eq!(outcome.exit_code, Some(3));
     // A fake metric and a clean exit without the block: no result either.
@@ -117,7 +118,8 @@ async fn a_fake_early_val_bpb_is_not_the_summary() {
 async fn signals_and_bad_labels_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let ex = executor(dir.path(), Duration::from_secs(30));
-    let outcome = ex.run(&spec("killed", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", 5)).await.unwrap();
+    let outcome =
+        ex.run(&spec("killed", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", 5)).await.unwrap();
     let error = outcome.error.unwrap();
     assert!(error.starts_with("terminated by signal 9 (SIGKILL)"), "{error}");
     assert!(ex.run(&spec("../escape", "print(1)", 5)).await.is_err());

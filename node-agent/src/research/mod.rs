@@ -14,4 +14,6 @@ pub mod prompt;
 pub mod proposer;
 pub mod research_loop;
 pub mod summary;
+#[cfg(test)]
+mod test_support;
 pub mod workspace;

@@ -75,21 +75,11 @@ pub fn select_parent<'a>(
 mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
-    use spore_spec::JsonNumber;
 
     use super::*;
 
     fn record(val: f64, status: Status) -> ExperimentRecord {
-        let mut r = ExperimentRecord::from_json(
-            r#"{"parent":null,"depth":0,"code_cid":"","diff":"","dataset_cid":"","prepare_cid":"","time_budget":300,
-            "val_bpb":1.0,"peak_vram_mb":0.0,"num_steps":0,"num_params":0,"status":"keep","description":"",
-            "hypothesis":"","agent_model":"","gpu_model":"cpu","cuda_version":"","torch_version":"","node_id":"",
-            "timestamp":0,"signature":"","id":"","version":1}"#,
-        )
-        .unwrap();
-        r.val_bpb = JsonNumber::from(val);
-        r.status = status;
-        r
+        crate::research::test_support::record("", val, status, "")
     }
 
     #[test]

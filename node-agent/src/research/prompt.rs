@@ -118,24 +118,9 @@ pub fn user_prompt(ctx: &ProposalContext) -> String {
 
 #[cfg(test)]
 mod tests {
-    use spore_spec::JsonNumber;
-
     use super::*;
 
-    fn record(id: &str, val: f64, status: Status, description: &str) -> ExperimentRecord {
-        let mut r = ExperimentRecord::from_json(
-            r#"{"parent":null,"depth":2,"code_cid":"","diff":"","dataset_cid":"","prepare_cid":"","time_budget":300,
-            "val_bpb":1.0,"peak_vram_mb":0.0,"num_steps":0,"num_params":0,"status":"keep","description":"",
-            "hypothesis":"","agent_model":"","gpu_model":"cpu","cuda_version":"","torch_version":"","node_id":"",
-            "timestamp":0,"signature":"","id":"","version":1}"#,
-        )
-        .unwrap();
-        r.id = id.into();
-        r.val_bpb = JsonNumber::from(val);
-        r.status = status;
-        r.description = description.into();
-        r
-    }
+    use crate::research::test_support::record;
 
     #[test]
     fn sections_in_order_and_empty_ones_left_out() {

@@ -214,14 +214,7 @@ mod tests {
         CPU_MATRIX_LR = 0.003  # AdamW\nCPU_FULL_DEVICE_BATCH = 16\n# @end\nprint('val_bpb')\n";
 
     fn ctx(siblings: Vec<ExperimentRecord>) -> ProposalContext {
-        let mut parent = ExperimentRecord::from_json(
-            r#"{"parent":null,"depth":0,"code_cid":"","diff":"","dataset_cid":"","prepare_cid":"","time_budget":300,
-            "val_bpb":1.0,"peak_vram_mb":0.0,"num_steps":0,"num_params":0,"status":"keep","description":"",
-            "hypothesis":"","agent_model":"","gpu_model":"cpu","cuda_version":"","torch_version":"","node_id":"",
-            "timestamp":0,"signature":"","id":"","version":1}"#,
-        )
-        .unwrap();
-        parent.id = "ab".repeat(32);
+        let parent = crate::research::test_support::record(&"ab".repeat(32), 1.0, Status::Keep, "");
         ProposalContext {
             parent,
             parent_code: CODE.into(),

@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct DataDir {
     /// Node data directory (identity, store, known peers).
-    #[arg(long, default_value_os_t = default_data_dir())]
+    #[arg(short = 'd', long, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 }
 

@@ -26,7 +26,7 @@ pub struct FrontierArgs {
     #[arg(long)]
     json: bool,
     /// Only this GPU model.
-    #[arg(long)]
+    #[arg(short = 'g', long)]
     gpu: Option<String>,
     #[arg(long, default_value_t = 20)]
     limit: usize,
@@ -38,6 +38,9 @@ pub struct FrontierArgs {
 pub struct GraphArgs {
     #[arg(long)]
     json: bool,
+    /// Levels of the tree to print.
+    #[arg(long, default_value_t = 50)]
+    depth: usize,
     #[command(flatten)]
     data_dir: DataDir,
 }
@@ -177,12 +180,17 @@ pub fn graph(args: GraphArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "{}", json!({"nodes": nodes, "edges": edges}))?;
         return Ok(ExitCode::SUCCESS);
     }
-    print_tree(&mut out, &records, &ids)?;
+    print_tree(&mut out, &records, &ids, args.depth)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The Python peer's ASCII tree: `[+]` keep, `[x]` discard, `[!]` crash; orphans listed last.
-fn print_tree(out: &mut impl Write, records: &[ExperimentRecord], ids: &HashSet<&str>) -> std::io::Result<()> {
+fn print_tree(
+    out: &mut impl Write,
+    records: &[ExperimentRecord],
+    ids: &HashSet<&str>,
+    max_depth: usize,
+) -> std::io::Result<()> {
     if records.is_empty() {
         writeln!(out, "(empty graph)")?;
         return Ok(());
@@ -203,18 +211,21 @@ fn print_tree(out: &mut impl Write, records: &[ExperimentRecord], ids: &HashSet<
         let description: String = r.description.chars().take(40).collect();
         format!("[{icon}] {} val_bpb={:.6} | {description}", &r.id[..8.min(r.id.len())], r.val_bpb.as_f64())
     }
-    let mut stack: Vec<(&ExperimentRecord, String, bool)> = Vec::new();
+    let mut stack: Vec<(&ExperimentRecord, String, bool, usize)> = Vec::new();
     let roots: Vec<&ExperimentRecord> =
         records.iter().filter(|r| r.parent.as_deref().is_none_or(|p| !ids.contains(p))).collect();
     for (i, root) in roots.iter().enumerate().rev() {
-        stack.push((root, String::new(), i + 1 == roots.len()));
+        stack.push((root, String::new(), i + 1 == roots.len(), 0));
     }
-    while let Some((record, prefix, last)) = stack.pop() {
+    while let Some((record, prefix, last, level)) = stack.pop() {
         writeln!(out, "{prefix}{}{}", if last { "└─ " } else { "├─ " }, line(record))?;
+        if level + 1 >= max_depth {
+            continue;
+        }
         let kids = children(&record.id);
         let child_prefix = format!("{prefix}{}", if last { "   " } else { "│  " });
         for (i, kid) in kids.iter().enumerate().rev() {
-            stack.push((kid, child_prefix.clone(), i + 1 == kids.len()));
+            stack.push((kid, child_prefix.clone(), i + 1 == kids.len(), level + 1));
         }
     }
     Ok(())

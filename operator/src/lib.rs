@@ -10,6 +10,7 @@
 
 pub mod experiment;
 pub mod leader;
+pub mod mirror;
 pub mod serve;
 pub mod sporenode;
 

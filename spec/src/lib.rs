@@ -31,3 +31,13 @@ pub use number::JsonNumber;
 pub use record::{ExperimentRecord, RecordError, Status};
 pub use validate::{Flag, ValidationError, ValidationPolicy, validate};
 pub use verify::{KeyCache, VerifyError, verify_record};
+
+/// The gRPC AgentService (`proto/spore/agent/v1/agent.proto`): messages, client and server.
+#[cfg(feature = "grpc")]
+pub mod grpc {
+    #![allow(missing_debug_implementations, clippy::unwrap_used)]
+    tonic::include_proto!("spore.agent.v1");
+
+    /// The encoded descriptor set, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/agent_descriptor.bin"));
+}

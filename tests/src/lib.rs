@@ -1,5 +1,6 @@
 //! `spore-tests`: cross-component tests and the harnesses that start real components for them.
 //!
+//! - [`bins`]: the workspace's binaries for tests of other packages;
 //! - [`fake_llm`]: a local server speaking LLM providers' wire formats;
 //! - [`nodes`]: real `spore run` and Python node processes for end-to-end tests;
 //! - [`records`]: records for tests;
@@ -7,6 +8,7 @@
 //! - [`testenv`]: a real Kubernetes control plane (with fake GPU nodes) and PostgreSQL, also
 //!   usable from the shell as `spore-testenv`.
 
+pub mod bins;
 pub mod fake_llm;
 pub mod nodes;
 pub mod python;

@@ -54,6 +54,8 @@ pub struct SporeNode {
     bin: PathBuf,
     pub data_dir: PathBuf,
     pub port: u16,
+    /// The gRPC API's port (on 127.0.0.1), the same across restarts.
+    pub grpc_port: u16,
     args: Vec<String>,
 }
 
@@ -64,10 +66,13 @@ impl SporeNode {
             vec!["run".into(), "--no-train".into(), "--no-explorer".into(), "--no-bootstrap".into()];
         args.extend(["--host".into(), "127.0.0.1".into(), "--port".into(), port.to_string()]);
         args.extend(["--data-dir".into(), data_dir.display().to_string()]);
+        let grpc_port = free_port().expect("a free port for gRPC");
+        args.extend(["--grpc-port".into(), grpc_port.to_string()]);
         for peer in peers {
             args.extend(["--peer".into(), peer.clone()]);
         }
-        let mut node = SporeNode { child: None, bin: bin.to_path_buf(), data_dir: data_dir.to_path_buf(), port, args };
+        let mut node =
+            SporeNode { child: None, bin: bin.to_path_buf(), data_dir: data_dir.to_path_buf(), port, grpc_port, args };
         node.restart();
         node
     }

@@ -43,6 +43,15 @@ pub struct RunArgs {
     /// Explorer port (the explorer is not in this release).
     #[arg(short = 'w', long, default_value_t = 8470)]
     web_port: u16,
+    /// gRPC API port (AgentService, health, reflection; 0 picks a free port).
+    #[arg(long, default_value_t = 7471)]
+    grpc_port: u16,
+    /// Address the gRPC API listens on (loopback unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1")]
+    grpc_host: String,
+    /// Do not serve the gRPC API.
+    #[arg(long)]
+    no_grpc: bool,
     /// Never dial the public bootstrap peer.
     #[arg(long)]
     no_bootstrap: bool,
@@ -172,12 +181,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             tracing::info!("shutting down");
             on_signal.cancel();
         });
+        let grpc = if args.no_grpc {
+            None
+        } else {
+            let address = format!("{}:{}", args.grpc_host, args.grpc_port);
+            let address: std::net::SocketAddr =
+                address.parse().with_context(|| format!("--grpc-host/--grpc-port: {address:?} is not an address"))?;
+            let listener = spore_agent::grpc::bind(address).await?;
+            config.grpc = Some(listener.local_addr()?);
+            tracing::info!(address = %listener.local_addr()?, "gRPC API listening");
+            Some(listener)
+        };
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let store_path = config.store_path();
         let node_task = tokio::spawn(node::run(config, shutdown.clone(), Some(ready_tx)));
         let Ok(handle) = ready.await else {
             // The node failed before it listened: its error says why.
             return node_task.await?.map(|()| ExitCode::FAILURE).map_err(|e| hint_port(e, args.port));
+        };
+        let grpc_task = match grpc {
+            Some(listener) => {
+                let api = spore_agent::grpc::AgentApi::new(store_path.clone(), handle.snapshot.clone())?;
+                Some(tokio::spawn(spore_agent::grpc::serve(listener, api, shutdown.clone())))
+            }
+            None => None,
         };
         let mut outcome = Ok(ExitCode::SUCCESS);
         if let Some((workspace, executor, settings, proposer)) = research {
@@ -207,6 +234,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             shutdown.cancel();
         }
         node_task.await??;
+        shutdown.cancel();
+        if let Some(task) = grpc_task {
+            task.await??;
+        }
         outcome
     })
 }

@@ -82,6 +82,8 @@ pub enum DriverEvent {
 pub struct NodeHandle {
     /// The bound listen address.
     pub local: SocketAddr,
+    /// Refreshed every second.
+    pub snapshot: tokio::sync::watch::Receiver<status::Snapshot>,
     events: mpsc::Sender<DriverEvent>,
 }
 
@@ -109,6 +111,8 @@ pub struct NodeConfig {
     pub genesis: bool,
     /// Dial the public bootstrap peer when no peer is known.
     pub bootstrap: bool,
+    /// Where the gRPC API listens (for the status file), when it is served.
+    pub grpc: Option<SocketAddr>,
     pub protocol: ProtocolConfig,
 }
 
@@ -121,6 +125,7 @@ impl NodeConfig {
             peers: Vec::new(),
             genesis: false,
             bootstrap: true,
+            grpc: None,
             protocol: ProtocolConfig::default(),
         }
     }
@@ -156,8 +161,9 @@ pub async fn run(
     let next_peer = Arc::new(AtomicU64::new(1));
     let known = KnownIds::new(config.protocol.seen_cache);
     tokio::spawn(accept_loop(listener, events_tx.clone(), next_peer.clone(), shutdown.clone(), known.clone()));
+    let (snapshot_tx, snapshot) = tokio::sync::watch::channel(status::snapshot(&core, local));
     if let Some(ready) = ready {
-        let _ = ready.send(NodeHandle { local, events: events_tx.clone() });
+        let _ = ready.send(NodeHandle { local, snapshot, events: events_tx.clone() });
     }
     let driver = Driver {
         core,
@@ -168,6 +174,8 @@ pub async fn run(
         started: Instant::now(),
         data_dir: config.data_dir.clone(),
         listen: local,
+        grpc: config.grpc,
+        snapshot: snapshot_tx,
         known,
     };
     driver.run(events).await
@@ -223,6 +231,8 @@ struct Driver {
     started: Instant,
     data_dir: PathBuf,
     listen: SocketAddr,
+    grpc: Option<SocketAddr>,
+    snapshot: tokio::sync::watch::Sender<status::Snapshot>,
     known: KnownIds,
 }
 
@@ -249,16 +259,23 @@ impl Driver {
             self.handle(DriverEvent::Protocol(Event::Idle))?;
             if last_status.elapsed() >= Duration::from_secs(1) {
                 last_status = Instant::now();
-                status::write(&self.data_dir, &self.core, self.listen);
+                self.report_status();
             }
         }
         self.handle(DriverEvent::Protocol(Event::Idle))?;
-        status::write(&self.data_dir, &self.core, self.listen);
+        self.report_status();
         for handle in self.connections.values() {
             handle.cancel.cancel();
         }
         tracing::info!("node stopped");
         Ok(())
+    }
+
+    /// Refreshes the status file and the snapshot the gRPC API reads.
+    fn report_status(&self) {
+        let snapshot = status::snapshot(&self.core, self.listen);
+        status::write(&self.data_dir, &self.core, &snapshot, self.grpc);
+        self.snapshot.send_replace(snapshot);
     }
 
     fn handle(&mut self, event: DriverEvent) -> anyhow::Result<()> {

@@ -10,16 +10,55 @@ use crate::protocol::{Direction, Protocol};
 
 pub const FILE: &str = "node.json";
 
-/// Writes the status file atomically; failures are logged, never fatal.
-pub fn write(data_dir: &Path, core: &Protocol, listen: SocketAddr) {
-    let peers: Vec<serde_json::Value> = core
+/// One connected peer, as the status file and the gRPC `Peers` call show it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeerSnapshot {
+    pub id: u64,
+    pub address: String,
+    pub direction: &'static str,
+    pub node_id: Option<String>,
+    pub accepted_records: u64,
+    pub rejected_records: u64,
+    pub misbehaviour: u32,
+}
+
+/// What the node is doing, refreshed every second.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub node_id: String,
+    pub listen: String,
+    pub peers: Vec<PeerSnapshot>,
+}
+
+/// The snapshot of a core.
+pub fn snapshot(core: &Protocol, listen: SocketAddr) -> Snapshot {
+    let peers = core
         .peers()
-        .map(|(id, p)| {
+        .map(|(id, p)| PeerSnapshot {
+            id: *id,
+            address: p.listen_address().unwrap_or_else(|| crate::protocol::format_address(&p.remote)),
+            direction: if matches!(p.direction, Direction::Inbound) { "inbound" } else { "outbound" },
+            node_id: p.hello.as_ref().map(|h| h.node_id.clone()),
+            accepted_records: p.accepted_records,
+            rejected_records: p.rejected_records,
+            misbehaviour: p.misbehaviour,
+        })
+        .collect();
+    Snapshot { node_id: core.node_id().to_string(), listen: listen.to_string(), peers }
+}
+
+/// Writes the status file atomically; failures are logged, never fatal. `grpc` is the bound
+/// gRPC address, when the node serves one.
+pub fn write(data_dir: &Path, core: &Protocol, snapshot: &Snapshot, grpc: Option<SocketAddr>) {
+    let peers: Vec<serde_json::Value> = snapshot
+        .peers
+        .iter()
+        .map(|p| {
             json!({
-                "id": id,
-                "address": p.listen_address().unwrap_or_else(|| crate::protocol::format_address(&p.remote)),
-                "direction": if matches!(p.direction, Direction::Inbound) { "inbound" } else { "outbound" },
-                "node_id": p.hello.as_ref().map(|h| h.node_id.clone()),
+                "id": p.id,
+                "address": p.address,
+                "direction": p.direction,
+                "node_id": p.node_id,
                 "accepted_records": p.accepted_records,
                 "rejected_records": p.rejected_records,
                 "misbehaviour": p.misbehaviour,
@@ -28,8 +67,9 @@ pub fn write(data_dir: &Path, core: &Protocol, listen: SocketAddr) {
         .collect();
     let stats = core.stats();
     let status = json!({
-        "node_id": core.node_id(),
-        "listen": listen.to_string(),
+        "node_id": snapshot.node_id,
+        "listen": snapshot.listen,
+        "grpc": grpc.map(|a| a.to_string()),
         "pid": std::process::id(),
         "peers": peers,
         "stats": {

@@ -186,6 +186,15 @@ impl DagStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Up to `limit` records stored after `after_seq`, in arrival order: `(seq, id, payload)`.
+    pub fn records_after_seq(&self, after_seq: i64, limit: usize) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT seq, id, payload FROM record WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows =
+            stmt.query_map(params![after_seq, limit as i64], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The highest local sequence number (0 when empty).
     pub fn last_seq(&self) -> Result<i64, StoreError> {
         Ok(self.conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM record", [], |row| row.get(0))?)

@@ -1,6 +1,6 @@
 //! `spore-operator run`: the controllers, against the current kubeconfig or in-cluster config,
 //! with leader election on a Lease, `/healthz`, `/readyz` and `/metrics`, and a clean stop on
-//! SIGTERM or Ctrl-C. Today the controllers are the Experiment controller (issue 8 adds the
+//! SIGTERM or Ctrl-C. `spore-operator mirror`: one agent's records into Postgres. Today the controllers are the Experiment controller (issue 8 adds the
 //! SporeNode controller).
 
 use std::net::SocketAddr;
@@ -27,6 +27,24 @@ struct Cli {
 enum Command {
     /// Run the controllers in the foreground.
     Run(RunArgs),
+    /// Mirror one node-agent's records into Postgres (for standalone labs).
+    Mirror(MirrorArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct MirrorArgs {
+    /// The agent's gRPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:7471")]
+    agent: String,
+    /// Postgres connection URL (or the DATABASE_URL environment variable).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Records per transaction.
+    #[arg(long, default_value_t = 5000)]
+    batch: usize,
+    /// The longest pause between retries, in seconds.
+    #[arg(long, default_value_t = 10)]
+    max_backoff_seconds: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,6 +119,26 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let Command::Run(args) = Cli::parse().command;
-    run(args).await
+    match Cli::parse().command {
+        Command::Run(args) => run(args).await,
+        Command::Mirror(args) => mirror(args).await,
+    }
+}
+
+async fn mirror(args: MirrorArgs) -> anyhow::Result<()> {
+    let config = spore_operator::mirror::MirrorConfig {
+        agent: args.agent,
+        database_url: args.database_url,
+        batch: args.batch.max(1),
+        max_backoff: Duration::from_secs(args.max_backoff_seconds.max(1)),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.cancel();
+    });
+    spore_operator::mirror::run(config, shutdown).await?;
+    tracing::info!("mirror stopped");
+    Ok(())
 }

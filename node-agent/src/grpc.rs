@@ -1,0 +1,188 @@
+//! The gRPC `AgentService` (`spec/proto/spore/agent/v1/agent.proto`), with the standard health
+//! service and reflection, on `spore run --grpc-port` (default 7471, loopback by default).
+//!
+//! `WatchRecords` streams from the store on its own SQLite connection in a thread of its own:
+//! it pages through the records after the client's cursor, then polls for new ones. Its channel
+//! is bounded, so a slow client only slows its own stream — never the node, which never waits
+//! for any stream.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use spore_spec::grpc::agent_service_server::{AgentService, AgentServiceServer};
+use spore_spec::grpc::{
+    FrontierRequest, FrontierResponse, GetRecordRequest, Peer, PeersRequest, PeersResponse, StatusRequest,
+    StatusResponse, StoredRecord, WatchRecordsRequest,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::node::status::Snapshot;
+use crate::store::DagStore;
+
+/// Records buffered per stream before the reader waits for the client.
+const STREAM_BUFFER: usize = 1024;
+/// Records read from the store at a time.
+const PAGE: usize = 512;
+/// How often an idle stream looks for new records.
+const POLL: Duration = Duration::from_millis(50);
+/// The most records one `Frontier` call returns.
+const MAX_FRONTIER: u32 = 10_000;
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct AgentApi {
+    store_path: PathBuf,
+    store: Arc<Mutex<DagStore>>,
+    snapshot: watch::Receiver<Snapshot>,
+}
+
+impl AgentApi {
+    pub fn new(store_path: PathBuf, snapshot: watch::Receiver<Snapshot>) -> anyhow::Result<Self> {
+        let store = DagStore::open(&store_path)?;
+        Ok(AgentApi { store_path, store: Arc::new(Mutex::new(store)), snapshot })
+    }
+
+    /// Runs `read` on the shared read connection off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&DagStore) -> Result<T, crate::store::StoreError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = store.lock().map_err(|_| Status::internal("store lock poisoned"))?;
+            read(&store).map_err(|e| Status::internal(format!("store: {e}")))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("store task: {e}")))?
+    }
+}
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let snapshot = self.snapshot.borrow().clone();
+        let (records, last_seq) = self.read(|s| Ok((s.counts()?.total, s.last_seq()?))).await?;
+        Ok(Response::new(StatusResponse {
+            node_id: snapshot.node_id,
+            listen: snapshot.listen,
+            records,
+            last_seq,
+            peers: snapshot.peers.len() as u32,
+            version: env!("CARGO_PKG_VERSION").into(),
+        }))
+    }
+
+    type WatchRecordsStream = ReceiverStream<Result<StoredRecord, Status>>;
+
+    async fn watch_records(
+        &self,
+        request: Request<WatchRecordsRequest>,
+    ) -> Result<Response<Self::WatchRecordsStream>, Status> {
+        let since = request.into_inner().since_seq;
+        if since < 0 {
+            return Err(Status::invalid_argument("since_seq must be >= 0"));
+        }
+        let store = DagStore::open(&self.store_path).map_err(|e| Status::internal(format!("store: {e}")))?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        std::thread::Builder::new()
+            .name("grpc-watch".into())
+            .spawn(move || stream_records(store, since, tx))
+            .map_err(|e| Status::internal(format!("cannot start the stream: {e}")))?;
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_record(&self, request: Request<GetRecordRequest>) -> Result<Response<StoredRecord>, Status> {
+        let id = request.into_inner().id;
+        if !crate::research::artifacts::is_cid(&id) {
+            return Err(Status::invalid_argument("id must be a CID (64 lowercase hex characters)"));
+        }
+        let lookup = id.clone();
+        match self.read(move |s| s.payload(&lookup)).await? {
+            Some(payload) => Ok(Response::new(StoredRecord { seq: 0, id, payload })),
+            None => Err(Status::not_found(format!("no record {id}"))),
+        }
+    }
+
+    async fn frontier(&self, request: Request<FrontierRequest>) -> Result<Response<FrontierResponse>, Status> {
+        let request = request.into_inner();
+        let limit = if request.limit == 0 { 100 } else { request.limit.min(MAX_FRONTIER) } as usize;
+        let gpu = (!request.gpu_model.is_empty()).then_some(request.gpu_model);
+        let entries = self.read(move |s| s.frontier(gpu.as_deref(), limit)).await?;
+        let records = entries.into_iter().map(|e| StoredRecord { seq: 0, id: e.id, payload: e.payload }).collect();
+        Ok(Response::new(FrontierResponse { records }))
+    }
+
+    async fn peers(&self, _: Request<PeersRequest>) -> Result<Response<PeersResponse>, Status> {
+        let snapshot = self.snapshot.borrow().clone();
+        let peers = snapshot
+            .peers
+            .into_iter()
+            .map(|p| Peer {
+                address: p.address,
+                direction: p.direction.into(),
+                node_id: p.node_id.unwrap_or_default(),
+                accepted_records: p.accepted_records,
+                rejected_records: p.rejected_records,
+            })
+            .collect();
+        Ok(Response::new(PeersResponse { peers }))
+    }
+}
+
+/// Sends every record after `cursor`, then new ones, until the client goes away.
+fn stream_records(store: DagStore, mut cursor: i64, tx: mpsc::Sender<Result<StoredRecord, Status>>) {
+    loop {
+        let page = match store.records_after_seq(cursor, PAGE) {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(Status::internal(format!("store: {e}"))));
+                return;
+            }
+        };
+        if page.is_empty() {
+            if tx.is_closed() {
+                return;
+            }
+            std::thread::sleep(POLL);
+            continue;
+        }
+        for (seq, id, payload) in page {
+            if tx.blocking_send(Ok(StoredRecord { seq, id, payload })).is_err() {
+                return;
+            }
+            cursor = seq;
+        }
+    }
+}
+
+/// Binds the gRPC address (so a port of 0 resolves before the node starts).
+pub async fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for gRPC on {address}: {e}"))
+}
+
+/// Serves the API, health and reflection until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    api: AgentApi,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AgentServiceServer<AgentApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(spore_spec::grpc::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(AgentServiceServer::new(api))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! The Postgres mirror: streams an agent's `WatchRecords` into Postgres, exactly once.
+//!
+//! One session = one Postgres connection (migrations applied first, by refinery) and one
+//! stream from the agent, started after the cursor stored for that agent (keyed by its node
+//! id). Records are written in batches (up to `batch`, or what arrived within 100 ms) by
+//! [`writer::write_batch`], which moves the cursor in the same transaction. Any failure — the
+//! database gone, the agent restarted — ends the session; the next one starts after an
+//! exponential backoff and resumes from the cursor, so nothing is lost or written twice. The
+//! agent never waits for the mirror: its stream only buffers a bounded number of records.
+
+pub mod writer;
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use spore_spec::grpc::agent_service_client::AgentServiceClient;
+use spore_spec::grpc::{StatusRequest, WatchRecordsRequest};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// How long records may wait to fill a batch.
+const BATCH_WINDOW: Duration = Duration::from_millis(100);
+/// First retry delay; doubles up to `max_backoff`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// A session that lasted this long resets the backoff.
+const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+/// Connecting to Postgres or the agent may take this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What to mirror where.
+#[derive(Debug, Clone)]
+pub struct MirrorConfig {
+    /// The agent's gRPC URL, e.g. `http://127.0.0.1:7471`.
+    pub agent: String,
+    /// A libpq-style connection string or URL.
+    pub database_url: String,
+    /// Records per transaction.
+    pub batch: usize,
+    pub max_backoff: Duration,
+}
+
+/// Applies the schema migrations.
+pub async fn migrate(client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
+    embedded::migrations::runner().run_async(client).await.context("schema migration failed")?;
+    Ok(())
+}
+
+/// Mirrors until `shutdown`, retrying every failure with backoff.
+pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            outcome = session(&config) => outcome,
+        };
+        let error = match outcome {
+            Ok(()) => anyhow::anyhow!("the session ended"),
+            Err(e) => e,
+        };
+        if started.elapsed() >= HEALTHY_SESSION {
+            backoff = FIRST_BACKOFF;
+        }
+        tracing::warn!("mirror: {error:#}; retrying in {} ms", backoff.as_millis());
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(config.max_backoff);
+    }
+}
+
+async fn session(config: &MirrorConfig) -> anyhow::Result<()> {
+    let connect = tokio_postgres::connect(&config.database_url, tokio_postgres::NoTls);
+    let (mut client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .context("Postgres: connect timed out")?
+        .context("Postgres")?;
+    let connection = tokio::spawn(connection);
+    let outcome = stream_into(config, &mut client).await;
+    drop(client);
+    connection.abort();
+    outcome
+}
+
+async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
+    migrate(client).await?;
+    writer::prepare_session(client).await.context("Postgres: staging table")?;
+    let endpoint = tonic::transport::Endpoint::from_shared(config.agent.clone())
+        .with_context(|| format!("bad agent URL {:?}", config.agent))?
+        .connect_timeout(CONNECT_TIMEOUT);
+    let mut agent = AgentServiceClient::new(endpoint.connect().await.context("agent")?);
+    let agent_id = agent.status(StatusRequest {}).await.context("agent status")?.into_inner().node_id;
+    let cursor: i64 = client
+        .query_opt("SELECT last_seq FROM mirror_cursors WHERE agent = $1", &[&agent_id])
+        .await
+        .context("Postgres: read the cursor")?
+        .map(|row| row.get(0))
+        .unwrap_or(0);
+    tracing::info!(agent = %config.agent, node_id = &agent_id[..16.min(agent_id.len())], cursor, "mirroring");
+    let mut stream =
+        agent.watch_records(WatchRecordsRequest { since_seq: cursor }).await.context("agent stream")?.into_inner();
+    let mut expected = cursor;
+    loop {
+        let Some(first) = stream.message().await.context("agent stream")? else {
+            bail!("the agent ended the stream");
+        };
+        let mut batch = vec![first];
+        let deadline = Instant::now() + BATCH_WINDOW;
+        while batch.len() < config.batch {
+            match tokio::time::timeout_at(deadline, stream.message()).await {
+                Ok(Ok(Some(record))) => batch.push(record),
+                Ok(Ok(None)) | Err(_) => break,
+                Ok(Err(e)) => return Err(anyhow::Error::new(e).context("agent stream")),
+            }
+        }
+        let last_seq = batch.last().map_or(expected, |r| r.seq);
+        if batch.iter().any(|r| r.seq <= expected) || batch.windows(2).any(|w| w[0].seq >= w[1].seq) {
+            bail!("the agent's stream went backwards (after {expected}); resynchronising");
+        }
+        let rows: Vec<writer::Row> = batch
+            .iter()
+            .filter_map(|r| {
+                let row = writer::row_of(r);
+                if row.is_none() {
+                    tracing::warn!(seq = r.seq, id = %r.id, "skipping a stored payload that is not a record");
+                }
+                row
+            })
+            .collect();
+        let inserted = writer::write_batch(client, &agent_id, &rows, last_seq).await.context("Postgres: write")?;
+        tracing::debug!(records = batch.len(), inserted, last_seq, "batch mirrored");
+        expected = last_seq;
+    }
+}

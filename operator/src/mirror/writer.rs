@@ -1,0 +1,128 @@
+//! Writing a batch of records into Postgres: `COPY` (binary) into a per-session staging table,
+//! one `INSERT … ON CONFLICT DO NOTHING` into `experiments` that also counts per node, and the
+//! agent's cursor — all in one transaction, so a crash at any point leaves either the whole
+//! batch with its cursor or neither.
+
+use futures_util::pin_mut;
+use spore_spec::ExperimentRecord;
+use spore_spec::grpc::StoredRecord;
+use tokio_postgres::Client;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+
+/// One row of the staging table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub seq: i64,
+    pub id: String,
+    pub parent: Option<String>,
+    pub node_id: String,
+    pub status: String,
+    pub val_bpb: f64,
+    pub gpu_model: String,
+    pub depth: Option<i64>,
+    pub timestamp: Option<i64>,
+    pub description: String,
+    /// Postgres's `jsonb` can hold the payload (no NaN/Infinity, no `\u0000`).
+    pub json_ok: bool,
+    pub payload: String,
+}
+
+/// The row of a streamed record; `None` when its payload is not a record (the agent only
+/// stores records, so this means a bug or a damaged store, and is logged by the caller).
+pub fn row_of(stored: &StoredRecord) -> Option<Row> {
+    let record = ExperimentRecord::from_json(&stored.payload).ok()?;
+    let json_ok =
+        serde_json::from_str::<serde_json::Value>(&stored.payload).is_ok() && !stored.payload.contains("\\u0000");
+    Some(Row {
+        seq: stored.seq,
+        id: stored.id.clone(),
+        parent: record.parent.clone().filter(|p| !p.is_empty()),
+        node_id: record.node_id.clone(),
+        status: record.status.as_str().to_string(),
+        val_bpb: record.val_bpb.as_f64(),
+        gpu_model: record.gpu_model.clone(),
+        depth: record.depth.as_i64(),
+        timestamp: record.timestamp.as_i64(),
+        description: record.description.clone(),
+        json_ok,
+        payload: stored.payload.clone(),
+    })
+}
+
+const STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS mirror_staging (
+    seq bigint, id text, parent text, node_id text, status text, val_bpb double precision, gpu_model text,
+    depth bigint, ts bigint, description text, json_ok boolean, payload text) ON COMMIT DELETE ROWS";
+
+const TYPES: [Type; 12] = [
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::FLOAT8,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::BOOL,
+    Type::TEXT,
+];
+
+const MERGE: &str = "WITH ins AS (
+        INSERT INTO experiments (id, parent, node_id, status, val_bpb, gpu_model, gpu_class, depth, \"timestamp\",
+                                 description, record, payload, source_agent, source_seq)
+        SELECT id, parent, node_id, status, val_bpb, gpu_model, gpu_model, depth, ts, description,
+               CASE WHEN json_ok THEN payload::jsonb END, payload, $1, seq
+        FROM mirror_staging ORDER BY seq
+        ON CONFLICT (id) DO NOTHING
+        RETURNING node_id),
+    per_node AS (
+        INSERT INTO nodes (node_id, records) SELECT node_id, count(*) FROM ins GROUP BY node_id
+        ON CONFLICT (node_id) DO UPDATE SET records = nodes.records + EXCLUDED.records, last_seen = now())
+    SELECT count(*) FROM ins";
+
+/// Creates the session's staging table (once per connection).
+pub async fn prepare_session(client: &Client) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute(STAGING).await
+}
+
+/// Writes `rows` (into a session prepared by [`prepare_session`]) and moves `agent`'s cursor to `last_seq`; returns the rows that were new.
+pub async fn write_batch(
+    client: &mut Client,
+    agent: &str,
+    rows: &[Row],
+    last_seq: i64,
+) -> Result<u64, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let sink = tx.copy_in("COPY mirror_staging FROM STDIN BINARY").await?;
+    let writer = BinaryCopyInWriter::new(sink, &TYPES);
+    pin_mut!(writer);
+    for r in rows {
+        let values: [&(dyn ToSql + Sync); 12] = [
+            &r.seq,
+            &r.id,
+            &r.parent,
+            &r.node_id,
+            &r.status,
+            &r.val_bpb,
+            &r.gpu_model,
+            &r.depth,
+            &r.timestamp,
+            &r.description,
+            &r.json_ok,
+            &r.payload,
+        ];
+        writer.as_mut().write(&values).await?;
+    }
+    writer.finish().await?;
+    let inserted: i64 = tx.query_one(MERGE, &[&agent]).await?.get(0);
+    tx.execute(
+        "INSERT INTO mirror_cursors (agent, last_seq, updated_at) VALUES ($1, $2, now())
+         ON CONFLICT (agent) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()",
+        &[&agent, &last_seq],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(inserted as u64)
+}

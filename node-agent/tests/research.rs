@@ -64,15 +64,26 @@ fn a_fresh_cpu_machine_does_real_research_with_no_key() {
         let code = artifacts.get(r["code_cid"].as_str().unwrap()).unwrap().expect("code artifact");
         assert_eq!(cid_of(&code), r["code_cid"]);
         if r != baseline {
-            assert_eq!(r["parent"], baseline["id"]);
-            assert_eq!(r["depth"], 1);
+            // The parent is an earlier record (the baseline, or a child that beat it), and the
+            // child is its code with one constant changed.
+            let parent = records
+                .iter()
+                .take_while(|p| *p != r)
+                .find(|p| p["id"] == r["parent"])
+                .unwrap_or_else(|| panic!("the parent of {r} is not an earlier record"));
+            assert_eq!(r["depth"].as_i64().unwrap(), parent["depth"].as_i64().unwrap() + 1);
+            let parent_code = artifacts.get(parent["code_cid"].as_str().unwrap()).unwrap().unwrap();
+            let (old, new) = (String::from_utf8(parent_code).unwrap(), String::from_utf8(code).unwrap());
+            let changed: Vec<(&str, &str)> = old.lines().zip(new.lines()).filter(|(a, b)| a != b).collect();
+            assert_eq!((changed.len(), old.lines().count()), (1, new.lines().count()), "{changed:?}");
             let diff = r["diff"].as_str().unwrap();
             assert!(diff.starts_with("--- train.py\n+++ train.py\n@@ "), "{diff}");
+            assert!(diff.contains(&format!("-{}\n+{}", changed[0].0, changed[0].1)), "{diff}");
             assert!(artifacts.get(&cid_of(diff.as_bytes())).unwrap().is_some(), "the diff is stored too");
             let description = r["description"].as_str().unwrap();
             assert!(description.starts_with("set CPU_"), "{description}");
             let status = r["status"].as_str().unwrap();
-            let better = r["val_bpb"].as_f64().unwrap() < baseline["val_bpb"].as_f64().unwrap();
+            let better = r["val_bpb"].as_f64().unwrap() < parent["val_bpb"].as_f64().unwrap();
             assert_eq!(status == "keep", better && status != "crash", "{r}");
         }
     }

@@ -62,7 +62,7 @@ class Node:
         log = open(os.path.join(data_dir, "bench.log"), "w")
         if kind == "rust":
             cmd = [spore, "run", "--no-train", "--no-explorer", "--no-bootstrap", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--no-grpc", "--data-dir", data_dir]
+                   "--port", str(self.port), "--no-grpc", "--no-metrics", "--data-dir", data_dir]
             for p in peers:
                 cmd += ["--peer", p]
             self.db = os.path.join(data_dir, "db", "dag.sqlite")

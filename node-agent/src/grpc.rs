@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::metrics::AgentMetrics;
 use crate::node::status::Snapshot;
 use crate::store::DagStore;
 
@@ -39,12 +41,17 @@ pub struct AgentApi {
     store_path: PathBuf,
     store: Arc<Mutex<DagStore>>,
     snapshot: watch::Receiver<Snapshot>,
+    metrics: Arc<AgentMetrics>,
 }
 
 impl AgentApi {
-    pub fn new(store_path: PathBuf, snapshot: watch::Receiver<Snapshot>) -> anyhow::Result<Self> {
+    pub fn new(
+        store_path: PathBuf,
+        snapshot: watch::Receiver<Snapshot>,
+        metrics: Arc<AgentMetrics>,
+    ) -> anyhow::Result<Self> {
         let store = DagStore::open(&store_path)?;
-        Ok(AgentApi { store_path, store: Arc::new(Mutex::new(store)), snapshot })
+        Ok(AgentApi { store_path, store: Arc::new(Mutex::new(store)), snapshot, metrics })
     }
 
     /// Runs `read` on the shared read connection off the async threads.
@@ -91,7 +98,14 @@ impl AgentService for AgentApi {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         std::thread::Builder::new()
             .name("grpc-watch".into())
-            .spawn(move || stream_records(store, since, tx))
+            .spawn({
+                let metrics = self.metrics.clone();
+                move || {
+                    metrics.grpc_streams.fetch_add(1, Ordering::Relaxed);
+                    stream_records(store, since, tx, &metrics);
+                    metrics.grpc_streams.fetch_sub(1, Ordering::Relaxed);
+                }
+            })
             .map_err(|e| Status::internal(format!("cannot start the stream: {e}")))?;
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -135,7 +149,12 @@ impl AgentService for AgentApi {
 }
 
 /// Sends every record after `cursor`, then new ones, until the client goes away.
-fn stream_records(store: DagStore, mut cursor: i64, tx: mpsc::Sender<Result<StoredRecord, Status>>) {
+fn stream_records(
+    store: DagStore,
+    mut cursor: i64,
+    tx: mpsc::Sender<Result<StoredRecord, Status>>,
+    metrics: &AgentMetrics,
+) {
     loop {
         let page = match store.records_after_seq(cursor, PAGE) {
             Ok(page) => page,
@@ -155,16 +174,19 @@ fn stream_records(store: DagStore, mut cursor: i64, tx: mpsc::Sender<Result<Stor
             if tx.blocking_send(Ok(StoredRecord { seq, id, payload })).is_err() {
                 return;
             }
+            metrics.grpc_records_streamed.fetch_add(1, Ordering::Relaxed);
             cursor = seq;
         }
     }
 }
 
-/// Binds the gRPC address (so a port of 0 resolves before the node starts).
-pub async fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+/// Binds `host:port` for `what` (so a port of 0 resolves before the node starts).
+pub async fn bind(what: &str, host: &str, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    let address: SocketAddr =
+        format!("{host}:{port}").parse().map_err(|_| anyhow::anyhow!("{what}: {host}:{port} is not an address"))?;
     tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for gRPC on {address}: {e}"))
+        .map_err(|e| anyhow::anyhow!("cannot listen for {what} on {address}: {e}"))
 }
 
 /// Serves the API, health and reflection until `shutdown`.

@@ -7,6 +7,7 @@
 
 pub mod grpc;
 pub mod identity_file;
+pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod record_tools;

@@ -84,6 +84,27 @@ async fn the_agent_api_answers_and_streams_from_a_cursor_then_live() {
     assert_eq!(ids[..10], first[40..]);
     assert_eq!(ids[10..], live[..]);
 
+    // /metrics counts what happened: 80 records stored, accepted from one inbound peer, one open
+    // stream that sent 40 of them.
+    let url = format!("http://127.0.0.1:{}/metrics", node.metrics_port);
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        if text.contains("spore_records_received_total{outcome=\"accepted\"} 80") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for line in [
+        "spore_records_stored{status=\"keep\"} 80",
+        "spore_records_received_total{outcome=\"accepted\"} 80",
+        "spore_peers{direction=\"inbound\"} 1",
+        "spore_grpc_watch_streams 1",
+        "spore_grpc_records_streamed_total 40",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+
     // Standard gRPC health says the service is serving.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", node.grpc_port))
         .unwrap()

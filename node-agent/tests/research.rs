@@ -24,7 +24,19 @@ fn run_spore(args: &[&str], data_dir: &Path) -> std::process::Output {
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--no-explorer", "--no-bootstrap", "--host", "127.0.0.1", "--port", "0", "--grpc-port", "0", "--python"])
+        .args([
+            "--no-explorer",
+            "--no-bootstrap",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--python",
+        ])
         .arg(workspace_python())
         .env("RUST_LOG", "info")
         .output()

@@ -56,6 +56,8 @@ pub struct SporeNode {
     pub port: u16,
     /// The gRPC API's port (on 127.0.0.1), the same across restarts.
     pub grpc_port: u16,
+    /// The `/metrics` port (on 127.0.0.1), the same across restarts.
+    pub metrics_port: u16,
     args: Vec<String>,
 }
 
@@ -68,11 +70,20 @@ impl SporeNode {
         args.extend(["--data-dir".into(), data_dir.display().to_string()]);
         let grpc_port = free_port().expect("a free port for gRPC");
         args.extend(["--grpc-port".into(), grpc_port.to_string()]);
+        let metrics_port = free_port().expect("a free port for metrics");
+        args.extend(["--metrics-port".into(), metrics_port.to_string()]);
         for peer in peers {
             args.extend(["--peer".into(), peer.clone()]);
         }
-        let mut node =
-            SporeNode { child: None, bin: bin.to_path_buf(), data_dir: data_dir.to_path_buf(), port, grpc_port, args };
+        let mut node = SporeNode {
+            child: None,
+            bin: bin.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
+            port,
+            grpc_port,
+            metrics_port,
+            args,
+        };
         node.restart();
         node
     }

@@ -52,6 +52,15 @@ pub struct RunArgs {
     /// Do not serve the gRPC API.
     #[arg(long)]
     no_grpc: bool,
+    /// Prometheus `/metrics` port (0 picks a free port).
+    #[arg(long, default_value_t = 7472)]
+    metrics_port: u16,
+    /// Address `/metrics` listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    metrics_host: String,
+    /// Do not serve `/metrics`.
+    #[arg(long)]
+    no_metrics: bool,
     /// Never dial the public bootstrap peer.
     #[arg(long)]
     no_bootstrap: bool,
@@ -184,12 +193,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let grpc = if args.no_grpc {
             None
         } else {
-            let address = format!("{}:{}", args.grpc_host, args.grpc_port);
-            let address: std::net::SocketAddr =
-                address.parse().with_context(|| format!("--grpc-host/--grpc-port: {address:?} is not an address"))?;
-            let listener = spore_agent::grpc::bind(address).await?;
+            let listener = spore_agent::grpc::bind("gRPC", &args.grpc_host, args.grpc_port).await?;
             config.grpc = Some(listener.local_addr()?);
             tracing::info!(address = %listener.local_addr()?, "gRPC API listening");
+            Some(listener)
+        };
+        let metrics_listener = if args.no_metrics {
+            None
+        } else {
+            let listener = spore_agent::grpc::bind("metrics", &args.metrics_host, args.metrics_port).await?;
+            tracing::info!(address = %listener.local_addr()?, "metrics listening");
             Some(listener)
         };
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
@@ -199,13 +212,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             // The node failed before it listened: its error says why.
             return node_task.await?.map(|()| ExitCode::FAILURE).map_err(|e| hint_port(e, args.port));
         };
-        let grpc_task = match grpc {
-            Some(listener) => {
-                let api = spore_agent::grpc::AgentApi::new(store_path.clone(), handle.snapshot.clone())?;
-                Some(tokio::spawn(spore_agent::grpc::serve(listener, api, shutdown.clone())))
-            }
-            None => None,
-        };
+        let metrics = std::sync::Arc::new(spore_agent::metrics::AgentMetrics::default());
+        let mut services = Vec::new();
+        if let Some(listener) = grpc {
+            let api = spore_agent::grpc::AgentApi::new(store_path.clone(), handle.snapshot.clone(), metrics.clone())?;
+            services.push(tokio::spawn(spore_agent::grpc::serve(listener, api, shutdown.clone())));
+        }
+        if let Some(listener) = metrics_listener {
+            let serve = spore_agent::metrics::serve(
+                listener,
+                store_path.clone(),
+                handle.snapshot.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            );
+            services.push(tokio::spawn(serve));
+        }
         let mut outcome = Ok(ExitCode::SUCCESS);
         if let Some((workspace, executor, settings, proposer)) = research {
             let research = Research {
@@ -235,7 +257,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         node_task.await??;
         shutdown.cancel();
-        if let Some(task) = grpc_task {
+        for task in services {
             task.await??;
         }
         outcome

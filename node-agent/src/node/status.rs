@@ -28,6 +28,7 @@ pub struct Snapshot {
     pub node_id: String,
     pub listen: String,
     pub peers: Vec<PeerSnapshot>,
+    pub stats: crate::protocol::Stats,
 }
 
 /// The snapshot of a core.
@@ -44,7 +45,7 @@ pub fn snapshot(core: &Protocol, listen: SocketAddr) -> Snapshot {
             misbehaviour: p.misbehaviour,
         })
         .collect();
-    Snapshot { node_id: core.node_id().to_string(), listen: listen.to_string(), peers }
+    Snapshot { node_id: core.node_id().to_string(), listen: listen.to_string(), peers, stats: core.stats() }
 }
 
 /// Writes the status file atomically; failures are logged, never fatal. `grpc` is the bound

@@ -1,0 +1,155 @@
+//! Prometheus `/metrics` of a node (`spore run --metrics-port`, default 7472, loopback by
+//! default): peers, the records it holds, the ingest counters by outcome, gRPC streams.
+//! Everything comes from the driver's per-second snapshot and the store, so serving a scrape
+//! never touches the protocol core.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::status::Snapshot;
+use crate::store::DagStore;
+
+/// Counters kept outside the core.
+#[derive(Debug, Default)]
+pub struct AgentMetrics {
+    /// Open `WatchRecords` streams.
+    pub grpc_streams: AtomicI64,
+    /// Records sent on `WatchRecords` streams.
+    pub grpc_records_streamed: AtomicU64,
+}
+
+#[derive(Clone)]
+struct State {
+    snapshot: watch::Receiver<Snapshot>,
+    store: Arc<Mutex<DagStore>>,
+    metrics: Arc<AgentMetrics>,
+}
+
+/// Serves `/metrics` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store_path: PathBuf,
+    snapshot: watch::Receiver<Snapshot>,
+    metrics: Arc<AgentMetrics>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = Arc::new(Mutex::new(DagStore::open(&store_path)?));
+    let app = Router::new().route("/metrics", get(scrape)).with_state(State { snapshot, store, metrics });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    Ok(())
+}
+
+async fn scrape(axum::extract::State(state): axum::extract::State<State>) -> impl IntoResponse {
+    let store = state.store.clone();
+    let counts =
+        tokio::task::spawn_blocking(move || store.lock().ok().and_then(|s| s.counts().ok())).await.ok().flatten();
+    let Some(counts) = counts else {
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain")], "store unavailable\n".into());
+    };
+    let snapshot = state.snapshot.borrow().clone();
+    let body = render(&snapshot, [counts.keep, counts.discard, counts.crash], &state.metrics);
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// The exposition text. `stored` is [keep, discard, crash].
+fn render(snapshot: &Snapshot, stored: [u64; 3], metrics: &AgentMetrics) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, String)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let inbound = snapshot.peers.iter().filter(|p| p.direction == "inbound").count();
+    metric(
+        "spore_peers",
+        "gauge",
+        "Connected peers by direction.",
+        &[
+            ("{direction=\"inbound\"}", inbound.to_string()),
+            ("{direction=\"outbound\"}", (snapshot.peers.len() - inbound).to_string()),
+        ],
+    );
+    metric(
+        "spore_records_stored",
+        "gauge",
+        "Records in the store by status.",
+        &[
+            ("{status=\"keep\"}", stored[0].to_string()),
+            ("{status=\"discard\"}", stored[1].to_string()),
+            ("{status=\"crash\"}", stored[2].to_string()),
+        ],
+    );
+    let stats = &snapshot.stats;
+    metric(
+        "spore_records_received_total",
+        "counter",
+        "Records received from peers by outcome.",
+        &[
+            ("{outcome=\"accepted\"}", stats.records_accepted.to_string()),
+            ("{outcome=\"duplicate\"}", stats.records_duplicate.to_string()),
+            ("{outcome=\"rejected\"}", stats.records_rejected.to_string()),
+            ("{outcome=\"ignored\"}", stats.records_ignored.to_string()),
+        ],
+    );
+    metric(
+        "spore_messages_dropped_total",
+        "counter",
+        "Messages dropped by limits.",
+        &[("", stats.messages_dropped.to_string())],
+    );
+    metric(
+        "spore_peers_banned_total",
+        "counter",
+        "Peers banned for misbehaviour.",
+        &[("", stats.peers_banned.to_string())],
+    );
+    metric(
+        "spore_grpc_watch_streams",
+        "gauge",
+        "Open WatchRecords streams.",
+        &[("", metrics.grpc_streams.load(Ordering::Relaxed).to_string())],
+    );
+    metric(
+        "spore_grpc_records_streamed_total",
+        "counter",
+        "Records sent on WatchRecords streams.",
+        &[("", metrics.grpc_records_streamed.load(Ordering::Relaxed).to_string())],
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::status::PeerSnapshot;
+
+    #[test]
+    fn renders_the_exposition_format() {
+        let mut snapshot = Snapshot::default();
+        snapshot.peers.push(PeerSnapshot { direction: "inbound", ..PeerSnapshot::default() });
+        snapshot.stats.records_accepted = 7;
+        let metrics = AgentMetrics::default();
+        metrics.grpc_streams.store(2, Ordering::Relaxed);
+        let text = render(&snapshot, [3, 2, 1], &metrics);
+        for line in [
+            "# TYPE spore_peers gauge",
+            "spore_peers{direction=\"inbound\"} 1",
+            "spore_peers{direction=\"outbound\"} 0",
+            "spore_records_stored{status=\"crash\"} 1",
+            "spore_records_received_total{outcome=\"accepted\"} 7",
+            "spore_grpc_watch_streams 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+    }
+}

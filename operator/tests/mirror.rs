@@ -17,20 +17,33 @@ use spore_tests::testenv::{TestEnv, TestEnvOptions};
 
 struct Mirror {
     child: Child,
+    metrics_port: u16,
 }
 
 impl Mirror {
     fn start(agent_port: u16, database_url: &str, log: &Path) -> Mirror {
+        let metrics_port = spore_tests::nodes::free_port().unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let child = Command::new(workspace_bin("spore-operator", "spore-operator"))
             .args(["mirror", "--agent", &format!("http://127.0.0.1:{agent_port}"), "--database-url", database_url])
             .args(["--batch", "500", "--max-backoff-seconds", "1"])
+            .args(["--metrics-address", &format!("127.0.0.1:{metrics_port}")])
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
-        Mirror { child }
+        Mirror { child, metrics_port }
+    }
+
+    /// The value of an unlabelled metric on `/metrics`.
+    fn metric(&self, name: &str) -> Option<i64> {
+        use std::io::Read;
+        let mut stream = TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     }
 
     fn kill9(&mut self) {
@@ -162,6 +175,12 @@ fn every_record_arrives_exactly_once_through_outages_kills_and_restarts() {
     assert_eq!(query_i64(&runtime, &url, "SELECT count(*) FROM frontier"), Some(18_000));
     assert_eq!(query_i64(&runtime, &url, "SELECT count(*) FROM best_per_gpu_class"), Some(1));
     eprintln!("the mirror was killed with {at_kill} rows written");
+    // Its metrics: caught up (lag polled every 2 s), and the agent restart counted as an error.
+    wait_until(Duration::from_secs(10), "the mirror reports no lag", || {
+        mirror.metric("spore_mirror_cursor") == Some(18_000) && mirror.metric("spore_mirror_lag_records") == Some(0)
+    });
+    assert!(mirror.metric("spore_mirror_errors_total").unwrap() >= 1);
+    assert_eq!(mirror.metric("spore_mirror_rows_written_total"), Some(18_000 - at_kill));
     drop(mirror);
     drop(node);
 }

@@ -45,6 +45,9 @@ struct MirrorArgs {
     /// The longest pause between retries, in seconds.
     #[arg(long, default_value_t = 10)]
     max_backoff_seconds: u64,
+    /// Where `/metrics` (and `/healthz`) are served.
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    metrics_address: SocketAddr,
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,11 +129,19 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn mirror(args: MirrorArgs) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let listener = tokio::net::TcpListener::bind(args.metrics_address)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.metrics_address))?;
+    tracing::info!(address = %listener.local_addr()?, "metrics listening");
+    metrics.ready.store(true, Ordering::SeqCst);
+    tokio::spawn(serve(listener, metrics.clone()));
     let config = spore_operator::mirror::MirrorConfig {
         agent: args.agent,
         database_url: args.database_url,
         batch: args.batch.max(1),
         max_backoff: Duration::from_secs(args.max_backoff_seconds.max(1)),
+        metrics,
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let on_signal = shutdown.clone();

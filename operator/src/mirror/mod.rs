@@ -8,8 +8,10 @@
 //! exponential backoff and resumes from the cursor, so nothing is lost or written twice. The
 //! agent never waits for the mirror: its stream only buffers a bounded number of records.
 
+pub mod metrics;
 pub mod writer;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -28,6 +30,8 @@ const BATCH_WINDOW: Duration = Duration::from_millis(100);
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// A session that lasted this long resets the backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+/// How often the agent's newest sequence number is asked for (the lag gauge).
+const LAG_POLL: Duration = Duration::from_secs(2);
 /// Connecting to Postgres or the agent may take this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -41,6 +45,17 @@ pub struct MirrorConfig {
     /// Records per transaction.
     pub batch: usize,
     pub max_backoff: Duration,
+    /// Counters for `/metrics`.
+    pub metrics: std::sync::Arc<crate::serve::Metrics>,
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Applies the schema migrations.
@@ -62,6 +77,7 @@ pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::R
             Ok(()) => anyhow::anyhow!("the session ended"),
             Err(e) => e,
         };
+        config.metrics.mirror.errors.fetch_add(1, Ordering::Relaxed);
         if started.elapsed() >= HEALTHY_SESSION {
             backoff = FIRST_BACKOFF;
         }
@@ -102,6 +118,22 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
         .map(|row| row.get(0))
         .unwrap_or(0);
     tracing::info!(agent = %config.agent, node_id = &agent_id[..16.min(agent_id.len())], cursor, "mirroring");
+    let metrics = &config.metrics.mirror;
+    metrics.cursor.store(cursor, Ordering::Relaxed);
+    // The agent's newest sequence number, for the lag gauge; ends with the session.
+    let poller = tokio::spawn({
+        let mut agent = agent.clone();
+        let config_metrics = config.metrics.clone();
+        async move {
+            loop {
+                if let Ok(status) = agent.status(StatusRequest {}).await {
+                    config_metrics.mirror.agent_last_seq.store(status.into_inner().last_seq, Ordering::Relaxed);
+                }
+                tokio::time::sleep(LAG_POLL).await;
+            }
+        }
+    });
+    let _poller = AbortOnDrop(poller);
     let mut stream =
         agent.watch_records(WatchRecordsRequest { since_seq: cursor }).await.context("agent stream")?.into_inner();
     let mut expected = cursor;
@@ -133,6 +165,10 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
             })
             .collect();
         let inserted = writer::write_batch(client, &agent_id, &rows, last_seq).await.context("Postgres: write")?;
+        metrics.records_streamed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        metrics.rows_written.fetch_add(inserted, Ordering::Relaxed);
+        metrics.batches.fetch_add(1, Ordering::Relaxed);
+        metrics.cursor.store(last_seq, Ordering::Relaxed);
         tracing::debug!(records = batch.len(), inserted, last_seq, "batch mirrored");
         expected = last_seq;
     }

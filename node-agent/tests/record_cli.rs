@@ -156,3 +156,31 @@ fn read_commands_refuse_a_data_dir_without_a_node_instead_of_creating_one() {
     }
     assert!(!missing.exists(), "nothing was created");
 }
+
+#[test]
+fn import_stores_what_gossip_would_and_export_gives_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = dir.path().join("signer");
+    let fields: String = (0..50)
+        .map(|n| {
+            format!(
+                "{{\"parent\":null,\"depth\":0,\"code_cid\":\"{n:064x}\",\"diff\":\"\",\"dataset_cid\":\"d\",\
+                 \"prepare_cid\":\"\",\"time_budget\":300,\"val_bpb\":1.{n:03},\"peak_vram_mb\":0.0,\"num_steps\":1,\
+                 \"num_params\":1,\"status\":\"keep\",\"description\":\"r{n}\",\"hypothesis\":\"\",\"agent_model\":\"t\",\
+                 \"gpu_model\":\"cpu\",\"cuda_version\":\"none\",\"torch_version\":\"2\",\"timestamp\":1773000000}}\n"
+            )
+        })
+        .collect();
+    let signed = spore(&["record", "sign", "--data-dir", signer.to_str().unwrap()], fields.as_bytes());
+    assert!(signed.status.success());
+    let lines = String::from_utf8(signed.stdout).unwrap();
+    // One tampered copy and one line that is not JSON are refused; the rest is stored once.
+    let tampered = lines.lines().next().unwrap().replace("\"r0\"", "\"forged\"");
+    let input = format!("{lines}{tampered}\nnot json\n{lines}");
+    let node = dir.path().join("node");
+    let import = spore(&["record", "import", "--data-dir", node.to_str().unwrap()], input.as_bytes());
+    assert_eq!(import.status.code(), Some(1), "bad lines make the exit code 1");
+    assert_eq!(String::from_utf8_lossy(&import.stdout).trim(), "imported 50, already stored 50, rejected 2");
+    let export = spore(&["record", "export", "--data-dir", node.to_str().unwrap()], b"");
+    assert_eq!(String::from_utf8(export.stdout).unwrap(), lines, "byte for byte, in order");
+}

@@ -1,4 +1,4 @@
-//! `spore record check|sign|export`.
+//! `spore record check|sign|export|import`.
 
 use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
@@ -30,7 +30,19 @@ pub enum RecordCommand {
         #[command(flatten)]
         data_dir: DataDir,
     },
+    /// Store signed records (one wire JSON per line, e.g. an export) after the checks gossip
+    /// applies: CID, signature, validation. Bad lines are counted and skipped.
+    Import {
+        /// Input file, or `-` for standard input.
+        #[arg(default_value = "-")]
+        file: String,
+        #[command(flatten)]
+        data_dir: DataDir,
+    },
 }
+
+/// Records stored per transaction by `import`.
+const IMPORT_BATCH: usize = 10_000;
 
 /// Calls `each` with every non-blank line (without its line ending).
 fn for_each_line(mut input: impl BufRead, mut each: impl FnMut(&[u8]) -> anyhow::Result<()>) -> anyhow::Result<()> {
@@ -81,6 +93,7 @@ pub fn run(command: RecordCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        RecordCommand::Import { file, data_dir } => import(&file, &data_dir),
         RecordCommand::Export { data_dir } => {
             let store = super::query::open_store(&data_dir)?;
             let mut failure = None;
@@ -96,4 +109,57 @@ pub fn run(command: RecordCommand) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+fn import(file: &str, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
+    use spore_agent::store::{DagStore, InsertOutcome, StoredRecord};
+    use spore_spec::{ExperimentRecord, KeyCache, ValidationPolicy, validate};
+    let path = super::run::store_path(&data_dir.data_dir);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let mut store = DagStore::open(&path)?;
+    let mut keys = KeyCache::new(KeyCache::DEFAULT_CAPACITY);
+    let policy = ValidationPolicy::default();
+    let now = super::now_unix();
+    let (mut stored, mut duplicates, mut rejected) = (0u64, 0u64, 0u64);
+    let mut batch: Vec<StoredRecord> = Vec::with_capacity(IMPORT_BATCH);
+    let mut flush = |batch: &mut Vec<StoredRecord>, stored: &mut u64, duplicates: &mut u64| -> anyhow::Result<()> {
+        for outcome in store.insert_batch(batch)? {
+            match outcome {
+                InsertOutcome::Inserted { .. } => *stored += 1,
+                InsertOutcome::Duplicate => *duplicates += 1,
+            }
+        }
+        batch.clear();
+        Ok(())
+    };
+    for_each_line(open_input(file)?, |line| {
+        let Ok(text) = std::str::from_utf8(line) else {
+            rejected += 1;
+            return Ok(());
+        };
+        let checked = ExperimentRecord::from_json(text)
+            .map_err(|e| e.to_string())
+            .and_then(|record| keys.verify_record(&record).map(|()| record).map_err(|e| e.to_string()))
+            .and_then(|record| validate(&record, &policy, now).map(|flags| (record, flags)).map_err(|e| e.to_string()));
+        match checked {
+            Ok((record, flags)) => {
+                batch.push(StoredRecord { record, payload: text.to_string(), flags, received_at: now });
+                if batch.len() >= IMPORT_BATCH {
+                    flush(&mut batch, &mut stored, &mut duplicates)?;
+                }
+            }
+            Err(reason) => {
+                rejected += 1;
+                if rejected <= 10 {
+                    eprintln!("spore: skipping a record: {reason}");
+                }
+            }
+        }
+        Ok(())
+    })?;
+    flush(&mut batch, &mut stored, &mut duplicates)?;
+    println!("imported {stored}, already stored {duplicates}, rejected {rejected}");
+    Ok(if rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

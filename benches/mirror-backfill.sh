@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The Postgres mirror end to end: N records (default 1,000,000) already in an agent's store are
+# backfilled into a real PostgreSQL by `spore-operator mirror` (rows/s, from the mirror's start
+# until Postgres holds them all), then records arrive at 1,000/s by gossip for 20 s and the
+# mirror's lag is sampled from its /metrics.
+#
+#   benches/mirror-backfill.sh [N]
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/spore/target}
+n=${1:-1000000}
+live=20000
+cargo build --release --locked -p spore-agent -p spore-operator -p spore-tests --bins 2>/dev/null
+bin=$CARGO_TARGET_DIR/release
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  "$bin/spore-testenv" down --dir "$work/env" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+python3 - "$n" "$live" > "$work/fields.jsonl" <<'PY'
+import sys
+n, live = int(sys.argv[1]), int(sys.argv[2])
+for i in range(n + live):
+    print('{"parent":null,"depth":0,"code_cid":"%064x","diff":"","dataset_cid":"d","prepare_cid":"",'
+          '"time_budget":300,"val_bpb":%s,"peak_vram_mb":0.0,"num_steps":1,"num_params":1,"status":"keep",'
+          '"description":"r%d","hypothesis":"","agent_model":"bench","gpu_model":"cpu","cuda_version":"none",'
+          '"torch_version":"2","timestamp":%d}' % (i, repr(1.0 + i / 1e7), i, 1773000000 + i))
+PY
+"$bin/spore" record sign --data-dir "$work/signer" "$work/fields.jsonl" > "$work/signed.jsonl"
+head -n "$n" "$work/signed.jsonl" > "$work/backfill.jsonl"
+tail -n "$live" "$work/signed.jsonl" > "$work/live.jsonl"
+import_start=$(date +%s.%N)
+"$bin/spore" record import --data-dir "$work/agent" "$work/backfill.jsonl" >/dev/null
+import_end=$(date +%s.%N)
+
+"$bin/spore-testenv" up --dir "$work/env" --postgres >/dev/null
+# shellcheck disable=SC1091
+source "$work/env/env.sh"
+psql=$(ls /usr/lib/postgresql/*/bin/psql | head -n 1)
+count() { "$psql" "$DATABASE_URL" -Atc "SELECT count(*) FROM experiments" 2>/dev/null || echo 0; }
+
+gossip=$(free_port); grpc=$(free_port); metrics=$(free_port)
+"$bin/spore" run --no-train --no-explorer --no-bootstrap --host 127.0.0.1 --port "$gossip" --grpc-port "$grpc" \
+  --metrics-port 0 --data-dir "$work/agent" 2>"$work/agent.log" &
+pids+=($!)
+until python3 -c "import socket; socket.create_connection(('127.0.0.1', $grpc))" 2>/dev/null; do sleep 0.1; done
+
+start=$(date +%s.%N)
+"$bin/spore-operator" mirror --agent "http://127.0.0.1:$grpc" --database-url "$DATABASE_URL" \
+  --metrics-address "127.0.0.1:$metrics" 2>"$work/mirror.log" &
+pids+=($!)
+until [ "$(count)" -ge "$n" ]; do sleep 0.2; done
+end=$(date +%s.%N)
+
+python3 benches/mirror_push.py 127.0.0.1 "$gossip" 1000 "$work/live.jsonl" &
+pusher=$!
+samples=()
+while kill -0 "$pusher" 2>/dev/null; do
+  lag=$(python3 - "$metrics" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1]).read().decode()
+print(next(l.split()[1] for l in text.splitlines() if l.startswith("spore_mirror_lag_records ")))
+PY
+)
+  samples+=("$lag")
+  sleep 0.5
+done
+until [ "$(count)" -ge $((n + live)) ]; do sleep 0.2; done
+
+awk -v n="$n" -v s="$start" -v e="$end" -v is="$import_start" -v ie="$import_end" 'BEGIN {
+  printf "records in the agent store:  %d (spore record import: %.1f s)\n", n, ie - is
+  printf "backfill into Postgres:      %.1f s = %.0f rows/s end to end\n", e - s, n / (e - s) }'
+printf '%s\n' "${samples[@]}" | sort -n | awk -v live="$live" '{ a[NR] = $1; sum += $1 }
+  END { printf "live at 1,000 records/s:     %d records mirrored; lag (records, sampled every 0.5 s by the mirror'"'"'s 2 s poll) median %d, max %d, mean %.0f\n", live, a[int((NR + 1) / 2)], a[NR], sum / NR }'

@@ -14,6 +14,7 @@ live=20000
 cargo build --release --locked -p spore-agent -p spore-operator -p spore-tests --bins 2>/dev/null
 bin=$CARGO_TARGET_DIR/release
 work=$(mktemp -d)
+chmod 755 "$work"   # PostgreSQL runs as its own user
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -52,11 +53,13 @@ pids+=($!)
 until python3 -c "import socket; socket.create_connection(('127.0.0.1', $grpc))" 2>/dev/null; do sleep 0.1; done
 
 start=$(date +%s.%N)
-"$bin/spore-operator" mirror --agent "http://127.0.0.1:$grpc" --database-url "$DATABASE_URL" \
-  --metrics-address "127.0.0.1:$metrics" 2>"$work/mirror.log" &
+RUST_LOG=${RUST_LOG:-info} "$bin/spore-operator" mirror --agent "http://127.0.0.1:$grpc" --database-url "$DATABASE_URL" \
+  --metrics-address "127.0.0.1:$metrics" >"$work/mirror.log" 2>&1 &
+mirror_log="$work/mirror.log"
 pids+=($!)
 until [ "$(count)" -ge "$n" ]; do sleep 0.2; done
 end=$(date +%s.%N)
+[ -n "${KEEP_MIRROR_LOG:-}" ] && cp "$mirror_log" "$KEEP_MIRROR_LOG"
 
 python3 benches/mirror_push.py 127.0.0.1 "$gossip" 1000 "$work/live.jsonl" &
 pusher=$!

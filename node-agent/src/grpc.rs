@@ -29,7 +29,7 @@ use crate::store::DagStore;
 /// Records buffered per stream before the reader waits for the client.
 const STREAM_BUFFER: usize = 1024;
 /// Records read from the store at a time.
-const PAGE: usize = 512;
+const PAGE: usize = 2048;
 /// How often an idle stream looks for new records.
 const POLL: Duration = Duration::from_millis(50);
 /// The most records one `Frontier` call returns.

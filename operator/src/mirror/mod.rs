@@ -32,6 +32,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 /// How often the agent's newest sequence number is asked for (the lag gauge).
 const LAG_POLL: Duration = Duration::from_secs(2);
+/// HTTP/2 flow-control window of the agent stream.
+const STREAM_WINDOW: u32 = 16 * 1024 * 1024;
 /// Connecting to Postgres or the agent may take this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -108,7 +110,10 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
     writer::prepare_session(client).await.context("Postgres: staging table")?;
     let endpoint = tonic::transport::Endpoint::from_shared(config.agent.clone())
         .with_context(|| format!("bad agent URL {:?}", config.agent))?
-        .connect_timeout(CONNECT_TIMEOUT);
+        .connect_timeout(CONNECT_TIMEOUT)
+        // HTTP/2's default 64 KiB windows would hold a backfill to a trickle.
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(STREAM_WINDOW));
     let mut agent = AgentServiceClient::new(endpoint.connect().await.context("agent")?);
     let agent_id = agent.status(StatusRequest {}).await.context("agent status")?.into_inner().node_id;
     let cursor: i64 = client
@@ -136,19 +141,41 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
     let _poller = AbortOnDrop(poller);
     let mut stream =
         agent.watch_records(WatchRecordsRequest { since_seq: cursor }).await.context("agent stream")?.into_inner();
-    let mut expected = cursor;
-    loop {
-        let Some(first) = stream.message().await.context("agent stream")? else {
-            bail!("the agent ended the stream");
-        };
-        let mut batch = vec![first];
-        let deadline = Instant::now() + BATCH_WINDOW;
-        while batch.len() < config.batch {
-            match tokio::time::timeout_at(deadline, stream.message()).await {
-                Ok(Ok(Some(record))) => batch.push(record),
-                Ok(Ok(None)) | Err(_) => break,
-                Ok(Err(e)) => return Err(anyhow::Error::new(e).context("agent stream")),
+    // A reader task keeps pulling from the agent while a batch is being written.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(config.batch * 4);
+    let reader = tokio::spawn(async move {
+        loop {
+            let next = stream.message().await;
+            let end = !matches!(next, Ok(Some(_)));
+            if tx.send(next).await.is_err() || end {
+                return;
             }
+        }
+    });
+    let _reader = AbortOnDrop(reader);
+    let mut expected = cursor;
+    let mut received = Vec::with_capacity(config.batch);
+    loop {
+        received.clear();
+        rx.recv_many(&mut received, config.batch).await;
+        let deadline = Instant::now() + BATCH_WINDOW;
+        while received.len() < config.batch && received.last().is_some_and(|r| matches!(r, Ok(Some(_)))) {
+            let room = config.batch - received.len();
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut received, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let mut batch = Vec::with_capacity(received.len());
+        for item in received.drain(..) {
+            match item {
+                Ok(Some(record)) => batch.push(record),
+                Ok(None) => bail!("the agent ended the stream"),
+                Err(e) => return Err(anyhow::Error::new(e).context("agent stream")),
+            }
+        }
+        if batch.is_empty() {
+            bail!("the agent stream ended");
         }
         let last_seq = batch.last().map_or(expected, |r| r.seq);
         if batch.iter().any(|r| r.seq <= expected) || batch.windows(2).any(|w| w[0].seq >= w[1].seq) {

@@ -32,8 +32,18 @@ pub struct Row {
 /// stores records, so this means a bug or a damaged store, and is logged by the caller).
 pub fn row_of(stored: &StoredRecord) -> Option<Row> {
     let record = ExperimentRecord::from_json(&stored.payload).ok()?;
-    let json_ok =
-        serde_json::from_str::<serde_json::Value>(&stored.payload).is_ok() && !stored.payload.contains("\\u0000");
+    // jsonb refuses NaN/Infinity (which our parser accepts, as Python's does) and `\u0000`.
+    let numbers = [
+        &record.depth,
+        &record.time_budget,
+        &record.val_bpb,
+        &record.peak_vram_mb,
+        &record.num_steps,
+        &record.num_params,
+        &record.timestamp,
+        &record.version,
+    ];
+    let json_ok = numbers.iter().all(|n| n.is_finite()) && !stored.payload.contains("\\u0000");
     Some(Row {
         seq: stored.seq,
         id: stored.id.clone(),
@@ -82,8 +92,10 @@ const MERGE: &str = "WITH ins AS (
         ON CONFLICT (node_id) DO UPDATE SET records = nodes.records + EXCLUDED.records, last_seen = now())
     SELECT count(*) FROM ins";
 
-/// Creates the session's staging table (once per connection).
+/// Creates the session's staging table (once per connection). Commits need not wait for the
+/// WAL flush: rows and cursor commit together, so a lost commit is re-sent whole on resume.
 pub async fn prepare_session(client: &Client) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute("SET synchronous_commit = off").await?;
     client.batch_execute(STAGING).await
 }
 

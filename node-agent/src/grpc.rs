@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use spore_spec::grpc::agent_service_server::{AgentService, AgentServiceServer};
 use spore_spec::grpc::{
-    FrontierRequest, FrontierResponse, GetRecordRequest, Peer, PeersRequest, PeersResponse, StatusRequest,
-    StatusResponse, StoredRecord, WatchRecordsRequest,
+    ConnectPeerRequest, ConnectPeerResponse, DisconnectPeerRequest, DisconnectPeerResponse, FrontierRequest,
+    FrontierResponse, GetRecordRequest, Peer, PeersRequest, PeersResponse, StatusRequest, StatusResponse, StoredRecord,
+    WatchRecordsRequest,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::metrics::AgentMetrics;
+use crate::node::NodeHandle;
 use crate::node::status::Snapshot;
 use crate::store::DagStore;
 
@@ -40,18 +42,16 @@ const MAX_FRONTIER: u32 = 10_000;
 pub struct AgentApi {
     store_path: PathBuf,
     store: Arc<Mutex<DagStore>>,
+    node: NodeHandle,
     snapshot: watch::Receiver<Snapshot>,
     metrics: Arc<AgentMetrics>,
 }
 
 impl AgentApi {
-    pub fn new(
-        store_path: PathBuf,
-        snapshot: watch::Receiver<Snapshot>,
-        metrics: Arc<AgentMetrics>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(store_path: PathBuf, node: NodeHandle, metrics: Arc<AgentMetrics>) -> anyhow::Result<Self> {
         let store = DagStore::open(&store_path)?;
-        Ok(AgentApi { store_path, store: Arc::new(Mutex::new(store)), snapshot, metrics })
+        let snapshot = node.snapshot.clone();
+        Ok(AgentApi { store_path, store: Arc::new(Mutex::new(store)), node, snapshot, metrics })
     }
 
     /// Runs `read` on the shared read connection off the async threads.
@@ -145,6 +145,33 @@ impl AgentService for AgentApi {
             })
             .collect();
         Ok(Response::new(PeersResponse { peers }))
+    }
+
+    async fn connect_peer(
+        &self,
+        request: Request<ConnectPeerRequest>,
+    ) -> Result<Response<ConnectPeerResponse>, Status> {
+        let address = peer_address(&request.into_inner().address)?;
+        self.node.connect(address).await.map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(ConnectPeerResponse {}))
+    }
+
+    async fn disconnect_peer(
+        &self,
+        request: Request<DisconnectPeerRequest>,
+    ) -> Result<Response<DisconnectPeerResponse>, Status> {
+        let address = peer_address(&request.into_inner().address)?;
+        let known = self.node.disconnect(address).await.map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(DisconnectPeerResponse { known }))
+    }
+}
+
+/// The address of a Connect/Disconnect request, checked.
+fn peer_address(address: &str) -> Result<String, Status> {
+    let address = address.trim();
+    match crate::protocol::parse_address(address) {
+        Some(_) => Ok(address.to_string()),
+        None => Err(Status::invalid_argument(format!("{address:?} is not host:port"))),
     }
 }
 

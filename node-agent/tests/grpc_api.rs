@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use spore_spec::grpc::agent_service_client::AgentServiceClient;
 use spore_spec::grpc::{
-    FrontierRequest, GetRecordRequest, PeersRequest, StatusRequest, StoredRecord, WatchRecordsRequest,
+    ConnectPeerRequest, DisconnectPeerRequest, FrontierRequest, GetRecordRequest, PeersRequest, StatusRequest,
+    StoredRecord, WatchRecordsRequest,
 };
 use spore_spec::{Identity, Message};
 use spore_tests::nodes::{SporeNode, free_port, wait_until};
@@ -118,4 +119,37 @@ async fn the_agent_api_answers_and_streams_from_a_cursor_then_live() {
         .unwrap()
         .into_inner();
     assert_eq!(reply.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_and_disconnect_change_who_the_node_dials() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = SporeNode::start(Path::new(SPORE), &dir.path().join("a"), free_port().unwrap(), &[]);
+    let b = SporeNode::start(Path::new(SPORE), &dir.path().join("b"), free_port().unwrap(), &[]);
+    let mut client = AgentServiceClient::connect(format!("http://127.0.0.1:{}", a.grpc_port)).await.unwrap();
+    let target = format!("127.0.0.1:{}", b.port);
+    let outbound_to_b = |peers: &spore_spec::grpc::PeersResponse| {
+        peers.peers.iter().any(|p| p.direction == "outbound" && p.address == target)
+    };
+    let bad = client.connect_peer(ConnectPeerRequest { address: "no-port".into() }).await.unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    client.connect_peer(ConnectPeerRequest { address: target.clone() }).await.unwrap();
+    let mut connected = false;
+    for _ in 0..100 {
+        if outbound_to_b(&client.peers(PeersRequest {}).await.unwrap().into_inner()) {
+            connected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(connected, "the node dialed the peer it was told to");
+    let known =
+        client.disconnect_peer(DisconnectPeerRequest { address: target.clone() }).await.unwrap().into_inner().known;
+    assert!(known);
+    // Gone, and not dialed again (the status snapshot is refreshed every second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!outbound_to_b(&client.peers(PeersRequest {}).await.unwrap().into_inner()));
+    let unknown =
+        client.disconnect_peer(DisconnectPeerRequest { address: "127.0.0.1:1".into() }).await.unwrap().into_inner();
+    assert!(!unknown.known);
 }

@@ -215,7 +215,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let metrics = std::sync::Arc::new(spore_agent::metrics::AgentMetrics::default());
         let mut services = Vec::new();
         if let Some(listener) = grpc {
-            let api = spore_agent::grpc::AgentApi::new(store_path.clone(), handle.snapshot.clone(), metrics.clone())?;
+            let api = spore_agent::grpc::AgentApi::new(store_path.clone(), handle.clone(), metrics.clone())?;
             services.push(tokio::spawn(spore_agent::grpc::serve(listener, api, shutdown.clone())));
         }
         if let Some(listener) = metrics_listener {

@@ -68,6 +68,15 @@ pub enum DriverEvent {
         record: Box<StoredRecord>,
         done: tokio::sync::oneshot::Sender<()>,
     },
+    /// Dial `address` and keep dialing it (until `Disconnect`).
+    Connect {
+        address: String,
+    },
+    /// Stop dialing `address` and close connections to it; `done` says whether it was known.
+    Disconnect {
+        address: String,
+        done: tokio::sync::oneshot::Sender<bool>,
+    },
     /// A new connection: its handle must be known before its first event.
     Register {
         peer: PeerId,
@@ -96,6 +105,21 @@ impl NodeHandle {
             .await
             .map_err(|_| anyhow::anyhow!("the node has stopped"))?;
         stored.await.map_err(|_| anyhow::anyhow!("the node stopped before storing the record"))
+    }
+
+    /// Dials `address` (`host:port`) from now on, reconnecting with backoff.
+    pub async fn connect(&self, address: String) -> anyhow::Result<()> {
+        self.events.send(DriverEvent::Connect { address }).await.map_err(|_| anyhow::anyhow!("the node has stopped"))
+    }
+
+    /// Stops dialing `address` and closes connections to it; false when it was neither.
+    pub async fn disconnect(&self, address: String) -> anyhow::Result<bool> {
+        let (done, known) = tokio::sync::oneshot::channel();
+        self.events
+            .send(DriverEvent::Disconnect { address, done })
+            .await
+            .map_err(|_| anyhow::anyhow!("the node has stopped"))?;
+        known.await.map_err(|_| anyhow::anyhow!("the node has stopped"))
     }
 }
 
@@ -293,6 +317,19 @@ impl Driver {
             DriverEvent::Publish { record, done } => {
                 self.handle(DriverEvent::Protocol(Event::Publish(record)))?;
                 let _ = done.send(());
+                return Ok(());
+            }
+            DriverEvent::Connect { address } => {
+                // The next tick dials it.
+                self.core.add_dial_target(&address, true);
+                return Ok(());
+            }
+            DriverEvent::Disconnect { address, done } => {
+                let known = self.core.remove_dial_target(&address);
+                for action in self.core.take_actions() {
+                    self.act(action);
+                }
+                let _ = done.send(known);
                 return Ok(());
             }
         };

@@ -206,6 +206,27 @@ impl Protocol {
     }
 
     /// Adds a peer to dial now and, if `persistent`, to redial with backoff whenever it drops.
+    /// Stops dialing `address` and closes the connections to it (dialed there, or announcing
+    /// it as their listen address). True when it was dialed or connected.
+    pub fn remove_dial_target(&mut self, address: &str) -> bool {
+        let known = self.dial_book.remove(address).is_some();
+        let peers: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.closing && p.listen_address().as_deref() == Some(address))
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in &peers {
+            self.disconnect(*peer, "disconnected on request");
+        }
+        known || !peers.is_empty()
+    }
+
+    /// Actions queued outside [`Protocol::handle`] (by [`Protocol::remove_dial_target`]).
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
     pub fn add_dial_target(&mut self, address: &str, persistent: bool) {
         if parse_address(address).is_none() {
             return;

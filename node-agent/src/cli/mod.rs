@@ -5,6 +5,7 @@
 
 mod admin;
 mod daemon;
+mod exec;
 mod node_config;
 mod peers;
 mod query;
@@ -45,6 +46,8 @@ enum Command {
     },
     /// Run a node in the foreground: gossip and research (Ctrl-C stops it cleanly).
     Run(run::RunArgs),
+    /// Run one training in a pod and report it through the termination message.
+    Exec(exec::ExecArgs),
     /// Run a node in the background (same options as `run`).
     Start(daemon::StartArgs),
     /// Stop the background node.
@@ -100,6 +103,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Record { command } => record::run(command),
         Command::Run(args) => run::run(args),
+        Command::Exec(args) => exec::exec(args),
         Command::Start(args) => daemon::start(args),
         Command::Stop(args) => daemon::stop(args),
         Command::Log(args) => daemon::log(args),

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, KeyToPath, Pod, PodSecurityContext, PodSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext, Toleration, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, KeyToPath, Pod, PodSecurityContext,
+    PodSpec, ResourceRequirements, SeccompProfile, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -24,6 +24,8 @@ pub const GPU_CLASS_LABEL: &str = "sporemesh.io/gpu-class";
 pub const DEADLINE_MARGIN_SECONDS: i64 = 120;
 /// Where the candidate code is mounted, read-only.
 pub const CODE_DIR: &str = "/spore/candidate";
+/// The pod's only writable directory (an emptyDir): the run and its data cache.
+pub const SCRATCH_DIR: &str = "/scratch";
 
 /// What the controller needs besides the Experiment itself.
 #[derive(Debug, Clone)]
@@ -52,6 +54,10 @@ pub fn training_pod(experiment: &Experiment, settings: &PodSettings) -> Pod {
     labels.insert(NODE_LABEL.to_string(), spec.node.clone());
     let node_selector =
         gpu.gpu_class.as_ref().map(|class| BTreeMap::from([(GPU_CLASS_LABEL.to_string(), class.clone())]));
+    let scratch_volume =
+        Volume { name: "scratch".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() };
+    let scratch_mount =
+        VolumeMount { name: "scratch".into(), mount_path: SCRATCH_DIR.into(), ..VolumeMount::default() };
     let (volumes, mounts) = match &spec.code.config_map_ref {
         Some(reference) => (
             Some(vec![Volume {
@@ -73,6 +79,10 @@ pub fn training_pod(experiment: &Experiment, settings: &PodSettings) -> Pod {
         ),
         None => (None, None),
     };
+    let mut volumes = volumes.unwrap_or_default();
+    volumes.push(scratch_volume);
+    let mut mounts = mounts.unwrap_or_default();
+    mounts.push(scratch_mount);
     Pod {
         metadata: ObjectMeta {
             name: Some(pod_name(experiment)),
@@ -109,7 +119,14 @@ pub fn training_pod(experiment: &Experiment, settings: &PodSettings) -> Pod {
                     spec.time_budget_seconds.to_string(),
                     "--code-dir".into(),
                     CODE_DIR.into(),
+                    "--work-dir".into(),
+                    SCRATCH_DIR.into(),
                 ]),
+                env: Some(vec![EnvVar {
+                    name: "SPORE_DATA_CACHE".into(),
+                    value: Some(format!("{SCRATCH_DIR}/data")),
+                    ..EnvVar::default()
+                }]),
                 resources: (!limits.is_empty())
                     .then(|| ResourceRequirements { limits: Some(limits), ..ResourceRequirements::default() }),
                 security_context: Some(SecurityContext {
@@ -118,13 +135,47 @@ pub fn training_pod(experiment: &Experiment, settings: &PodSettings) -> Pod {
                     capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
                     ..SecurityContext::default()
                 }),
-                volume_mounts: mounts,
+                volume_mounts: Some(mounts),
                 termination_message_policy: Some("File".into()),
                 ..Container::default()
             }],
-            volumes,
+            volumes: Some(volumes),
             ..PodSpec::default()
         }),
         status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pod_runs_spore_exec_with_a_read_only_candidate_and_a_writable_scratch() {
+        let experiment: Experiment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment",
+            "metadata": {"name": "e1", "namespace": "lab", "uid": "u-1"},
+            "spec": {"node": "n1", "timeBudgetSeconds": 300, "description": "d", "purpose": "research",
+                     "code": {"configMapRef": {"name": "cm", "key": "train.py"}}}
+        }))
+        .unwrap();
+        let pod = training_pod(&experiment, &PodSettings { image: "img".into() });
+        let spec = pod.spec.unwrap();
+        let container = &spec.containers[0];
+        assert_eq!(container.command.as_deref().unwrap(), ["spore", "exec"]);
+        let args = container.args.as_deref().unwrap();
+        assert_eq!(args, ["--budget-seconds", "300", "--code-dir", CODE_DIR, "--work-dir", SCRATCH_DIR]);
+        let env = container.env.as_deref().unwrap();
+        assert_eq!(env[0].name, "SPORE_DATA_CACHE");
+        assert_eq!(env[0].value.as_deref(), Some("/scratch/data"));
+        let mounts = container.volume_mounts.as_deref().unwrap();
+        let mount = |path: &str| mounts.iter().find(|m| m.mount_path == path).unwrap();
+        assert_eq!(mount(CODE_DIR).read_only, Some(true));
+        assert_ne!(mount(SCRATCH_DIR).read_only, Some(true));
+        let volumes = spec.volumes.unwrap();
+        assert!(volumes.iter().any(|v| v.name == "scratch" && v.empty_dir.is_some()));
+        let security = container.security_context.as_ref().unwrap();
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(spec.automount_service_account_token, Some(false));
     }
 }

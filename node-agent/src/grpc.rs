@@ -216,10 +216,12 @@ pub async fn bind(what: &str, host: &str, port: u16) -> anyhow::Result<tokio::ne
         .map_err(|e| anyhow::anyhow!("cannot listen for {what} on {address}: {e}"))
 }
 
-/// Serves the API, health and reflection until `shutdown`.
+/// Serves the API, health and reflection until `shutdown`. With a `token`, every AgentService
+/// call must carry `authorization: Bearer <token>` (health stays open for probes).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: AgentApi,
+    token: Option<String>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -227,11 +229,38 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(spore_spec::grpc::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let expected = token.map(|t| format!("Bearer {t}"));
+    let service = AgentServiceServer::with_interceptor(api, move |request: Request<()>| {
+        let Some(expected) = &expected else { return Ok(request) };
+        let given = request.metadata().get("authorization").map(|v| v.as_bytes()).unwrap_or_default();
+        if constant_time_eq(given, expected.as_bytes()) {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated("a valid bearer token is required"))
+        }
+    });
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(AgentServiceServer::new(api))
+        .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await?;
     Ok(())
+}
+
+/// Equality that takes the same time wherever the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Reads a token file (trimmed); an empty file is an error, not "no token".
+pub fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
+    let token = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the token file {}: {e}", path.display()))?
+        .trim()
+        .to_string();
+    if token.is_empty() {
+        anyhow::bail!("the token file {} is empty", path.display());
+    }
+    Ok(token)
 }

@@ -153,3 +153,30 @@ async fn connect_and_disconnect_change_who_the_node_dials() {
         client.disconnect_peer(DisconnectPeerRequest { address: "127.0.0.1:1".into() }).await.unwrap().into_inner();
     assert!(!unknown.known);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_guards_the_api_but_not_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").unwrap();
+    let extra = ["--grpc-token-file".to_string(), token_file.display().to_string()];
+    let node = SporeNode::start_with_args(Path::new(SPORE), &dir.path().join("n"), free_port().unwrap(), &[], &extra);
+    let url = format!("http://127.0.0.1:{}", node.grpc_port);
+    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+    let with = |token: &'static str| {
+        let value: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+        AgentServiceClient::with_interceptor(channel.clone(), move |mut request: tonic::Request<()>| {
+            request.metadata_mut().insert("authorization", value.clone());
+            Ok(request)
+        })
+    };
+    let denied = AgentServiceClient::new(channel.clone()).status(StatusRequest {}).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+    let wrong = with("s3cret-tokeN").status(StatusRequest {}).await.unwrap_err();
+    assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
+    let status = with("s3cret-token").status(StatusRequest {}).await.unwrap().into_inner();
+    assert_eq!(status.records, 0);
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let reply = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+    assert_eq!(reply.into_inner().status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+}

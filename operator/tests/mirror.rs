@@ -21,13 +21,15 @@ struct Mirror {
 }
 
 impl Mirror {
-    fn start(agent_port: u16, database_url: &str, log: &Path) -> Mirror {
+    fn start(agent_port: u16, database_url: &str, log: &Path, token_file: &Path) -> Mirror {
         let metrics_port = spore_tests::nodes::free_port().unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let child = Command::new(workspace_bin("spore-operator", "spore-operator"))
             .args(["mirror", "--agent", &format!("http://127.0.0.1:{agent_port}"), "--database-url", database_url])
             .args(["--batch", "500", "--max-backoff-seconds", "1"])
             .args(["--metrics-address", &format!("127.0.0.1:{metrics_port}")])
+            .arg("--agent-token-file")
+            .arg(token_file)
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -117,9 +119,13 @@ fn every_record_arrives_exactly_once_through_outages_kills_and_restarts() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let spore = workspace_bin("spore-agent", "spore");
     let port = spore_tests::nodes::free_port().unwrap();
-    let mut node = SporeNode::start(&spore, &tmp.path().join("agent"), port, &[]);
+    // The agent's API requires a token; the mirror presents it.
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "mirror-token").unwrap();
+    let extra = ["--grpc-token-file".to_string(), token.display().to_string()];
+    let mut node = SporeNode::start_with_args(&spore, &tmp.path().join("agent"), port, &[], &extra);
     let log = tmp.path().join("mirror.log");
-    let mut mirror = Mirror::start(node.grpc_port, &url, &log);
+    let mut mirror = Mirror::start(node.grpc_port, &url, &log, &token);
     let identity = Identity::generate();
 
     // 10,000 records gossiped into the agent arrive exactly once, byte for byte.
@@ -151,7 +157,7 @@ fn every_record_arrives_exactly_once_through_outages_kills_and_restarts() {
     }
     mirror.kill9();
     let at_kill = query_i64(&runtime, &url, "SELECT count(*) FROM experiments").unwrap();
-    mirror = Mirror::start(node.grpc_port, &url, &log);
+    mirror = Mirror::start(node.grpc_port, &url, &log, &token);
     wait_for_rows(&runtime, &url, 17_000, &log);
 
     // The agent restarts: the stream resumes from the cursor.

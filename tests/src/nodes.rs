@@ -64,6 +64,11 @@ pub struct SporeNode {
 impl SporeNode {
     /// Starts a gossip node listening on 127.0.0.1:`port` and waits until it listens.
     pub fn start(bin: &Path, data_dir: &Path, port: u16, peers: &[String]) -> SporeNode {
+        SporeNode::start_with_args(bin, data_dir, port, peers, &[])
+    }
+
+    /// [`SporeNode::start`] with more `spore run` arguments.
+    pub fn start_with_args(bin: &Path, data_dir: &Path, port: u16, peers: &[String], extra: &[String]) -> SporeNode {
         let mut args: Vec<String> =
             vec!["run".into(), "--no-train".into(), "--no-explorer".into(), "--no-bootstrap".into()];
         args.extend(["--host".into(), "127.0.0.1".into(), "--port".into(), port.to_string()]);
@@ -75,6 +80,7 @@ impl SporeNode {
         for peer in peers {
             args.extend(["--peer".into(), peer.clone()]);
         }
+        args.extend(extra.iter().cloned());
         let mut node = SporeNode {
             child: None,
             bin: bin.to_path_buf(),

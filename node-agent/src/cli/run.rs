@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// Do not serve the gRPC API.
     #[arg(long)]
     no_grpc: bool,
+    /// Require `authorization: Bearer <token>` on gRPC calls, the token read from this file
+    /// (use it whenever --grpc-host is not loopback).
+    #[arg(long)]
+    grpc_token_file: Option<PathBuf>,
     /// Prometheus `/metrics` port (0 picks a free port).
     #[arg(long, default_value_t = 7472)]
     metrics_port: u16,
@@ -194,6 +198,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             None
         } else {
             let listener = spore_agent::grpc::bind("gRPC", &args.grpc_host, args.grpc_port).await?;
+            if args.grpc_token_file.is_none() && !listener.local_addr()?.ip().is_loopback() {
+                tracing::warn!("the gRPC API listens beyond loopback without --grpc-token-file: anyone can call it");
+            }
             config.grpc = Some(listener.local_addr()?);
             tracing::info!(address = %listener.local_addr()?, "gRPC API listening");
             Some(listener)
@@ -216,7 +223,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let mut services = Vec::new();
         if let Some(listener) = grpc {
             let api = spore_agent::grpc::AgentApi::new(store_path.clone(), handle.clone(), metrics.clone())?;
-            services.push(tokio::spawn(spore_agent::grpc::serve(listener, api, shutdown.clone())));
+            let token = args.grpc_token_file.as_deref().map(spore_agent::grpc::read_token).transpose()?;
+            services.push(tokio::spawn(spore_agent::grpc::serve(listener, api, token, shutdown.clone())));
         }
         if let Some(listener) = metrics_listener {
             let serve = spore_agent::metrics::serve(

@@ -48,6 +48,9 @@ struct MirrorArgs {
     /// Where `/metrics` (and `/healthz`) are served.
     #[arg(long, default_value = "127.0.0.1:8082")]
     metrics_address: SocketAddr,
+    /// File with the agent's gRPC bearer token (its `--grpc-token-file`).
+    #[arg(long)]
+    agent_token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,6 +145,15 @@ async fn mirror(args: MirrorArgs) -> anyhow::Result<()> {
         batch: args.batch.max(1),
         max_backoff: Duration::from_secs(args.max_backoff_seconds.max(1)),
         metrics,
+        agent_token: match &args.agent_token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        },
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let on_signal = shutdown.clone();

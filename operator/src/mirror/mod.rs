@@ -49,6 +49,8 @@ pub struct MirrorConfig {
     pub max_backoff: Duration,
     /// Counters for `/metrics`.
     pub metrics: std::sync::Arc<crate::serve::Metrics>,
+    /// Sent as `authorization: Bearer <token>` when the agent requires one.
+    pub agent_token: Option<String>,
 }
 
 /// Aborts a task when dropped.
@@ -114,7 +116,17 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
         // HTTP/2's default 64 KiB windows would hold a backfill to a trickle.
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(STREAM_WINDOW));
-    let mut agent = AgentServiceClient::new(endpoint.connect().await.context("agent")?);
+    let authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> = match &config.agent_token {
+        Some(token) => Some(format!("Bearer {token}").parse().context("the agent token is not valid header text")?),
+        None => None,
+    };
+    let channel = endpoint.connect().await.context("agent")?;
+    let mut agent = AgentServiceClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
+        if let Some(value) = &authorization {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    });
     let agent_id = agent.status(StatusRequest {}).await.context("agent status")?.into_inner().node_id;
     let cursor: i64 = client
         .query_opt("SELECT last_seq FROM mirror_cursors WHERE agent = $1", &[&agent_id])

@@ -222,3 +222,22 @@ fn peers_of_ours_are_asked_again_after_the_resync_interval() {
     let due = core.handle(Event::Tick, 1_000 + resync, 1_773_100_000).unwrap();
     assert_eq!(asks(&due), 1, "anti-entropy: asked again for what it stored since");
 }
+
+#[test]
+fn removing_a_dial_target_closes_its_connection_and_stops_redials() {
+    let mut core = core(ProtocolConfig::default());
+    core.add_dial_target("10.0.0.5:7470", true);
+    connect(&mut core, 1, Direction::Outbound { dialed: "10.0.0.5:7470".into() });
+    connect(&mut core, 2, Direction::Outbound { dialed: "10.0.0.6:7470".into() });
+    core.handle(Event::Idle, 1_000, 0).unwrap();
+    assert!(core.remove_dial_target("10.0.0.5:7470"));
+    let actions = core.take_actions();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert!(matches!(&actions[0], Action::Disconnect { peer: 1, .. }));
+    // Closed and forgotten: no dial to it however long we wait, and a second removal is a no-op.
+    core.handle(Event::Disconnected { peer: 1 }, 1_000, 0).unwrap();
+    let later = core.handle(Event::Tick, 10_000_000, 0).unwrap();
+    assert!(!later.iter().any(|a| matches!(a, Action::Dial { address } if address == "10.0.0.5:7470")), "{later:?}");
+    assert!(!core.remove_dial_target("10.0.0.5:7470"));
+    assert!(!core.remove_dial_target("10.0.0.7:7470"));
+}

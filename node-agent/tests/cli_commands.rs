@@ -69,18 +69,10 @@ fn start_runs_a_background_node_that_stop_stops_and_log_shows() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
     let port = free_port().unwrap().to_string();
-    let args = [
-        "start",
-        "--no-train",
-        "--no-explorer",
-        "--no-bootstrap",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--grpc-port",
-        "0",
-    ];
+    // Host and port come from config.toml when no flag gives them (Python ignores the file's port).
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("config.toml"), format!("host = \"127.0.0.1\"\nport = {port}\npeer = []\n")).unwrap();
+    let args = ["start", "--no-train", "--no-explorer", "--no-bootstrap", "--grpc-port", "0", "--metrics-port", "0"];
     assert!(stdout(&spore(&args, &data)).contains("started a node"));
     let pid: i32 = std::fs::read_to_string(data.join("spore.pid")).unwrap().trim().parse().unwrap();
     wait_until(Duration::from_secs(20), "the node listens", || {

@@ -58,3 +58,22 @@ fn failures_write_the_reason_and_exit_non_zero() {
     assert_eq!(out.status.code(), Some(1));
     assert!(message.starts_with("killed at the deadline"), "{message}");
 }
+
+#[test]
+fn a_missing_candidate_is_reported_in_the_termination_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("termination-log");
+    let out = Command::new(env!("CARGO_BIN_EXE_spore"))
+        .args(["exec", "--budget-seconds", "3", "--python", "python3"])
+        .arg("--code-dir")
+        .arg(dir.path().join("nothing-here"))
+        .arg("--work-dir")
+        .arg(dir.path().join("scratch"))
+        .arg("--termination-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = std::fs::read_to_string(&log).unwrap();
+    assert!(message.starts_with("spore exec: read ") && message.contains("train.py"), "{message}");
+}

@@ -190,3 +190,18 @@ fn every_record_arrives_exactly_once_through_outages_kills_and_restarts() {
     drop(mirror);
     drop(node);
 }
+
+#[test]
+fn an_empty_token_file_is_refused_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "\n").unwrap();
+    let out = Command::new(workspace_bin("spore-operator", "spore-operator"))
+        .args(["mirror", "--database-url", "postgres://nobody@127.0.0.1:1/none", "--metrics-address", "127.0.0.1:0"])
+        .arg("--agent-token-file")
+        .arg(&token)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is empty"), "{}", String::from_utf8_lossy(&out.stderr));
+}

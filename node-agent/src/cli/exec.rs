@@ -58,7 +58,22 @@ fn truncated(text: &str) -> &str {
     &text[start..]
 }
 
+/// Runs the candidate; any failure of the wrapper itself (no code, no interpreter, no scratch
+/// space) also goes to the termination message, so the Experiment says why.
 pub fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let termination_log = args.termination_log.clone();
+    match run(args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            let message = format!("spore exec: {e:#}");
+            std::fs::write(&termination_log, truncated(&message))
+                .with_context(|| format!("write {}", termination_log.display()))?;
+            Err(e)
+        }
+    }
+}
+
+fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let code_path = args.code_dir.join("train.py");
     let code = std::fs::read_to_string(&code_path).with_context(|| format!("read {}", code_path.display()))?;
     let harness = match &args.harness_dir {

@@ -91,10 +91,6 @@ fn open_input(file: &str) -> anyhow::Result<Box<dyn BufRead>> {
     Ok(Box::new(BufReader::new(f)))
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Version => {

@@ -66,7 +66,7 @@ pub fn run(command: RecordCommand) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     match command {
         RecordCommand::Check { file } => {
-            let now = super::now_unix();
+            let now = spore_agent::node::unix_now();
             for_each_line(open_input(&file)?, |line| {
                 writeln!(stdout, "{}", record_tools::check_line(line, now).to_json_line())?;
                 Ok(())
@@ -75,7 +75,7 @@ pub fn run(command: RecordCommand) -> anyhow::Result<ExitCode> {
         }
         RecordCommand::Sign { file, data_dir } => {
             let identity = identity_file::load_or_create(&data_dir.data_dir)?;
-            let now = super::now_unix();
+            let now = spore_agent::node::unix_now();
             let mut failed = 0usize;
             for_each_line(open_input(&file)?, |line| {
                 match record_tools::sign_line(line, &identity, now) {
@@ -121,7 +121,7 @@ fn import(file: &str, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
     let mut store = DagStore::open(&path)?;
     let mut keys = KeyCache::new(KeyCache::DEFAULT_CAPACITY);
     let policy = ValidationPolicy::default();
-    let now = super::now_unix();
+    let now = spore_agent::node::unix_now();
     let (mut stored, mut duplicates, mut rejected) = (0u64, 0u64, 0u64);
     let mut batch: Vec<StoredRecord> = Vec::with_capacity(IMPORT_BATCH);
     let mut flush = |batch: &mut Vec<StoredRecord>, stored: &mut u64, duplicates: &mut u64| -> anyhow::Result<()> {

@@ -260,7 +260,8 @@ struct Driver {
     known: KnownIds,
 }
 
-fn unix_now() -> i64 {
+/// Unix seconds now (0 if the clock is before 1970).
+pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use thiserror::Error;
 
@@ -33,7 +32,6 @@ pub struct RunOutcome {
     pub exit_code: Option<i32>,
     /// The full output of the run.
     pub log: PathBuf,
-    pub wall: Duration,
 }
 
 impl RunOutcome {

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -92,7 +92,6 @@ impl LocalExecutor {
 
 impl Executor for LocalExecutor {
     async fn run(&self, spec: &RunSpec) -> Result<RunOutcome, ExecutorError> {
-        let started = Instant::now();
         let dir = self.prepare_dir(spec)?;
         let log_path = dir.join("run.log");
         let log = std::fs::File::create(&log_path)
@@ -174,7 +173,7 @@ impl Executor for LocalExecutor {
                 Err(e) => Some(format!("train.py exited 0 but {e}")),
             }
         };
-        Ok(RunOutcome { summary: parsed.ok(), error, exit_code, log: log_path, wall: started.elapsed() })
+        Ok(RunOutcome { summary: parsed.ok(), error, exit_code, log: log_path })
     }
 }
 

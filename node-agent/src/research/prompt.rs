@@ -26,7 +26,8 @@ pub struct ProposalContext {
     pub time_budget: u64,
 }
 
-fn id8(id: &str) -> &str {
+/// The first 8 characters of a CID, as logs and prompts show it.
+pub(crate) fn id8(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 

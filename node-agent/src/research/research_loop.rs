@@ -23,10 +23,10 @@ use super::artifacts::ArtifactStore;
 use super::diff::unified_diff;
 use super::executor::{Executor, RunOutcome, RunSpec};
 use super::parent::{Candidate, GraphStats, select_parent};
-use super::prompt::ProposalContext;
+use super::prompt::{ProposalContext, id8};
 use super::proposer::{ProposeError, Proposer};
 use super::workspace::Workspace;
-use crate::node::NodeHandle;
+use crate::node::{NodeHandle, unix_now};
 use crate::record_tools::signed_line;
 use crate::store::{DagStore, StoredRecord};
 
@@ -68,14 +68,6 @@ pub struct ResearchReport {
     pub keeps: u64,
     pub discards: u64,
     pub crashes: u64,
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-fn id8(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
 }
 
 impl<E: Executor> Research<E> {

@@ -26,7 +26,6 @@ pub const FILES: [(&str, &str); 4] = [
 #[derive(Debug, Clone)]
 pub struct Workspace {
     pub dir: PathBuf,
-    pub python: PathBuf,
     /// SHA-256 of `prepare.py`.
     pub prepare_cid: String,
     /// From the data manifest `prepare.py` prints.
@@ -99,7 +98,6 @@ impl Workspace {
         let prepare = std::fs::read(dir.join("prepare.py")).context("read prepare.py")?;
         Ok(Workspace {
             dir: dir.to_path_buf(),
-            python: python.to_path_buf(),
             prepare_cid: cid_of(&prepare),
             dataset_cid: manifest.dataset_cid,
             machine,

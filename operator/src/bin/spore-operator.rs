@@ -131,6 +131,15 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// A token file's contents, trimmed; an empty file is an error (it would send `Bearer ` and be
+/// refused forever).
+fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
+    let token = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let token = token.trim();
+    anyhow::ensure!(!token.is_empty(), "the token file {} is empty", path.display());
+    Ok(token.to_string())
+}
+
 async fn mirror(args: MirrorArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let listener = tokio::net::TcpListener::bind(args.metrics_address)
@@ -145,15 +154,7 @@ async fn mirror(args: MirrorArgs) -> anyhow::Result<()> {
         batch: args.batch.max(1),
         max_backoff: Duration::from_secs(args.max_backoff_seconds.max(1)),
         metrics,
-        agent_token: match &args.agent_token_file {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?
-                    .trim()
-                    .to_string(),
-            ),
-            None => None,
-        },
+        agent_token: args.agent_token_file.as_deref().map(read_token).transpose()?,
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let on_signal = shutdown.clone();

@@ -12,13 +12,23 @@ byte-level vocabulary makes bits per byte a direct reading of the loss and needs
 
 Split: a file belongs to the validation split when the first byte of the SHA-256 of its path
 relative to the library root is below 16 (about 1 file in 16), so the split never depends on
-the order of files or on which other files exist.
+the order of files or on which other files exist. The validation tokens live in their own
+directory (`SPORE_VAL_CACHE`, default: the data cache's path + `-val`), apart from the training
+data: the node runs `train.py` where that directory cannot be read, and measures the exported
+model itself with the trusted evaluator (`spore-eval`).
+
+Contract: `train.py` trains, then calls `export_model(model)`, which saves the model as TorchScript
+(`torch.jit.trace`, float32, on the device it trained on) to `SPORE_MODEL_PATH` (default
+`model.pt`). `model(inputs)` takes token ids of shape (batch, MAX_SEQ_LEN) and returns logits of
+shape (batch, MAX_SEQ_LEN, VOCAB_SIZE). A `val_bpb` that `train.py` prints is only a hint.
 
 Metric: `evaluate_bpb` sums the cross-entropy in nats over the pinned validation tokens whose
 target is a byte (BOS targets carry no bytes and are excluded) and divides by ln 2 times the
 number of those bytes.
 
-Usage: `python prepare.py` prepares the data (idempotent) and prints the manifest.
+Usage: `python prepare.py` prepares the data (idempotent) and prints the manifest with an `eval`
+block: what the evaluator must measure for the profile that runs (sequence length, token count,
+vocabulary, BOS, the validation file and its SHA-256).
 """
 
 import hashlib
@@ -27,6 +37,7 @@ import math
 import os
 import sys
 import sysconfig
+import warnings
 from array import array
 from pathlib import Path
 
@@ -38,10 +49,12 @@ import torch
 TIME_BUDGET = int(os.environ.get("SPORE_TIME_BUDGET", "300"))
 VOCAB_SIZE = 257
 BOS = 256
-DATA_VERSION = 1
+DATA_VERSION = 2
 CACHE_ROOT = Path(os.environ.get("SPORE_DATA_CACHE", Path.home() / ".cache" / "spore" / "data"))
 CORPUS = f"python-stdlib-{sys.version_info.major}.{sys.version_info.minor}"
 DATA_DIR = CACHE_ROOT / f"{CORPUS}-v{DATA_VERSION}"
+VAL_ROOT = Path(os.environ.get("SPORE_VAL_CACHE") or f"{CACHE_ROOT}-val")
+VAL_DIR = VAL_ROOT / f"{CORPUS}-v{DATA_VERSION}"
 
 # The profile decides the sequence length and how many validation tokens are evaluated.
 PROFILE = os.environ.get("SPORE_PROFILE") or ("gpu" if torch.cuda.is_available() else "cpu")
@@ -70,11 +83,29 @@ def is_validation(rel):
     return hashlib.sha256(rel.encode("utf-8")).digest()[0] < 16
 
 
-def prepare():
-    """Writes train.bin, val.bin and manifest.json under DATA_DIR (once); returns the manifest."""
+def _val_present(manifest):
+    path = VAL_DIR / "val.bin"
+    return path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == manifest["val_sha256"]
+
+
+def _publish(tmp, final):
+    try:
+        tmp.rename(final)
+    except OSError:
+        # Another process finished first; its data is identical.
+        for leftover in tmp.iterdir():
+            leftover.unlink()
+        tmp.rmdir()
+
+
+def prepare(check_val=False):
+    """Writes train.bin and manifest.json under DATA_DIR and val.bin under VAL_DIR (once);
+    returns the manifest. `check_val` also rebuilds a missing or altered validation file."""
     manifest_path = DATA_DIR / "manifest.json"
     if manifest_path.exists():
-        return json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_text())
+        if not check_val or _val_present(manifest):
+            return manifest
     splits = {"train": array("H"), "val": array("H")}
     counts = {"train": 0, "val": 0}
     for rel, path in corpus_files():
@@ -89,29 +120,32 @@ def prepare():
     if sys.byteorder != "little":
         for tokens in splits.values():
             tokens.byteswap()
-    tmp = DATA_DIR.with_name(DATA_DIR.name + f".tmp-{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
     manifest = {"corpus": CORPUS, "version": DATA_VERSION, "vocab_size": VOCAB_SIZE}
-    for split, tokens in splits.items():
-        raw = tokens.tobytes()
-        (tmp / f"{split}.bin").write_bytes(raw)
+    raws = {split: tokens.tobytes() for split, tokens in splits.items()}
+    for split, raw in raws.items():
         manifest[f"{split}_files"] = counts[split]
-        manifest[f"{split}_tokens"] = len(tokens)
+        manifest[f"{split}_tokens"] = len(splits[split])
         manifest[f"{split}_sha256"] = hashlib.sha256(raw).hexdigest()
     digest_input = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode("ascii")
     manifest["dataset_cid"] = hashlib.sha256(digest_input).hexdigest()
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    try:
-        tmp.rename(DATA_DIR)
-    except OSError:
-        # Another process finished first; its data is identical.
-        pass
+    # The validation split first: the manifest's presence says that both are complete.
+    for split, final in (("val", VAL_DIR), ("train", DATA_DIR)):
+        if final.exists():
+            for stale in final.iterdir():
+                stale.unlink()
+            final.rmdir()
+        tmp = final.with_name(final.name + f".tmp-{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / f"{split}.bin").write_bytes(raws[split])
+        if split == "train":
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        _publish(tmp, final)
     return json.loads(manifest_path.read_text())
 
 
 def load_tokens(split):
     prepare()
-    raw = (DATA_DIR / f"{split}.bin").read_bytes()
+    raw = ((VAL_DIR if split == "val" else DATA_DIR) / f"{split}.bin").read_bytes()
     return torch.frombuffer(bytearray(raw), dtype=torch.int16).to(torch.int32) & 0xFFFF
 
 
@@ -166,5 +200,34 @@ def evaluate_bpb(model, batch_size, device=None):
     return total_nats / (math.log(2) * total_bytes)
 
 
+def export_model(model, path=None):
+    """Saves `model` for the trusted evaluator: TorchScript traced in float32 on the device it
+    trained on, at `path` or SPORE_MODEL_PATH (default `model.pt`). Returns the path."""
+    path = Path(path or os.environ.get("SPORE_MODEL_PATH", "model.pt"))
+    model = model.float().eval()
+    example = torch.zeros(1, MAX_SEQ_LEN, dtype=torch.long, device=next(model.parameters()).device)
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch 2.13 points from torch.jit to torch.export; libtorch still loads TorchScript.
+        warnings.simplefilter("ignore")
+        model(example)  # caches what the forward pass builds lazily
+        traced = torch.jit.trace(model, example, check_trace=False)
+        traced.save(str(path))
+    return path
+
+
+def eval_plan(manifest):
+    """What the evaluator measures for this profile."""
+    return {
+        "profile": PROFILE,
+        "seq_len": MAX_SEQ_LEN,
+        "eval_tokens": EVAL_TOKENS,
+        "vocab_size": VOCAB_SIZE,
+        "bos": BOS,
+        "val_path": str((VAL_DIR / "val.bin").resolve()),
+        "val_sha256": manifest["val_sha256"],
+    }
+
+
 if __name__ == "__main__":
-    print(json.dumps(prepare(), indent=2, sort_keys=True))
+    manifest = prepare(check_val=True)
+    print(json.dumps({**manifest, "eval": eval_plan(manifest)}, indent=2, sort_keys=True))

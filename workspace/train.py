@@ -2,12 +2,13 @@
 
 This is the one file an experiment changes. The hyperparameters are the module constants of the
 profile that runs (`gpu` when CUDA is present, `cpu` otherwise); everything else may change too.
-The harness (`prepare.py`: data, loader, metric, time budget) is fixed. The run ends with the
-summary block that the node parses:
+The harness (`prepare.py`: data, loader, metric, time budget) is fixed. The run ends by exporting
+the trained model (`export_model`), which the node's trusted evaluator measures on a validation
+split this process cannot read, and with the summary block that the node parses:
 
     ---
-    val_bpb:          2.345678
     training_seconds: 20.1
+    total_seconds:    23.4
     ...
 """
 
@@ -21,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from batching import device_batch_size, resource_percent
-from prepare import MAX_SEQ_LEN, PROFILE, TIME_BUDGET, VOCAB_SIZE, evaluate_bpb, make_dataloader
+from prepare import MAX_SEQ_LEN, PROFILE, TIME_BUDGET, VOCAB_SIZE, export_model, make_dataloader
 
 # ---------------------------------------------------------------------------------------------
 # Hyperparameters
@@ -246,9 +247,7 @@ def main():
             break
     print()
 
-    model.eval()
-    with autocast:
-        val_bpb = evaluate_bpb(forward, device_batch, device)
+    export_model(model)
     total_tokens = step * TOTAL_BATCH_TOKENS
     peak_vram_mb = torch.cuda.max_memory_allocated() / 1024 / 1024 if device == "cuda" else 0.0
     mfu_percent = (
@@ -257,7 +256,6 @@ def main():
         else 0.0
     )
     print("---")
-    print(f"val_bpb:          {val_bpb:.6f}")
     print(f"training_seconds: {training_time:.1f}")
     print(f"total_seconds:    {time.time() - start:.1f}")
     print(f"peak_vram_mb:     {peak_vram_mb:.1f}")

@@ -16,6 +16,7 @@ pub mod batch;
 pub mod cid;
 pub mod encode;
 pub mod frame;
+pub mod gpu_class;
 pub mod identity;
 pub mod json;
 pub mod message;
@@ -25,6 +26,7 @@ pub mod validate;
 pub mod verify;
 
 pub use cid::cid_of;
+pub use gpu_class::gpu_class;
 pub use identity::Identity;
 pub use message::Message;
 pub use number::JsonNumber;

@@ -224,6 +224,8 @@ def eval_plan(manifest):
         "vocab_size": VOCAB_SIZE,
         "bos": BOS,
         "val_path": str((VAL_DIR / "val.bin").resolve()),
+        "val_root": str(VAL_ROOT.resolve()),
+        "train_dir": str(DATA_DIR.resolve()),
         "val_sha256": manifest["val_sha256"],
     }
 

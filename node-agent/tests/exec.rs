@@ -14,7 +14,7 @@ fn exec(code: &str, dir: &Path, budget: &str) -> (Output, String) {
     std::fs::write(code_dir.join("train.py"), code).unwrap();
     let log = dir.join("termination-log");
     let out = Command::new(env!("CARGO_BIN_EXE_spore"))
-        .args(["exec", "--budget-seconds", budget, "--python", "python3", "--margin-seconds", "2"])
+        .args(["exec", "--budget-seconds", budget, "--python", "python3", "--metric", "reported", "--margin-seconds", "2"])
         .arg("--code-dir")
         .arg(&code_dir)
         .arg("--work-dir")
@@ -64,7 +64,7 @@ fn a_missing_candidate_is_reported_in_the_termination_message() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("termination-log");
     let out = Command::new(env!("CARGO_BIN_EXE_spore"))
-        .args(["exec", "--budget-seconds", "3", "--python", "python3"])
+        .args(["exec", "--budget-seconds", "3", "--python", "python3", "--metric", "reported"])
         .arg("--code-dir")
         .arg(dir.path().join("nothing-here"))
         .arg("--work-dir")

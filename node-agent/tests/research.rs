@@ -8,6 +8,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 use spore_agent::research::artifacts::{ArtifactStore, cid_of};
+use spore_tests::bins::workspace_bin;
 use spore_tests::fake_llm::{FakeLlm, Reply};
 use spore_tests::python::{python_verdicts, workspace_python};
 
@@ -38,6 +39,7 @@ fn run_spore(args: &[&str], data_dir: &Path) -> std::process::Output {
             "--python",
         ])
         .arg(workspace_python())
+        .env("SPORE_EVAL", workspace_bin("spore-eval", "spore-eval"))
         .env("RUST_LOG", "info")
         .output()
         .unwrap()
@@ -63,6 +65,18 @@ fn a_fresh_cpu_machine_does_real_research_with_no_key() {
     assert_eq!(baseline["description"], "baseline");
     assert_eq!(baseline["status"], "keep");
     assert_eq!(baseline["gpu_model"], "cpu");
+    // The machine as the evaluator's probe sees it: the torch it links, no CUDA here.
+    assert!(baseline["torch_version"].as_str().unwrap().starts_with("2.13"), "{baseline}");
+    assert_eq!(baseline["cuda_version"], "none");
+    // Every successful run was measured by the evaluator (its note is in the run's log).
+    let runs: Vec<_> = std::fs::read_dir(data.join("run")).unwrap().map(|e| e.unwrap().path()).collect();
+    let measured = runs
+        .iter()
+        .filter(|run| std::fs::read_to_string(run.join("run.log")).unwrap_or_default().contains("[spore] evaluator: val_bpb"))
+        .count();
+    let successes = records.iter().filter(|r| r["status"] != "crash").count();
+    assert_eq!(measured, successes, "{log}");
+    assert!(runs.iter().all(|run| !run.join("model.pt").exists()), "exported models are deleted after evaluation");
     assert_eq!(baseline["time_budget"], 20);
     let artifacts = ArtifactStore::new(&data);
     for r in &records {
@@ -146,7 +160,7 @@ fn an_llm_proposer_drives_the_loop_and_children_build_on_their_parents_code() {
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
     let ws = workspace.display().to_string();
     let out =
-        run_spore(&["run", "--genesis", "--time-budget", "5", "--max-experiments", "4", "--workspace", &ws], &data);
+        run_spore(&["run", "--genesis", "--time-budget", "5", "--max-experiments", "4", "--metric", "reported", "--workspace", &ws], &data);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "spore run failed:\n{log}");
     let records = records(&data);

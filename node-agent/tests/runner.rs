@@ -21,6 +21,8 @@ fn executor(dir: &Path, margin: Duration) -> LocalExecutor {
         margin,
         env: Vec::new(),
         show_progress: false,
+        evaluator: None,
+        sandbox: None,
     }
 }
 
@@ -48,8 +50,10 @@ async fn a_successful_run_uses_its_own_code_and_harness_and_is_parsed() {
     );
     let outcome = ex.run(&spec("ok-run", &code, 7)).await.unwrap();
     assert!(outcome.success(), "{:?}", outcome.error);
+    // No evaluator: the metric is the printed one.
+    assert_eq!(outcome.val_bpb, Some(1.234567));
     let summary = outcome.summary.unwrap();
-    assert_eq!((summary.val_bpb, summary.num_steps, summary.num_params), (1.234567, 42, 900_000));
+    assert_eq!((summary.reported_val_bpb, summary.num_steps, summary.num_params), (Some(1.234567), 42, 900_000));
     let log = std::fs::read_to_string(&outcome.log).unwrap();
     assert!(log.contains("budget 7 resource 100"), "{log}");
     assert!(log.contains("step 00001 (50.0%)\n") || log.contains("step 00001 (50.0%) | loss"), "{log}");
@@ -111,7 +115,7 @@ async fn a_fake_early_val_bpb_is_not_the_summary() {
     // A fake metric before the real block: the block wins.
     let code = format!("print('val_bpb:          0.000001')\n{SUMMARY}");
     let outcome = ex.run(&spec("fake-then-real", &code, 5)).await.unwrap();
-    assert_eq!(outcome.summary.unwrap().val_bpb, 1.234567);
+    assert_eq!(outcome.val_bpb, Some(1.234567));
 }
 
 #[tokio::test]

@@ -12,7 +12,9 @@ use anyhow::Context;
 use clap::Args;
 use spore_agent::research::executor::{Executor, RunSpec};
 use spore_agent::research::local::LocalExecutor;
-use spore_agent::research::workspace;
+use spore_agent::research::workspace::{self, Workspace};
+
+use super::metric::MetricArgs;
 
 /// Kubernetes's limit on a termination message.
 const MAX_MESSAGE: usize = 4096;
@@ -44,6 +46,8 @@ pub struct ExecArgs {
     /// Where the result goes.
     #[arg(long, default_value = "/dev/termination-log")]
     termination_log: PathBuf,
+    #[command(flatten)]
+    metric: MetricArgs,
 }
 
 fn truncated(text: &str) -> &str {
@@ -84,13 +88,25 @@ fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
             dir
         }
     };
+    let margin = Duration::from_secs(args.margin_seconds);
+    // With the evaluator, the data (the pod's scratch cache) and the evaluation plan are prepared
+    // here, before the candidate runs; on self-reported metrics train.py prepares what it needs.
+    let (evaluator, sandbox) = match args.metric.program() {
+        Some(program) => {
+            let prepared = Workspace::prepare(&harness, &args.python, Some(&program))?;
+            args.metric.executor_parts(&prepared, margin)?
+        }
+        None => (None, None),
+    };
     let executor = LocalExecutor {
         python: args.python.clone(),
         workspace: harness,
         runs_dir: args.work_dir.join("run"),
-        margin: Duration::from_secs(args.margin_seconds),
+        margin,
         env: Vec::new(),
         show_progress: false,
+        evaluator,
+        sandbox,
     };
     let spec = RunSpec { label: "train".into(), code, time_budget: args.budget_seconds, resource: args.resource };
     let outcome = tokio::runtime::Runtime::new()?.block_on(executor.run(&spec))?;
@@ -98,10 +114,10 @@ fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     if let Ok(log) = std::fs::read_to_string(&outcome.log) {
         eprint!("{log}");
     }
-    let (message, code) = match (outcome.success(), outcome.summary) {
-        (true, Some(s)) => (
+    let (message, code) = match (outcome.success(), outcome.summary, outcome.val_bpb) {
+        (true, Some(s), Some(val_bpb)) => (
             serde_json::json!({
-                "val_bpb": s.val_bpb,
+                "val_bpb": val_bpb,
                 "num_steps": s.num_steps,
                 "num_params": s.num_params,
                 "peak_vram_mb": s.peak_vram_mb,

@@ -6,6 +6,7 @@
 mod admin;
 mod daemon;
 mod exec;
+mod metric;
 mod node_config;
 mod peers;
 mod query;

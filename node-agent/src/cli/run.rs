@@ -15,6 +15,7 @@ use spore_agent::research::research_loop::{Research, ResearchConfig};
 use spore_agent::research::workspace::Workspace;
 use tokio_util::sync::CancellationToken;
 
+use super::metric::MetricArgs;
 use super::{DataDir, node_config};
 
 /// How long an LLM request may take.
@@ -89,6 +90,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 300)]
     deadline_margin: u64,
     #[command(flatten)]
+    metric: MetricArgs,
+    #[command(flatten)]
     data_dir: DataDir,
 }
 
@@ -148,10 +151,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         let dir = args.workspace.clone().unwrap_or_else(|| data_dir.join("workspace"));
         tracing::info!(workspace = %dir.display(), python = %args.python.display(), "preparing the workspace");
-        let workspace = Workspace::prepare(&dir, &args.python)?;
+        let workspace = Workspace::prepare(&dir, &args.python, args.metric.program().as_deref())?;
+        let margin = Duration::from_secs(args.deadline_margin);
+        let (evaluator, sandbox) = args.metric.executor_parts(&workspace, margin)?;
         tracing::info!(
             gpu = %workspace.machine.gpu_model,
+            class = %workspace.machine.gpu_class,
             torch = %workspace.machine.torch_version,
+            cuda = %workspace.machine.cuda_version,
+            evaluator = evaluator.is_some(),
+            sandbox = sandbox.is_some(),
             dataset = &workspace.dataset_cid[..8],
             "workspace ready"
         );
@@ -159,9 +168,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             python: args.python.clone(),
             workspace: dir,
             runs_dir: data_dir.join("run"),
-            margin: Duration::from_secs(args.deadline_margin),
+            margin,
             env: Vec::new(),
             show_progress: true,
+            evaluator,
+            sandbox,
         };
         let settings = ResearchConfig {
             time_budget: args.time_budget,

@@ -22,11 +22,14 @@ pub struct RunSpec {
     pub resource: u8,
 }
 
-/// How a run ended. A run that trained and printed its summary is a success; anything else is
-/// a crash with the reason in `error`.
+/// How a run ended. A run that trained, printed its summary and was measured is a success;
+/// anything else is a crash with the reason in `error`.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     pub summary: Option<Summary>,
+    /// The metric: the trusted evaluator's measurement, or on self-reported metrics the value
+    /// the script printed.
+    pub val_bpb: Option<f64>,
     /// Why the run failed: exit status and the tail of its log, a missing summary, the deadline.
     pub error: Option<String>,
     pub exit_code: Option<i32>,
@@ -37,7 +40,7 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// Trained, printed a summary, and the metric is positive.
     pub fn success(&self) -> bool {
-        self.error.is_none() && self.summary.is_some_and(|s| s.val_bpb > 0.0)
+        self.error.is_none() && self.summary.is_some() && self.val_bpb.is_some_and(|v| v > 0.0)
     }
 }
 

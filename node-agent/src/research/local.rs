@@ -7,6 +7,12 @@
 //! arrives, and a timer — not the arrival of output — enforces the deadline
 //! (`time_budget + margin`): a run that hangs silently is killed with its whole process group.
 //! Dropping the future (shutdown) kills the group too.
+//!
+//! With an [`Evaluator`], the child runs in a [`Sandbox`] (where the OS allows) in which the
+//! validation split's directory is empty and the training data read-only, and without network;
+//! after it exits, the model it exported (`SPORE_MODEL_PATH`, in the run directory) is measured
+//! by the evaluator and then deleted. The `val_bpb` the script printed is kept only as a hint;
+//! a large difference is logged and written to `run.log`.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -17,9 +23,11 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+use super::evaluator::Evaluator;
 use super::executor::{Executor, ExecutorError, RunOutcome, RunSpec, valid_label};
 use super::progress::{ProgressReporter, parse_progress};
-use super::summary::parse_summary;
+use super::sandbox::Sandbox;
+use super::summary::{Summary, parse_summary};
 
 /// Output kept in memory for the summary and the crash tail (the log file has all of it).
 const TAIL_BYTES: usize = 256 * 1024;
@@ -27,6 +35,10 @@ const TAIL_BYTES: usize = 256 * 1024;
 const CRASH_TAIL_LINES: usize = 10;
 /// How long the output may keep coming after the child exited (stray grandchildren).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// A printed `val_bpb` further than this from the measured one is reported as a mismatch.
+const HINT_TOLERANCE: f64 = 0.01;
+/// The model file's name in the run directory.
+const MODEL_FILE: &str = "model.pt";
 
 /// Runs experiments as child processes.
 #[derive(Debug, Clone)]
@@ -43,6 +55,10 @@ pub struct LocalExecutor {
     pub env: Vec<(String, String)>,
     /// Show a progress bar / progress lines.
     pub show_progress: bool,
+    /// Measures the exported model; `None` trusts the `val_bpb` the script prints (as Python).
+    pub evaluator: Option<Evaluator>,
+    /// Where the child runs: hidden and read-only directories, no network.
+    pub sandbox: Option<Sandbox>,
 }
 
 /// Kills the process group when dropped, unless disarmed.
@@ -98,8 +114,13 @@ impl Executor for LocalExecutor {
             .map_err(|source| ExecutorError::Io { path: log_path.display().to_string(), source })?;
         let (reader, writer) = std::io::pipe().map_err(|source| ExecutorError::Io { path: "pipe".into(), source })?;
         let writer_err = writer.try_clone().map_err(|source| ExecutorError::Io { path: "pipe".into(), source })?;
-        let mut command = tokio::process::Command::new(&self.python);
+        let mut command = match &self.sandbox {
+            Some(sandbox) => sandbox.command(&self.python),
+            None => tokio::process::Command::new(&self.python),
+        };
         command
+            .env_remove("SPORE_VAL_CACHE")
+            .env("SPORE_MODEL_PATH", dir.join(MODEL_FILE))
             .arg("-u")
             .arg("train.py")
             .current_dir(&dir)
@@ -149,6 +170,7 @@ impl Executor for LocalExecutor {
         }
 
         let parsed = parse_summary(&tail);
+        let mut val_bpb = None;
         let error = if killed_at_deadline {
             Some(format!(
                 "killed at the deadline: no result after {} s (time budget {} s + margin {} s)\n{}",
@@ -168,12 +190,50 @@ impl Executor for LocalExecutor {
             ))
         } else {
             match &parsed {
-                Ok(summary) if summary.val_bpb > 0.0 => None,
-                Ok(summary) => Some(format!("train.py reported val_bpb {} (must be positive)", summary.val_bpb)),
+                Ok(summary) => match self.measure(&dir, summary, &log_path).await {
+                    Ok(measured) => {
+                        val_bpb = Some(measured);
+                        None
+                    }
+                    Err(e) => Some(e),
+                },
                 Err(e) => Some(format!("train.py exited 0 but {e}")),
             }
         };
-        Ok(RunOutcome { summary: parsed.ok(), error, exit_code, log: log_path })
+        // The model has served its purpose; experiments must not fill the disk with them.
+        let _ = std::fs::remove_file(dir.join(MODEL_FILE));
+        Ok(RunOutcome { summary: parsed.ok(), val_bpb, error, exit_code, log: log_path })
+    }
+}
+
+impl LocalExecutor {
+    /// The run's metric: the evaluator's measurement of the exported model, or without an
+    /// evaluator the value the script printed.
+    async fn measure(&self, dir: &Path, summary: &Summary, log_path: &Path) -> Result<f64, String> {
+        let Some(evaluator) = &self.evaluator else {
+            return match summary.reported_val_bpb {
+                Some(v) if v > 0.0 => Ok(v),
+                Some(v) => Err(format!("train.py reported val_bpb {v} (must be positive)")),
+                None => Err("train.py printed no val_bpb in its summary".into()),
+            };
+        };
+        let evaluation = evaluator.evaluate(&dir.join(MODEL_FILE)).await.map_err(|e| format!("evaluation: {e}"))?;
+        let mut note =
+            format!("[spore] evaluator: val_bpb {:.6} ({} bytes, {:.1} s)", evaluation.val_bpb, evaluation.bytes, evaluation.seconds);
+        if let Some(claimed) = summary.reported_val_bpb {
+            if (claimed - evaluation.val_bpb).abs() > HINT_TOLERANCE {
+                tracing::warn!(
+                    claimed,
+                    measured = evaluation.val_bpb,
+                    "train.py printed a val_bpb the evaluator does not confirm; the record carries the measurement"
+                );
+                note.push_str(&format!("; train.py claimed {claimed:.6}: MISMATCH, ignored"));
+            }
+        }
+        if let Ok(mut log) = std::fs::OpenOptions::new().append(true).open(log_path) {
+            let _ = writeln!(log, "{note}");
+        }
+        Ok(evaluation.val_bpb)
     }
 }
 

@@ -176,7 +176,7 @@ impl<E: Executor> Research<E> {
             let Some(outcome) = self.train(&label, &proposal.code, &shutdown).await? else { break };
             let status = if !outcome.success() {
                 Status::Crash
-            } else if outcome.summary.is_some_and(|s| s.val_bpb < parent.val_bpb.as_f64()) {
+            } else if outcome.val_bpb.is_some_and(|v| v < parent.val_bpb.as_f64()) {
                 Status::Keep
             } else {
                 Status::Discard
@@ -291,7 +291,7 @@ impl<E: Executor> Research<E> {
             dataset_cid: self.workspace.dataset_cid.clone(),
             prepare_cid: self.workspace.prepare_cid.clone(),
             time_budget: JsonNumber::from(self.config.time_budget as i64),
-            val_bpb: JsonNumber::from(if crashed { 0.0 } else { summary.val_bpb }),
+            val_bpb: JsonNumber::from(if crashed { 0.0 } else { outcome.val_bpb.unwrap_or(0.0) }),
             peak_vram_mb: JsonNumber::from(summary.peak_vram_mb),
             num_steps: JsonNumber::from(summary.num_steps),
             num_params: JsonNumber::from(summary.num_params),
@@ -322,7 +322,7 @@ impl<E: Executor> Research<E> {
             _ => tracing::info!(
                 id = id8(&record.id),
                 status = %record.status,
-                val_bpb = summary.val_bpb,
+                val_bpb = outcome.val_bpb,
                 steps = summary.num_steps,
                 "{}",
                 record.description

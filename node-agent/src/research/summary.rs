@@ -2,7 +2,6 @@
 //!
 //! ```text
 //! ---
-//! val_bpb:          0.997900
 //! training_seconds: 300.1
 //! ...
 //! num_steps:        953
@@ -10,8 +9,9 @@
 //! ```
 //!
 //! Only the block after the **last** line that is exactly `---` counts, and only labels at the
-//! start of a line: a `val_bpb:` printed earlier by the script (or inside a progress line) is
-//! never taken for the result. `num_steps` comes from `num_steps:` (Python 0.1.2 read the last
+//! start of a line. A `val_bpb:` line in the block is what the script *claims*
+//! ([`Summary::reported_val_bpb`]): the trusted evaluator's measurement replaces it, and it is
+//! used as the metric only when the node runs on self-reported metrics, as Python does. `num_steps` comes from `num_steps:` (Python 0.1.2 read the last
 //! progress index instead, one too few) and `num_params` from `num_params_M` × 10⁶ (0.1.2 looked
 //! for a label the script never prints and recorded 0).
 
@@ -20,7 +20,8 @@ use thiserror::Error;
 /// The metrics of a finished run.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Summary {
-    pub val_bpb: f64,
+    /// The `val_bpb:` the script printed, if any: a hint, not the result.
+    pub reported_val_bpb: Option<f64>,
     pub training_seconds: f64,
     pub total_seconds: f64,
     pub peak_vram_mb: f64,
@@ -33,7 +34,7 @@ pub struct Summary {
 
 #[derive(Debug, Error, PartialEq)]
 pub enum SummaryError {
-    #[error("the run printed no summary block (a line `---` followed by `val_bpb:`)")]
+    #[error("the run printed no summary block (a line `---` followed by `num_steps:` and the other metrics)")]
     Missing,
     #[error("summary line {line:?}: {reason}")]
     Malformed { line: String, reason: String },
@@ -46,7 +47,6 @@ pub fn parse_summary(output: &str) -> Result<Summary, SummaryError> {
     let lines: Vec<&str> = output.split(['\n', '\r']).map(str::trim_end).collect();
     let start = lines.iter().rposition(|l| *l == "---").ok_or(SummaryError::Missing)?;
     let mut summary = Summary::default();
-    let mut seen_val = false;
     let mut seen_steps = false;
     for line in &lines[start + 1..] {
         let Some((label, value)) = line.split_once(':') else { continue };
@@ -61,10 +61,7 @@ pub fn parse_summary(output: &str) -> Result<Summary, SummaryError> {
         };
         let int = || -> Result<i64, SummaryError> { value.parse().map_err(|_| malformed("not an integer")) };
         match label {
-            "val_bpb" => {
-                summary.val_bpb = float()?;
-                seen_val = true;
-            }
+            "val_bpb" => summary.reported_val_bpb = Some(float()?),
             "training_seconds" => summary.training_seconds = float()?,
             "total_seconds" => summary.total_seconds = float()?,
             "peak_vram_mb" => summary.peak_vram_mb = float()?,
@@ -85,15 +82,9 @@ pub fn parse_summary(output: &str) -> Result<Summary, SummaryError> {
             _ => {}
         }
     }
-    if !seen_val {
-        return Err(if lines[start + 1..].iter().any(|l| l.starts_with("val_bpb")) {
-            SummaryError::MissingField("val_bpb")
-        } else {
-            SummaryError::Missing
-        });
-    }
     if !seen_steps {
-        return Err(SummaryError::MissingField("num_steps"));
+        let labelled = lines[start + 1..].iter().any(|l| l.split_once(':').is_some());
+        return Err(if labelled { SummaryError::MissingField("num_steps") } else { SummaryError::Missing });
     }
     Ok(summary)
 }
@@ -109,7 +100,7 @@ mod tests {
     #[test]
     fn parses_the_block_of_section_7_3() {
         let s = parse_summary(&format!("Device: cuda\n\rstep 00952 (100.0%) | loss: 3.1    \n{BLOCK}")).unwrap();
-        assert_eq!(s.val_bpb, 0.9979);
+        assert_eq!(s.reported_val_bpb, Some(0.9979));
         assert_eq!(s.num_steps, 953);
         assert_eq!(s.num_params, 50_300_000);
         assert_eq!(s.depth, 8);
@@ -122,12 +113,15 @@ mod tests {
     #[test]
     fn an_early_fake_val_bpb_is_not_the_result() {
         let out = format!("val_bpb: 0.000001\n---\nval_bpb: 0.5\n{BLOCK}");
-        assert_eq!(parse_summary(&out).unwrap().val_bpb, 0.9979);
+        assert_eq!(parse_summary(&out).unwrap().reported_val_bpb, Some(0.9979));
         // A fake value with no block after it is no result at all.
         assert_eq!(parse_summary("val_bpb:          0.100000\nnum_steps: 3\n"), Err(SummaryError::Missing));
         // Labels only count at the start of a line.
         let out = "---\nnote val_bpb: 0.1\nnum_steps: 3\n";
-        assert_eq!(parse_summary(out), Err(SummaryError::Missing));
+        assert_eq!(parse_summary(out).unwrap().reported_val_bpb, None);
+        // The evaluator's contract: no val_bpb at all is a complete summary.
+        let out = "---\ntraining_seconds: 20.0\nnum_steps: 3\n";
+        assert_eq!(parse_summary(out).unwrap(), Summary { training_seconds: 20.0, num_steps: 3, ..Summary::default() });
     }
 
     #[test]

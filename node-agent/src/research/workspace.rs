@@ -4,7 +4,9 @@
 //! from any directory: on first use they are written to `<data_dir>/workspace/` (existing files
 //! are kept: a researcher may bring their own `train.py`). `prepare.py` is run once to prepare
 //! the data; it prints a manifest whose `dataset_cid` goes into every record, as does the
-//! SHA-256 of `prepare.py` (`prepare_cid`).
+//! SHA-256 of `prepare.py` (`prepare_cid`), and an `eval` block: what the trusted evaluator
+//! measures. The machine is described by the evaluator's probe (libtorch + `nvidia-smi`), or by
+//! the interpreter when the node runs on self-reported metrics.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -13,6 +15,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use super::artifacts::cid_of;
+use super::evaluator::EvalPlan;
 
 /// The embedded workspace files.
 pub const FILES: [(&str, &str); 4] = [
@@ -31,15 +34,20 @@ pub struct Workspace {
     /// From the data manifest `prepare.py` prints.
     pub dataset_cid: String,
     pub machine: Machine,
+    /// What the evaluator measures (absent from a `prepare.py` older than the evaluator).
+    pub eval: Option<EvalPlan>,
 }
 
-/// What the interpreter reports about this machine.
+/// What the probe reports about this machine.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Machine {
     pub torch_version: String,
     pub cuda_version: String,
     /// The CUDA device name with spaces as `_` (as Python records it), or `cpu`.
     pub gpu_model: String,
+    /// [`spore_spec::gpu_class`] of `gpu_model`.
+    #[serde(default)]
+    pub gpu_class: String,
     /// `gpu` or `cpu`: which hyperparameter block of `train.py` runs.
     pub profile: String,
 }
@@ -47,6 +55,7 @@ pub struct Machine {
 #[derive(Debug, Deserialize)]
 struct Manifest {
     dataset_cid: String,
+    eval: Option<EvalPlan>,
 }
 
 const PROBE: &str = "import json, torch\n\
@@ -68,8 +77,12 @@ pub fn materialize(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Runs `python <args>` in `dir` and returns its stdout; a failure carries the stderr tail.
-fn python_output(python: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let output = std::process::Command::new(python)
+fn python_output(python: &Path, dir: &Path, args: &[&str], profile: Option<&str>) -> anyhow::Result<String> {
+    let mut command = std::process::Command::new(python);
+    if let Some(profile) = profile {
+        command.env("SPORE_PROFILE", profile);
+    }
+    let output = command
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -85,15 +98,28 @@ fn python_output(python: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<Str
 }
 
 impl Workspace {
-    /// Materializes `dir`, probes the interpreter and prepares the data.
-    pub fn prepare(dir: &Path, python: &Path) -> anyhow::Result<Workspace> {
+    /// Materializes `dir`, probes the machine (with `evaluator`'s probe when given, else the
+    /// interpreter) and prepares the data. With an evaluator, `prepare.py` must print the
+    /// evaluation plan.
+    pub fn prepare(dir: &Path, python: &Path, evaluator: Option<&Path>) -> anyhow::Result<Workspace> {
         materialize(dir)?;
-        let machine: Machine = serde_json::from_str(python_output(python, dir, &["-c", PROBE])?.trim())
-            .context("the interpreter's probe printed something unexpected")?;
-        let manifest = python_output(python, dir, &["prepare.py"])?;
+        let mut machine: Machine = match evaluator {
+            Some(program) => super::evaluator::probe(program)?,
+            None => serde_json::from_str(python_output(python, dir, &["-c", PROBE], None)?.trim())
+                .context("the interpreter's probe printed something unexpected")?,
+        };
+        machine.gpu_class = spore_spec::gpu_class(&machine.gpu_model);
+        let manifest = python_output(python, dir, &["prepare.py"], Some(&machine.profile))?;
         let manifest: Manifest = serde_json::from_str(&manifest).context("prepare.py did not print a data manifest")?;
         if !super::artifacts::is_cid(&manifest.dataset_cid) {
             bail!("prepare.py printed a bad dataset_cid {:?}", manifest.dataset_cid);
+        }
+        if evaluator.is_some() && manifest.eval.is_none() {
+            bail!(
+                "{}/prepare.py predates the trusted evaluator (it prints no `eval` block): move it away so \
+                 the built-in one is written, or run with --metric reported",
+                dir.display()
+            );
         }
         let prepare = std::fs::read(dir.join("prepare.py")).context("read prepare.py")?;
         Ok(Workspace {
@@ -101,6 +127,7 @@ impl Workspace {
             prepare_cid: cid_of(&prepare),
             dataset_cid: manifest.dataset_cid,
             machine,
+            eval: manifest.eval,
         })
     }
 

@@ -1,0 +1,60 @@
+//! Where a run's `val_bpb` comes from, shared by `spore run` and `spore exec`: the trusted
+//! evaluator (`spore-eval`, default) or, as in Python, the value `train.py` prints.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::{Args, ValueEnum};
+use spore_agent::research::evaluator::{Evaluator, find_program};
+use spore_agent::research::sandbox::Sandbox;
+use spore_agent::research::workspace::Workspace;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Metric {
+    /// Measure the exported model with spore-eval on a validation split train.py cannot read.
+    Evaluator,
+    /// Trust the val_bpb that train.py prints (Python 0.1.2's behaviour; anyone can fake it).
+    Reported,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricArgs {
+    /// Where val_bpb comes from.
+    #[arg(long, value_enum, default_value_t = Metric::Evaluator)]
+    metric: Metric,
+    /// The evaluator binary (default: spore-eval beside spore, else on PATH).
+    #[arg(long, env = "SPORE_EVAL")]
+    evaluator: Option<PathBuf>,
+}
+
+impl MetricArgs {
+    /// The evaluator to probe the machine with, when the metric is measured.
+    pub fn program(&self) -> Option<PathBuf> {
+        (self.metric == Metric::Evaluator).then(|| find_program(self.evaluator.as_deref()))
+    }
+
+    /// The evaluator and the training sandbox for runs in `workspace`.
+    pub fn executor_parts(
+        &self,
+        workspace: &Workspace,
+        timeout: Duration,
+    ) -> anyhow::Result<(Option<Evaluator>, Option<Sandbox>)> {
+        let Some(program) = self.program() else {
+            tracing::warn!("--metric reported: records carry the val_bpb that train.py prints, unverified");
+            return Ok((None, None));
+        };
+        let Some(plan) = workspace.eval.clone() else {
+            bail!("the workspace's prepare.py printed no evaluation plan");
+        };
+        let sandboxed = Sandbox::available();
+        if !sandboxed {
+            tracing::warn!(
+                "this OS refuses unprivileged user namespaces: train.py runs unsandboxed, with the validation \
+                 split only kept out of its environment"
+            );
+        }
+        let sandbox = sandboxed.then(|| plan.training_sandbox());
+        Ok((Some(Evaluator { program, plan, sandboxed, timeout }), sandbox))
+    }
+}

@@ -82,6 +82,7 @@ fn result_of(output: std::process::Output) -> Result<String, String> {
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let reason = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
+    let reason = reason.strip_prefix("spore-eval: ").unwrap_or(reason);
     Err(match output.status.code() {
         Some(code) => format!("{reason} (exit {code})"),
         None => format!("{reason} (killed by a signal: the model crashed libtorch?)"),

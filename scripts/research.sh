@@ -6,12 +6,14 @@
 #   scripts/research.sh                      spore run --genesis (a new research graph)
 #   scripts/research.sh [spore run options]  e.g. --peer HOST:7470 --time-budget 60 --max-experiments 10
 #
-# Installs torch into $HOME/.cache/spore/workspace-venv (once) and builds spore in release mode.
+# Installs torch into $HOME/.cache/spore/workspace-venv (once) and builds spore and the trusted
+# evaluator spore-eval (tch, linked against that torch) in release mode.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/spore/target}
-python=$(scripts/workspace-venv.sh | tail -n 1)
-cargo build --release --locked -p spore-agent --bin spore
+# shellcheck source=scripts/torch-env.sh
+source scripts/torch-env.sh
+cargo build --release --locked -p spore-agent --bin spore -p spore-eval --bin spore-eval
 [ "$#" -eq 0 ] && set -- --genesis
-exec "$CARGO_TARGET_DIR/release/spore" run --python "$python" "$@"
+exec "$CARGO_TARGET_DIR/release/spore" run --python "$SPORE_WORKSPACE_PYTHON" "$@"

@@ -40,13 +40,11 @@ pub fn load_model(path: &std::path::Path, device: Device, max_bytes: u64) -> Res
         .map_err(|e| EvalError::Model(format!("no exported model at {}: {e}", path.display())))?
         .len();
     if size > max_bytes {
-        return Err(EvalError::Model(format!(
-            "{} is {size} bytes, over the limit of {max_bytes}",
-            path.display()
-        )));
+        return Err(EvalError::Model(format!("{} is {size} bytes, over the limit of {max_bytes}", path.display())));
     }
-    let mut module = CModule::load_on_device(path, device)
-        .map_err(|e| EvalError::Model(format!("{} is not a loadable TorchScript model: {}", path.display(), first_line(&e))))?;
+    let mut module = CModule::load_on_device(path, device).map_err(|e| {
+        EvalError::Model(format!("{} is not a loadable TorchScript model: {}", path.display(), first_line(&e)))
+    })?;
     module.f_set_eval().map_err(|e| EvalError::Model(first_line(&e)))?;
     Ok(module)
 }
@@ -90,9 +88,8 @@ pub fn evaluate(model: &CModule, tokens: &[i64], plan: &EvalPlan, device: Device
                 )));
             }
             let logits = logits.f_to_kind(Kind::Float).and_then(|t| t.f_view([n, plan.vocab_size])).map_err(torch)?;
-            let nats = logits
-                .f_cross_entropy_loss::<Tensor>(&targets, None, Reduction::None, -100, 0.0)
-                .map_err(torch)?;
+            let nats =
+                logits.f_cross_entropy_loss::<Tensor>(&targets, None, Reduction::None, -100, 0.0).map_err(torch)?;
             let is_byte = targets.f_ne(plan.bos).map_err(torch)?;
             let batch_nats = nats
                 .f_masked_select(&is_byte)

@@ -95,4 +95,3 @@ fn run(command: Command) -> Result<String, EvalError> {
         }
     }
 }
-

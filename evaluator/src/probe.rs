@@ -100,7 +100,11 @@ mod tests {
         let gpu = parse_smi("NVIDIA H100 80GB HBM3, 81559, 550.54.15\nNVIDIA H100 80GB HBM3, 81559, 550.54.15\n");
         assert_eq!(
             gpu,
-            Some(SmiGpu { name: "NVIDIA H100 80GB HBM3".into(), memory_mb: Some(81559), driver_version: "550.54.15".into() })
+            Some(SmiGpu {
+                name: "NVIDIA H100 80GB HBM3".into(),
+                memory_mb: Some(81559),
+                driver_version: "550.54.15".into()
+            })
         );
         assert_eq!(parse_smi("NVIDIA A10G, [N/A], 535.1\n").and_then(|g| g.memory_mb), None);
         assert_eq!(parse_smi(""), None);

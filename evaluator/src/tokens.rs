@@ -27,7 +27,12 @@ pub fn read_tokens(path: &Path, expected_sha256: Option<&str>, vocab_size: i64) 
     parse_tokens(&raw, path, expected_sha256, vocab_size)
 }
 
-fn parse_tokens(raw: &[u8], path: &Path, expected_sha256: Option<&str>, vocab_size: i64) -> Result<Vec<i64>, EvalError> {
+fn parse_tokens(
+    raw: &[u8],
+    path: &Path,
+    expected_sha256: Option<&str>,
+    vocab_size: i64,
+) -> Result<Vec<i64>, EvalError> {
     if let Some(expected) = expected_sha256 {
         let actual = hex::encode(Sha256::digest(raw));
         if !actual.eq_ignore_ascii_case(expected) {
@@ -37,12 +42,15 @@ fn parse_tokens(raw: &[u8], path: &Path, expected_sha256: Option<&str>, vocab_si
             )));
         }
     }
-    if raw.len() % 2 != 0 {
+    if !raw.len().is_multiple_of(2) {
         return Err(EvalError::Data(format!("{} has an odd length ({} bytes)", path.display(), raw.len())));
     }
     let tokens: Vec<i64> = raw.chunks_exact(2).map(|b| i64::from(u16::from_le_bytes([b[0], b[1]]))).collect();
     if let Some(bad) = tokens.iter().find(|&&t| t >= vocab_size) {
-        return Err(EvalError::Data(format!("{} holds token {bad}, outside the vocabulary of {vocab_size}", path.display())));
+        return Err(EvalError::Data(format!(
+            "{} holds token {bad}, outside the vocabulary of {vocab_size}",
+            path.display()
+        )));
     }
     Ok(tokens)
 }

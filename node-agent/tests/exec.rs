@@ -14,7 +14,17 @@ fn exec(code: &str, dir: &Path, budget: &str) -> (Output, String) {
     std::fs::write(code_dir.join("train.py"), code).unwrap();
     let log = dir.join("termination-log");
     let out = Command::new(env!("CARGO_BIN_EXE_spore"))
-        .args(["exec", "--budget-seconds", budget, "--python", "python3", "--metric", "reported", "--margin-seconds", "2"])
+        .args([
+            "exec",
+            "--budget-seconds",
+            budget,
+            "--python",
+            "python3",
+            "--metric",
+            "reported",
+            "--margin-seconds",
+            "2",
+        ])
         .arg("--code-dir")
         .arg(&code_dir)
         .arg("--work-dir")

@@ -72,7 +72,9 @@ fn a_fresh_cpu_machine_does_real_research_with_no_key() {
     let runs: Vec<_> = std::fs::read_dir(data.join("run")).unwrap().map(|e| e.unwrap().path()).collect();
     let measured = runs
         .iter()
-        .filter(|run| std::fs::read_to_string(run.join("run.log")).unwrap_or_default().contains("[spore] evaluator: val_bpb"))
+        .filter(|run| {
+            std::fs::read_to_string(run.join("run.log")).unwrap_or_default().contains("[spore] evaluator: val_bpb")
+        })
         .count();
     let successes = records.iter().filter(|r| r["status"] != "crash").count();
     assert_eq!(measured, successes, "{log}");
@@ -159,8 +161,21 @@ fn an_llm_proposer_drives_the_loop_and_children_build_on_their_parents_code() {
         .unwrap();
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
     let ws = workspace.display().to_string();
-    let out =
-        run_spore(&["run", "--genesis", "--time-budget", "5", "--max-experiments", "4", "--metric", "reported", "--workspace", &ws], &data);
+    let out = run_spore(
+        &[
+            "run",
+            "--genesis",
+            "--time-budget",
+            "5",
+            "--max-experiments",
+            "4",
+            "--metric",
+            "reported",
+            "--workspace",
+            &ws,
+        ],
+        &data,
+    );
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "spore run failed:\n{log}");
     let records = records(&data);

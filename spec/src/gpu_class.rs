@@ -49,7 +49,7 @@ fn is_memory(word: &str) -> bool {
 
 fn is_model_number(word: &str) -> bool {
     let letters = word.bytes().take_while(u8::is_ascii_alphabetic).count();
-    letters >= 1 && letters <= 2 && word[letters..].bytes().next().is_some_and(|b| b.is_ascii_digit())
+    (1..=2).contains(&letters) && word[letters..].bytes().next().is_some_and(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]

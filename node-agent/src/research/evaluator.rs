@@ -92,7 +92,10 @@ fn result_of(output: std::process::Output) -> Result<String, String> {
 /// The machine as the evaluator's probe sees it.
 pub fn probe(program: &Path) -> anyhow::Result<Machine> {
     let output = std::process::Command::new(program).arg("probe").stdin(Stdio::null()).output().map_err(|e| {
-        anyhow::anyhow!("cannot run the evaluator {}: {e} (build it with scripts/build.sh, or pass --evaluator)", program.display())
+        anyhow::anyhow!(
+            "cannot run the evaluator {}: {e} (build it with scripts/build.sh, or pass --evaluator)",
+            program.display()
+        )
     })?;
     let json = result_of(output).map_err(|e| anyhow::anyhow!("{} probe failed: {e}", program.display()))?;
     serde_json::from_str(&json).map_err(|e| anyhow::anyhow!("{} probe printed {json:?}: {e}", program.display()))

@@ -218,17 +218,19 @@ impl LocalExecutor {
             };
         };
         let evaluation = evaluator.evaluate(&dir.join(MODEL_FILE)).await.map_err(|e| format!("evaluation: {e}"))?;
-        let mut note =
-            format!("[spore] evaluator: val_bpb {:.6} ({} bytes, {:.1} s)", evaluation.val_bpb, evaluation.bytes, evaluation.seconds);
-        if let Some(claimed) = summary.reported_val_bpb {
-            if (claimed - evaluation.val_bpb).abs() > HINT_TOLERANCE {
-                tracing::warn!(
-                    claimed,
-                    measured = evaluation.val_bpb,
-                    "train.py printed a val_bpb the evaluator does not confirm; the record carries the measurement"
-                );
-                note.push_str(&format!("; train.py claimed {claimed:.6}: MISMATCH, ignored"));
-            }
+        let mut note = format!(
+            "[spore] evaluator: val_bpb {:.6} ({} bytes, {:.1} s)",
+            evaluation.val_bpb, evaluation.bytes, evaluation.seconds
+        );
+        if let Some(claimed) = summary.reported_val_bpb
+            && (claimed - evaluation.val_bpb).abs() > HINT_TOLERANCE
+        {
+            tracing::warn!(
+                claimed,
+                measured = evaluation.val_bpb,
+                "train.py printed a val_bpb the evaluator does not confirm; the record carries the measurement"
+            );
+            note.push_str(&format!("; train.py claimed {claimed:.6}: MISMATCH, ignored"));
         }
         if let Ok(mut log) = std::fs::OpenOptions::new().append(true).open(log_path) {
             let _ = writeln!(log, "{note}");

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use spore_agent::research::executor::{Executor, RunSpec};
-use spore_agent::research::local::LocalExecutor;
+use spore_agent::research::local::{LocalExecutor, Measure};
 
 fn executor(dir: &Path, margin: Duration) -> LocalExecutor {
     let workspace = dir.join("workspace");
@@ -21,7 +21,7 @@ fn executor(dir: &Path, margin: Duration) -> LocalExecutor {
         margin,
         env: Vec::new(),
         show_progress: false,
-        evaluator: None,
+        measure: Measure::Reported,
         sandbox: None,
     }
 }

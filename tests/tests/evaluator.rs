@@ -160,10 +160,8 @@ fn a_printed_fake_val_bpb_is_replaced_by_the_measured_one() {
     assert!(stderr.contains("does not confirm"), "{stderr}");
 }
 
-#[test]
-fn the_training_process_cannot_read_the_validation_split_or_alter_the_training_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let probe = r#"
+/// Lines a `train.py` prints about what it could reach of the data.
+const DATA_PROBE: &str = r#"
 import glob, os, prepare
 for name, attempt in (("load_tokens", lambda: prepare.load_tokens("val")),
                       ("open", lambda: open(str(prepare.VAL_DIR / "val.bin"), "rb").read())):
@@ -179,7 +177,18 @@ except OSError as e:
     print("TRAIN_READ_ONLY", type(e).__name__)
 print("VAL_CACHE_ENV", os.environ.get("SPORE_VAL_CACHE"))
 "#;
-    let train_py = repo_workspace("train.py").replace("\ndef main():\n", &format!("{probe}\n\ndef main():\n"));
+
+/// The real train.py with [`DATA_PROBE`] run before training.
+fn probing_train_py() -> String {
+    let train_py = repo_workspace("train.py").replace("\ndef main():\n", &format!("{DATA_PROBE}\n\ndef main():\n"));
+    assert!(train_py.contains("VAL_HIDDEN"));
+    train_py
+}
+
+#[test]
+fn the_training_process_cannot_read_the_validation_split_or_alter_the_training_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let train_py = probing_train_py();
     let (records, stderr, run_log) = run_one(dir.path(), &train_py);
     assert!(run_log.contains("VAL_HIDDEN load_tokens FileNotFoundError"), "{run_log}");
     assert!(run_log.contains("VAL_HIDDEN open FileNotFoundError"), "{run_log}");
@@ -252,4 +261,55 @@ fn a_missing_or_corrupt_export_is_a_crash_that_says_why() {
     assert_eq!(code, Some(0), "{message}");
     let metrics: Value = serde_json::from_str(&message).unwrap();
     assert!(metrics["val_bpb"].as_f64().unwrap() > 1.0, "{metrics}");
+}
+
+#[test]
+fn in_a_pod_training_and_evaluation_are_separate_steps_and_only_the_second_has_the_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let (scratch, validation) = (dir.path().join("scratch"), dir.path().join("validation"));
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("train.py"), probing_train_py()).unwrap();
+    let step = |phase: &str, cache: &Path| {
+        let message = dir.path().join(format!("{phase}-termination-log"));
+        let out = Command::new(workspace_bin("spore-agent", "spore"))
+            .args(["exec", "--budget-seconds", "3", "--phase", phase, "--python"])
+            .arg(workspace_python())
+            .arg("--code-dir")
+            .arg(&code)
+            .arg("--work-dir")
+            .arg(&scratch)
+            .arg("--termination-log")
+            .arg(&message)
+            .env("SPORE_EVAL", spore_eval())
+            .env("SPORE_DATA_CACHE", cache)
+            .env("SPORE_PROFILE", "cpu")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), std::fs::read_to_string(&message).unwrap_or_default(), log)
+    };
+    // The operator's pod: the train step's cache in the scratch volume, the evaluate step's in
+    // the validation volume.
+    let (code_rc, message, log) = step("train", &scratch.join("data"));
+    assert_eq!(code_rc, Some(0), "{message}\n{log}");
+    let trained: Value = serde_json::from_str(&message).unwrap();
+    assert!(trained["num_steps"].as_i64().unwrap() > 0 && trained.get("val_bpb").is_none(), "{trained}");
+    // The split was prepared, and deleted before train.py ran: it found nothing.
+    assert!(log.contains("VAL_HIDDEN load_tokens FileNotFoundError"), "{log}");
+    assert!(log.contains("VAL_FILES 0") && !log.contains("VAL_READ"), "{log}");
+    assert!(!scratch.join("data-val").exists());
+    assert!(scratch.join("out/model.pt").is_file() && scratch.join("out/summary.json").is_file());
+
+    let (code_rc, message, log) = step("evaluate", &validation.join("data"));
+    assert_eq!(code_rc, Some(0), "{message}\n{log}");
+    let measured: Value = serde_json::from_str(&message).unwrap();
+    assert!(measured["val_bpb"].as_f64().unwrap() > 1.0, "{measured}");
+    assert_eq!(measured["num_steps"], trained["num_steps"]);
+
+    // Without a model from the train step, evaluation fails and says why.
+    std::fs::remove_file(scratch.join("out/model.pt")).unwrap();
+    let (code_rc, message, _) = step("evaluate", &validation.join("data"));
+    assert_eq!(code_rc, Some(1));
+    assert!(message.contains("no exported model"), "{message}");
 }

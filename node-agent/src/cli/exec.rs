@@ -3,15 +3,26 @@
 //! deadline, through the same runner as `spore run`, and writes the result to the termination
 //! message, where the operator reads it: the metrics as JSON on success (exit 0), the reason
 //! and the log's tail on failure (exit 1). Kubernetes keeps at most 4,096 bytes of it.
+//!
+//! `--phase all` (default) trains and measures in one process, `train.py` sandboxed where the OS
+//! allows. A pod usually cannot create user namespaces, so the operator splits the work:
+//! `--phase train` (an init container) prepares the data, deletes the validation split before
+//! `train.py` starts, and leaves the exported model and the summary in `<work-dir>/out/`;
+//! `--phase evaluate` (the pod's container, the only one that mounts the validation volume)
+//! prepares the split there, reads it, deletes it unless the evaluator can be sandboxed, and has
+//! `spore-eval` measure the model.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
-use clap::Args;
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use spore_agent::research::evaluator::Evaluator;
 use spore_agent::research::executor::{Executor, RunSpec};
-use spore_agent::research::local::LocalExecutor;
+use spore_agent::research::local::{LocalExecutor, MODEL_FILE, Measure};
+use spore_agent::research::sandbox::Sandbox;
+use spore_agent::research::summary::Summary;
 use spore_agent::research::workspace::{self, Workspace};
 
 use super::metric::MetricArgs;
@@ -19,14 +30,27 @@ use super::metric::MetricArgs;
 /// Kubernetes's limit on a termination message.
 const MAX_MESSAGE: usize = 4096;
 
+/// Which part of an experiment this invocation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Phase {
+    /// Train and measure.
+    All,
+    /// Train without the validation split; leave the model and summary in `<work-dir>/out/`.
+    Train,
+    /// Measure the model a `train` phase left.
+    Evaluate,
+}
+
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Seconds of training.
     #[arg(long)]
     budget_seconds: u64,
-    /// Directory holding the candidate `train.py`.
+    /// Directory holding the candidate `train.py` (phases `all` and `train`).
     #[arg(long)]
-    code_dir: PathBuf,
+    code_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Phase::All)]
+    phase: Phase,
     /// Writable scratch directory for the run.
     #[arg(long, default_value_os_t = std::env::temp_dir())]
     work_dir: PathBuf,
@@ -77,26 +101,66 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
-    let code_path = args.code_dir.join("train.py");
-    let code = std::fs::read_to_string(&code_path).with_context(|| format!("read {}", code_path.display()))?;
-    let harness = match &args.harness_dir {
-        Some(dir) => dir.clone(),
+fn harness(args: &ExecArgs) -> anyhow::Result<PathBuf> {
+    match &args.harness_dir {
+        Some(dir) => Ok(dir.clone()),
         None => {
             let dir = args.work_dir.join("harness");
             workspace::materialize(&dir)?;
-            dir
+            Ok(dir)
         }
-    };
+    }
+}
+
+/// The JSON the operator reads: the metric (absent after the train phase) and the summary.
+fn metrics_message(val_bpb: Option<f64>, s: &Summary) -> String {
+    let mut message = serde_json::json!({
+        "num_steps": s.num_steps,
+        "num_params": s.num_params,
+        "peak_vram_mb": s.peak_vram_mb,
+        "training_seconds": s.training_seconds,
+    });
+    if let Some(val_bpb) = val_bpb {
+        message["val_bpb"] = serde_json::json!(val_bpb);
+    }
+    message.to_string()
+}
+
+fn finish(args: &ExecArgs, message: &str, code: ExitCode) -> anyhow::Result<ExitCode> {
+    std::fs::write(&args.termination_log, truncated(message))
+        .with_context(|| format!("write {}", args.termination_log.display()))?;
+    Ok(code)
+}
+
+fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    match args.phase {
+        Phase::Evaluate => evaluate(args),
+        Phase::All | Phase::Train => train(args),
+    }
+}
+
+fn train(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let code_dir = args.code_dir.as_ref().context("--code-dir is required to train")?;
+    let code_path = code_dir.join("train.py");
+    let code = std::fs::read_to_string(&code_path).with_context(|| format!("read {}", code_path.display()))?;
+    let harness = harness(&args)?;
     let margin = Duration::from_secs(args.margin_seconds);
-    // With the evaluator, the data (the pod's scratch cache) and the evaluation plan are prepared
-    // here, before the candidate runs; on self-reported metrics train.py prepares what it needs.
-    let (evaluator, sandbox) = match args.metric.program() {
-        Some(program) => {
+    let (measure, sandbox) = match (args.phase, args.metric.program()) {
+        // The data is prepared here, before the candidate runs; the split it cannot have is gone.
+        (Phase::Train, _) => {
+            let prepared = Workspace::prepare(&harness, &args.python, None)?;
+            let plan = prepared.eval.context("the harness's prepare.py printed no evaluation plan")?;
+            std::fs::remove_dir_all(&plan.val_root)
+                .with_context(|| format!("remove the validation split {}", plan.val_root.display()))?;
+            (Measure::ExportOnly, None)
+        }
+        // The data and the evaluation plan are prepared here, before the candidate runs.
+        (_, Some(program)) => {
             let prepared = Workspace::prepare(&harness, &args.python, Some(&program))?;
             args.metric.executor_parts(&prepared, margin)?
         }
-        None => (None, None),
+        // On self-reported metrics train.py prepares what it needs.
+        (_, None) => (Measure::Reported, None),
     };
     let executor = LocalExecutor {
         python: args.python.clone(),
@@ -105,7 +169,7 @@ fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         margin,
         env: Vec::new(),
         show_progress: false,
-        evaluator,
+        measure,
         sandbox,
     };
     let spec = RunSpec { label: "train".into(), code, time_budget: args.budget_seconds, resource: args.resource };
@@ -114,21 +178,54 @@ fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     if let Ok(log) = std::fs::read_to_string(&outcome.log) {
         eprint!("{log}");
     }
-    let (message, code) = match (outcome.success(), outcome.summary, outcome.val_bpb) {
-        (true, Some(s), Some(val_bpb)) => (
-            serde_json::json!({
-                "val_bpb": val_bpb,
-                "num_steps": s.num_steps,
-                "num_params": s.num_params,
-                "peak_vram_mb": s.peak_vram_mb,
-                "training_seconds": s.training_seconds,
-            })
-            .to_string(),
-            ExitCode::SUCCESS,
-        ),
-        _ => (outcome.error.unwrap_or_else(|| "the run failed".into()), ExitCode::from(1)),
+    let summary = match (&outcome.error, outcome.summary) {
+        (None, Some(summary)) => summary,
+        _ => return finish(&args, &outcome.error.unwrap_or_else(|| "the run failed".into()), ExitCode::from(1)),
     };
-    std::fs::write(&args.termination_log, truncated(&message))
-        .with_context(|| format!("write {}", args.termination_log.display()))?;
-    Ok(code)
+    if args.phase == Phase::Train {
+        let out = args.work_dir.join("out");
+        std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
+        let model = args.work_dir.join("run").join("train").join(MODEL_FILE);
+        std::fs::rename(&model, out.join(MODEL_FILE)).with_context(|| format!("move {}", model.display()))?;
+        std::fs::write(out.join("summary.json"), serde_json::to_vec(&summary)?).context("write the summary")?;
+        return finish(&args, &metrics_message(None, &summary), ExitCode::SUCCESS);
+    }
+    match outcome.val_bpb {
+        Some(val_bpb) if outcome.success() => {
+            finish(&args, &metrics_message(Some(val_bpb), &summary), ExitCode::SUCCESS)
+        }
+        _ => finish(&args, "the run gave no metric", ExitCode::from(1)),
+    }
+}
+
+fn evaluate(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let Some(program) = args.metric.program() else {
+        bail!("--phase evaluate measures with the evaluator; --metric reported has nothing to do");
+    };
+    let out = args.work_dir.join("out");
+    let summary: Summary = std::fs::read(out.join("summary.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .with_context(|| format!("the training step left no summary in {}", out.display()))?;
+    let prepared = Workspace::prepare(&harness(&args)?, &args.python, Some(&program))?;
+    let plan = prepared.eval.context("the harness's prepare.py printed no evaluation plan")?;
+    let sandboxed = Sandbox::available();
+    let evaluator = Evaluator { program, plan, sandboxed, timeout: Duration::from_secs(args.margin_seconds) };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let split = runtime.block_on(evaluator.read_split()).map_err(anyhow::Error::msg)?;
+    if !sandboxed {
+        // The model runs inside the evaluator: without a sandbox, it must find no split to read.
+        std::fs::remove_dir_all(&evaluator.plan.val_root)
+            .with_context(|| format!("remove {}", evaluator.plan.val_root.display()))?;
+    }
+    match runtime.block_on(evaluator.evaluate_split(&out.join(MODEL_FILE), split)) {
+        Ok(evaluation) => {
+            eprintln!(
+                "[spore] evaluator: val_bpb {:.6} ({} bytes, {:.1} s)",
+                evaluation.val_bpb, evaluation.bytes, evaluation.seconds
+            );
+            finish(&args, &metrics_message(Some(evaluation.val_bpb), &summary), ExitCode::SUCCESS)
+        }
+        Err(e) => finish(&args, &format!("evaluation: {e}"), ExitCode::from(1)),
+    }
 }

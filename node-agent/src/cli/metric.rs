@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 use spore_agent::research::evaluator::{Evaluator, find_program};
+use spore_agent::research::local::Measure;
 use spore_agent::research::sandbox::Sandbox;
 use spore_agent::research::workspace::Workspace;
 
@@ -34,15 +35,15 @@ impl MetricArgs {
         (self.metric == Metric::Evaluator).then(|| find_program(self.evaluator.as_deref()))
     }
 
-    /// The evaluator and the training sandbox for runs in `workspace`.
+    /// How runs in `workspace` are measured, and their sandbox.
     pub fn executor_parts(
         &self,
         workspace: &Workspace,
         timeout: Duration,
-    ) -> anyhow::Result<(Option<Evaluator>, Option<Sandbox>)> {
+    ) -> anyhow::Result<(Measure, Option<Sandbox>)> {
         let Some(program) = self.program() else {
             tracing::warn!("--metric reported: records carry the val_bpb that train.py prints, unverified");
-            return Ok((None, None));
+            return Ok((Measure::Reported, None));
         };
         let Some(plan) = workspace.eval.clone() else {
             bail!("the workspace's prepare.py printed no evaluation plan");
@@ -55,6 +56,6 @@ impl MetricArgs {
             );
         }
         let sandbox = sandboxed.then(|| plan.training_sandbox());
-        Ok((Some(Evaluator { program, plan, sandboxed, timeout }), sandbox))
+        Ok((Measure::Evaluator(Evaluator { program, plan, sandboxed, timeout }), sandbox))
     }
 }

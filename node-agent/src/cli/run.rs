@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use spore_agent::node::{self, NodeConfig};
 use spore_agent::research::artifacts::ArtifactStore;
-use spore_agent::research::local::LocalExecutor;
+use spore_agent::research::local::{LocalExecutor, Measure};
 use spore_agent::research::proposer::llm::LlmProposer;
 use spore_agent::research::proposer::{Proposer, config as llm_config};
 use spore_agent::research::research_loop::{Research, ResearchConfig};
@@ -153,13 +153,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(workspace = %dir.display(), python = %args.python.display(), "preparing the workspace");
         let workspace = Workspace::prepare(&dir, &args.python, args.metric.program().as_deref())?;
         let margin = Duration::from_secs(args.deadline_margin);
-        let (evaluator, sandbox) = args.metric.executor_parts(&workspace, margin)?;
+        let (measure, sandbox) = args.metric.executor_parts(&workspace, margin)?;
         tracing::info!(
             gpu = %workspace.machine.gpu_model,
             class = %workspace.machine.gpu_class,
             torch = %workspace.machine.torch_version,
             cuda = %workspace.machine.cuda_version,
-            evaluator = evaluator.is_some(),
+            evaluator = matches!(measure, Measure::Evaluator(_)),
             sandbox = sandbox.is_some(),
             dataset = &workspace.dataset_cid[..8],
             "workspace ready"
@@ -171,7 +171,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             margin,
             env: Vec::new(),
             show_progress: true,
-            evaluator,
+            measure,
             sandbox,
         };
         let settings = ResearchConfig {

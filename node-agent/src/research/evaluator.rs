@@ -102,11 +102,22 @@ pub fn probe(program: &Path) -> anyhow::Result<Machine> {
 }
 
 impl Evaluator {
+    /// Reads the validation split (the plan's file).
+    pub async fn read_split(&self) -> Result<Vec<u8>, String> {
+        tokio::fs::read(&self.plan.val_path)
+            .await
+            .map_err(|e| format!("cannot read the validation split {}: {e}", self.plan.val_path.display()))
+    }
+
     /// Measures the model at `model`.
     pub async fn evaluate(&self, model: &Path) -> Result<Evaluation, String> {
-        let val = tokio::fs::read(&self.plan.val_path)
-            .await
-            .map_err(|e| format!("cannot read the validation split {}: {e}", self.plan.val_path.display()))?;
+        let val = self.read_split().await?;
+        self.evaluate_split(model, val).await
+    }
+
+    /// Measures the model at `model` on `val`, the split's bytes read earlier (a caller that
+    /// cannot sandboxes the evaluator deletes the file in between, so the model finds nothing).
+    pub async fn evaluate_split(&self, model: &Path, val: Vec<u8>) -> Result<Evaluation, String> {
         let digest = hex::encode(Sha256::digest(&val));
         if digest != self.plan.val_sha256 {
             return Err(format!(

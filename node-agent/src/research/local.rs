@@ -8,7 +8,8 @@
 //! (`time_budget + margin`): a run that hangs silently is killed with its whole process group.
 //! Dropping the future (shutdown) kills the group too.
 //!
-//! With an [`Evaluator`], the child runs in a [`Sandbox`] (where the OS allows) in which the
+//! How the run is measured is its [`Measure`]. With an [`Evaluator`], the child runs in a
+//! [`Sandbox`] (where the OS allows) in which the
 //! validation split's directory is empty and the training data read-only, and without network;
 //! after it exits, the model it exported (`SPORE_MODEL_PATH`, in the run directory) is measured
 //! by the evaluator and then deleted. The `val_bpb` the script printed is kept only as a hint;
@@ -38,7 +39,19 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A printed `val_bpb` further than this from the measured one is reported as a mismatch.
 const HINT_TOLERANCE: f64 = 0.01;
 /// The model file's name in the run directory.
-const MODEL_FILE: &str = "model.pt";
+pub const MODEL_FILE: &str = "model.pt";
+
+/// Where a run's `val_bpb` comes from.
+#[derive(Debug, Clone)]
+pub enum Measure {
+    /// The value the script prints (Python 0.1.2's behaviour).
+    Reported,
+    /// The trusted evaluator's measurement of the exported model, which is then deleted.
+    Evaluator(Evaluator),
+    /// Nothing yet: the exported model is kept in the run directory for an evaluation step that
+    /// runs elsewhere (a training pod's evaluation container); the run succeeds without a metric.
+    ExportOnly,
+}
 
 /// Runs experiments as child processes.
 #[derive(Debug, Clone)]
@@ -55,8 +68,8 @@ pub struct LocalExecutor {
     pub env: Vec<(String, String)>,
     /// Show a progress bar / progress lines.
     pub show_progress: bool,
-    /// Measures the exported model; `None` trusts the `val_bpb` the script prints (as Python).
-    pub evaluator: Option<Evaluator>,
+    /// How the run is measured.
+    pub measure: Measure,
     /// Where the child runs: hidden and read-only directories, no network.
     pub sandbox: Option<Sandbox>,
 }
@@ -190,9 +203,9 @@ impl Executor for LocalExecutor {
             ))
         } else {
             match &parsed {
-                Ok(summary) => match self.measure(&dir, summary, &log_path).await {
+                Ok(summary) => match self.measured(&dir, summary, &log_path).await {
                     Ok(measured) => {
-                        val_bpb = Some(measured);
+                        val_bpb = measured;
                         None
                     }
                     Err(e) => Some(e),
@@ -201,21 +214,27 @@ impl Executor for LocalExecutor {
             }
         };
         // The model has served its purpose; experiments must not fill the disk with them.
-        let _ = std::fs::remove_file(dir.join(MODEL_FILE));
+        if !matches!(self.measure, Measure::ExportOnly) {
+            let _ = std::fs::remove_file(dir.join(MODEL_FILE));
+        }
         Ok(RunOutcome { summary: parsed.ok(), val_bpb, error, exit_code, log: log_path })
     }
 }
 
 impl LocalExecutor {
-    /// The run's metric: the evaluator's measurement of the exported model, or without an
-    /// evaluator the value the script printed.
-    async fn measure(&self, dir: &Path, summary: &Summary, log_path: &Path) -> Result<f64, String> {
-        let Some(evaluator) = &self.evaluator else {
-            return match summary.reported_val_bpb {
-                Some(v) if v > 0.0 => Ok(v),
-                Some(v) => Err(format!("train.py reported val_bpb {v} (must be positive)")),
-                None => Err("train.py printed no val_bpb in its summary".into()),
-            };
+    /// The run's metric as its [`Measure`] says (none for [`Measure::ExportOnly`]).
+    async fn measured(&self, dir: &Path, summary: &Summary, log_path: &Path) -> Result<Option<f64>, String> {
+        let evaluator = match &self.measure {
+            Measure::Reported => {
+                return match summary.reported_val_bpb {
+                    Some(v) if v > 0.0 => Ok(Some(v)),
+                    Some(v) => Err(format!("train.py reported val_bpb {v} (must be positive)")),
+                    None => Err("train.py printed no val_bpb in its summary".into()),
+                };
+            }
+            Measure::ExportOnly if dir.join(MODEL_FILE).is_file() => return Ok(None),
+            Measure::ExportOnly => return Err("train.py exported no model (call export_model(model))".into()),
+            Measure::Evaluator(evaluator) => evaluator,
         };
         let evaluation = evaluator.evaluate(&dir.join(MODEL_FILE)).await.map_err(|e| format!("evaluation: {e}"))?;
         let mut note = format!(
@@ -235,7 +254,7 @@ impl LocalExecutor {
         if let Ok(mut log) = std::fs::OpenOptions::new().append(true).open(log_path) {
             let _ = writeln!(log, "{note}");
         }
-        Ok(evaluation.val_bpb)
+        Ok(Some(evaluation.val_bpb))
     }
 }
 

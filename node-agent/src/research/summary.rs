@@ -15,10 +15,11 @@
 //! progress index instead, one too few) and `num_params` from `num_params_M` × 10⁶ (0.1.2 looked
 //! for a label the script never prints and recorded 0).
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The metrics of a finished run.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Summary {
     /// The `val_bpb:` the script printed, if any: a hint, not the result.
     pub reported_val_bpb: Option<f64>,

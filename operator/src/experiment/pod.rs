@@ -1,6 +1,13 @@
 //! The training pod of an Experiment: requests GPUs through the device plugin's extended
 //! resource, tolerates the GPU taint, runs under Pod Security `restricted` with no API token,
 //! and returns its result through its termination message.
+//!
+//! Two steps, so that the code being judged never sees the validation split: the init container
+//! `train` (`spore exec --phase train`) trains the candidate with only training data and leaves
+//! the exported model in the shared scratch volume; the container `evaluate` (`spore exec
+//! --phase evaluate`), the only one that mounts the `validation` volume, prepares the split
+//! there and has the trusted evaluator measure the model. Both see the GPUs (an init
+//! container's request does not add to the pod's).
 
 use std::collections::BTreeMap;
 
@@ -24,8 +31,10 @@ pub const GPU_CLASS_LABEL: &str = "sporemesh.io/gpu-class";
 pub const DEADLINE_MARGIN_SECONDS: i64 = 120;
 /// Where the candidate code is mounted, read-only.
 pub const CODE_DIR: &str = "/spore/candidate";
-/// The pod's only writable directory (an emptyDir): the run and its data cache.
+/// The pod's shared writable directory (an emptyDir): the run, its data cache, the model.
 pub const SCRATCH_DIR: &str = "/scratch";
+/// The evaluation container's own volume: its data cache with the validation split.
+pub const VALIDATION_DIR: &str = "/validation";
 
 /// What the controller needs besides the Experiment itself.
 #[derive(Debug, Clone)]
@@ -81,8 +90,13 @@ pub fn training_pod(experiment: &Experiment, settings: &PodSettings) -> Pod {
     };
     let mut volumes = volumes.unwrap_or_default();
     volumes.push(scratch_volume);
+    volumes.push(Volume {
+        name: "validation".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    });
     let mut mounts = mounts.unwrap_or_default();
-    mounts.push(scratch_mount);
+    mounts.push(scratch_mount.clone());
     Pod {
         metadata: ObjectMeta {
             name: Some(pod_name(experiment)),
@@ -110,39 +124,68 @@ pub fn training_pod(experiment: &Experiment, settings: &PodSettings) -> Pod {
                 seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..SeccompProfile::default() }),
                 ..PodSecurityContext::default()
             }),
-            containers: vec![Container {
-                name: "train".into(),
-                image: Some(settings.image.clone()),
-                command: Some(vec!["spore".into(), "exec".into()]),
-                args: Some(vec![
-                    "--budget-seconds".into(),
-                    spec.time_budget_seconds.to_string(),
-                    "--code-dir".into(),
-                    CODE_DIR.into(),
-                    "--work-dir".into(),
-                    SCRATCH_DIR.into(),
-                ]),
-                env: Some(vec![EnvVar {
-                    name: "SPORE_DATA_CACHE".into(),
-                    value: Some(format!("{SCRATCH_DIR}/data")),
-                    ..EnvVar::default()
-                }]),
-                resources: (!limits.is_empty())
-                    .then(|| ResourceRequirements { limits: Some(limits), ..ResourceRequirements::default() }),
-                security_context: Some(SecurityContext {
-                    allow_privilege_escalation: Some(false),
-                    read_only_root_filesystem: Some(true),
-                    capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
-                    ..SecurityContext::default()
-                }),
-                volume_mounts: Some(mounts),
-                termination_message_policy: Some("File".into()),
-                ..Container::default()
-            }],
+            init_containers: Some(vec![step(
+                "train",
+                settings,
+                spec.time_budget_seconds,
+                vec!["--phase".into(), "train".into(), "--code-dir".into(), CODE_DIR.into()],
+                format!("{SCRATCH_DIR}/data"),
+                mounts,
+                &limits,
+            )]),
+            containers: vec![step(
+                "evaluate",
+                settings,
+                spec.time_budget_seconds,
+                vec!["--phase".into(), "evaluate".into()],
+                format!("{VALIDATION_DIR}/data"),
+                vec![
+                    scratch_mount,
+                    VolumeMount {
+                        name: "validation".into(),
+                        mount_path: VALIDATION_DIR.into(),
+                        ..VolumeMount::default()
+                    },
+                ],
+                &limits,
+            )],
             volumes: Some(volumes),
             ..PodSpec::default()
         }),
         status: None,
+    }
+}
+
+/// One `spore exec` step of the pod, restricted, its data cache at `data_cache`.
+fn step(
+    name: &str,
+    settings: &PodSettings,
+    budget_seconds: u32,
+    phase_args: Vec<String>,
+    data_cache: String,
+    mounts: Vec<VolumeMount>,
+    limits: &BTreeMap<String, Quantity>,
+) -> Container {
+    let mut args = vec!["--budget-seconds".into(), budget_seconds.to_string()];
+    args.extend(phase_args);
+    args.extend(["--work-dir".into(), SCRATCH_DIR.into()]);
+    Container {
+        name: name.into(),
+        image: Some(settings.image.clone()),
+        command: Some(vec!["spore".into(), "exec".into()]),
+        args: Some(args),
+        env: Some(vec![EnvVar { name: "SPORE_DATA_CACHE".into(), value: Some(data_cache), ..EnvVar::default() }]),
+        resources: (!limits.is_empty())
+            .then(|| ResourceRequirements { limits: Some(limits.clone()), ..ResourceRequirements::default() }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(mounts),
+        termination_message_policy: Some("File".into()),
+        ..Container::default()
     }
 }
 
@@ -161,19 +204,37 @@ mod tests {
         .unwrap();
         let pod = training_pod(&experiment, &PodSettings { image: "img".into() });
         let spec = pod.spec.unwrap();
+        let train = &spec.init_containers.as_deref().unwrap()[0];
         let container = &spec.containers[0];
+        assert_eq!((train.name.as_str(), container.name.as_str()), ("train", "evaluate"));
+        assert_eq!(train.command.as_deref().unwrap(), ["spore", "exec"]);
         assert_eq!(container.command.as_deref().unwrap(), ["spore", "exec"]);
+        let args = train.args.as_deref().unwrap();
+        assert_eq!(
+            args,
+            ["--budget-seconds", "300", "--phase", "train", "--code-dir", CODE_DIR, "--work-dir", SCRATCH_DIR]
+        );
         let args = container.args.as_deref().unwrap();
-        assert_eq!(args, ["--budget-seconds", "300", "--code-dir", CODE_DIR, "--work-dir", SCRATCH_DIR]);
-        let env = container.env.as_deref().unwrap();
-        assert_eq!(env[0].name, "SPORE_DATA_CACHE");
-        assert_eq!(env[0].value.as_deref(), Some("/scratch/data"));
-        let mounts = container.volume_mounts.as_deref().unwrap();
-        let mount = |path: &str| mounts.iter().find(|m| m.mount_path == path).unwrap();
-        assert_eq!(mount(CODE_DIR).read_only, Some(true));
-        assert_ne!(mount(SCRATCH_DIR).read_only, Some(true));
+        assert_eq!(args, ["--budget-seconds", "300", "--phase", "evaluate", "--work-dir", SCRATCH_DIR]);
+        let cache = |c: &Container| c.env.as_deref().unwrap()[0].clone();
+        assert_eq!(
+            (cache(train).name.as_str(), cache(train).value.as_deref()),
+            ("SPORE_DATA_CACHE", Some("/scratch/data"))
+        );
+        assert_eq!(cache(container).value.as_deref(), Some("/validation/data"));
+        let mounts = |c: &Container| c.volume_mounts.clone().unwrap();
+        let mount = |c: &Container, path: &str| mounts(c).into_iter().find(|m| m.mount_path == path);
+        assert_eq!(mount(train, CODE_DIR).unwrap().read_only, Some(true));
+        assert_ne!(mount(train, SCRATCH_DIR).unwrap().read_only, Some(true));
+        assert!(mount(container, SCRATCH_DIR).is_some());
+        // Only the evaluation step sees the validation volume; it does not see the candidate.
+        assert!(mount(train, VALIDATION_DIR).is_none());
+        assert!(mount(container, VALIDATION_DIR).is_some());
+        assert!(mount(container, CODE_DIR).is_none());
         let volumes = spec.volumes.unwrap();
         assert!(volumes.iter().any(|v| v.name == "scratch" && v.empty_dir.is_some()));
+        assert!(volumes.iter().any(|v| v.name == "validation" && v.empty_dir.is_some()));
+        assert_eq!(train.security_context, container.security_context);
         let security = container.security_context.as_ref().unwrap();
         assert_eq!(security.read_only_root_filesystem, Some(true));
         assert_eq!(spec.automount_service_account_token, Some(false));

@@ -1,7 +1,7 @@
 //! From the training pod's state to the Experiment's status: phase, times, the metrics from the
 //! termination message, and `crash` when training failed. Pure, so it is tested without a cluster.
 
-use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
 use serde::Deserialize;
 use spore_crds::experiment::{Decision, ExperimentMetrics};
 use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus};
@@ -19,8 +19,16 @@ struct TerminationMetrics {
     training_seconds: Option<f64>,
 }
 
+/// The step that ended the pod: a failed init container (the training step), else the
+/// container (the evaluation step).
 fn terminated(pod: &Pod) -> Option<&ContainerStateTerminated> {
-    pod.status.as_ref()?.container_statuses.as_ref()?.iter().find_map(|c| c.state.as_ref()?.terminated.as_ref())
+    let status = pod.status.as_ref()?;
+    let failed_init = ended(&status.init_container_statuses).find(|t| t.exit_code != 0);
+    failed_init.or_else(|| ended(&status.container_statuses).next())
+}
+
+fn ended(steps: &Option<Vec<ContainerStatus>>) -> impl Iterator<Item = &ContainerStateTerminated> {
+    steps.iter().flatten().filter_map(|c| c.state.as_ref()?.terminated.as_ref())
 }
 
 /// The scheduler's reason for not placing the pod, if it gave one.

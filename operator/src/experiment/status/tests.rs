@@ -59,6 +59,19 @@ fn failures_are_crashes_with_a_reason() {
     let garbage = desired_status(&experiment(), Some(&terminated("Succeeded", 0, "val_bpb: 0.99")));
     assert_eq!(garbage.decision, Some(Decision::Crash), "no trusted metrics, no result");
 
+    // The training step (init container) failed: its message, not the waiting container's.
+    let init_failed = pod(json!({"phase": "Failed",
+        "initContainerStatuses": [{"name": "train", "image": "x", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 1, "message": "train.py exited with code 1\nCUDA out of memory"}}}],
+        "containerStatuses": [{"name": "evaluate", "image": "x", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "PodInitializing"}}}]}));
+    let status = desired_status(&experiment(), Some(&init_failed));
+    assert_eq!(status.decision, Some(Decision::Crash));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("training exited with code 1: train.py exited with code 1\nCUDA out of memory")
+    );
+
     let late = desired_status(&experiment(), Some(&pod(json!({"phase": "Failed", "reason": "DeadlineExceeded"}))));
     assert_eq!(late.message, Some(format!("exceeded its deadline of {} s", 300 + DEADLINE_MARGIN_SECONDS)));
 }
@@ -77,7 +90,9 @@ fn the_pod_asks_for_gpus_and_runs_restricted() {
     let security = container.security_context.as_ref().unwrap();
     assert_eq!(security.allow_privilege_escalation, Some(false));
     assert_eq!(security.read_only_root_filesystem, Some(true));
-    assert_eq!(container.volume_mounts.as_ref().unwrap()[0].read_only, Some(true));
+    let train = &spec.init_containers.as_ref().unwrap()[0];
+    assert_eq!(train.resources, container.resources, "both steps see the GPUs");
+    assert_eq!(train.volume_mounts.as_ref().unwrap()[0].read_only, Some(true));
     let owner = &pod.metadata.owner_references.unwrap()[0];
     assert_eq!((owner.kind.as_str(), owner.controller), ("Experiment", Some(true)));
 }

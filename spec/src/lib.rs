@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod cid;
+pub mod control;
 pub mod encode;
 pub mod frame;
 pub mod gpu_class;
@@ -26,6 +27,7 @@ pub mod validate;
 pub mod verify;
 
 pub use cid::cid_of;
+pub use control::{ControlError, ControlEvent, ControlKind};
 pub use gpu_class::gpu_class;
 pub use identity::Identity;
 pub use message::Message;

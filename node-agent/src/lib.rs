@@ -13,3 +13,4 @@ pub mod protocol;
 pub mod record_tools;
 pub mod research;
 pub mod store;
+pub mod verification;

@@ -123,8 +123,7 @@ pub fn resolve(
     let mut values = vec![claim.val_bpb, challenger_bpb];
     values.extend(counted.iter().map(|(_, v)| *v));
     let ground_truth = median(&mut values);
-    let verdict =
-        if (claim.val_bpb - ground_truth).abs() > tolerance { Verdict::Rejected } else { Verdict::Upheld };
+    let verdict = if (claim.val_bpb - ground_truth).abs() > tolerance { Verdict::Rejected } else { Verdict::Upheld };
     let (supporting, opposing): (Vec<_>, Vec<_>) =
         counted.into_iter().partition(|(_, v)| (v - claim.val_bpb).abs() <= tolerance);
     Ok(Resolution {

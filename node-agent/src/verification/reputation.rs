@@ -64,7 +64,15 @@ impl Reputation {
     }
 
     /// A successful spot-check of `publisher`'s record by `verifier`.
-    pub fn verified(&mut self, experiment_id: &str, publisher: &str, verifier: &str, keep: bool, frontier: bool, now: i64) {
+    pub fn verified(
+        &mut self,
+        experiment_id: &str,
+        publisher: &str,
+        verifier: &str,
+        keep: bool,
+        frontier: bool,
+        now: i64,
+    ) {
         if publisher == verifier {
             return;
         }
@@ -86,7 +94,8 @@ impl Reputation {
         };
         match resolution.verdict {
             Verdict::Rejected => {
-                self.apply(&key(publisher), publisher, -5.0, now);
+                // One penalty per false record, however many nodes challenged it.
+                self.apply(&format!("rejected:{experiment_id}"), publisher, -5.0, now);
                 self.apply(&key(&resolution.challenger), &resolution.challenger, 1.0, now);
             }
             Verdict::Upheld => {
@@ -104,7 +113,8 @@ impl Reputation {
 
     /// Every known node and its score at `now`, best first.
     pub fn table(&self, now: i64) -> Vec<(String, f64)> {
-        let mut rows: Vec<(String, f64)> = self.entries.iter().map(|(id, e)| (id.clone(), self.decayed(*e, now))).collect();
+        let mut rows: Vec<(String, f64)> =
+            self.entries.iter().map(|(id, e)| (id.clone(), self.decayed(*e, now))).collect();
         rows.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         rows
     }
@@ -130,10 +140,15 @@ mod tests {
         let mut rep = Reputation::default();
         rep.resolved("e", "p", &resolution(Verdict::Rejected), 0);
         rep.resolved("e", "p", &resolution(Verdict::Rejected), 0);
+        // A second challenger of the same false record is rewarded; the publisher pays once.
+        let second = Resolution { challenger: "c2".into(), ..resolution(Verdict::Rejected) };
+        rep.resolved("e", "p", &second, 0);
+        assert_eq!(rep.score("c2", 0), 1.0);
         assert_eq!(rep.score("p", 0), -5.0);
         assert_eq!(rep.score("c", 0), 1.0);
-        assert_eq!(rep.score("o", 0), 0.5);
-        assert_eq!(rep.score("s", 0), -1.0);
+        // The verifiers answered two challenges: each answer counts once.
+        assert_eq!(rep.score("o", 0), 1.0);
+        assert_eq!(rep.score("s", 0), -2.0);
     }
 
     #[test]

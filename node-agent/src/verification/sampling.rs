@@ -3,7 +3,9 @@
 //! checked at 10 %); ×2 more for a claim below 0.9 bits per byte; each step capped at 1.
 //! Changed from Python: crash records are never re-run (nothing is claimed), a node never
 //! checks its own records (no reputation for checking oneself), and only records of the
-//! checker's own GPU class are eligible (a re-run elsewhere proves nothing).
+//! checker's own GPU class are eligible (a re-run elsewhere proves nothing). Added: a record
+//! that would become the best this node builds on is always re-run first — nobody builds on an
+//! unchecked lie.
 
 /// Python's base spot-check rate.
 pub const BASE_RATE: f64 = 0.05;
@@ -15,6 +17,8 @@ pub struct Candidate<'a> {
     pub gpu_class: &'a str,
     pub val_bpb: f64,
     pub crashed: bool,
+    /// It would beat everything on this node's frontier of its class.
+    pub would_lead: bool,
 }
 
 /// The probability of re-running `record` for a node `me` of class `my_class`, given the
@@ -22,6 +26,9 @@ pub struct Candidate<'a> {
 pub fn spot_check_rate(record: &Candidate<'_>, me: &str, my_class: &str, publisher_score: f64, base: f64) -> f64 {
     if record.crashed || record.publisher == me || record.gpu_class != my_class {
         return 0.0;
+    }
+    if record.would_lead {
+        return 1.0;
     }
     let mut rate = base.clamp(0.0, 1.0);
     if publisher_score < 0.0 {
@@ -45,7 +52,7 @@ mod tests {
     use super::*;
 
     fn candidate(publisher: &str, val_bpb: f64) -> Candidate<'_> {
-        Candidate { publisher, gpu_class: "H100", val_bpb, crashed: false }
+        Candidate { publisher, gpu_class: "H100", val_bpb, crashed: false, would_lead: false }
     }
 
     #[test]
@@ -57,6 +64,8 @@ mod tests {
         let good = candidate("p", 0.8);
         assert!((spot_check_rate(&good, "me", "H100", -1.0, BASE_RATE) - 0.3).abs() < 1e-12);
         assert_eq!(spot_check_rate(&good, "me", "H100", -1.0, 0.5), 1.0, "capped");
+        let leader = Candidate { would_lead: true, ..candidate("p", 1.0) };
+        assert_eq!(spot_check_rate(&leader, "me", "H100", 50.0, BASE_RATE), 1.0, "checked before anyone builds on it");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! peers add messages without splitting the mesh. A payload of a known type that is malformed is
 //! a [`MessageError`] for that one message; the connection is not at fault for the frame.
 
+use crate::control::{ControlEvent, ControlKind};
 use crate::encode::{KeyOrder, write_compact, write_number, write_string};
 use crate::json::{self, Value};
 use crate::number::JsonNumber;
@@ -20,7 +21,7 @@ pub fn max_body_size(message_type: &str) -> usize {
     match message_type {
         "ping" | "pong" | "pex_request" | "sync_request" | "sync_response" | "hello" => 4 * 1024,
         "get_records" => 64 * 1024,
-        "challenge" | "challenge_response" | "dispute" => 16 * 1024,
+        "challenge" | "challenge_response" | "dispute" | "verification" => 16 * 1024,
         "pex_response" => 256 * 1024,
         _ => MAX_MESSAGE_SIZE,
     }
@@ -97,6 +98,10 @@ pub enum Message {
         ground_truth_bpb: JsonNumber,
         verifier_count: JsonNumber,
     },
+    /// A signed control event (0.3.10's envelope), sent under its own type with the 0.1.2
+    /// fields beside it (so 0.1.2 peers read it as before) and the envelope under `signed`.
+    /// Decoding only reads the envelope; the receiver verifies it.
+    Signed(Box<ControlEvent>),
     Ping,
     Pong,
     /// A type this implementation does not know; kept so it can be logged or relayed.
@@ -139,6 +144,7 @@ impl Message {
             Message::Challenge { .. } => "challenge",
             Message::ChallengeResponse { .. } => "challenge_response",
             Message::Dispute { .. } => "dispute",
+            Message::Signed(event) => event.kind.as_str(),
             Message::Ping => "ping",
             Message::Pong => "pong",
             Message::Unknown { message_type, .. } => message_type,
@@ -177,6 +183,13 @@ impl Message {
             return Err(MessageError::PayloadNotAnObject(payload.type_name()));
         }
         let p = Payload { message_type: static_type(message_type), value: payload };
+        if let Some(signed) = payload.get("signed").filter(|_| ControlKind::parse(message_type).is_some()) {
+            let event = ControlEvent::from_value(signed).map_err(|_| p.bad("signed", "a control envelope"))?;
+            if event.kind.as_str() != message_type {
+                return Err(p.bad("signed", "an envelope of the message's type"));
+            }
+            return Ok(Message::Signed(Box::new(event)));
+        }
         Ok(match message_type.as_str() {
             "experiment" => Message::Experiment(Box::new(ExperimentRecord::from_value(payload)?)),
             "sync_request" => {
@@ -247,6 +260,7 @@ impl Message {
         match self {
             Message::Experiment(record) => return record.write_wire_payload(out),
             Message::Unknown { payload, .. } => return write_compact(out, payload, KeyOrder::AsGiven),
+            Message::Signed(event) => return write_signed(out, event),
             _ => {}
         }
         out.push(b'{');
@@ -302,7 +316,7 @@ impl Message {
                 w.number("verifier_count", verifier_count);
             }
             Message::PexRequest | Message::Ping | Message::Pong => {}
-            Message::Experiment(_) | Message::Unknown { .. } => {}
+            Message::Experiment(_) | Message::Unknown { .. } | Message::Signed(_) => {}
         }
         w.out.push(b'}');
     }
@@ -311,6 +325,24 @@ impl Message {
     pub fn encode_frame(&self) -> Vec<u8> {
         crate::frame::frame_bytes(&self.encode_body())
     }
+}
+
+/// The 0.1.2 fields of a signed event's kind, in Python's order, then `signed`: the envelope.
+fn write_signed(out: &mut Vec<u8>, event: &ControlEvent) {
+    let legacy: &[&str] = match event.kind {
+        ControlKind::Challenge => &["experiment_id", "challenger_id", "challenger_bpb", "challenger_gpu"],
+        ControlKind::ChallengeResponse => {
+            &["experiment_id", "challenger_id", "verifier_id", "verifier_bpb", "verifier_gpu"]
+        }
+        ControlKind::Dispute => {
+            &["experiment_id", "challenger_id", "challenger_bpb", "outcome", "ground_truth_bpb", "verifier_count"]
+        }
+        ControlKind::Verification => &[],
+    };
+    let mut fields: Vec<(String, Value)> =
+        legacy.iter().filter_map(|key| event.payload.iter().find(|(k, _)| k == key).cloned()).collect();
+    fields.push(("signed".into(), event.to_value()));
+    write_compact(out, &Value::Object(fields), KeyOrder::AsGiven);
 }
 
 fn static_type(message_type: &str) -> &'static str {
@@ -323,6 +355,7 @@ fn static_type(message_type: &str) -> &'static str {
         "challenge" => "challenge",
         "challenge_response" => "challenge_response",
         "dispute" => "dispute",
+        "verification" => "verification",
         _ => "message",
     }
 }
@@ -432,6 +465,37 @@ mod tests {
         let message = Message::decode(body).unwrap();
         assert_eq!(message.message_type(), "profile");
         assert_eq!(message.encode_body(), body.to_vec());
+    }
+
+    #[test]
+    fn signed_events_carry_the_legacy_fields_and_the_envelope() {
+        let alice = crate::Identity::from_seed([7; 32]);
+        let exp = "e".repeat(64);
+        let event = ControlEvent::challenge(&alice, &exp, 1.25, "H100", 1_773_000_600);
+        let message = Message::Signed(Box::new(event.clone()));
+        let body = message.encode_body();
+        // A 0.1.2 peer reads the challenge it knows.
+        let text = String::from_utf8(body.clone()).unwrap();
+        let prefix = format!(
+            "{{\"type\":\"challenge\",\"payload\":{{\"experiment_id\":\"{exp}\",\"challenger_id\":\"{}\",\
+             \"challenger_bpb\":1.25,\"challenger_gpu\":\"H100\",\"signed\":{{\"type\":\"challenge\"",
+            alice.node_id()
+        );
+        assert!(text.starts_with(&prefix), "{text}");
+        // We read the envelope, intact and verifiable.
+        let Message::Signed(decoded) = Message::decode(&body).unwrap() else { panic!("not signed") };
+        assert_eq!(*decoded, event);
+        assert_eq!(decoded.verify(), Ok(()));
+        assert_eq!(Message::decode(&body).unwrap().encode_body(), body);
+        // A verification (no 0.1.2 form) and malformed envelopes.
+        let verification = ControlEvent::verification(&alice, &exp, &"p".repeat(64), 1.0, "H100", 2);
+        let body = Message::Signed(Box::new(verification)).encode_body();
+        assert!(matches!(Message::decode(&body).unwrap(), Message::Signed(_)));
+        let bad = br#"{"type":"challenge","payload":{"signed":{"type":"challenge"}}}"#;
+        assert!(matches!(Message::decode(bad), Err(MessageError::BadField { field: "signed", .. })));
+        let mismatched =
+            String::from_utf8(body).unwrap().replacen("\"type\":\"verification\"", "\"type\":\"dispute\"", 1);
+        assert!(matches!(Message::decode(mismatched.as_bytes()), Err(MessageError::BadField { field: "signed", .. })));
     }
 
     #[test]

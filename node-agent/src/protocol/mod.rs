@@ -13,6 +13,7 @@
 //! counted, never punished, so a schema change can never partition the mesh.
 
 mod config;
+mod control;
 mod ingest;
 mod peer;
 mod sync;
@@ -22,7 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use lru::LruCache;
-use spore_spec::{ExperimentRecord, Identity, KeyCache, Message, ValidationPolicy, VerifyError};
+use spore_spec::{ControlEvent, ExperimentRecord, Identity, KeyCache, Message, ValidationPolicy, VerifyError};
 
 pub use config::ProtocolConfig;
 pub use peer::{Direction, Hello, Millis, PeerId, PeerState, format_address, parse_address};
@@ -74,6 +75,8 @@ pub enum Event {
     },
     /// A record this node made and signed.
     Publish(Box<StoredRecord>),
+    /// A control event this node signed.
+    PublishControl(Box<ControlEvent>),
     /// The clock moved (the driver ticks a few times a second).
     Tick,
     /// No more events are waiting: flush what is batched.
@@ -109,6 +112,11 @@ pub struct Stats {
     pub records_ignored: u64,
     pub messages_dropped: u64,
     pub peers_banned: u64,
+    pub controls_accepted: u64,
+    pub controls_duplicate: u64,
+    pub controls_rejected: u64,
+    /// Unsigned 0.1.2 control messages received (and otherwise ignored).
+    pub control_hints: u64,
 }
 
 /// A peer we keep dialing (configured, known, or learned by PEX).
@@ -261,6 +269,7 @@ impl Protocol {
                 self.pending.push((PeerId::MAX, *stored));
                 self.flush()?;
             }
+            Event::PublishControl(event) => self.on_control(PeerId::MAX, *event)?,
             Event::Tick => self.on_tick()?,
             Event::Idle => self.flush()?,
         }
@@ -435,8 +444,11 @@ impl Protocol {
             Message::PexResponse { peer: addresses } => self.on_pex_response(&addresses),
             Message::Ping => self.send(peer, &Message::Pong),
             Message::Pong => {}
-            // Unsigned 0.1.2 challenges are hints that move nothing (verification, issue 6).
-            Message::Challenge { .. } | Message::ChallengeResponse { .. } | Message::Dispute { .. } => {}
+            Message::Signed(event) => self.on_control(peer, *event)?,
+            // Unsigned 0.1.2 challenges, responses and disputes are hints that move nothing.
+            Message::Challenge { .. } | Message::ChallengeResponse { .. } | Message::Dispute { .. } => {
+                self.stats.control_hints += 1;
+            }
             Message::Unknown { message_type, .. } => tracing::debug!(peer, message_type, "unknown message type"),
         }
         Ok(())

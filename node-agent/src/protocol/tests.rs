@@ -241,3 +241,52 @@ fn removing_a_dial_target_closes_its_connection_and_stops_redials() {
     assert!(!core.remove_dial_target("10.0.0.5:7470"));
     assert!(!core.remove_dial_target("10.0.0.7:7470"));
 }
+
+#[test]
+fn signed_control_events_are_stored_once_and_relayed_forgeries_punished_hints_ignored() {
+    use spore_spec::ControlEvent;
+    use spore_spec::message::DisputeOutcome;
+    let mut core = core(ProtocolConfig::default());
+    for peer in 1..=3 {
+        connect(&mut core, peer, Direction::Inbound);
+    }
+    let challenger = Identity::from_seed([3; 32]);
+    let exp = "e".repeat(64);
+    let challenge = ControlEvent::challenge(&challenger, &exp, 1.2, "H100", 1_773_100_000);
+    let actions = on(&mut core, 1, frame(&Message::Signed(Box::new(challenge.clone()))));
+    assert_eq!(sent_to(&actions), vec![(2, "challenge".into()), (3, "challenge".into())]);
+    assert_eq!(core.store().controls_for(&exp).unwrap(), vec![challenge.clone()]);
+    // The same event again, and a second challenge by the same actor: stored once, not relayed.
+    assert!(sent_to(&on(&mut core, 2, frame(&Message::Signed(Box::new(challenge.clone()))))).is_empty());
+    let second = ControlEvent::challenge(&challenger, &exp, 1.3, "H100", 1_773_100_001);
+    assert!(sent_to(&on(&mut core, 2, frame(&Message::Signed(Box::new(second))))).is_empty());
+    assert_eq!(core.store().control_count().unwrap(), 1);
+    assert_eq!(core.stats().controls_duplicate, 2);
+
+    // A forgery (the number changed after signing) is dropped and costs the sender.
+    let mut forged = ControlEvent::response(&challenger, &exp, &challenger.node_id(), 1.0, "H100", 5);
+    forged.payload.iter_mut().find(|(k, _)| k == "verifier_id").unwrap().1 =
+        spore_spec::json::Value::String(Identity::from_seed([4; 32]).node_id());
+    let actions = on(&mut core, 3, frame(&Message::Signed(Box::new(forged))));
+    assert!(sent_to(&actions).is_empty());
+    assert_eq!(core.stats().controls_rejected, 1);
+    assert!(core.peers().any(|(p, s)| *p == 3 && s.misbehaviour > 0));
+
+    // An unsigned 0.1.2 dispute: no store, no relay, no punishment.
+    let hint = Message::Dispute {
+        experiment_id: exp.clone(),
+        challenger_id: challenger.node_id(),
+        challenger_bpb: JsonNumber::from(9.0),
+        outcome: DisputeOutcome::Rejected,
+        ground_truth_bpb: JsonNumber::from(9.0),
+        verifier_count: JsonNumber::from(3),
+    };
+    assert!(sent_to(&on(&mut core, 1, frame(&hint))).is_empty());
+    assert_eq!((core.store().control_count().unwrap(), core.stats().control_hints), (1, 1));
+    assert!(core.peers().any(|(p, s)| *p == 1 && s.misbehaviour == 0));
+
+    // This node's own event goes to every peer.
+    let own = ControlEvent::response(&Identity::from_seed([1; 32]), &exp, &challenger.node_id(), 1.0, "H100", 6);
+    let actions = core.handle(Event::PublishControl(Box::new(own)), 1_000, 1_773_100_000).unwrap();
+    assert_eq!(sent_to(&actions).len(), 3);
+}

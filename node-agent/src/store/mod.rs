@@ -10,6 +10,7 @@
 //! strictly lower; per GPU class the filter applies to the record only. Ours also leaves out
 //! records that failed a check (validation flags, depth that disagrees with the parent's).
 
+mod control;
 mod lineage;
 mod schema;
 

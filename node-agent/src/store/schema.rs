@@ -28,6 +28,17 @@ CREATE INDEX IF NOT EXISTS record_node ON record(node_id);
 CREATE INDEX IF NOT EXISTS record_sync ON record(depth_key, ts_key, seq);
 CREATE INDEX IF NOT EXISTS record_frontier ON record(gpu_model, val_bpb) WHERE on_frontier = 1;
 CREATE INDEX IF NOT EXISTS record_frontier_all ON record(val_bpb) WHERE on_frontier = 1;
+CREATE TABLE IF NOT EXISTS control_event (
+    event_id      TEXT PRIMARY KEY,                -- <type>:<experiment>:<actor…>: one per actor
+    id            TEXT NOT NULL,                   -- SHA-256 of the signed envelope
+    kind          TEXT NOT NULL,
+    experiment_id TEXT NOT NULL,
+    actor         TEXT NOT NULL,
+    timestamp     INTEGER NOT NULL,
+    received_at   INTEGER NOT NULL,
+    envelope      TEXT NOT NULL                    -- the verified envelope, compact JSON
+);
+CREATE INDEX IF NOT EXISTS control_event_experiment ON control_event(experiment_id);
 CREATE TABLE IF NOT EXISTS sync_cursor (
     peer_node_id TEXT PRIMARY KEY,
     last_seq     INTEGER NOT NULL

@@ -1,0 +1,55 @@
+//! Verified control events (challenges, responses, verifications, disputes), one per
+//! `event_id`: the signed evidence from which any node recomputes a dispute's verdict.
+
+use rusqlite::OptionalExtension;
+use spore_spec::ControlEvent;
+use spore_spec::encode::{KeyOrder, to_compact_string};
+
+use super::{DagStore, StoreError};
+
+impl DagStore {
+    /// Whether an event with this `event_id` is stored.
+    pub fn has_control(&self, event_id: &str) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM control_event WHERE event_id = ?1")?;
+        Ok(stmt.query_row([event_id], |_| Ok(())).optional()?.is_some())
+    }
+
+    /// Stores a verified event; false when its `event_id` was there already (the first wins:
+    /// an actor cannot replace its challenge or its vote).
+    pub fn insert_control(&self, event: &ControlEvent, received_at: i64) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO control_event
+             (event_id, id, kind, experiment_id, actor, timestamp, received_at, envelope)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        let inserted = stmt.execute(rusqlite::params![
+            event.event_id(),
+            event.id,
+            event.kind.as_str(),
+            event.experiment_id(),
+            event.actor(),
+            event.timestamp,
+            received_at,
+            to_compact_string(&event.to_value(), KeyOrder::AsGiven),
+        ])?;
+        Ok(inserted == 1)
+    }
+
+    /// The stored events about one experiment, in arrival order.
+    pub fn controls_for(&self, experiment_id: &str) -> Result<Vec<ControlEvent>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT envelope FROM control_event WHERE experiment_id = ?1 ORDER BY rowid")?;
+        let rows = stmt.query_map([experiment_id], |row| row.get::<_, String>(0))?;
+        let mut events = Vec::new();
+        for envelope in rows {
+            let parsed = spore_spec::json::parse(&envelope?).ok().and_then(|v| ControlEvent::from_value(&v).ok());
+            events.extend(parsed);
+        }
+        Ok(events)
+    }
+
+    /// How many events are stored.
+    pub fn control_count(&self) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row("SELECT count(*) FROM control_event", [], |row| row.get::<_, i64>(0))? as u64)
+    }
+}

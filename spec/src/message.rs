@@ -20,7 +20,8 @@ pub const MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
 pub fn max_body_size(message_type: &str) -> usize {
     match message_type {
         "ping" | "pong" | "pex_request" | "sync_request" | "sync_response" | "hello" => 4 * 1024,
-        "get_records" => 64 * 1024,
+        "get_records" | "code_request" => 64 * 1024,
+        "code_response" => 2 * 1024 * 1024,
         "challenge" | "challenge_response" | "dispute" | "verification" => 16 * 1024,
         "pex_response" => 256 * 1024,
         _ => MAX_MESSAGE_SIZE,
@@ -98,6 +99,15 @@ pub enum Message {
         ground_truth_bpb: JsonNumber,
         verifier_count: JsonNumber,
     },
+    /// Ask for the code (`train.py`) stored under a CID (Python 0.1.6+); answered only when found.
+    CodeRequest {
+        code_cid: String,
+    },
+    /// The code, base64; the receiver checks SHA-256(code) == `code_cid` before using it.
+    CodeResponse {
+        code_cid: String,
+        code: String,
+    },
     /// A signed control event (0.3.10's envelope), sent under its own type with the 0.1.2
     /// fields beside it (so 0.1.2 peers read it as before) and the envelope under `signed`.
     /// Decoding only reads the envelope; the receiver verifies it.
@@ -145,6 +155,8 @@ impl Message {
             Message::ChallengeResponse { .. } => "challenge_response",
             Message::Dispute { .. } => "dispute",
             Message::Signed(event) => event.kind.as_str(),
+            Message::CodeRequest { .. } => "code_request",
+            Message::CodeResponse { .. } => "code_response",
             Message::Ping => "ping",
             Message::Pong => "pong",
             Message::Unknown { message_type, .. } => message_type,
@@ -237,6 +249,8 @@ impl Message {
                 ground_truth_bpb: p.number("ground_truth_bpb")?,
                 verifier_count: p.number("verifier_count")?,
             },
+            "code_request" => Message::CodeRequest { code_cid: p.string("code_cid")? },
+            "code_response" => Message::CodeResponse { code_cid: p.string("code_cid")?, code: p.string("code")? },
             "ping" => Message::Ping,
             "pong" => Message::Pong,
             _ => Message::Unknown { message_type: message_type.clone(), payload: payload.clone() },
@@ -315,6 +329,11 @@ impl Message {
                 w.number("ground_truth_bpb", ground_truth_bpb);
                 w.number("verifier_count", verifier_count);
             }
+            Message::CodeRequest { code_cid } => w.string("code_cid", code_cid),
+            Message::CodeResponse { code_cid, code } => {
+                w.string("code_cid", code_cid);
+                w.string("code", code);
+            }
             Message::PexRequest | Message::Ping | Message::Pong => {}
             Message::Experiment(_) | Message::Unknown { .. } | Message::Signed(_) => {}
         }
@@ -356,6 +375,8 @@ fn static_type(message_type: &str) -> &'static str {
         "challenge_response" => "challenge_response",
         "dispute" => "dispute",
         "verification" => "verification",
+        "code_request" => "code_request",
+        "code_response" => "code_response",
         _ => "message",
     }
 }
@@ -496,6 +517,21 @@ mod tests {
         let mismatched =
             String::from_utf8(body).unwrap().replacen("\"type\":\"verification\"", "\"type\":\"dispute\"", 1);
         assert!(matches!(Message::decode(mismatched.as_bytes()), Err(MessageError::BadField { field: "signed", .. })));
+    }
+
+    #[test]
+    fn code_requests_and_responses_round_trip_in_pythons_shape() {
+        let cid = "a".repeat(64);
+        let request = Message::CodeRequest { code_cid: cid.clone() };
+        let body = request.encode_body();
+        assert_eq!(body, format!("{{\"type\":\"code_request\",\"payload\":{{\"code_cid\":\"{cid}\"}}}}").into_bytes());
+        assert_eq!(Message::decode(&body).unwrap(), request);
+        let response = Message::CodeResponse { code_cid: cid, code: "cHJpbnQoMSkK".into() };
+        assert_eq!(Message::decode(&response.encode_body()).unwrap(), response);
+        assert!(matches!(
+            Message::decode(br#"{"type":"code_response","payload":{"code_cid":"x"}}"#),
+            Err(MessageError::BadField { field: "code", .. })
+        ));
     }
 
     #[test]

@@ -107,6 +107,20 @@ impl NodeHandle {
         stored.await.map_err(|_| anyhow::anyhow!("the node stopped before storing the record"))
     }
 
+    /// Stores and gossips a control event this node signed.
+    pub async fn publish_control(&self, event: spore_spec::ControlEvent) -> anyhow::Result<()> {
+        self.protocol(Event::PublishControl(Box::new(event))).await
+    }
+
+    /// Asks the peers for the code stored under `code_cid` (it lands in the artifact store).
+    pub async fn fetch_code(&self, code_cid: String) -> anyhow::Result<()> {
+        self.protocol(Event::FetchCode(code_cid)).await
+    }
+
+    async fn protocol(&self, event: Event) -> anyhow::Result<()> {
+        self.events.send(DriverEvent::Protocol(event)).await.map_err(|_| anyhow::anyhow!("the node has stopped"))
+    }
+
     /// Dials `address` (`host:port`) from now on, reconnecting with backoff.
     pub async fn connect(&self, address: String) -> anyhow::Result<()> {
         self.events.send(DriverEvent::Connect { address }).await.map_err(|_| anyhow::anyhow!("the node has stopped"))
@@ -171,7 +185,8 @@ pub async fn run(
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
     let local = listener.local_addr()?;
     tracing::info!(node_id = %identity.node_id(), %local, "node listening");
-    let mut core = Protocol::new(config.protocol.clone(), identity, local.port(), store);
+    let artifacts = crate::research::artifacts::ArtifactStore::new(&config.data_dir);
+    let mut core = Protocol::new(config.protocol.clone(), identity, local.port(), store).with_artifacts(artifacts);
     if !config.genesis {
         let known = known_peers::load(&config.data_dir);
         for address in config.peers.iter().chain(known.iter()) {

@@ -12,6 +12,7 @@
 //! unusable (unknown fields from newer peers, timestamps ahead of our clock) are dropped and
 //! counted, never punished, so a schema change can never partition the mesh.
 
+mod code;
 mod config;
 mod control;
 mod ingest;
@@ -28,6 +29,7 @@ use spore_spec::{ControlEvent, ExperimentRecord, Identity, KeyCache, Message, Va
 pub use config::ProtocolConfig;
 pub use peer::{Direction, Hello, Millis, PeerId, PeerState, format_address, parse_address};
 
+use crate::research::artifacts::ArtifactStore;
 use crate::store::{DagStore, StoreError, StoredRecord};
 use sync::SyncServe;
 
@@ -77,6 +79,8 @@ pub enum Event {
     Publish(Box<StoredRecord>),
     /// A control event this node signed.
     PublishControl(Box<ControlEvent>),
+    /// Ask peers for the code stored under this CID.
+    FetchCode(String),
     /// The clock moved (the driver ticks a few times a second).
     Tick,
     /// No more events are waiting: flush what is batched.
@@ -117,6 +121,8 @@ pub struct Stats {
     pub controls_rejected: u64,
     /// Unsigned 0.1.2 control messages received (and otherwise ignored).
     pub control_hints: u64,
+    /// Code artifacts received and stored.
+    pub code_fetched: u64,
 }
 
 /// A peer we keep dialing (configured, known, or learned by PEX).
@@ -152,6 +158,8 @@ pub struct Protocol {
     stats: Stats,
     actions: Vec<Action>,
     stored_ids: Vec<String>,
+    /// Code served to and fetched from peers; none when this node keeps no artifacts.
+    artifacts: Option<ArtifactStore>,
 }
 
 impl std::fmt::Debug for Protocol {
@@ -183,8 +191,15 @@ impl Protocol {
             stats: Stats::default(),
             actions: Vec::new(),
             stored_ids: Vec::new(),
+            artifacts: None,
             config,
         }
+    }
+
+    /// Serves and fetches code from `artifacts`.
+    pub fn with_artifacts(mut self, artifacts: ArtifactStore) -> Self {
+        self.artifacts = Some(artifacts);
+        self
     }
 
     pub fn node_id(&self) -> &str {
@@ -270,6 +285,7 @@ impl Protocol {
                 self.flush()?;
             }
             Event::PublishControl(event) => self.on_control(PeerId::MAX, *event)?,
+            Event::FetchCode(code_cid) => self.fetch_code(&code_cid),
             Event::Tick => self.on_tick()?,
             Event::Idle => self.flush()?,
         }
@@ -445,6 +461,8 @@ impl Protocol {
             Message::Ping => self.send(peer, &Message::Pong),
             Message::Pong => {}
             Message::Signed(event) => self.on_control(peer, *event)?,
+            Message::CodeRequest { code_cid } => self.on_code_request(peer, &code_cid),
+            Message::CodeResponse { code_cid, code } => self.on_code_response(peer, &code_cid, &code),
             // Unsigned 0.1.2 challenges, responses and disputes are hints that move nothing.
             Message::Challenge { .. } | Message::ChallengeResponse { .. } | Message::Dispute { .. } => {
                 self.stats.control_hints += 1;

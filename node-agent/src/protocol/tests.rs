@@ -290,3 +290,41 @@ fn signed_control_events_are_stored_once_and_relayed_forgeries_punished_hints_ig
     let actions = core.handle(Event::PublishControl(Box::new(own)), 1_000, 1_773_100_000).unwrap();
     assert_eq!(sent_to(&actions).len(), 3);
 }
+
+#[test]
+fn code_is_served_when_present_and_stored_only_when_it_hashes_to_its_cid() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    use crate::research::artifacts::{ArtifactStore, cid_of};
+    let dir = tempfile::tempdir().unwrap();
+    let (mine, theirs) = (dir.path().join("a"), dir.path().join("b"));
+    let mut core = core(ProtocolConfig::default()).with_artifacts(ArtifactStore::new(&mine));
+    for peer in 1..=2 {
+        connect(&mut core, peer, Direction::Inbound);
+    }
+    let code = b"print('train')\n";
+    let cid = cid_of(code);
+    // Asking while absent: the request goes to every peer; nobody answers "no".
+    let asked = core.handle(Event::FetchCode(cid.clone()), 1_000, 0).unwrap();
+    assert_eq!(sent_to(&asked), vec![(1, "code_request".into()), (2, "code_request".into())]);
+    assert!(sent_to(&on(&mut core, 1, frame(&Message::CodeRequest { code_cid: cid.clone() }))).is_empty());
+
+    // Code that is not what its CID says: refused, and the sender pays.
+    let lie = Message::CodeResponse { code_cid: cid.clone(), code: STANDARD.encode(b"print('evil')\n") };
+    on(&mut core, 2, frame(&lie));
+    assert!(!ArtifactStore::new(&mine).contains(&cid));
+    assert!(core.peers().any(|(p, s)| *p == 2 && s.misbehaviour > 0));
+    // The real code is stored, then served to whoever asks.
+    on(&mut core, 1, frame(&Message::CodeResponse { code_cid: cid.clone(), code: STANDARD.encode(code) }));
+    assert_eq!(ArtifactStore::new(&mine).get(&cid).unwrap().unwrap(), code);
+    assert_eq!(core.stats().code_fetched, 1);
+    let served = on(&mut core, 2, frame(&Message::CodeRequest { code_cid: cid.clone() }));
+    let Some(Action::Send { body, .. }) = served.first() else { panic!("no answer") };
+    let Message::CodeResponse { code: sent, .. } = Message::decode(body).unwrap() else { panic!("not code") };
+    assert_eq!(STANDARD.decode(sent).unwrap(), code);
+    // Another store, another node: nothing served without the artifact.
+    let mut other = self::core(ProtocolConfig::default()).with_artifacts(ArtifactStore::new(&theirs));
+    connect(&mut other, 1, Direction::Inbound);
+    assert!(sent_to(&on(&mut other, 1, frame(&Message::CodeRequest { code_cid: cid }))).is_empty());
+}

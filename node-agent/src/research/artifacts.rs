@@ -61,6 +61,11 @@ impl ArtifactStore {
         Ok(cid)
     }
 
+    /// Whether a file for `cid` is stored (not checked: [`ArtifactStore::get`] checks).
+    pub fn contains(&self, cid: &str) -> bool {
+        self.path(cid).is_ok_and(|path| path.is_file())
+    }
+
     /// The bytes of `cid`, checked against it; `None` when absent.
     pub fn get(&self, cid: &str) -> Result<Option<Vec<u8>>, ArtifactError> {
         let path = self.path(cid)?;

@@ -69,8 +69,15 @@ impl SporeNode {
 
     /// [`SporeNode::start`] with more `spore run` arguments.
     pub fn start_with_args(bin: &Path, data_dir: &Path, port: u16, peers: &[String], extra: &[String]) -> SporeNode {
-        let mut args: Vec<String> =
-            vec!["run".into(), "--no-train".into(), "--no-explorer".into(), "--no-bootstrap".into()];
+        let mut with_no_train = vec!["--no-train".to_string()];
+        with_no_train.extend(extra.iter().cloned());
+        SporeNode::start_training(bin, data_dir, port, peers, &with_no_train)
+    }
+
+    /// A `spore run` that may train (unless `extra` says `--no-train`): it prepares its
+    /// workspace before it listens.
+    pub fn start_training(bin: &Path, data_dir: &Path, port: u16, peers: &[String], extra: &[String]) -> SporeNode {
+        let mut args: Vec<String> = vec!["run".into(), "--no-explorer".into(), "--no-bootstrap".into()];
         args.extend(["--host".into(), "127.0.0.1".into(), "--port".into(), port.to_string()]);
         args.extend(["--data-dir".into(), data_dir.display().to_string()]);
         let grpc_port = free_port().expect("a free port for gRPC");
@@ -107,7 +114,8 @@ impl SporeNode {
             .expect("start spore");
         self.child = Some(child);
         let port = self.port;
-        wait_until(Duration::from_secs(20), "spore to listen", || {
+        // A training node prepares its workspace (probe, data) first.
+        wait_until(Duration::from_secs(90), "spore to listen", || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
     }

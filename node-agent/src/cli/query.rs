@@ -88,6 +88,12 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         "best_val_bpb": frontier.first().map(|f| f.val_bpb),
         "peers": peers,
         "stats": running.as_ref().map(|s| s["stats"].clone()),
+        // The verifier's local table (node id → score) and the records disputes rejected.
+        "reputation": std::fs::read_to_string(args.data_dir.data_dir.join("reputation.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .unwrap_or_else(|| json!({})),
+        "rejected": store.rejected()?.into_iter().map(|(id, truth)| json!({"id": id, "ground_truth": truth})).collect::<Vec<_>>(),
     });
     if args.json {
         writeln!(out, "{report}")?;
@@ -124,7 +130,17 @@ pub fn frontier(args: FrontierArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(&args.data_dir)?;
     let entries = store.frontier(args.gpu.as_deref(), args.limit)?;
     if args.json {
-        let list: Vec<Value> = entries.iter().map(|e| payload_value(&e.payload)).collect();
+        // Each record as signed, plus `verified`: a signed verification of it is stored here.
+        let mut list: Vec<Value> = Vec::new();
+        for entry in &entries {
+            let mut value = payload_value(&entry.payload);
+            let verified = store
+                .controls_for(&entry.id)?
+                .iter()
+                .any(|e| e.kind == spore_spec::ControlKind::Verification && e.verify().is_ok());
+            value["verified"] = json!(verified);
+            list.push(value);
+        }
         writeln!(out, "{}", Value::Array(list))?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -13,6 +13,7 @@ use spore_agent::research::proposer::llm::LlmProposer;
 use spore_agent::research::proposer::{Proposer, config as llm_config};
 use spore_agent::research::research_loop::{Research, ResearchConfig};
 use spore_agent::research::workspace::Workspace;
+use spore_agent::verification::service::{Verifier, VerifierConfig};
 use tokio_util::sync::CancellationToken;
 
 use super::metric::MetricArgs;
@@ -91,6 +92,15 @@ pub struct RunArgs {
     deadline_margin: u64,
     #[command(flatten)]
     metric: MetricArgs,
+    /// Train nothing of our own: only re-run other nodes' records (spot-checks, challenges).
+    #[arg(long)]
+    verify_only: bool,
+    /// Base rate of spot-checks of incoming records (Python's 0.05; 1 re-runs all eligible).
+    #[arg(long, default_value_t = 0.05, value_parser = rate)]
+    spot_check_rate: f64,
+    /// Seconds after which a dispute is decided with the responses it has.
+    #[arg(long, default_value_t = 1800)]
+    challenge_timeout: u64,
     #[command(flatten)]
     data_dir: DataDir,
 }
@@ -98,6 +108,13 @@ pub struct RunArgs {
 impl RunArgs {
     pub fn data_dir(&self) -> &Path {
         &self.data_dir.data_dir
+    }
+}
+
+fn rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{text:?} is not a rate between 0 and 1")),
     }
 }
 
@@ -146,6 +163,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     config.bootstrap = !args.no_bootstrap;
     let identity = spore_agent::identity_file::load_or_create(&data_dir)?;
 
+    let mut verifier = None;
     let research = if args.no_train {
         None
     } else {
@@ -174,6 +192,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             measure,
             sandbox,
         };
+        // Re-runs only mean something when measured here: the verifier needs the evaluator.
+        if matches!(executor.measure, Measure::Evaluator(_)) {
+            let checks = LocalExecutor { runs_dir: data_dir.join("verify"), show_progress: false, ..executor.clone() };
+            let settings = VerifierConfig {
+                spot_check_rate: args.spot_check_rate,
+                challenge_timeout: Duration::from_secs(args.challenge_timeout),
+                resource: args.resource,
+                ..VerifierConfig::default()
+            };
+            verifier = Some((workspace.clone(), checks, settings));
+        }
         let settings = ResearchConfig {
             time_budget: args.time_budget,
             resource: args.resource,
@@ -192,7 +221,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         port = config.port,
         peers = config.peers.len(),
         resource = args.resource,
-        mode = if research.is_some() { "research" } else { "sync-only" },
+        mode = match (&research, args.verify_only) {
+            (Some(_), true) => "verify-only",
+            (Some(_), false) => "research",
+            (None, _) => "sync-only",
+        },
         "starting"
     );
 
@@ -247,7 +280,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             );
             services.push(tokio::spawn(serve));
         }
+        let gpu = spore_agent::research::executor::GpuLock::default();
+        if let Some((workspace, executor, config)) = verifier {
+            let verifier = Verifier {
+                config,
+                executor,
+                gpu: gpu.clone(),
+                identity: identity.clone(),
+                node: handle.clone(),
+                store_path: store_path.clone(),
+                artifacts: ArtifactStore::new(&data_dir),
+                workspace,
+                reputation_path: data_dir.join("reputation.json"),
+            };
+            services.push(tokio::spawn(verifier.run(shutdown.clone())));
+        }
         let mut outcome = Ok(ExitCode::SUCCESS);
+        let research = research.filter(|_| !args.verify_only);
         if let Some((workspace, executor, settings, proposer)) = research {
             let research = Research {
                 config: settings,
@@ -258,6 +307,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 artifacts: ArtifactStore::new(&data_dir),
                 store_path,
                 node: handle,
+                gpu,
             };
             outcome = match research.run(shutdown.clone()).await {
                 Ok(report) => {

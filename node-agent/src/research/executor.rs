@@ -9,6 +9,10 @@ use thiserror::Error;
 
 use super::summary::Summary;
 
+/// Held while a run uses the device: the research loop and the verifier share one, so a
+/// spot-check never trains beside an experiment.
+pub type GpuLock = std::sync::Arc<tokio::sync::Mutex<()>>;
+
 /// One training run.
 #[derive(Debug, Clone)]
 pub struct RunSpec {

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::artifacts::ArtifactStore;
 use super::diff::unified_diff;
-use super::executor::{Executor, RunOutcome, RunSpec};
+use super::executor::{Executor, GpuLock, RunOutcome, RunSpec};
 use super::parent::{Candidate, GraphStats, select_parent};
 use super::prompt::{ProposalContext, id8};
 use super::proposer::{ProposeError, Proposer};
@@ -59,6 +59,8 @@ pub struct Research<E: Executor> {
     pub artifacts: ArtifactStore,
     pub store_path: PathBuf,
     pub node: NodeHandle,
+    /// Held while training, shared with the verifier.
+    pub gpu: GpuLock,
 }
 
 /// What a finished loop did.
@@ -231,6 +233,10 @@ impl<E: Executor> Research<E> {
             code: code.to_string(),
             time_budget: self.config.time_budget,
             resource: self.config.resource,
+        };
+        let _device = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            device = self.gpu.lock() => device,
         };
         tokio::select! {
             // Dropping the run kills its process group.

@@ -48,6 +48,23 @@ impl DagStore {
         Ok(events)
     }
 
+    /// Events stored after `rowid`, with their rowids, oldest first.
+    pub fn controls_after(&self, rowid: i64, limit: usize) -> Result<Vec<(i64, ControlEvent)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT rowid, envelope FROM control_event WHERE rowid > ?1 ORDER BY rowid LIMIT ?2")?;
+        let rows = stmt.query_map(rusqlite::params![rowid, limit as i64], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })?;
+        let mut events = Vec::new();
+        for row in rows {
+            let (rowid, envelope) = row?;
+            let parsed = spore_spec::json::parse(&envelope).ok().and_then(|v| ControlEvent::from_value(&v).ok());
+            events.extend(parsed.map(|event| (rowid, event)));
+        }
+        Ok(events)
+    }
+
     /// How many events are stored.
     pub fn control_count(&self) -> Result<u64, StoreError> {
         Ok(self.conn.query_row("SELECT count(*) FROM control_event", [], |row| row.get::<_, i64>(0))? as u64)

@@ -13,6 +13,7 @@
 mod control;
 mod lineage;
 mod schema;
+mod verdict;
 
 use std::path::Path;
 

@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS control_event (
     envelope      TEXT NOT NULL                    -- the verified envelope, compact JSON
 );
 CREATE INDEX IF NOT EXISTS control_event_experiment ON control_event(experiment_id);
+CREATE TABLE IF NOT EXISTS rejected (
+    id           TEXT PRIMARY KEY,                 -- a record a dispute found false
+    ground_truth REAL NOT NULL,
+    decided_at   INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sync_cursor (
     peer_node_id TEXT PRIMARY KEY,
     last_seq     INTEGER NOT NULL

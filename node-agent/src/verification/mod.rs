@@ -5,9 +5,11 @@
 //!   ([`spore_spec::gpu_class`]), widened by the noise a node measured on its own class;
 //! * [`sampling`]: which incoming records a node re-runs;
 //! * [`dispute`]: a challenge's verdict, recomputed by anyone from the signed events;
-//! * [`reputation`]: research reputation, each event counted once, decaying over time.
+//! * [`reputation`]: research reputation, each event counted once, decaying over time;
+//! * [`service`]: the node's verifier, which applies them to the records and events it holds.
 
 pub mod dispute;
 pub mod reputation;
 pub mod sampling;
+pub mod service;
 pub mod tolerance;

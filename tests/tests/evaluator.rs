@@ -214,14 +214,20 @@ fn exec(dir: &Path, cache: &Path, train_py: &str) -> (Option<i32>, String) {
     let code = dir.join("code");
     std::fs::create_dir_all(&code).unwrap();
     std::fs::write(code.join("train.py"), train_py).unwrap();
-    let message = dir.join("termination-log");
+    let (code, message, _) = spore_exec("all", &code, &dir.join("work"), cache);
+    (code, message)
+}
+
+/// `spore exec --phase PHASE` on `code/train.py` in `work`: exit code, termination message, log.
+fn spore_exec(phase: &str, code: &Path, work: &Path, cache: &Path) -> (Option<i32>, String, String) {
+    let message = work.with_extension(format!("{phase}-termination-log"));
     let out = Command::new(workspace_bin("spore-agent", "spore"))
-        .args(["exec", "--budget-seconds", "3", "--margin-seconds", "120", "--python"])
+        .args(["exec", "--budget-seconds", "3", "--margin-seconds", "120", "--phase", phase, "--python"])
         .arg(workspace_python())
         .arg("--code-dir")
-        .arg(&code)
+        .arg(code)
         .arg("--work-dir")
-        .arg(dir.join("work"))
+        .arg(work)
         .arg("--termination-log")
         .arg(&message)
         .env("SPORE_EVAL", spore_eval())
@@ -229,7 +235,8 @@ fn exec(dir: &Path, cache: &Path, train_py: &str) -> (Option<i32>, String) {
         .env("SPORE_PROFILE", "cpu")
         .output()
         .unwrap();
-    (out.status.code(), std::fs::read_to_string(&message).unwrap_or_default())
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), std::fs::read_to_string(&message).unwrap_or_default(), log)
 }
 
 const SUMMARY: &str = "print('---')\nprint('training_seconds: 1.0')\nprint('num_steps:        3')\n";
@@ -270,25 +277,7 @@ fn in_a_pod_training_and_evaluation_are_separate_steps_and_only_the_second_has_t
     let code = dir.path().join("code");
     std::fs::create_dir_all(&code).unwrap();
     std::fs::write(code.join("train.py"), probing_train_py()).unwrap();
-    let step = |phase: &str, cache: &Path| {
-        let message = dir.path().join(format!("{phase}-termination-log"));
-        let out = Command::new(workspace_bin("spore-agent", "spore"))
-            .args(["exec", "--budget-seconds", "3", "--phase", phase, "--python"])
-            .arg(workspace_python())
-            .arg("--code-dir")
-            .arg(&code)
-            .arg("--work-dir")
-            .arg(&scratch)
-            .arg("--termination-log")
-            .arg(&message)
-            .env("SPORE_EVAL", spore_eval())
-            .env("SPORE_DATA_CACHE", cache)
-            .env("SPORE_PROFILE", "cpu")
-            .output()
-            .unwrap();
-        let log = String::from_utf8_lossy(&out.stderr).into_owned();
-        (out.status.code(), std::fs::read_to_string(&message).unwrap_or_default(), log)
-    };
+    let step = |phase: &str, cache: &Path| spore_exec(phase, &code, &scratch, cache);
     // The operator's pod: the train step's cache in the scratch volume, the evaluate step's in
     // the validation volume.
     let (code_rc, message, log) = step("train", &scratch.join("data"));

@@ -4,9 +4,9 @@
 //! far worse). The verifiers re-run every record that would lead their frontier (with a base
 //! rate of 0 nothing else, which keeps two cores free enough for the test), fetch the code
 //! from the liar by `code_cid`, re-run it sandboxed and measured by the evaluator, challenge,
-//! answer each other's challenges, and each rejects the record from the signed evidence. A
-//! forged unsigned `dispute` sent to a verifier changes neither its frontier nor its
-//! reputation table.
+//! answer each other's challenges, and each rejects the record from the signed evidence — as
+//! does a gossip-only node that re-runs nothing but holds the same evidence. A forged unsigned
+//! `dispute` sent to a verifier changes neither its frontier nor its reputation table.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -55,6 +55,9 @@ fn verifiers_reject_a_result_that_does_not_reproduce() {
     let verify = common(&["--verify-only", "--spot-check-rate", "0", "--challenge-timeout", "20"]);
     let a = SporeNode::start_training(&spore, &dir.path().join("a"), free_port().unwrap(), &[], &verify);
     let b = SporeNode::start_training(&spore, &dir.path().join("b"), free_port().unwrap(), &[a.address()], &verify);
+    let judge_args = ["--challenge-timeout".to_string(), "20".to_string()];
+    let judge =
+        SporeNode::start_with_args(&spore, &dir.path().join("d"), free_port().unwrap(), &[b.address()], &judge_args);
 
     let liar_ws = dir.path().join("liar-ws");
     std::fs::create_dir_all(&liar_ws).unwrap();
@@ -85,7 +88,7 @@ fn verifiers_reject_a_result_that_does_not_reproduce() {
     );
 
     // Both verifiers reject it from the signed challenges and responses.
-    for node in [&a, &b] {
+    for node in [&a, &b, &judge] {
         wait_until_or(
             Duration::from_secs(300),
             "the lie rejected",
@@ -116,4 +119,5 @@ fn verifiers_reject_a_result_that_does_not_reproduce() {
     assert_eq!(before, after);
     drop(c);
     drop(b);
+    drop(judge);
 }

@@ -13,7 +13,7 @@ use spore_agent::research::proposer::llm::LlmProposer;
 use spore_agent::research::proposer::{Proposer, config as llm_config};
 use spore_agent::research::research_loop::{Research, ResearchConfig};
 use spore_agent::research::workspace::Workspace;
-use spore_agent::verification::service::{Verifier, VerifierConfig};
+use spore_agent::verification::service::{Rerun, Verifier, VerifierConfig};
 use tokio_util::sync::CancellationToken;
 
 use super::metric::MetricArgs;
@@ -163,7 +163,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     config.bootstrap = !args.no_bootstrap;
     let identity = spore_agent::identity_file::load_or_create(&data_dir)?;
 
-    let mut verifier = None;
+    let mut rerun = None;
     let research = if args.no_train {
         None
     } else {
@@ -192,16 +192,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             measure,
             sandbox,
         };
-        // Re-runs only mean something when measured here: the verifier needs the evaluator.
+        // Re-runs only mean something when measured here: re-running needs the evaluator.
         if matches!(executor.measure, Measure::Evaluator(_)) {
             let checks = LocalExecutor { runs_dir: data_dir.join("verify"), show_progress: false, ..executor.clone() };
-            let settings = VerifierConfig {
-                spot_check_rate: args.spot_check_rate,
-                challenge_timeout: Duration::from_secs(args.challenge_timeout),
-                resource: args.resource,
-                ..VerifierConfig::default()
-            };
-            verifier = Some((workspace.clone(), checks, settings));
+            rerun = Some(Rerun { executor: checks, workspace: workspace.clone() });
         }
         let settings = ResearchConfig {
             time_budget: args.time_budget,
@@ -281,20 +275,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             services.push(tokio::spawn(serve));
         }
         let gpu = spore_agent::research::executor::GpuLock::default();
-        if let Some((workspace, executor, config)) = verifier {
-            let verifier = Verifier {
-                config,
-                executor,
-                gpu: gpu.clone(),
-                identity: identity.clone(),
-                node: handle.clone(),
-                store_path: store_path.clone(),
-                artifacts: ArtifactStore::new(&data_dir),
-                workspace,
-                reputation_path: data_dir.join("reputation.json"),
-            };
-            services.push(tokio::spawn(verifier.run(shutdown.clone())));
-        }
+        // Every node judges disputes from the evidence it holds; one with the evaluator also re-runs.
+        let verifier = Verifier {
+            config: VerifierConfig {
+                spot_check_rate: args.spot_check_rate,
+                challenge_timeout: Duration::from_secs(args.challenge_timeout),
+                resource: args.resource,
+                ..VerifierConfig::default()
+            },
+            rerun,
+            gpu: gpu.clone(),
+            identity: identity.clone(),
+            node: handle.clone(),
+            store_path: store_path.clone(),
+            artifacts: ArtifactStore::new(&data_dir),
+            reputation_path: data_dir.join("reputation.json"),
+        };
+        services.push(tokio::spawn(verifier.run(shutdown.clone())));
         let mut outcome = Ok(ExitCode::SUCCESS);
         let research = research.filter(|_| !args.verify_only);
         if let Some((workspace, executor, settings, proposer)) = research {

@@ -1,6 +1,8 @@
 //! The node's verifier: re-runs a sample of incoming records, challenges what does not
 //! reproduce, answers other nodes' challenges with its own re-runs, and decides every dispute
-//! itself from the signed events in its store.
+//! itself from the signed events in its store. A node that cannot re-run (no training, or
+//! self-reported metrics) still judges: every node holding the evidence takes a false record
+//! off its frontier and keeps the reputation table.
 //!
 //! It polls the store (records by local sequence, control events by row), so it needs nothing
 //! from the gossip driver but [`NodeHandle::publish_control`] and [`NodeHandle::fetch_code`].
@@ -57,19 +59,26 @@ impl Default for VerifierConfig {
     }
 }
 
+/// What a node needs to re-run records.
+#[derive(Debug)]
+pub struct Rerun<E: Executor> {
+    /// Runs in its own directory, never the research loop's.
+    pub executor: E,
+    /// This node's harness, data and machine: what a re-run here can confirm.
+    pub workspace: Workspace,
+}
+
 /// The verifier and what it uses.
 #[derive(Debug)]
 pub struct Verifier<E: Executor> {
     pub config: VerifierConfig,
-    /// Runs in its own directory, never the research loop's.
-    pub executor: E,
+    /// `None`: this node judges but does not re-run.
+    pub rerun: Option<Rerun<E>>,
     pub gpu: GpuLock,
     pub identity: Identity,
     pub node: NodeHandle,
     pub store_path: PathBuf,
     pub artifacts: ArtifactStore,
-    /// This node's harness, data and machine: what a re-run here can confirm.
-    pub workspace: Workspace,
     /// Where the reputation table is written (JSON) for `spore status`.
     pub reputation_path: PathBuf,
 }
@@ -100,11 +109,13 @@ impl<E: Executor> Verifier<E> {
 
     /// A re-run here can confirm or refute this record.
     fn eligible(&self, record: &ExperimentRecord) -> bool {
+        let Some(rerun) = &self.rerun else { return false };
+        let workspace = &rerun.workspace;
         record.node_id != self.me()
             && record.status != Status::Crash
-            && gpu_class(&record.gpu_model) == self.workspace.machine.gpu_class
-            && record.prepare_cid == self.workspace.prepare_cid
-            && record.dataset_cid == self.workspace.dataset_cid
+            && gpu_class(&record.gpu_model) == workspace.machine.gpu_class
+            && record.prepare_cid == workspace.prepare_cid
+            && record.dataset_cid == workspace.dataset_cid
             && record.time_budget.as_i64().is_some_and(|b| (1..=86_400).contains(&b))
     }
 
@@ -126,7 +137,9 @@ impl<E: Executor> Verifier<E> {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(self.config.poll) => {}
             }
-            self.poll_records(&store, &mut state)?;
+            if self.rerun.is_some() {
+                self.poll_records(&store, &mut state)?;
+            }
             self.poll_controls(&store, &mut state)?;
             self.decide(&mut store, &mut state)?;
             if let Some(job) = state.jobs.pop_front() {
@@ -143,25 +156,18 @@ impl<E: Executor> Verifier<E> {
         for (seq, id, payload) in store.records_after_seq(state.record_cursor, 1000)? {
             state.record_cursor = seq;
             let Ok(record) = ExperimentRecord::from_json(&payload) else { continue };
-            if !self.eligible(&record) {
-                continue;
-            }
+            let Some(rerun) = self.rerun.as_ref().filter(|_| self.eligible(&record)) else { continue };
+            let my_class = &rerun.workspace.machine.gpu_class;
             let best = store.frontier(Some(&record.gpu_model), 1)?.into_iter().next();
             let candidate = Candidate {
                 publisher: &record.node_id,
-                gpu_class: &self.workspace.machine.gpu_class,
+                gpu_class: my_class,
                 val_bpb: record.val_bpb.as_f64(),
                 crashed: false,
                 would_lead: best.is_some_and(|b| b.id == id),
             };
             let score = state.reputation.score(&record.node_id, unix_now());
-            let rate = spot_check_rate(
-                &candidate,
-                &self.me(),
-                &self.workspace.machine.gpu_class,
-                score,
-                self.config.spot_check_rate,
-            );
+            let rate = spot_check_rate(&candidate, &self.me(), my_class, score, self.config.spot_check_rate);
             if should_spot_check(rate, rand::rng().random::<f64>()) {
                 tracing::info!(id = id8(&id), publisher = id8(&record.node_id), rate, "spot-check queued");
                 state.jobs.push_back(Job::SpotCheck(record));
@@ -280,9 +286,10 @@ impl<E: Executor> Verifier<E> {
             Job::SpotCheck(record) => (record, None),
             Job::Respond { record, challenger } => (record, Some(challenger)),
         };
-        let Some(value) = self.measure(&record, state).await? else { return Ok(()) };
+        let Some(rerun) = &self.rerun else { return Ok(()) };
+        let Some(value) = self.measure(rerun, &record, state).await? else { return Ok(()) };
         let class = gpu_class(&record.gpu_model);
-        let gpu = &self.workspace.machine.gpu_model;
+        let gpu = &rerun.workspace.machine.gpu_model;
         let event = match challenger {
             Some(challenger) => ControlEvent::response(&self.identity, &record.id, &challenger, value, gpu, unix_now()),
             None if (value - record.val_bpb.as_f64()).abs() <= table_tolerance(&class) => {
@@ -304,7 +311,12 @@ impl<E: Executor> Verifier<E> {
 
     /// This node's re-run of `record` (cached); `None` when its code cannot be had or the
     /// run fails — nothing is claimed from a run that did not happen.
-    async fn measure(&self, record: &ExperimentRecord, state: &mut State) -> anyhow::Result<Option<f64>> {
+    async fn measure(
+        &self,
+        rerun: &Rerun<E>,
+        record: &ExperimentRecord,
+        state: &mut State,
+    ) -> anyhow::Result<Option<f64>> {
         if let Some(value) = state.measured.get(&record.id) {
             return Ok(*value);
         }
@@ -320,7 +332,7 @@ impl<E: Executor> Verifier<E> {
         };
         let outcome = {
             let _device = self.gpu.lock().await;
-            self.executor.run(&spec).await?
+            rerun.executor.run(&spec).await?
         };
         let value = outcome.success().then_some(outcome.val_bpb).flatten();
         if value.is_none() {

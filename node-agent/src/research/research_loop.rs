@@ -1,6 +1,6 @@
 //! The research loop: select a parent, propose a change, train, judge, sign, publish.
 //!
-//! * Parents are frontier records comparable with this node's runs — same GPU model, harness
+//! * Parents are frontier records comparable with this node's runs — same GPU class, harness
 //!   (`prepare_cid`), data (`dataset_cid`) and time budget — whose code this node has.
 //! * The child is always built from the **parent's** code, checked out by `code_cid` (Python
 //!   edits whatever its workspace holds, so `parent`, `diff` and code disagree).
@@ -74,7 +74,7 @@ pub struct ResearchReport {
 
 impl<E: Executor> Research<E> {
     fn comparable(&self, r: &ExperimentRecord) -> bool {
-        r.gpu_model == self.workspace.machine.gpu_model
+        spore_spec::gpu_class(&r.gpu_model) == self.workspace.machine.gpu_class
             && r.prepare_cid == self.workspace.prepare_cid
             && r.dataset_cid == self.workspace.dataset_cid
             && r.time_budget.as_i64() == Some(self.config.time_budget as i64)
@@ -82,7 +82,7 @@ impl<E: Executor> Research<E> {
 
     /// The comparable frontier, best first.
     fn frontier(&self, store: &DagStore) -> anyhow::Result<Vec<ExperimentRecord>> {
-        let entries = store.frontier(Some(&self.workspace.machine.gpu_model), 1000)?;
+        let entries = store.frontier_of_class(&self.workspace.machine.gpu_class, 1000)?;
         Ok(entries
             .iter()
             .filter_map(|e| ExperimentRecord::from_json(&e.payload).ok())

@@ -11,6 +11,7 @@
 //! records that failed a check (validation flags, depth that disagrees with the parent's).
 
 mod control;
+mod frontier_class;
 mod lineage;
 mod schema;
 mod verdict;

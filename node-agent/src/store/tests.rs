@@ -137,3 +137,30 @@ fn the_store_survives_reopening() {
     assert_eq!(store.sync_cursor("peer").unwrap(), Some(42));
     assert_eq!(frontier_ids(&store, None), vec![root.id]);
 }
+
+#[test]
+fn the_frontier_of_a_class_merges_its_board_names() {
+    let mut store = DagStore::open_in_memory().unwrap();
+    let sxm = record(None, Status::Keep, 1.0, "NVIDIA_H100_80GB_HBM3", 0);
+    let pcie = record(None, Status::Keep, 0.9, "NVIDIA_H100_PCIe", 1);
+    let a100 = record(None, Status::Keep, 0.5, "NVIDIA_A100-SXM4-80GB", 2);
+    insert(&mut store, &[&sxm, &pcie, &a100]);
+    let ids: Vec<String> = store.frontier_of_class("H100", 10).unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![pcie.id.clone(), sxm.id.clone()]);
+    assert_eq!(store.frontier_of_class("H100", 1).unwrap().len(), 1);
+    assert!(store.frontier_of_class("RTX_4090", 10).unwrap().is_empty());
+}
+
+#[test]
+fn a_rejected_record_leaves_the_frontier_and_its_parent_returns() {
+    let mut store = DagStore::open_in_memory().unwrap();
+    let root = record(None, Status::Keep, 1.0, "H100", 0);
+    let lie = record(Some(&root), Status::Keep, 0.5, "H100", 1);
+    insert(&mut store, &[&root, &lie]);
+    assert_eq!(frontier_ids(&store, None), vec![lie.id.clone()]);
+    assert!(store.reject(&lie.id, 1.02, 10).unwrap());
+    assert!(!store.reject(&lie.id, 1.02, 11).unwrap(), "once");
+    assert_eq!(frontier_ids(&store, None), vec![root.id.clone()]);
+    assert!(store.is_rejected(&lie.id).unwrap());
+    assert_eq!(store.rejected().unwrap(), vec![(lie.id.clone(), 1.02)]);
+}

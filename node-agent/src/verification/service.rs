@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::dispute::{Claim, DisputeError, Verdict, resolve};
 use super::reputation::Reputation;
 use super::sampling::{Candidate, should_spot_check, spot_check_rate};
-use super::tolerance::table_tolerance;
+use super::tolerance::{MAX_WIDENING, NoiseModel, table_tolerance};
 use crate::node::{NodeHandle, unix_now};
 use crate::research::artifacts::ArtifactStore;
 use crate::research::executor::{Executor, GpuLock, RunSpec};
@@ -100,6 +100,8 @@ struct State {
     open: HashMap<(String, String), Instant>,
     decided: HashSet<(String, String)>,
     reputation: Reputation,
+    /// This node's own run-to-run noise, from its re-runs of plausible claims.
+    noise: NoiseModel,
 }
 
 impl<E: Executor> Verifier<E> {
@@ -131,6 +133,7 @@ impl<E: Executor> Verifier<E> {
             open: HashMap::new(),
             decided: HashSet::new(),
             reputation: Reputation::default(),
+            noise: NoiseModel::default(),
         };
         loop {
             tokio::select! {
@@ -289,10 +292,15 @@ impl<E: Executor> Verifier<E> {
         let Some(rerun) = &self.rerun else { return Ok(()) };
         let Some(value) = self.measure(rerun, &record, state).await? else { return Ok(()) };
         let class = gpu_class(&record.gpu_model);
+        let claimed = record.val_bpb.as_f64();
+        // A re-run near the claim is a sample of this node's noise; a far one is not.
+        if (value - claimed).abs() <= MAX_WIDENING * table_tolerance(&class) {
+            state.noise.record_pair(value, claimed);
+        }
         let gpu = &rerun.workspace.machine.gpu_model;
         let event = match challenger {
             Some(challenger) => ControlEvent::response(&self.identity, &record.id, &challenger, value, gpu, unix_now()),
-            None if (value - record.val_bpb.as_f64()).abs() <= table_tolerance(&class) => {
+            None if (value - claimed).abs() <= state.noise.tolerance(&class) => {
                 tracing::info!(id = id8(&record.id), claimed = record.val_bpb.as_f64(), measured = value, "verified");
                 ControlEvent::verification(&self.identity, &record.id, &record.node_id, value, gpu, unix_now())
             }

@@ -1,0 +1,99 @@
+//! What the driver tells the protocol core ([`Event`]), what the core asks of the driver
+//! ([`Action`]), and the core's counters ([`Stats`]).
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use spore_spec::{ControlEvent, ExperimentRecord, VerifyError};
+
+use super::{Direction, PeerId};
+use crate::store::StoredRecord;
+
+/// Something that happened, reported by the driver.
+#[derive(Debug)]
+pub enum Event {
+    Connected {
+        peer: PeerId,
+        remote: SocketAddr,
+        direction: Direction,
+    },
+    Disconnected {
+        peer: PeerId,
+    },
+    /// One frame body, already split by the frame codec.
+    Frame {
+        peer: PeerId,
+        body: Bytes,
+    },
+    /// An `experiment` frame the driver already parsed and checked (CID and signature) off the
+    /// core's thread; `payload` is the record's JSON as the peer wrote it.
+    Record {
+        peer: PeerId,
+        record: Box<ExperimentRecord>,
+        payload: String,
+        /// `None` when the driver skipped the check because the id looked known already.
+        verdict: Option<Result<(), VerifyError>>,
+        size: usize,
+    },
+    /// The stream could not be framed (oversize length): a protocol violation.
+    FramingError {
+        peer: PeerId,
+        reason: String,
+    },
+    /// The peer's send queue ran empty after `written` bodies in all (the driver counts).
+    Drained {
+        peer: PeerId,
+        written: u64,
+    },
+    DialFailed {
+        address: String,
+    },
+    /// A record this node made and signed.
+    Publish(Box<StoredRecord>),
+    /// A control event this node signed.
+    PublishControl(Box<ControlEvent>),
+    /// Ask peers for the code stored under this CID.
+    FetchCode(String),
+    /// The clock moved (the driver ticks a few times a second).
+    Tick,
+    /// No more events are waiting: flush what is batched.
+    Idle,
+}
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Send {
+        peer: PeerId,
+        body: Bytes,
+    },
+    Disconnect {
+        peer: PeerId,
+        reason: String,
+    },
+    Dial {
+        address: String,
+    },
+    /// Append to the `known_peer` file: we connected to it ourselves.
+    RememberPeer {
+        address: String,
+    },
+}
+
+/// Counters for status output and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub records_accepted: u64,
+    pub records_duplicate: u64,
+    pub records_rejected: u64,
+    pub records_ignored: u64,
+    pub messages_dropped: u64,
+    pub peers_banned: u64,
+    pub controls_accepted: u64,
+    pub controls_duplicate: u64,
+    pub controls_rejected: u64,
+    /// Unsigned 0.1.2 control messages received (and otherwise ignored).
+    pub control_hints: u64,
+    /// Code artifacts received and stored.
+    pub code_fetched: u64,
+}

@@ -132,3 +132,41 @@ fn pex_hands_python_only_dialable_addresses() {
     });
     drop(python);
 }
+
+#[test]
+fn python_peers_tolerate_signed_control_events_and_code_messages() {
+    use std::io::Write;
+
+    use spore_spec::{ControlEvent, Identity, Message};
+    let (_tmp, root) = dir("control");
+    let python = PythonNode::start(
+        &root.join("p"),
+        free_port().unwrap(),
+        &PythonNodeOptions { genesis: true, ..Default::default() },
+    );
+    let identity = Identity::from_seed([5; 32]);
+    let mut record = spore_tests::records::record(1);
+    identity.sign_record(&mut record);
+    let exp = record.id.clone();
+    // What a Rust verifier sends: signed challenge (with the 0.1.2 fields), response,
+    // verification, and code requests/answers; then a record on the same connection.
+    let messages = [
+        Message::Signed(Box::new(ControlEvent::challenge(&identity, &exp, 1.5, "cpu", 1_773_000_000))),
+        Message::Signed(Box::new(ControlEvent::response(&identity, &exp, &"c".repeat(64), 1.5, "cpu", 1_773_000_000))),
+        Message::Signed(Box::new(ControlEvent::verification(&identity, &exp, &"p".repeat(64), 1.5, "cpu", 1))),
+        Message::CodeRequest { code_cid: "a".repeat(64) },
+        Message::CodeResponse { code_cid: "a".repeat(64), code: "cHJpbnQoMSkK".into() },
+        Message::Experiment(Box::new(record)),
+    ];
+    let mut stream = std::net::TcpStream::connect(python.address()).unwrap();
+    for message in &messages {
+        stream.write_all(&message.encode_frame()).unwrap();
+    }
+    // The connection survived all of it: the record that came last is stored.
+    wait_until_or(
+        Duration::from_secs(20),
+        "the Python node to store the record sent after the control messages",
+        || python.ids().contains(&exp),
+        || python.log(),
+    );
+}

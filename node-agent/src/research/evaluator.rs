@@ -93,7 +93,7 @@ fn result_of(output: std::process::Output) -> Result<String, String> {
 pub fn probe(program: &Path) -> anyhow::Result<Machine> {
     let output = std::process::Command::new(program).arg("probe").stdin(Stdio::null()).output().map_err(|e| {
         anyhow::anyhow!(
-            "cannot run the evaluator {}: {e} (build it with scripts/build.sh, or pass --evaluator)",
+            "cannot run the evaluator {}: {e} (build it with `cargo build -p spore-eval`, as scripts/research.sh does, or pass --evaluator)",
             program.display()
         )
     })?;

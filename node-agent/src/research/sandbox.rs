@@ -14,9 +14,9 @@ use std::sync::OnceLock;
 
 /// Mounts over the hidden and read-only paths given as arguments, then runs the rest.
 const SCRIPT: &str = r#"n=$1; shift
-while [ "$n" -gt 0 ]; do mount -t tmpfs -o size=4k,mode=0555 spore-hidden "$1" || exit 125; shift; n=$((n-1)); done
+while [ "$n" -gt 0 ]; do mount -t tmpfs -o size=4k,mode=0555 spore-hidden "$1" || { echo "spore sandbox: cannot hide $1" >&2; exit 125; }; shift; n=$((n-1)); done
 n=$1; shift
-while [ "$n" -gt 0 ]; do { mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"; } || exit 125; shift; n=$((n-1)); done
+while [ "$n" -gt 0 ]; do { mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"; } || { echo "spore sandbox: cannot make $1 read-only" >&2; exit 125; }; shift; n=$((n-1)); done
 exec "$@""#;
 
 /// Arguments of `unshare`: a user namespace mapping the caller to itself, mounts and network.

@@ -52,14 +52,18 @@ impl Reputation {
         self.entries.get(node).map_or(0.0, |e| self.decayed(*e, now))
     }
 
-    /// Applies `delta` to `node` once per `key`; false when the key was seen before.
-    pub fn apply(&mut self, key: &str, node: &str, delta: f64, now: i64) -> bool {
+    /// Applies `delta`, earned at time `at`, to `node` once per `key`; false when the key was
+    /// seen before. Events may arrive out of order (a restart replays them): an older one is
+    /// added already decayed to the node's latest time.
+    pub fn apply(&mut self, key: &str, node: &str, delta: f64, at: i64) -> bool {
         if !self.seen.insert(key.to_string()) {
             return false;
         }
-        let current = self.score(node, now);
-        let score = (current + delta).clamp(-MAX_SCORE, MAX_SCORE);
-        self.entries.insert(node.to_string(), Entry { score, at: now });
+        let latest = self.entries.get(node).map_or(at, |e| e.at.max(at));
+        let current = self.score(node, latest);
+        let added = self.decayed(Entry { score: delta, at }, latest);
+        let score = (current + added).clamp(-MAX_SCORE, MAX_SCORE);
+        self.entries.insert(node.to_string(), Entry { score, at: latest });
         true
     }
 
@@ -173,5 +177,15 @@ mod tests {
         assert_eq!(rep.score("p", 0), MAX_SCORE);
         assert!((rep.score("p", 100) - 50.0).abs() < 1e-9, "one half-life later");
         assert_eq!(rep.table(100)[0].0, "p");
+    }
+
+    #[test]
+    fn events_replayed_out_of_order_decay_from_their_own_time() {
+        let mut rep = Reputation::new(100.0);
+        rep.verified("late", "p", "v", true, false, 100);
+        rep.verified("early", "p", "v", true, false, 0);
+        // 1 at t=100, plus 1 earned at t=0 (worth 0.5 at t=100).
+        assert!((rep.score("p", 100) - 1.5).abs() < 1e-9);
+        assert!((rep.score("p", 200) - 0.75).abs() < 1e-9);
     }
 }

@@ -206,7 +206,10 @@ impl<E: Executor> Verifier<E> {
                     let publisher = event.field("verified_node_id").unwrap_or_default().to_string();
                     if let Some(record) = store.record(&experiment)? {
                         let keep = record.status == Status::Keep;
-                        state.reputation.verified(&experiment, &publisher, event.actor(), keep, false, unix_now());
+                        // At the event's own (signed, never future) time: a restart replays
+                        // the store, and old events must decay as they did before it.
+                        let at = event.timestamp.min(unix_now());
+                        state.reputation.verified(&experiment, &publisher, event.actor(), keep, false, at);
                         self.save_reputation(state);
                     }
                 }
@@ -253,7 +256,8 @@ impl<E: Executor> Verifier<E> {
                 Ok(resolution) => {
                     state.open.remove(&key);
                     state.decided.insert(key.clone());
-                    state.reputation.resolved(experiment, &record.node_id, &resolution, unix_now());
+                    let at = events.iter().map(|e| e.timestamp).max().unwrap_or(i64::MAX).min(unix_now());
+                    state.reputation.resolved(experiment, &record.node_id, &resolution, at);
                     self.save_reputation(state);
                     if resolution.verdict == Verdict::Rejected
                         && store.reject(experiment, resolution.ground_truth, unix_now())?

@@ -5,6 +5,7 @@
 //! the runner, research loop and full CLI (issue 5), verification (issue 6), the gRPC service
 //! (issue 9) and the explorer (issue 10) grow here, each in its own module.
 
+pub mod explorer;
 pub mod grpc;
 pub mod identity_file;
 pub mod metrics;

@@ -4,6 +4,7 @@
 //! - [`fake_llm`]: a local server speaking LLM providers' wire formats;
 //! - [`nodes`]: real `spore run` and Python node processes for end-to-end tests;
 //! - [`records`]: records for tests;
+//! - [`seed`]: a plausible research DAG (explorer tests and benchmarks), also `spore-seed`;
 //! - [`python`]: the real Python reference peer (`sporemesh` 0.1.2) as an oracle;
 //! - [`testenv`]: a real Kubernetes control plane (with fake GPU nodes) and PostgreSQL, also
 //!   usable from the shell as `spore-testenv`.
@@ -13,4 +14,5 @@ pub mod fake_llm;
 pub mod nodes;
 pub mod python;
 pub mod records;
+pub mod seed;
 pub mod testenv;

@@ -1,13 +1,13 @@
-//! `spore init`, `spore info`, `spore clean`, `spore explorer`: the data directory itself.
+//! `spore init`, `spore info`, `spore clean`: the data directory itself.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 
-use super::{DataDir, node_config, query};
+use super::{DataDir, node_config};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -31,14 +31,6 @@ pub struct CleanArgs {
     /// Do not ask.
     #[arg(short = 'y', long)]
     yes: bool,
-    #[command(flatten)]
-    data_dir: DataDir,
-}
-
-#[derive(Debug, Args)]
-pub struct ExplorerArgs {
-    #[arg(short = 'w', long, default_value_t = 8470)]
-    web_port: u16,
     #[command(flatten)]
     data_dir: DataDir,
 }
@@ -128,14 +120,4 @@ pub fn clean(args: CleanArgs) -> anyhow::Result<ExitCode> {
         println!("deleted {}", t.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-pub fn explorer(args: ExplorerArgs) -> anyhow::Result<ExitCode> {
-    // Fail on a wrong --data-dir first, as the other read commands do.
-    query::open_store(&args.data_dir)?;
-    bail!(
-        "the explorer web UI (port {}) is not in this release yet; `spore status`, `spore frontier` and \
-         `spore graph` show the same data",
-        args.web_port
-    )
 }

@@ -6,6 +6,7 @@
 mod admin;
 mod daemon;
 mod exec;
+mod explorer;
 mod metric;
 mod node_config;
 mod peers;
@@ -61,8 +62,8 @@ enum Command {
     Info(admin::InfoArgs),
     /// Delete the data directory (asks first).
     Clean(admin::CleanArgs),
-    /// The web UI (not in this release).
-    Explorer(admin::ExplorerArgs),
+    /// The web UI over this data directory's store (beside a running node, or alone).
+    Explorer(explorer::ExplorerArgs),
     /// Configure the LLM that proposes experiments.
     Set(set::SetArgs),
     /// Add a peer to the configuration.
@@ -107,7 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(args) => admin::init(args),
         Command::Info(args) => admin::info(args),
         Command::Clean(args) => admin::clean(args),
-        Command::Explorer(args) => admin::explorer(args),
+        Command::Explorer(args) => explorer::run(args),
         Command::Set(args) => set::set(args),
         Command::Connect(args) => peers::connect(args),
         Command::Disconnect(args) => peers::disconnect(args),

@@ -42,9 +42,8 @@ pub struct RunArgs {
     /// Do not serve the explorer web UI.
     #[arg(long)]
     no_explorer: bool,
-    /// Explorer port (the explorer is not in this release).
-    #[arg(short = 'w', long, default_value_t = 8470)]
-    web_port: u16,
+    #[command(flatten)]
+    web: super::explorer::WebArgs,
     /// gRPC API port (AgentService, health, reflection; 0 picks a free port).
     #[arg(long, default_value_t = 7471)]
     grpc_port: u16,
@@ -123,7 +122,7 @@ pub fn store_path(data_dir: &Path) -> PathBuf {
     NodeConfig::new(data_dir.to_path_buf()).store_path()
 }
 
-fn init_tracing() {
+pub(super) fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -207,9 +206,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         };
         Some((workspace, executor, settings, proposer(&data_dir)?))
     };
-    if !args.no_explorer {
-        tracing::info!(port = args.web_port, "the explorer web UI is not in this release yet; not serving it");
-    }
     tracing::info!(
         node_id = &identity.node_id()[..16],
         port = config.port,
@@ -243,6 +239,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             tracing::info!(address = %listener.local_addr()?, "gRPC API listening");
             Some(listener)
         };
+        let explorer_listener =
+            if args.no_explorer { None } else { Some(super::explorer::bind(&args.web).await?) };
         let metrics_listener = if args.no_metrics {
             None
         } else {
@@ -263,6 +261,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let api = spore_agent::grpc::AgentApi::new(store_path.clone(), handle.clone(), metrics.clone())?;
             let token = args.grpc_token_file.as_deref().map(spore_agent::grpc::read_token).transpose()?;
             services.push(tokio::spawn(spore_agent::grpc::serve(listener, api, token, shutdown.clone())));
+        }
+        if let Some(listener) = explorer_listener {
+            let config = spore_agent::explorer::ExplorerConfig::new(&data_dir, &store_path);
+            services.push(tokio::spawn(spore_agent::explorer::serve(listener, config, shutdown.clone())));
         }
         if let Some(listener) = metrics_listener {
             let serve = spore_agent::metrics::serve(
@@ -340,7 +342,7 @@ fn hint_port(e: anyhow::Error, port: Option<u16>) -> anyhow::Error {
     }
 }
 
-async fn wait_for_signal() {
+pub(super) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -10,11 +10,14 @@
 //! strictly lower; per GPU class the filter applies to the record only. Ours also leaves out
 //! records that failed a check (validation flags, depth that disagrees with the parent's).
 
+mod browse;
 mod control;
 mod frontier_class;
 mod lineage;
 mod schema;
 mod verdict;
+
+pub use browse::{BrowseRow, KeepPoint, NodeTally};
 
 use std::path::Path;
 

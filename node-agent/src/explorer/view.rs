@@ -1,0 +1,119 @@
+//! Records as the explorer's JSON shows them. `full` is Python's record dict (the 23 signed
+//! fields, as signed) plus what this store knows (`on_frontier`, `children`, `orphan`);
+//! `summary` is what the graph needs to draw a node, without diffs and signatures.
+
+use serde_json::{Map, Value, json};
+
+use crate::store::BrowseRow;
+
+/// The 23 fields of Python's `_record_to_dict`.
+const RECORD_FIELDS: [&str; 23] = [
+    "id",
+    "parent",
+    "depth",
+    "code_cid",
+    "diff",
+    "dataset_cid",
+    "prepare_cid",
+    "time_budget",
+    "val_bpb",
+    "peak_vram_mb",
+    "num_steps",
+    "num_params",
+    "status",
+    "description",
+    "hypothesis",
+    "agent_model",
+    "gpu_model",
+    "cuda_version",
+    "torch_version",
+    "node_id",
+    "timestamp",
+    "signature",
+    "version",
+];
+
+/// Fields a graph node carries.
+const SUMMARY_FIELDS: [&str; 9] =
+    ["id", "parent", "depth", "status", "val_bpb", "gpu_model", "node_id", "timestamp", "description"];
+
+/// Longest description in a summary, in characters.
+const SUMMARY_DESCRIPTION: usize = 160;
+
+fn signed_fields(row: &BrowseRow, fields: &[&str]) -> Map<String, Value> {
+    // A stored payload parsed when it was stored; should it not now, the row still shows its id.
+    let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
+    let mut out = Map::new();
+    for field in fields {
+        out.insert((*field).to_string(), payload.get(*field).cloned().unwrap_or(Value::Null));
+    }
+    out.insert("id".into(), Value::String(row.id.clone()));
+    out
+}
+
+fn with_store_facts(mut fields: Map<String, Value>, row: &BrowseRow) -> Value {
+    fields.insert("on_frontier".into(), json!(row.on_frontier));
+    fields.insert("children".into(), json!(row.children));
+    fields.insert("orphan".into(), json!(row.orphan));
+    Value::Object(fields)
+}
+
+/// Python's record dict plus the store's facts.
+pub fn full(row: &BrowseRow) -> Value {
+    with_store_facts(signed_fields(row, &RECORD_FIELDS), row)
+}
+
+/// A graph node: identity, outcome and a short description.
+pub fn summary(row: &BrowseRow) -> Value {
+    let mut fields = signed_fields(row, &SUMMARY_FIELDS);
+    if let Some(Value::String(text)) = fields.get_mut("description")
+        && text.chars().count() > SUMMARY_DESCRIPTION
+    {
+        *text = text.chars().take(SUMMARY_DESCRIPTION).chain(std::iter::once('…')).collect();
+    }
+    with_store_facts(fields, row)
+}
+
+/// Edges of a set of rows, Python's shape: one per row that names a parent (the parent may be
+/// missing from the store, or from this page).
+pub fn edges(rows: &[BrowseRow]) -> Vec<Value> {
+    rows.iter()
+        .filter_map(|r| r.parent.as_ref().map(|p| json!({"source": p, "target": r.id})))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(payload: &str) -> BrowseRow {
+        BrowseRow {
+            id: "ab".repeat(32),
+            parent: None,
+            payload: payload.into(),
+            on_frontier: true,
+            children: 2,
+            orphan: false,
+        }
+    }
+
+    #[test]
+    fn full_keeps_the_signed_values_and_adds_the_store_facts() {
+        let value = full(&row(r#"{"val_bpb":1e-05,"depth":3,"description":"<b>x</b>","extra":1}"#));
+        assert_eq!(value["val_bpb"], json!(1e-05));
+        assert_eq!(value["depth"], json!(3));
+        assert_eq!(value["description"], "<b>x</b>");
+        assert_eq!(value["hypothesis"], Value::Null);
+        assert!(value.get("extra").is_none(), "only the record's fields");
+        assert_eq!((value["on_frontier"].clone(), value["children"].clone()), (json!(true), json!(2)));
+        assert_eq!(value.as_object().map(|o| o.len()), Some(26));
+    }
+
+    #[test]
+    fn summary_shortens_long_descriptions_and_drops_the_diff() {
+        let long = "é".repeat(500);
+        let value = summary(&row(&format!(r#"{{"description":"{long}","diff":"+x"}}"#)));
+        assert_eq!(value["description"].as_str().map(|d| d.chars().count()), Some(SUMMARY_DESCRIPTION + 1));
+        assert!(value.get("diff").is_none());
+    }
+}

@@ -1,0 +1,97 @@
+// The side panels: the frontier table, the activity feed and the reputation leaderboard.
+
+import { api, type Experiment, type FrontierClass, type LeaderboardRow } from "./api";
+import { byId, clear, el, formatBpb, formatTime, shortId } from "./dom";
+
+/** Items the activity list keeps. */
+const MAX_ACTIVITY = 100;
+
+export class Panels {
+  private readonly activity = byId<HTMLOListElement>("activity");
+  private readonly classSelect = byId<HTMLSelectElement>("frontier-class");
+
+  constructor(private readonly onSelect: (id: string) => void) {
+    this.classSelect.addEventListener("change", () => void this.refreshFrontier());
+    for (const tab of document.querySelectorAll<HTMLButtonElement>(".tab")) {
+      tab.addEventListener("click", () => this.showTab(tab.dataset.tab ?? "frontier"));
+    }
+  }
+
+  showTab(name: string): void {
+    for (const tab of document.querySelectorAll<HTMLButtonElement>(".tab")) tab.classList.toggle("active", tab.dataset.tab === name);
+    for (const panel of document.querySelectorAll<HTMLElement>(".panel")) panel.hidden = panel.id !== `panel-${name}`;
+    document.dispatchEvent(new CustomEvent("spore:tab", { detail: name }));
+  }
+
+  private link(record: Experiment): HTMLButtonElement {
+    const button = el("button", { class: "link", text: shortId(record.id), attrs: { type: "button", "data-cid": record.id } });
+    button.addEventListener("click", () => this.onSelect(record.id));
+    return button;
+  }
+
+  async refreshFrontier(): Promise<void> {
+    const [classes, rows] = await Promise.all([api.frontierClasses(), api.frontier(this.classSelect.value)]);
+    this.fillClasses(classes);
+    const body = byId<HTMLTableElement>("frontier").tBodies[0]!;
+    clear(body);
+    rows.forEach((r, i) => {
+      body.appendChild(
+        el("tr", { attrs: { "data-cid": r.id } }, [
+          el("td", { text: String(i + 1) }),
+          el("td", {}, [this.link(r), r.verified ? el("span", { class: "badge verified", text: "✓", title: "verified by a re-run" }) : null]),
+          el("td", { class: "num", text: formatBpb(r.val_bpb) }),
+          el("td", { class: "gpu", text: r.gpu_model, title: r.gpu_model }),
+          el("td", { class: "description", text: r.description }),
+        ]),
+      );
+    });
+  }
+
+  private fillClasses(classes: FrontierClass[]): void {
+    const current = this.classSelect.value;
+    const wanted = ["", ...classes.map((c) => c.class)];
+    const have = [...this.classSelect.options].map((o) => o.value);
+    if (wanted.join("\u0000") === have.join("\u0000")) return;
+    clear(this.classSelect);
+    this.classSelect.appendChild(el("option", { text: "all", attrs: { value: "" } }));
+    for (const c of classes) {
+      this.classSelect.appendChild(el("option", { text: `${c.class} (${c.size}, best ${formatBpb(c.best_val_bpb)})`, attrs: { value: c.class } }));
+    }
+    this.classSelect.value = wanted.includes(current) ? current : "";
+  }
+
+  /** Newest first; `initial` fills the list without marking items as new. */
+  pushActivity(records: Experiment[], initial = false): void {
+    for (const r of records) {
+      if (this.activity.querySelector(`li[data-cid="${r.id}"]`)) continue;
+      const item = el("li", { class: `${r.status}${initial ? "" : " fresh"}`, attrs: { "data-cid": r.id } }, [
+        el("span", { class: `dot ${r.status}` }),
+        this.link(r),
+        el("span", { class: "num", text: formatBpb(r.val_bpb) }),
+        el("span", { class: "description", text: r.description }),
+        el("span", { class: "meta", text: `${r.gpu_model} · ${shortId(r.node_id)} · ${formatTime(r.timestamp)}` }),
+      ]);
+      if (initial) this.activity.appendChild(item);
+      else this.activity.prepend(item);
+    }
+    while (this.activity.children.length > MAX_ACTIVITY) this.activity.lastElementChild?.remove();
+  }
+
+  async refreshLeaderboard(): Promise<void> {
+    const rows: LeaderboardRow[] = await api.leaderboard();
+    const body = byId<HTMLTableElement>("leaderboard").tBodies[0]!;
+    clear(body);
+    for (const r of rows) {
+      body.appendChild(
+        el("tr", { attrs: { "data-node": r.node_id } }, [
+          el("td", {}, [el("code", { text: shortId(r.node_id), title: r.node_id })]),
+          el("td", { class: "num", text: r.score.toFixed(2) }),
+          el("td", { class: "num", text: String(r.experiments_published) }),
+          el("td", { class: "num", text: String(r.experiments_verified) }),
+          el("td", { class: "num", text: String(r.verifications_performed) }),
+          el("td", { class: "num", text: `${r.disputes_won} / ${r.disputes_lost}` }),
+        ]),
+      );
+    }
+  }
+}

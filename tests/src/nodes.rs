@@ -77,7 +77,12 @@ impl SporeNode {
     /// A `spore run` that may train (unless `extra` says `--no-train`): it prepares its
     /// workspace before it listens.
     pub fn start_training(bin: &Path, data_dir: &Path, port: u16, peers: &[String], extra: &[String]) -> SporeNode {
-        let mut args: Vec<String> = vec!["run".into(), "--no-explorer".into(), "--no-bootstrap".into()];
+        // No explorer unless the test asks for one on its own port.
+        let explorer = extra.iter().any(|a| a == "--web-port");
+        let mut args: Vec<String> = vec!["run".into(), "--no-bootstrap".into()];
+        if !explorer {
+            args.push("--no-explorer".into());
+        }
         args.extend(["--host".into(), "127.0.0.1".into(), "--port".into(), port.to_string()]);
         args.extend(["--data-dir".into(), data_dir.display().to_string()]);
         let grpc_port = free_port().expect("a free port for gRPC");

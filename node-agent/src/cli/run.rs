@@ -239,8 +239,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             tracing::info!(address = %listener.local_addr()?, "gRPC API listening");
             Some(listener)
         };
-        let explorer_listener =
-            if args.no_explorer { None } else { Some(super::explorer::bind(&args.web).await?) };
+        let explorer_listener = if args.no_explorer { None } else { Some(super::explorer::bind(&args.web).await?) };
         let metrics_listener = if args.no_metrics {
             None
         } else {

@@ -118,10 +118,7 @@ fn node_facts(explorer: &Explorer) -> (Option<String>, usize) {
             s["pid"].as_u64().is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
         });
     match running {
-        Some(status) => (
-            status["node_id"].as_str().map(str::to_owned),
-            status["peers"].as_array().map_or(0, Vec::len),
-        ),
+        Some(status) => (status["node_id"].as_str().map(str::to_owned), status["peers"].as_array().map_or(0, Vec::len)),
         None => (std::fs::read_to_string(dir.join("identity/node_id")).ok().map(|s| s.trim().to_owned()), 0),
     }
 }
@@ -176,11 +173,8 @@ async fn graph(State(explorer): State<Explorer>, Query(q): Query<GraphQuery>) ->
     // One more than asked tells whether another page follows.
     let (mut rows, total) = explorer
         .read(move |s| {
-            let rows = if lineage {
-                s.frontier_lineages(per_class, limit + 1)?
-            } else {
-                s.graph_page(offset, limit + 1)?
-            };
+            let rows =
+                if lineage { s.frontier_lineages(per_class, limit + 1)? } else { s.graph_page(offset, limit + 1)? };
             Ok((rows, s.counts()?.total))
         })
         .await?;
@@ -242,30 +236,35 @@ fn verified(store: &DagStore, id: &str) -> Result<bool, StoreError> {
     Ok(store.controls_for(id)?.iter().any(|e| e.kind == ControlKind::Verification))
 }
 
+/// One GPU class's frontier.
+#[derive(Debug, Default)]
+struct ClassFrontier {
+    size: u64,
+    gpu_models: Vec<String>,
+    best: Option<(String, f64)>,
+}
+
 async fn frontier_classes(State(explorer): State<Explorer>) -> ApiResult {
-    let entries = explorer.read(|s| s.frontier(None, 1_000_000)).await?;
-    // Best first within each class, as the store orders the frontier.
-    let mut classes: BTreeMap<String, (usize, Vec<String>, Option<(String, f64, String)>)> = BTreeMap::new();
-    for entry in entries {
-        let class = classes.entry(gpu_class(&entry.gpu_model)).or_default();
-        class.0 += 1;
-        if !class.1.contains(&entry.gpu_model) {
-            class.1.push(entry.gpu_model.clone());
+    let models = explorer.read(|s| s.frontier_by_model()).await?;
+    let mut classes: BTreeMap<String, ClassFrontier> = BTreeMap::new();
+    for model in models {
+        let class = classes.entry(gpu_class(&model.gpu_model)).or_default();
+        class.size += model.size;
+        if class.best.as_ref().is_none_or(|(_, best)| model.best_val_bpb < *best) {
+            class.best = Some((model.best_id.clone(), model.best_val_bpb));
         }
-        if class.2.as_ref().is_none_or(|(_, best, _)| entry.val_bpb < *best) {
-            class.2 = Some((entry.id.clone(), entry.val_bpb, entry.gpu_model.clone()));
-        }
+        class.gpu_models.push(model.gpu_model);
     }
     ok(Value::Array(
         classes
             .into_iter()
-            .map(|(class, (size, models, best))| {
+            .map(|(class, frontier)| {
                 json!({
                     "class": class,
-                    "size": size,
-                    "gpu_models": models,
-                    "best_id": best.as_ref().map(|b| b.0.clone()),
-                    "best_val_bpb": best.as_ref().map(|b| b.1),
+                    "size": frontier.size,
+                    "gpu_models": frontier.gpu_models,
+                    "best_id": frontier.best.as_ref().map(|b| b.0.clone()),
+                    "best_val_bpb": frontier.best.as_ref().map(|b| b.1),
                 })
             })
             .collect(),
@@ -409,11 +408,10 @@ async fn search(State(explorer): State<Explorer>, Query(q): Query<SearchQuery>) 
 async fn leaderboard(State(explorer): State<Explorer>) -> ApiResult {
     let tallies = explorer.read(|s| s.node_tallies()).await?;
     // The verifier's decayed scores (node id → score), rewritten by the running node.
-    let scores: serde_json::Map<String, Value> =
-        std::fs::read_to_string(explorer.data_dir.join("reputation.json"))
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
+    let scores: serde_json::Map<String, Value> = std::fs::read_to_string(explorer.data_dir.join("reputation.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
     let mut rows: Vec<(f64, Value)> = tallies
         .into_iter()
         .map(|t| {

@@ -85,7 +85,11 @@ pub struct ExplorerConfig {
 
 impl ExplorerConfig {
     pub fn new(data_dir: &Path, store_path: &Path) -> Self {
-        ExplorerConfig { data_dir: data_dir.to_path_buf(), store_path: store_path.to_path_buf(), limits: Limits::default() }
+        ExplorerConfig {
+            data_dir: data_dir.to_path_buf(),
+            store_path: store_path.to_path_buf(),
+            limits: Limits::default(),
+        }
     }
 }
 

@@ -77,9 +77,7 @@ pub fn summary(row: &BrowseRow) -> Value {
 /// Edges of a set of rows, Python's shape: one per row that names a parent (the parent may be
 /// missing from the store, or from this page).
 pub fn edges(rows: &[BrowseRow]) -> Vec<Value> {
-    rows.iter()
-        .filter_map(|r| r.parent.as_ref().map(|p| json!({"source": p, "target": r.id})))
-        .collect()
+    rows.iter().filter_map(|r| r.parent.as_ref().map(|p| json!({"source": p, "target": r.id}))).collect()
 }
 
 #[cfg(test)]

@@ -28,6 +28,15 @@ pub struct KeepPoint {
     pub val_bpb: f64,
 }
 
+/// The frontier of one GPU model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFrontier {
+    pub gpu_model: String,
+    pub size: u64,
+    pub best_id: String,
+    pub best_val_bpb: f64,
+}
+
 /// What the store knows about one node id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeTally {
@@ -130,6 +139,26 @@ impl DagStore {
     /// How many records are on the frontier (all GPU models).
     pub fn frontier_size(&self) -> Result<u64, StoreError> {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM record WHERE on_frontier = 1", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Size and best record of the frontier of every GPU model.
+    pub fn frontier_by_model(&self) -> Result<Vec<ModelFrontier>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT gpu_model, COUNT(*), \
+               (SELECT b.id FROM record b WHERE b.on_frontier = 1 AND b.gpu_model = f.gpu_model \
+                ORDER BY b.val_bpb, b.seq LIMIT 1), \
+               MIN(val_bpb) \
+             FROM record f WHERE on_frontier = 1 GROUP BY gpu_model ORDER BY gpu_model",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(ModelFrontier {
+                gpu_model: row.get(0)?,
+                size: row.get::<_, i64>(1)? as u64,
+                best_id: row.get(2)?,
+                best_val_bpb: row.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Keeps that no dispute rejected, oldest first, at most `limit`.

@@ -17,7 +17,7 @@ mod lineage;
 mod schema;
 mod verdict;
 
-pub use browse::{BrowseRow, KeepPoint, NodeTally};
+pub use browse::{BrowseRow, KeepPoint, ModelFrontier, NodeTally};
 
 use std::path::Path;
 

@@ -1,9 +1,12 @@
 //! `spore-agent`: a Spore Mesh node.
 //!
-//! Today it holds the node's identity on disk ([`identity_file`]) and the record tools behind
-//! `spore record check|sign` ([`record_tools`]). Gossip networking and the DAG store (issue 4),
-//! the runner, research loop and full CLI (issue 5), verification (issue 6), the gRPC service
-//! (issue 9) and the explorer (issue 10) grow here, each in its own module.
+//! - [`protocol`] (the sans-IO gossip core) and [`node`] (its tokio driver), over the SQLite
+//!   DAG [`store`];
+//! - [`research`]: the runner, the proposers and the research loop; [`verification`]: spot
+//!   checks, challenges, disputes and reputation;
+//! - [`grpc`] (`AgentService`), [`metrics`] (`/metrics`) and [`explorer`] (the web UI and its
+//!   JSON API);
+//! - [`identity_file`] and [`record_tools`] (`spore record …`).
 
 pub mod explorer;
 pub mod grpc;

@@ -146,8 +146,8 @@ async fn python_paths_answer_with_python_shapes_and_limits() {
     let (_, capped) = get(&format!("{base}/api/graph?limit=999999")).await;
     assert!(capped["node"].as_array().unwrap().len() <= 5_000);
 
-    // The lineage view: every node's parent is in the view (no dangling lineage) and the
-    // frontier records it shows are the best of their GPU models.
+    // The lineage view: every node's parent is in the view (no dangling lineage), the best
+    // frontier records are in it, and so is what was tried from their ancestors.
     let (_, lineage) = get(&format!("{base}/api/graph?mode=lineage&fields=summary")).await;
     let ids: std::collections::HashSet<&str> =
         lineage["node"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
@@ -157,6 +157,9 @@ async fn python_paths_answer_with_python_shapes_and_limits() {
             assert!(ids.contains(parent), "lineage broken at {}", node["id"]);
         }
     }
+    let statuses: std::collections::HashSet<&str> =
+        lineage["node"].as_array().unwrap().iter().map(|n| n["status"].as_str().unwrap()).collect();
+    assert!(statuses.contains("discard") && statuses.contains("crash"), "{statuses:?}");
     let (_, frontier) = get(&format!("{base}/api/frontier?limit=1")).await;
     let best = frontier[0]["id"].as_str().unwrap();
     assert!(ids.contains(best));

@@ -177,6 +177,8 @@ fn the_explorer_shows_the_dag_live_and_renders_hostile_records_as_text() {
         .unwrap_or_default()
         .to_string();
     assert!(best_id.starts_with(&best), "{best} vs {best_id}");
+    // The first view may show only the best result's region: show everything, then click.
+    browser.send(json!({"cmd": "click", "selector": "#fit"}));
     browser.send(json!({"cmd": "click", "selector": format!("#dag g.node[data-cid='{best_id}']")}));
     browser.wait(&format!("#detail[data-cid='{best_id}']"), 5_000);
     assert_eq!(browser.text("#detail [data-field='id']"), best_id);
@@ -184,6 +186,13 @@ fn the_explorer_shows_the_dag_live_and_renders_hostile_records_as_text() {
     let url = browser.send(json!({"cmd": "eval", "expression": "location.hash"}))["value"].clone();
     assert_eq!(url, format!("#/experiment/{best_id}"), "a deep link");
     browser.send(json!({"cmd": "screenshot", "path": artifacts().join("explorer-detail.png")}));
+
+    // The best-val_bpb-over-time charts, one per GPU class of the seed (and the hostile one's).
+    browser.send(json!({"cmd": "tab", "name": "progress"}));
+    browser.wait("#progress svg[data-class='H100'] path.series", 5_000);
+    assert_eq!(browser.count("#progress svg[data-class]"), 4);
+    // The leaderboard lists every publisher: the seed's four nodes and the hostile record's.
+    assert_eq!(browser.count("#leaderboard tbody tr"), 5);
 
     // A record gossiped in by the real Python peer reaches the feed and the DAG within 2 s.
     browser.send(json!({"cmd": "tab", "name": "activity"}));

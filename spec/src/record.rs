@@ -99,7 +99,7 @@ pub enum RecordError {
 }
 
 /// Field names in the canonical (sorted) order, with `id` and `signature` where they sort.
-const SORTED_FIELDS: [&str; 23] = [
+pub const SORTED_FIELDS: [&str; 23] = [
     "agent_model",
     "code_cid",
     "cuda_version",

@@ -1,37 +1,12 @@
-//! Records as the explorer's JSON shows them. `full` is Python's record dict (the 23 signed
-//! fields, as signed) plus what this store knows (`on_frontier`, `children`, `orphan`);
+//! Records as the explorer's JSON shows them. `full` is Python's record dict (the 23 record
+//! fields, `SORTED_FIELDS`, as signed) plus what this store knows (`on_frontier`, `children`, `orphan`);
 //! `summary` is what the graph needs to draw a node, without diffs and signatures.
 
 use serde_json::{Map, Value, json};
 
-use crate::store::BrowseRow;
+use spore_spec::record::SORTED_FIELDS;
 
-/// The 23 fields of Python's `_record_to_dict`.
-const RECORD_FIELDS: [&str; 23] = [
-    "id",
-    "parent",
-    "depth",
-    "code_cid",
-    "diff",
-    "dataset_cid",
-    "prepare_cid",
-    "time_budget",
-    "val_bpb",
-    "peak_vram_mb",
-    "num_steps",
-    "num_params",
-    "status",
-    "description",
-    "hypothesis",
-    "agent_model",
-    "gpu_model",
-    "cuda_version",
-    "torch_version",
-    "node_id",
-    "timestamp",
-    "signature",
-    "version",
-];
+use crate::store::BrowseRow;
 
 /// Fields a graph node carries.
 const SUMMARY_FIELDS: [&str; 9] =
@@ -60,7 +35,7 @@ fn with_store_facts(mut fields: Map<String, Value>, row: &BrowseRow) -> Value {
 
 /// Python's record dict plus the store's facts.
 pub fn full(row: &BrowseRow) -> Value {
-    with_store_facts(signed_fields(row, &RECORD_FIELDS), row)
+    with_store_facts(signed_fields(row, &SORTED_FIELDS), row)
 }
 
 /// A graph node: identity, outcome and a short description.

@@ -84,8 +84,9 @@ impl DagStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The best `per_class` frontier records of every GPU model and all their stored ancestors,
-    /// parents first, at most `limit` of them.
+    /// The best `per_class` frontier records of every GPU model with all their stored ancestors
+    /// (parents first), then the other children of those ancestors (what was tried from each
+    /// step, oldest first); at most `limit` rows, so a cut drops tried children before lineage.
     pub fn frontier_lineages(&self, per_class: usize, limit: usize) -> Result<Vec<BrowseRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "WITH RECURSIVE lineage(id) AS ( \
@@ -93,8 +94,14 @@ impl DagStore {
                                FROM record WHERE on_frontier = 1) WHERE rank <= ?1 \
                UNION \
                SELECT r.parent FROM record r JOIN lineage l ON r.id = l.id WHERE r.parent IS NOT NULL AND r.parent != '' \
+             ), \
+             shown(id, tier) AS ( \
+               SELECT id, 0 FROM lineage \
+               UNION ALL \
+               SELECT c.id, 1 FROM record c JOIN lineage l ON c.parent = l.id \
+                 WHERE c.id NOT IN (SELECT id FROM lineage) \
              ) \
-             {ROW} WHERE r.id IN (SELECT id FROM lineage) ORDER BY r.depth_key, r.ts_key, r.seq LIMIT ?2"
+             {ROW} JOIN shown s ON s.id = r.id ORDER BY s.tier, r.depth_key, r.ts_key, r.seq LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![per_class as i64, limit as i64], row)?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -12,6 +12,8 @@ const SVG = "http://www.w3.org/2000/svg";
 const ROOT = "\u0000root";
 const NODE_GAP = 22;
 const LAYER_GAP = 64;
+/** Below this zoom the first view shows the best result's region instead of everything. */
+const READABLE_SCALE = 0.45;
 /** The most records the view holds; later ones only reach the feed. */
 export const MAX_VIEW_NODES = 8000;
 
@@ -33,6 +35,8 @@ export class Dag {
   private filter: Filter = "all";
   private fitted = false;
   private pending = false;
+  private lastRenderEnd = 0;
+  private lastRenderCost = 0;
 
   constructor(
     element: SVGSVGElement,
@@ -81,18 +85,30 @@ export class Dag {
     if (id) this.centerOn(id);
   }
 
-  fit(): void {
+  /** Shows the whole graph; returns the scale that took. */
+  fit(): number {
     const element = this.svg.node();
     const box = this.canvas.node()?.getBBox();
-    if (!element || !box || box.width === 0) return;
+    if (!element || !box || box.width === 0) return 1;
     const { width, height } = element.getBoundingClientRect();
     const scale = Math.min(2, 0.9 / Math.max(box.width / width, box.height / height));
     const x = width / 2 - scale * (box.x + box.width / 2);
     const y = height / 2 - scale * (box.y + box.height / 2);
     this.svg.call(this.zoomer.transform, zoomIdentity.translate(x, y).scale(scale));
+    return scale;
   }
 
-  private centerOn(id: string): void {
+  /** The first view: the whole graph if it is readable so, else the best result's region. */
+  private firstView(): void {
+    if (this.fit() >= READABLE_SCALE) return;
+    let best: Experiment | null = null;
+    for (const record of this.records.values()) {
+      if (record.on_frontier && (!best || record.val_bpb < best.val_bpb)) best = record;
+    }
+    if (best) this.centerOn(best.id, 0.9);
+  }
+
+  private centerOn(id: string, scale = 1.2): void {
     const at = this.positions.get(id);
     const element = this.svg.node();
     if (!at || !element) return;
@@ -100,17 +116,25 @@ export class Dag {
     // The detail panel covers the right of the graph: centre in what stays visible.
     const panel = document.getElementById("detail");
     const visible = panel && !panel.hidden ? Math.max(200, panel.getBoundingClientRect().left - left) : width;
-    const scale = 1.2;
     this.svg.call(this.zoomer.transform, zoomIdentity.translate(visible / 2 - scale * at.x, height / 2 - scale * at.y).scale(scale));
   }
 
+  /**
+   * One render per animation frame at most, and never sooner than four times the last
+   * render's cost after it: a busy feed (100 records/s into thousands of nodes) batches into
+   * a few renders a second instead of taking the whole CPU.
+   */
   private schedule(): void {
     if (this.pending) return;
     this.pending = true;
-    requestAnimationFrame(() => {
-      this.pending = false;
-      this.render();
-    });
+    const frame = () =>
+      requestAnimationFrame(() => {
+        this.pending = false;
+        this.render();
+      });
+    const wait = this.lastRenderEnd + 4 * this.lastRenderCost - performance.now();
+    if (wait > 0) setTimeout(frame, wait);
+    else frame();
   }
 
   /** The forest as one tree: roots and missing parents under a virtual root. */
@@ -142,7 +166,10 @@ export class Dag {
 
   private render(): void {
     const started = performance.now();
-    const layout = tree<LayoutNode>().nodeSize([NODE_GAP, LAYER_GAP]);
+    // Leaves that are siblings (what was tried from one step) sit closer than subtrees.
+    const layout = tree<LayoutNode>()
+      .nodeSize([NODE_GAP, LAYER_GAP])
+      .separation((a, b) => (a.parent !== b.parent ? 1.5 : a.children || b.children ? 1 : 0.7));
     const laid = layout(hierarchy(this.forest(), (n) => n.children));
     const all = laid.descendants().filter((n) => n.data.id !== ROOT);
     this.positions = new Map(all.map((n) => [n.data.id, { x: n.x, y: n.y }]));
@@ -162,10 +189,12 @@ export class Dag {
     canvas.appendChild(dots);
     if (!this.fitted && all.length > 0) {
       this.fitted = true;
-      this.fit();
+      this.firstView();
     }
+    this.lastRenderEnd = performance.now();
+    this.lastRenderCost = this.lastRenderEnd - started;
     document.body.dataset.dagNodes = String(this.records.size);
-    performance.measure("dag-render", { start: started, end: performance.now() });
+    document.body.dataset.renderMs = this.lastRenderCost.toFixed(1);
   }
 
   private lineageOf(id: string | null): Set<string> {
@@ -225,7 +254,8 @@ export class Dag {
       g.appendChild(ring);
     }
     const circle = document.createElementNS(SVG, "circle");
-    circle.setAttribute("r", "7");
+    // Dead ends (a discard or crash nothing grew from) are drawn smaller.
+    circle.setAttribute("r", node.children || record.status === "keep" ? "7" : "5");
     circle.setAttribute("class", "body");
     g.appendChild(circle);
     title.textContent = `${shortId(record.id)}  ${record.status}  ${formatBpb(record.val_bpb)}\n${record.description ?? ""}`;

@@ -32,7 +32,7 @@ async function loadGraph(append = false): Promise<void> {
   else dag.reset(graph.node);
   nextOffset = graph.next_offset;
   byId("more").hidden = nextOffset === null;
-  const what = mode === "lineage" ? "the frontier's lineages" : "records in arrival depth order";
+  const what = mode === "lineage" ? "the frontier's lineages and what was tried from them" : "every record, parents first";
   byId("graph-note").textContent = `${dag.size} of ${graph.total} records shown (${what})`;
 }
 
@@ -52,7 +52,7 @@ async function refreshStats(): Promise<void> {
 }
 
 async function refreshProgress(): Promise<void> {
-  renderProgress(await api.progress());
+  renderProgress(await api.progress(), select);
 }
 
 function refreshAll(): void {

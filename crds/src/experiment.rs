@@ -145,7 +145,21 @@ pub struct ExperimentMetrics {
     pub training_seconds: Option<f64>,
 }
 
-/// Observed state of a run, written by the operator (and `publishedCid` by the node-agent).
+/// Where the run happened, as `spore exec` probed it in the pod (the record carries it).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunEnvironment {
+    /// The CUDA device name with spaces as `_` (as the Python peer records it), or `cpu`.
+    pub gpu_model: String,
+    pub cuda_version: String,
+    pub torch_version: String,
+    /// The training data's identity and SHA-256 of `prepare.py`.
+    pub dataset_cid: String,
+    pub prepare_cid: String,
+}
+
+/// Observed state of a run, written by the operator; the node-agent that publishes it writes
+/// `publishedCid`, the decision against the parent and the parent's `val_bpb`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentStatus {
@@ -160,6 +174,8 @@ pub struct ExperimentStatus {
     pub completion_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<ExperimentMetrics>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<RunEnvironment>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_val_bpb: Option<f64>,
     /// `metrics.valBpb − parentValBpb`; negative is better.

@@ -6,8 +6,10 @@
 //!   checks, challenges, disputes and reputation;
 //! - [`grpc`] (`AgentService`), [`metrics`] (`/metrics`) and [`explorer`] (the web UI and its
 //!   JSON API);
+//! - [`cluster`]: publishing the operator's finished Experiments (`--kubernetes-node`);
 //! - [`identity_file`] and [`record_tools`] (`spore record …`).
 
+pub mod cluster;
 pub mod explorer;
 pub mod grpc;
 pub mod identity_file;

@@ -43,9 +43,29 @@ fn init_info_and_the_peer_list_live_in_the_given_data_dir() {
     assert!(!spore(&["disconnect", "10.0.0.1:7470"], &data).status.success());
     let config = std::fs::read_to_string(data.join("config.toml")).unwrap();
     assert!(config.contains("peer.example:7471") && !config.contains("10.0.0.1"), "{config}");
-    let explorer = spore(&["explorer"], &data);
-    assert!(!explorer.status.success());
-    assert!(String::from_utf8_lossy(&explorer.stderr).contains("not in this release"));
+
+    // `spore explorer` serves this data directory's store; a wrong directory is an error.
+    let missing = spore(&["explorer", "--web-port", "0"], &dir.path().join("nowhere"));
+    assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("no node store"));
+    let port = free_port().unwrap();
+    let mut explorer = Command::new(SPORE)
+        .args(["explorer", "--web-port", &port.to_string(), "--data-dir"])
+        .arg(&data)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut answer = String::new();
+    wait_until(Duration::from_secs(20), "the explorer to answer", || {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+        let request = format!("GET /api/stat HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        answer.clear();
+        stream.write_all(request.as_bytes()).is_ok() && stream.read_to_string(&mut answer).is_ok()
+    });
+    let _ = explorer.kill();
+    let _ = explorer.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""experiment_count":0"#), "{answer}");
 }
 
 #[test]

@@ -53,6 +53,10 @@ fn success_writes_the_metrics_the_operator_reads() {
     assert_eq!(metrics["num_params"], 900_000);
     assert_eq!(metrics["peak_vram_mb"], 512.0);
     assert_eq!(metrics["training_seconds"], 3.0);
+    // Where it ran, for the record the node-agent publishes.
+    for key in ["gpu_model", "cuda_version", "torch_version", "dataset_cid", "prepare_cid"] {
+        assert!(metrics[key].as_str().is_some_and(|v| !v.is_empty()), "{key} missing: {metrics}");
+    }
 }
 
 #[test]

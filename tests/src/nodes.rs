@@ -59,6 +59,7 @@ pub struct SporeNode {
     /// The `/metrics` port (on 127.0.0.1), the same across restarts.
     pub metrics_port: u16,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl SporeNode {
@@ -76,7 +77,26 @@ impl SporeNode {
 
     /// A `spore run` that may train (unless `extra` says `--no-train`): it prepares its
     /// workspace before it listens.
+    /// [`SporeNode::start_with_args`] with environment variables (e.g. `KUBECONFIG`).
+    pub fn start_with_env(bin: &Path, data_dir: &Path, port: u16, extra: &[String], env: &[(&str, &str)]) -> SporeNode {
+        let mut args = vec!["--no-train".to_string()];
+        args.extend(extra.iter().cloned());
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        SporeNode::launch(bin, data_dir, port, &[], &args, env)
+    }
+
     pub fn start_training(bin: &Path, data_dir: &Path, port: u16, peers: &[String], extra: &[String]) -> SporeNode {
+        SporeNode::launch(bin, data_dir, port, peers, extra, Vec::new())
+    }
+
+    fn launch(
+        bin: &Path,
+        data_dir: &Path,
+        port: u16,
+        peers: &[String],
+        extra: &[String],
+        env: Vec<(String, String)>,
+    ) -> SporeNode {
         // No explorer unless the test asks for one on its own port.
         let explorer = extra.iter().any(|a| a == "--web-port");
         let mut args: Vec<String> = vec!["run".into(), "--no-bootstrap".into()];
@@ -101,6 +121,7 @@ impl SporeNode {
             grpc_port,
             metrics_port,
             args,
+            env,
         };
         node.restart();
         node
@@ -113,6 +134,7 @@ impl SporeNode {
         let child = Command::new(&self.bin)
             .args(&self.args)
             .env("RUST_LOG", "info,spore_agent=debug")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -112,13 +112,20 @@ fn harness(args: &ExecArgs) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The JSON the operator reads: the metric (absent after the train phase) and the summary.
-fn metrics_message(val_bpb: Option<f64>, s: &Summary) -> String {
+/// The JSON the operator reads: the metric (absent after the train phase), the summary, and
+/// where it ran (the record the node-agent publishes carries it).
+fn metrics_message(val_bpb: Option<f64>, s: &Summary, workspace: &Workspace) -> String {
+    let machine = &workspace.machine;
     let mut message = serde_json::json!({
         "num_steps": s.num_steps,
         "num_params": s.num_params,
         "peak_vram_mb": s.peak_vram_mb,
         "training_seconds": s.training_seconds,
+        "gpu_model": machine.gpu_model,
+        "cuda_version": machine.cuda_version,
+        "torch_version": machine.torch_version,
+        "dataset_cid": workspace.dataset_cid,
+        "prepare_cid": workspace.prepare_cid,
     });
     if let Some(val_bpb) = val_bpb {
         message["val_bpb"] = serde_json::json!(val_bpb);
@@ -145,21 +152,18 @@ fn train(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let code = std::fs::read_to_string(&code_path).with_context(|| format!("read {}", code_path.display()))?;
     let harness = harness(&args)?;
     let margin = Duration::from_secs(args.margin_seconds);
-    let (measure, sandbox) = match (args.phase, args.metric.program()) {
-        // The data is prepared here, before the candidate runs; the split it cannot have is gone.
+    // The data (and the evaluation plan) are prepared here, before the candidate runs.
+    let program = args.metric.program().filter(|_| args.phase != Phase::Train);
+    let prepared = Workspace::prepare(&harness, &args.python, program.as_deref())?;
+    let (measure, sandbox) = match (args.phase, program) {
+        // The split the candidate must not have is gone before it starts.
         (Phase::Train, _) => {
-            let prepared = Workspace::prepare(&harness, &args.python, None)?;
-            let plan = prepared.eval.context("the harness's prepare.py printed no evaluation plan")?;
+            let plan = prepared.eval.as_ref().context("the harness's prepare.py printed no evaluation plan")?;
             std::fs::remove_dir_all(&plan.val_root)
                 .with_context(|| format!("remove the validation split {}", plan.val_root.display()))?;
             (Measure::ExportOnly, None)
         }
-        // The data and the evaluation plan are prepared here, before the candidate runs.
-        (_, Some(program)) => {
-            let prepared = Workspace::prepare(&harness, &args.python, Some(&program))?;
-            args.metric.executor_parts(&prepared, margin)?
-        }
-        // On self-reported metrics train.py prepares what it needs.
+        (_, Some(_)) => args.metric.executor_parts(&prepared, margin)?,
         (_, None) => (Measure::Reported, None),
     };
     let executor = LocalExecutor {
@@ -188,11 +192,11 @@ fn train(args: ExecArgs) -> anyhow::Result<ExitCode> {
         let model = args.work_dir.join("run").join("train").join(MODEL_FILE);
         std::fs::rename(&model, out.join(MODEL_FILE)).with_context(|| format!("move {}", model.display()))?;
         std::fs::write(out.join("summary.json"), serde_json::to_vec(&summary)?).context("write the summary")?;
-        return finish(&args, &metrics_message(None, &summary), ExitCode::SUCCESS);
+        return finish(&args, &metrics_message(None, &summary, &prepared), ExitCode::SUCCESS);
     }
     match outcome.val_bpb {
         Some(val_bpb) if outcome.success() => {
-            finish(&args, &metrics_message(Some(val_bpb), &summary), ExitCode::SUCCESS)
+            finish(&args, &metrics_message(Some(val_bpb), &summary, &prepared), ExitCode::SUCCESS)
         }
         _ => finish(&args, "the run gave no metric", ExitCode::from(1)),
     }
@@ -208,7 +212,7 @@ fn evaluate(args: ExecArgs) -> anyhow::Result<ExitCode> {
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .with_context(|| format!("the training step left no summary in {}", out.display()))?;
     let prepared = Workspace::prepare(&harness(&args)?, &args.python, Some(&program))?;
-    let plan = prepared.eval.context("the harness's prepare.py printed no evaluation plan")?;
+    let plan = prepared.eval.clone().context("the harness's prepare.py printed no evaluation plan")?;
     let sandboxed = Sandbox::available();
     let evaluator = Evaluator { program, plan, sandboxed, timeout: Duration::from_secs(args.margin_seconds) };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -224,7 +228,7 @@ fn evaluate(args: ExecArgs) -> anyhow::Result<ExitCode> {
                 "[spore] evaluator: val_bpb {:.6} ({} bytes, {:.1} s)",
                 evaluation.val_bpb, evaluation.bytes, evaluation.seconds
             );
-            finish(&args, &metrics_message(Some(evaluation.val_bpb), &summary), ExitCode::SUCCESS)
+            finish(&args, &metrics_message(Some(evaluation.val_bpb), &summary, &prepared), ExitCode::SUCCESS)
         }
         Err(e) => finish(&args, &format!("evaluation: {e}"), ExitCode::from(1)),
     }

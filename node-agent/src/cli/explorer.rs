@@ -13,9 +13,10 @@ use super::{DataDir, query};
 /// Where the explorer listens (shared by `spore run` and `spore explorer`).
 #[derive(Debug, Clone, Args)]
 pub struct WebArgs {
-    /// Explorer port (0 picks a free one).
-    #[arg(short = 'w', long, default_value_t = explorer::DEFAULT_PORT)]
-    pub web_port: u16,
+    /// Explorer port [default: 8470] (0 picks a free one). When left to the default and taken
+    /// (another node on this machine), `spore run` goes on without its explorer.
+    #[arg(short = 'w', long)]
+    pub web_port: Option<u16>,
     /// Address the explorer listens on (loopback unless told otherwise; it has no login).
     #[arg(long, default_value = "127.0.0.1")]
     pub web_host: String,
@@ -31,13 +32,26 @@ pub struct ExplorerArgs {
 
 /// Binds the explorer and logs where it is; a non-loopback address gets a warning.
 pub async fn bind(web: &WebArgs) -> anyhow::Result<tokio::net::TcpListener> {
-    let listener = explorer::bind(&web.web_host, web.web_port).await?;
+    let listener = explorer::bind(&web.web_host, web.web_port.unwrap_or(explorer::DEFAULT_PORT)).await?;
     let address = listener.local_addr()?;
     if !address.ip().is_loopback() {
         tracing::warn!(%address, "the explorer listens beyond loopback: anyone who can reach it can read the DAG");
     }
     tracing::info!(url = %format!("http://{address}/"), "explorer listening");
     Ok(listener)
+}
+
+/// For `spore run`: the explorer's listener, or none when the default port is taken (the node
+/// matters more than its web UI; a port given on the command line must be free).
+pub async fn bind_for_node(web: &WebArgs) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match bind(web).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(e) if web.web_port.is_none() => {
+            tracing::warn!("no explorer for this node: {e:#} (pass --web-port to pick another port)");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 pub fn run(args: ExplorerArgs) -> anyhow::Result<ExitCode> {

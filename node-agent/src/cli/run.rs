@@ -39,6 +39,13 @@ pub struct RunArgs {
     /// Do not train: a pure gossip node.
     #[arg(long)]
     no_train: bool,
+    /// Publish the finished Experiments of this SporeNode (the operator's runs), in-cluster or
+    /// through KUBECONFIG.
+    #[arg(long, value_name = "SPORENODE")]
+    kubernetes_node: Option<String>,
+    /// Namespace of those Experiments (default: this pod's namespace, else `default`).
+    #[arg(long, requires = "kubernetes_node")]
+    kubernetes_namespace: Option<String>,
     /// Do not serve the explorer web UI.
     #[arg(long)]
     no_explorer: bool,
@@ -239,7 +246,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             tracing::info!(address = %listener.local_addr()?, "gRPC API listening");
             Some(listener)
         };
-        let explorer_listener = if args.no_explorer { None } else { Some(super::explorer::bind(&args.web).await?) };
+        let explorer_listener = if args.no_explorer { None } else { super::explorer::bind_for_node(&args.web).await? };
         let metrics_listener = if args.no_metrics {
             None
         } else {
@@ -293,6 +300,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             reputation_path: data_dir.join("reputation.json"),
         };
         services.push(tokio::spawn(verifier.run(shutdown.clone())));
+        if let Some(node_name) = args.kubernetes_node.clone() {
+            let publisher = spore_agent::cluster::ClusterPublisher {
+                client: kube::Client::try_default()
+                    .await
+                    .context("--kubernetes-node: no Kubernetes API (neither in-cluster nor KUBECONFIG)")?,
+                namespace: args.kubernetes_namespace.clone().unwrap_or_else(pod_namespace),
+                node_name,
+                identity: identity.clone(),
+                node: handle.clone(),
+                store_path: store_path.clone(),
+                artifacts: ArtifactStore::new(&data_dir),
+            };
+            services.push(tokio::spawn(publisher.run(shutdown.clone())));
+        }
         let mut outcome = Ok(ExitCode::SUCCESS);
         let research = research.filter(|_| !args.verify_only);
         if let Some((workspace, executor, settings, proposer)) = research {
@@ -329,6 +350,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         outcome
     })
+}
+
+/// The namespace of the pod this runs in, else `default`.
+fn pod_namespace() -> String {
+    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        .map(|ns| ns.trim().to_string())
+        .ok()
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| "default".into())
 }
 
 /// An address-in-use error gets a hint.

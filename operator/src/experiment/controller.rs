@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use spore_crds::{Experiment, ExperimentStatus, SporeNode};
 
-use super::pod::{EXPERIMENT_LABEL, NODE_LABEL, PodSettings, pod_name, training_pod};
+use super::pod::{EXPERIMENT_LABEL, NODE_LABEL, PodSettings, inline_code, pod_name, training_pod};
 use super::status::{desired_status, differs, is_terminal};
 use crate::{Error, FIELD_MANAGER};
 
@@ -59,6 +59,14 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
                 let desired = queued_for_limit(&experiment, limit);
                 write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
                 return Ok(Action::requeue(Duration::from_secs(5)));
+            }
+            if let Some(code) = inline_code(&experiment) {
+                let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+                match maps.create(&PostParams::default(), &code).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             match pods.create(&PostParams::default(), &training_pod(&experiment, &ctx.settings)).await {
                 Ok(pod) => {

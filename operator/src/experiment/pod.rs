@@ -12,14 +12,16 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, KeyToPath, Pod, PodSecurityContext,
-    PodSpec, ResourceRequirements, SeccompProfile, SecurityContext, Toleration, Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, KeyToPath, Pod,
+    PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, SecurityContext, Toleration, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use spore_crds::Experiment;
 use spore_crds::common::DEFAULT_GPU_RESOURCE;
+use spore_crds::experiment::ConfigMapCodeRef;
 
 /// Label on every training pod: the Experiment's name.
 pub const EXPERIMENT_LABEL: &str = "sporemesh.io/experiment";
@@ -67,7 +69,7 @@ pub fn training_pod(experiment: &Experiment, settings: &PodSettings) -> Pod {
         Volume { name: "scratch".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() };
     let scratch_mount =
         VolumeMount { name: "scratch".into(), mount_path: SCRATCH_DIR.into(), ..VolumeMount::default() };
-    let (volumes, mounts) = match &spec.code.config_map_ref {
+    let (volumes, mounts) = match code_config_map(experiment) {
         Some(reference) => (
             Some(vec![Volume {
                 name: "candidate".into(),
@@ -189,9 +191,68 @@ fn step(
     }
 }
 
+/// The ConfigMap holding an inline `train.py`, created by the operator beside the pod.
+pub fn inline_code_name(experiment: &Experiment) -> String {
+    format!("{}-code", experiment.metadata.name.as_deref().unwrap_or_default())
+}
+
+/// The ConfigMap key the pod mounts as `train.py`: the referenced one, or the operator's copy
+/// of inline code. A diff has none (the operator does not hold the parent's code).
+pub fn code_config_map(experiment: &Experiment) -> Option<ConfigMapCodeRef> {
+    let code = &experiment.spec.code;
+    match (&code.config_map_ref, &code.inline) {
+        (Some(reference), _) => Some(reference.clone()),
+        (None, Some(_)) => Some(ConfigMapCodeRef { name: inline_code_name(experiment), key: "train.py".into() }),
+        (None, None) => None,
+    }
+}
+
+/// The ConfigMap for inline code, owned by the Experiment (deleted with it).
+pub fn inline_code(experiment: &Experiment) -> Option<ConfigMap> {
+    let code = experiment.spec.code.inline.clone()?;
+    Some(ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(inline_code_name(experiment)),
+            namespace: experiment.metadata.namespace.clone(),
+            labels: Some(BTreeMap::from([(
+                EXPERIMENT_LABEL.to_string(),
+                experiment.metadata.name.clone().unwrap_or_default(),
+            )])),
+            owner_references: experiment.controller_owner_ref(&()).map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([("train.py".to_string(), code)])),
+        immutable: Some(true),
+        ..ConfigMap::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_code_goes_into_an_owned_configmap_that_the_pod_mounts() {
+        let experiment: Experiment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment",
+            "metadata": {"name": "e2", "namespace": "lab", "uid": "u-2"},
+            "spec": {"node": "n1", "code": {"inline": "LR = 0.05\n"}}
+        }))
+        .unwrap();
+        let map = inline_code(&experiment).unwrap();
+        assert_eq!(map.metadata.name.as_deref(), Some("e2-code"));
+        assert_eq!(map.data.unwrap()["train.py"], "LR = 0.05\n");
+        assert_eq!(map.metadata.owner_references.unwrap()[0].uid, "u-2", "deleted with the Experiment");
+        let pod = training_pod(&experiment, &PodSettings { image: "img".into() });
+        let volumes = pod.spec.unwrap().volumes.unwrap();
+        let candidate = volumes.iter().find(|v| v.name == "candidate").unwrap();
+        assert_eq!(candidate.config_map.as_ref().unwrap().name, "e2-code");
+        // A diff has no whole file for the operator to mount.
+        let mut with_diff = experiment.clone();
+        with_diff.spec.code =
+            spore_crds::experiment::ExperimentCode { diff: Some("+x\n".into()), ..Default::default() };
+        assert!(inline_code(&with_diff).is_none() && code_config_map(&with_diff).is_none());
+    }
 
     #[test]
     fn the_pod_runs_spore_exec_with_a_read_only_candidate_and_a_writable_scratch() {

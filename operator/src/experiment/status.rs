@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
 use serde::Deserialize;
-use spore_crds::experiment::{Decision, ExperimentMetrics};
+use spore_crds::experiment::{Decision, ExperimentMetrics, RunEnvironment};
 use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus};
 
 /// What `spore exec` writes to the termination message on success.
@@ -17,6 +17,30 @@ struct TerminationMetrics {
     peak_vram_mb: f64,
     #[serde(default)]
     training_seconds: Option<f64>,
+    /// Where it ran (absent from messages of older `spore exec` builds).
+    #[serde(default)]
+    gpu_model: Option<String>,
+    #[serde(default)]
+    cuda_version: Option<String>,
+    #[serde(default)]
+    torch_version: Option<String>,
+    #[serde(default)]
+    dataset_cid: Option<String>,
+    #[serde(default)]
+    prepare_cid: Option<String>,
+}
+
+impl TerminationMetrics {
+    fn environment(&self) -> Option<RunEnvironment> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
+        Some(RunEnvironment {
+            gpu_model: self.gpu_model.clone()?,
+            cuda_version: text(&self.cuda_version),
+            torch_version: text(&self.torch_version),
+            dataset_cid: self.dataset_cid.clone().unwrap_or_default(),
+            prepare_cid: self.prepare_cid.clone().unwrap_or_default(),
+        })
+    }
 }
 
 /// The step that ended the pod: a failed init container (the training step), else the
@@ -63,6 +87,7 @@ pub fn desired_status(experiment: &Experiment, pod: Option<&Pod>) -> ExperimentS
             match serde_json::from_str::<TerminationMetrics>(message.trim()) {
                 Ok(m) if m.val_bpb.is_finite() && m.val_bpb > 0.0 => {
                     status.phase = ExperimentPhase::Succeeded;
+                    status.environment = m.environment();
                     status.metrics = Some(ExperimentMetrics {
                         val_bpb: m.val_bpb,
                         num_steps: m.num_steps,
@@ -132,6 +157,7 @@ pub fn differs(current: Option<&ExperimentStatus>, desired: &ExperimentStatus) -
             &desired.start_time,
             &desired.completion_time,
         )
+        || current.environment != desired.environment
         || current.observed_generation != desired.observed_generation
         || (desired.decision.is_some() && current.decision != desired.decision)
 }

@@ -1,0 +1,15 @@
+//! The node-agent's side of the operator (`spore run --kubernetes-node NAME`): it watches the
+//! Experiments of its SporeNode and, as each finishes, signs and publishes its record — the
+//! operator holds no signing key — then writes the CID, the decision against the parent and
+//! the parent's `val_bpb` into the Experiment's status (server-side apply, field manager
+//! `spore-agent`). Experiments created by hand with kubectl are published the same way.
+//!
+//! The record's timestamp is the run's completion time, so publishing again after a crash
+//! between the publication and the status write yields the same bytes, the same CID, and a
+//! duplicate the store ignores — never a second record.
+
+mod publisher;
+mod record;
+
+pub use publisher::{ClusterPublisher, FIELD_MANAGER};
+pub use record::{AGENT_MODEL_ANNOTATION, NotYet, Publication, publication};

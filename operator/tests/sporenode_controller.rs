@@ -108,6 +108,25 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
     // What the node owns.
     let args = get(&kubectl, &["statefulset", "lab-node"], "{.spec.template.spec.containers[0].args}");
     assert!(args.contains("--no-train") && args.contains("peer.example:7470"), "{args}");
+    // The agent publishes its Experiments under its own, narrow ServiceAccount.
+    assert!(args.contains(r#""--kubernetes-node","lab-node""#), "{args}");
+    assert_eq!(
+        get(&kubectl, &["statefulset", "lab-node"], "{.spec.template.spec.serviceAccountName}"),
+        "lab-node-agent"
+    );
+    assert_eq!(get(&kubectl, &["rolebinding", "lab-node-agent"], "{.subjects[0].name}"), "lab-node-agent");
+    let can = |verb: &str, what: &str, subresource: &str| {
+        let who = format!("--as=system:serviceaccount:{NS}:lab-node-agent");
+        let sub = format!("--subresource={subresource}");
+        let mut args = vec!["auth", "can-i", verb, what, "-n", NS, &who];
+        if !subresource.is_empty() {
+            args.push(&sub);
+        }
+        kubectl.run(&args, None).map(|out| out.trim() == "yes").unwrap_or(false)
+    };
+    assert!(can("watch", "experiments.sporemesh.io", "") && can("patch", "experiments.sporemesh.io", "status"));
+    assert!(can("get", "configmaps", ""));
+    assert!(!can("patch", "experiments.sporemesh.io", "") && !can("get", "secrets", "") && !can("create", "pods", ""));
     assert_eq!(get(&kubectl, &["service", "lab-node"], "{.spec.clusterIP}"), "None");
     assert_eq!(get(&kubectl, &["service", "lab-node-gossip"], "{.spec.type}"), "ClusterIP");
     assert!(

@@ -37,7 +37,7 @@ fn name(node: &SporeNode) -> String {
     node.metadata.name.clone().unwrap_or_default()
 }
 
-fn meta(node: &SporeNode, child_name: String) -> ObjectMeta {
+pub(super) fn meta(node: &SporeNode, child_name: String) -> ObjectMeta {
     ObjectMeta {
         name: Some(child_name),
         namespace: node.metadata.namespace.clone(),
@@ -109,6 +109,9 @@ pub fn stateful_set(node: &SporeNode, default_image: &str) -> StatefulSet {
         "--data-dir".into(),
         "/data".into(),
         "--no-bootstrap".into(),
+        // Publish the Experiments of this SporeNode (the namespace is the pod's own).
+        "--kubernetes-node".into(),
+        name(node),
     ];
     if !node.spec.research.enabled {
         args.push("--no-train".into());
@@ -182,6 +185,7 @@ pub fn stateful_set(node: &SporeNode, default_image: &str) -> StatefulSet {
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![container],
+                    service_account_name: Some(super::access::agent_account_name(node)),
                     volumes: Some(vec![
                         Volume {
                             name: "identity".into(),

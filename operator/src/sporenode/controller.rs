@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -21,6 +22,7 @@ use serde::de::DeserializeOwned;
 use spore_crds::{SporeNode, SporeNodeStatus};
 use spore_spec::Identity;
 
+use super::access;
 use super::children::{AGENT_LABEL, config_map, identity_secret_name, services, stateful_set, training_egress_policy};
 use crate::experiment::controller::Context;
 use crate::{Error, FIELD_MANAGER};
@@ -107,6 +109,9 @@ async fn reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Er
     let client = ctx.client.clone();
     let node_id = ensure_identity(&node, &Api::namespaced(client.clone(), &namespace)).await?;
     apply(&Api::<ConfigMap>::namespaced(client.clone(), &namespace), &config_map(&node)).await?;
+    apply(&Api::<ServiceAccount>::namespaced(client.clone(), &namespace), &access::service_account(&node)).await?;
+    apply(&Api::<Role>::namespaced(client.clone(), &namespace), &access::role(&node)).await?;
+    apply(&Api::<RoleBinding>::namespaced(client.clone(), &namespace), &access::role_binding(&node)).await?;
     for service in services(&node) {
         apply(&Api::<Service>::namespaced(client.clone(), &namespace), &service).await?;
     }

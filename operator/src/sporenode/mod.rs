@@ -1,5 +1,7 @@
-//! The `SporeNode` controller: [`children`] builds what a node owns, [`controller`] keeps it
-//! applied and reports the node's identity and readiness.
+//! The `SporeNode` controller: [`children`] builds what a node owns, [`access`] what its
+//! node-agent may do with the API, [`controller`] keeps it all applied and reports the node's
+//! identity and readiness.
 
+pub mod access;
 pub mod children;
 pub mod controller;

@@ -107,7 +107,8 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
 
     // What the node owns.
     let args = get(&kubectl, &["statefulset", "lab-node"], "{.spec.template.spec.containers[0].args}");
-    assert!(args.contains("--no-train") && args.contains("peer.example:7470"), "{args}");
+    assert!(args.contains("--no-train") && args.contains(r#""--public-peer","peer.example:7470""#), "{args}");
+    assert!(args.contains(r#""--export","own","--import","all""#), "the SporeNode's bridge policy: {args}");
     // The agent publishes its Experiments under its own, narrow ServiceAccount.
     assert!(args.contains(r#""--kubernetes-node","lab-node""#), "{args}");
     assert_eq!(
@@ -131,7 +132,7 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
     assert_eq!(get(&kubectl, &["service", "lab-node-gossip"], "{.spec.type}"), "ClusterIP");
     assert!(
         get(&kubectl, &["configmap", "lab-node-config"], "{.data.config\\.toml}")
-            .contains("peer = [\"peer.example:7470\"]")
+            .contains("public_peer = [\"peer.example:7470\"]")
     );
     assert_eq!(get(&kubectl, &["networkpolicy", "lab-node-training-no-egress"], "{.spec.policyTypes[0]}"), "Egress");
     assert_eq!(get(&kubectl, &["statefulset", "lab-node"], "{.metadata.ownerReferences[0].kind}"), "SporeNode");

@@ -39,6 +39,22 @@ pub struct RunArgs {
     /// Do not train: a pure gossip node.
     #[arg(long)]
     no_train: bool,
+    /// A public gossip peer, `host:port` (repeatable): this node becomes the lab's bridge, and
+    /// only these connections are public (every other peer belongs to the lab).
+    #[arg(long = "public-peer", value_name = "HOST:PORT")]
+    public_peers: Vec<String>,
+    /// Which records go to public peers: none, own (not imported from the public mesh), all.
+    #[arg(long, default_value = "own", requires = "public_peers")]
+    export: spore_agent::protocol::Export,
+    /// Which public records come in: all, frontier (keeps only), none.
+    #[arg(long, default_value = "all", requires = "public_peers")]
+    import: spore_agent::protocol::Import,
+    /// Records accepted per second from each public peer.
+    #[arg(long, default_value_t = 100.0, requires = "public_peers")]
+    public_records_per_second: f64,
+    /// Largest record accepted from a public peer, in bytes.
+    #[arg(long, default_value_t = 256 * 1024, requires = "public_peers")]
+    public_record_bytes: usize,
     /// Publish the finished Experiments of this SporeNode (the operator's runs), in-cluster or
     /// through KUBECONFIG.
     #[arg(long, value_name = "SPORENODE")]
@@ -166,6 +182,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     config.host = args.host.clone().unwrap_or(file.host);
     config.peers = if args.peers.is_empty() { file.peer } else { args.peers.clone() };
     config.genesis = args.genesis;
+    for peer in &args.public_peers {
+        if spore_agent::protocol::parse_address(peer).is_none() {
+            bail!("--public-peer {peer:?} is not host:port");
+        }
+    }
+    if !args.public_peers.is_empty() {
+        if args.public_records_per_second.is_nan() || args.public_records_per_second <= 0.0 {
+            bail!("--public-records-per-second must be positive");
+        }
+        config.protocol.bridge = Some(spore_agent::protocol::BridgePolicy {
+            public_peers: args.public_peers.clone(),
+            export: args.export,
+            import: args.import,
+            records_per_second: args.public_records_per_second,
+            max_record_bytes: args.public_record_bytes,
+        });
+    }
     config.bootstrap = !args.no_bootstrap;
     let identity = spore_agent::identity_file::load_or_create(&data_dir)?;
 

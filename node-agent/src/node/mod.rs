@@ -189,10 +189,12 @@ pub async fn run(
     let mut core = Protocol::new(config.protocol.clone(), identity, local.port(), store).with_artifacts(artifacts);
     if !config.genesis {
         let known = known_peers::load(&config.data_dir);
-        for address in config.peers.iter().chain(known.iter()) {
+        let public: &[String] = config.protocol.bridge.as_ref().map_or(&[], |b| &b.public_peers);
+        for address in config.peers.iter().chain(known.iter()).chain(public) {
             core.add_dial_target(address, true);
         }
-        if config.peers.is_empty() && known.is_empty() && config.bootstrap {
+        // A bridge reaches the public mesh through its public peers only, never the bootstrap.
+        if config.peers.is_empty() && known.is_empty() && public.is_empty() && config.bootstrap {
             core.add_dial_target(BOOTSTRAP_PEER, false);
         }
     }

@@ -78,6 +78,7 @@ pub fn write(data_dir: &Path, core: &Protocol, snapshot: &Snapshot, grpc: Option
             "records_duplicate": stats.records_duplicate,
             "records_rejected": stats.records_rejected,
             "records_ignored": stats.records_ignored,
+            "records_not_imported": stats.records_not_imported,
             "messages_dropped": stats.messages_dropped,
             "peers_banned": stats.peers_banned,
         },

@@ -25,13 +25,16 @@ impl Protocol {
             return;
         }
         let request = Message::CodeRequest { code_cid: code_cid.to_string() };
-        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        let peers: Vec<PeerId> = self.peers.keys().copied().filter(|p| self.may_ask(*p)).collect();
         for peer in peers {
             self.send(peer, &request);
         }
     }
 
     pub(super) fn on_code_request(&mut self, peer: PeerId, code_cid: &str) {
+        if !self.may_tell(peer) {
+            return;
+        }
         let Some(artifacts) = &self.artifacts else { return };
         let Ok(Some(code)) = artifacts.get(code_cid) else { return };
         if code.len() <= MAX_CODE_BYTES {

@@ -45,6 +45,8 @@ pub struct ProtocolConfig {
     /// How often our own peers are asked again for what they stored since the last sync
     /// (longer than `min_sync_interval`, which the other side enforces).
     pub resync_interval: Duration,
+    /// The lab's bridge to public peers; none: every peer is a lab peer.
+    pub bridge: Option<super::bridge::BridgePolicy>,
 }
 
 impl Default for ProtocolConfig {
@@ -71,6 +73,7 @@ impl Default for ProtocolConfig {
             max_get_records: 256,
             orphan_fetch_interval: Duration::from_secs(30),
             resync_interval: Duration::from_secs(60),
+            bridge: None,
         }
     }
 }

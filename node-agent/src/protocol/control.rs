@@ -28,7 +28,7 @@ impl Protocol {
         }
         self.stats.controls_accepted += 1;
         let body = Bytes::from(Message::Signed(Box::new(event)).encode_body());
-        let targets: Vec<PeerId> = self.peers.keys().copied().filter(|p| *p != peer).collect();
+        let targets: Vec<PeerId> = self.peers.keys().copied().filter(|p| *p != peer && self.may_tell(*p)).collect();
         for target in targets {
             self.send_body(target, body.clone());
         }

@@ -96,4 +96,6 @@ pub struct Stats {
     pub control_hints: u64,
     /// Code artifacts received and stored.
     pub code_fetched: u64,
+    /// Records from public peers that the bridge's import policy or limits kept out.
+    pub records_not_imported: u64,
 }

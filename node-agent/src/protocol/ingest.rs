@@ -35,6 +35,9 @@ impl Protocol {
             self.stats.records_duplicate += 1;
             return Ok(());
         }
+        if !self.may_import(peer, &record, payload.len()) {
+            return Ok(());
+        }
         let verdict = match verdict {
             Some(verdict) => verdict,
             None => self.keys.verify_record(&record),
@@ -86,7 +89,9 @@ impl Protocol {
         }
         let batch = std::mem::take(&mut self.pending);
         let items: Vec<StoredRecord> = batch.iter().map(|(_, item)| item.clone()).collect();
-        let outcomes = self.store.insert_batch(&items)?;
+        // What came over the bridge is remembered as imported (export `own` leaves it out).
+        let imported: Vec<bool> = batch.iter().map(|(source, _)| self.is_public(*source)).collect();
+        let outcomes = self.store.insert_batch_from(&items, &imported)?;
         let mut orphan_sources: Vec<PeerId> = Vec::new();
         for ((source, item), outcome) in batch.into_iter().zip(outcomes) {
             let InsertOutcome::Inserted { orphan, .. } = outcome else {
@@ -102,7 +107,9 @@ impl Protocol {
                 orphan_sources.push(source);
             }
             let body = experiment_body(&item.payload);
-            let targets: Vec<PeerId> = self.peers.keys().copied().filter(|p| *p != source).collect();
+            let from_public = self.is_public(source);
+            let targets: Vec<PeerId> =
+                self.peers.keys().copied().filter(|p| *p != source && self.may_export(*p, from_public)).collect();
             for peer in targets {
                 self.send_body(peer, body.clone());
             }
@@ -125,6 +132,7 @@ impl Protocol {
             .iter()
             .filter(|(id, p)| p.has_capability("get_records") && source.is_none_or(|s| s == **id))
             .map(|(id, _)| *id)
+            .filter(|id| self.may_ask(*id))
             .collect();
         for peer in capable {
             self.send(peer, &Message::GetRecords { ids: missing.clone() });
@@ -134,7 +142,9 @@ impl Protocol {
 
     pub(super) fn on_get_records(&mut self, peer: PeerId, ids: &[String]) -> Result<(), StoreError> {
         for id in ids.iter().take(self.config.max_get_records) {
-            if let Some(payload) = self.store.payload(id)? {
+            if let Some(payload) = self.store.payload(id)?
+                && self.may_export(peer, self.store.is_imported(id)?)
+            {
                 self.send_body(peer, experiment_body(&payload));
             }
         }

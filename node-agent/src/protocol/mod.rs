@@ -12,6 +12,7 @@
 //! unusable (unknown fields from newer peers, timestamps ahead of our clock) are dropped and
 //! counted, never punished, so a schema change can never partition the mesh.
 
+mod bridge;
 mod code;
 mod config;
 mod control;
@@ -27,6 +28,7 @@ use bytes::Bytes;
 use lru::LruCache;
 use spore_spec::{Identity, KeyCache, Message, ValidationPolicy};
 
+pub use bridge::{BridgePolicy, Export, Import};
 pub use config::ProtocolConfig;
 pub use events::{Action, Event, Stats};
 pub use peer::{Direction, Hello, Millis, PeerId, PeerState, format_address, parse_address};
@@ -261,7 +263,13 @@ impl Protocol {
             }
             self.actions.push(Action::RememberPeer { address: dialed.clone() });
         }
-        self.peers.insert(peer, PeerState::new(remote, direction, self.now, &self.config));
+        let public = match (&direction, &self.config.bridge) {
+            (Direction::Outbound { dialed }, Some(bridge)) => bridge.public_peers.contains(dialed),
+            _ => false,
+        };
+        let mut state = PeerState::new(remote, direction, self.now, &self.config);
+        state.public = public;
+        self.peers.insert(peer, state);
         let hello = Message::Hello {
             node_id: self.node_id.clone(),
             listen_port: self.listen_port,
@@ -370,7 +378,8 @@ impl Protocol {
             }
             Message::GetRecords { ids } => self.on_get_records(peer, &ids)?,
             Message::PexRequest => self.on_pex_request(peer),
-            Message::PexResponse { peer: addresses } => self.on_pex_response(&addresses),
+            Message::PexResponse { peer: addresses } if !self.is_public(peer) => self.on_pex_response(&addresses),
+            Message::PexResponse { .. } => {}
             Message::Ping => self.send(peer, &Message::Pong),
             Message::Pong => {}
             Message::Signed(event) => self.on_control(peer, *event)?,
@@ -420,6 +429,7 @@ impl Protocol {
         // dialed (0.1.2 peers are only asked on connections we opened, as Python does).
         if state.sync_requested_at.is_none()
             && (state.has_capability("sync-seq") || matches!(state.direction, Direction::Outbound { .. }))
+            && self.may_ask(peer)
         {
             self.request_sync(peer)?;
         }
@@ -427,10 +437,12 @@ impl Protocol {
     }
 
     fn on_pex_request(&mut self, peer: PeerId) {
+        // Across the bridge no addresses travel, either way.
+        let public = self.is_public(peer);
         let addresses: Vec<String> = self
             .peers
             .iter()
-            .filter(|(id, _)| **id != peer)
+            .filter(|(id, state)| **id != peer && !public && !state.public)
             .filter_map(|(_, state)| state.listen_address())
             .take(self.config.max_pex_addresses)
             .collect();
@@ -482,6 +494,7 @@ impl Protocol {
                     && now.saturating_sub(p.connected_at) >= hello_wait
             })
             .map(|(id, _)| *id)
+            .filter(|id| self.may_ask(*id))
             .collect();
         for peer in waiting {
             self.request_sync(peer)?;

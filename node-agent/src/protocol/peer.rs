@@ -79,6 +79,10 @@ pub struct PeerState {
     pub closing: bool,
     /// Bodies queued for it so far (compared with the driver's count of bodies written).
     pub enqueued: u64,
+    /// A public peer of the bridge (see `bridge.rs`), not a lab peer.
+    pub public: bool,
+    /// Records accepted from it, when it is public.
+    pub imports: TokenBucket,
 }
 
 impl PeerState {
@@ -99,6 +103,11 @@ impl PeerState {
             last_sync_request: None,
             closing: false,
             enqueued: 0,
+            public: false,
+            imports: {
+                let rate = config.bridge.as_ref().map_or(f64::MAX, |b| b.records_per_second);
+                TokenBucket::new(rate, rate * 10.0, now)
+            },
         }
     }
 

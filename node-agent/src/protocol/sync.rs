@@ -92,9 +92,17 @@ impl Protocol {
 
     /// Sends the next page of an answer, or its end marker.
     pub(super) fn continue_sync(&mut self, peer: PeerId) -> Result<(), StoreError> {
-        let Some(serve) = self.serving.get(&peer).cloned() else { return Ok(()) };
+        // A page the bridge's export policy filtered to nothing queues nothing that could
+        // drain: read on until something goes out or the answer ends.
+        while self.next_sync_page(peer)? == Some(0) {}
+        Ok(())
+    }
+
+    /// Queues the next page (returning how many records went out) or the end marker (`None`).
+    fn next_sync_page(&mut self, peer: PeerId) -> Result<Option<u64>, StoreError> {
+        let Some(serve) = self.serving.get(&peer).cloned() else { return Ok(None) };
         if !serve.started {
-            return Ok(());
+            return Ok(None);
         }
         let batch = self.config.sync_batch;
         let (payloads, next) = match serve.position {
@@ -114,10 +122,15 @@ impl Protocol {
             let last_seq = Some(self.store.last_seq()?.max(0) as u64);
             let done = Message::SyncResponse { since: JsonNumber::from(serve.since), count: serve.sent, last_seq };
             self.send(peer, &done);
-            return self.start_queued_syncs();
+            self.start_queued_syncs()?;
+            return Ok(None);
         };
-        let sent = payloads.len() as u64;
+        let mut sent = 0;
         for payload in payloads {
+            if self.is_public(peer) && !self.exportable(peer, &payload)? {
+                continue;
+            }
+            sent += 1;
             self.send_body(peer, experiment_body(&payload));
         }
         let page_end = self.peers.get(&peer).map_or(0, |p| p.enqueued);
@@ -126,7 +139,13 @@ impl Protocol {
             serve.sent += sent;
             serve.page_end = page_end;
         }
-        Ok(())
+        Ok(Some(sent))
+    }
+
+    /// Whether a stored record may go to public `peer` in a sync answer.
+    fn exportable(&self, peer: PeerId, payload: &str) -> Result<bool, StoreError> {
+        let Ok(record) = spore_spec::ExperimentRecord::from_json(payload) else { return Ok(false) };
+        Ok(self.may_export(peer, self.store.is_imported(&record.id)?))
     }
 
     /// The driver wrote `written` bodies to `peer` so far: send the next page if the last one

@@ -328,3 +328,60 @@ fn code_is_served_when_present_and_stored_only_when_it_hashes_to_its_cid() {
     connect(&mut other, 1, Direction::Inbound);
     assert!(sent_to(&on(&mut other, 1, frame(&Message::CodeRequest { code_cid: cid }))).is_empty());
 }
+
+fn bridge(export: super::Export, import: super::Import) -> Protocol {
+    let config = ProtocolConfig {
+        bridge: Some(super::BridgePolicy {
+            public_peers: vec!["198.51.100.7:7470".into()],
+            export,
+            import,
+            records_per_second: 2.0,
+            ..Default::default()
+        }),
+        ..ProtocolConfig::default()
+    };
+    let mut core = core(config);
+    connect(&mut core, 1, Direction::Outbound { dialed: "198.51.100.7:7470".into() });
+    connect(&mut core, 2, Direction::Inbound);
+    core
+}
+
+#[test]
+fn a_closed_bridge_lets_nothing_out_and_nothing_in() {
+    let mut core = bridge(super::Export::None, super::Import::None);
+    // A lab record reaches lab peers only.
+    let actions = on(&mut core, 2, frame(&Message::Experiment(Box::new(record(1)))));
+    assert!(sent_to(&actions).is_empty(), "not to the public peer: {actions:?}");
+    // A public record is dropped without punishing its sender.
+    let actions = on(&mut core, 1, frame(&Message::Experiment(Box::new(record(2)))));
+    assert!(!disconnected(&actions));
+    assert_eq!((core.store().counts().unwrap().total, core.stats().records_not_imported), (1, 1));
+    // A public sync request gets only the end marker.
+    let actions = on(&mut core, 1, frame(&Message::SyncRequest { since: JsonNumber::from(0), after_seq: None }));
+    assert_eq!(sent_to(&actions), vec![(1, "sync_response".into())]);
+}
+
+#[test]
+fn no_addresses_cross_the_bridge_and_public_peers_are_rate_limited() {
+    let mut core = bridge(super::Export::All, super::Import::All);
+    let to_public = on(&mut core, 1, frame(&Message::PexRequest));
+    assert!(
+        to_public.iter().any(|a| matches!(a, Action::Send { body, .. }
+            if matches!(Message::decode(body).unwrap(), Message::PexResponse { ref peer } if peer.is_empty()))),
+        "{to_public:?}"
+    );
+    let to_lab = on(&mut core, 2, frame(&Message::PexRequest));
+    assert!(
+        !format!("{to_lab:?}").contains("198.51.100.7"),
+        "the lab is not told the public peer's address: {to_lab:?}"
+    );
+    on(&mut core, 1, frame(&Message::PexResponse { peer: vec!["203.0.113.9:7470".into()] }));
+    let later = core.handle(Event::Tick, 5_000, 1_773_100_000).unwrap();
+    assert!(!format!("{later:?}").contains("203.0.113.9"), "public PEX is ignored: {later:?}");
+    // Burst of 20 (10 s at 2/s), then the rest is dropped.
+    for n in 0..30 {
+        on(&mut core, 1, frame(&Message::Experiment(Box::new(record(100 + n)))));
+    }
+    assert_eq!(core.store().counts().unwrap().total, 20);
+    assert_eq!(core.stats().records_not_imported, 10);
+}

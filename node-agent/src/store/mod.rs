@@ -119,10 +119,24 @@ impl DagStore {
 
     /// Stores a batch in one transaction; duplicates are skipped, the rest is all-or-nothing.
     pub fn insert_batch(&mut self, items: &[StoredRecord]) -> Result<Vec<InsertOutcome>, StoreError> {
+        self.insert_batch_from(items, &[])
+    }
+
+    /// [`DagStore::insert_batch`], remembering in the same transaction which of the records
+    /// came from public peers (`imported[i]` for `items[i]`; missing entries are false).
+    pub fn insert_batch_from(
+        &mut self,
+        items: &[StoredRecord],
+        imported: &[bool],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
         let tx = self.conn.transaction()?;
         let mut outcomes = Vec::with_capacity(items.len());
-        for item in items {
-            outcomes.push(insert_one(&tx, item)?);
+        for (i, item) in items.iter().enumerate() {
+            let outcome = insert_one(&tx, item)?;
+            if imported.get(i).copied().unwrap_or(false) && matches!(outcome, InsertOutcome::Inserted { .. }) {
+                tx.prepare_cached("INSERT OR IGNORE INTO imported (id) VALUES (?1)")?.execute([&item.record.id])?;
+            }
+            outcomes.push(outcome);
         }
         tx.commit()?;
         Ok(outcomes)
@@ -224,6 +238,12 @@ impl DagStore {
             each(row.get_ref(0)?.as_str().unwrap_or_default());
         }
         Ok(())
+    }
+
+    /// Whether a record came from a public peer.
+    pub fn is_imported(&self, id: &str) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM imported WHERE id = ?1")?;
+        Ok(stmt.exists([id])?)
     }
 
     /// The last sequence number we received from a peer's store (by its node id).

@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS rejected (
     ground_truth REAL NOT NULL,
     decided_at   INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS imported (
+    id TEXT PRIMARY KEY                            -- a record that came in over the bridge
+);
 CREATE TABLE IF NOT EXISTS sync_cursor (
     peer_node_id TEXT PRIMARY KEY,
     last_seq     INTEGER NOT NULL

@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::Resource;
 use spore_crds::SporeNode;
+use spore_crds::sporenode::{ExportPolicy, ImportPolicy};
 
 use crate::experiment::pod::NODE_LABEL;
 
@@ -50,8 +51,9 @@ pub(super) fn meta(node: &SporeNode, child_name: String) -> ObjectMeta {
 /// `config.toml` with the Python peer's keys.
 pub fn config_map(node: &SporeNode) -> ConfigMap {
     let peers: Vec<String> = node.spec.bridge.public_peers.iter().map(|p| format!("{p:?}")).collect();
+    // Public peers are not lab peers: the agent dials them as the bridge (`--public-peer`).
     let toml = format!(
-        "host = \"0.0.0.0\"\nport = {}\npeer = [{}]\ndata_dir = \"/data\"\n",
+        "host = \"0.0.0.0\"\nport = {}\npeer = []\npublic_peer = [{}]\ndata_dir = \"/data\"\n",
         node.spec.gossip.port,
         peers.join(", ")
     );
@@ -116,8 +118,26 @@ pub fn stateful_set(node: &SporeNode, default_image: &str) -> StatefulSet {
     if !node.spec.research.enabled {
         args.push("--no-train".into());
     }
-    for peer in &node.spec.bridge.public_peers {
-        args.extend(["--peer".into(), peer.clone()]);
+    // The agent is the lab's bridge: only these peers are public, under the SporeNode's policy.
+    let bridge = &node.spec.bridge;
+    for peer in &bridge.public_peers {
+        args.extend(["--public-peer".into(), peer.clone()]);
+    }
+    if !bridge.public_peers.is_empty() {
+        let export = match bridge.export {
+            ExportPolicy::None => "none",
+            ExportPolicy::Own => "own",
+            ExportPolicy::All => "all",
+        };
+        let import = match bridge.import {
+            ImportPolicy::All => "all",
+            ImportPolicy::Frontier => "frontier",
+            ImportPolicy::None => "none",
+        };
+        args.extend(["--export".into(), export.into(), "--import".into(), import.into()]);
+        if let Some(rate) = bridge.max_messages_per_second {
+            args.extend(["--public-records-per-second".into(), rate.to_string()]);
+        }
     }
     let container = Container {
         name: "spore".into(),

@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use spore_operator::experiment::controller::{self, Context};
-use spore_operator::experiment::pod::PodSettings;
+use spore_operator::experiment::controller;
 use spore_tests::nodes::wait_until;
 use spore_tests::testenv::TestEnv;
 use spore_tests::testenv::kubernetes::Kubectl;
@@ -67,14 +66,7 @@ async fn experiments_become_gpu_pods_and_their_results_come_back() {
     let kubectl = env.kubectl().unwrap();
     kubectl.run(&["create", "namespace", NS], None).unwrap();
 
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(env.kubeconfig().unwrap()).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
-    let ctx = Arc::new(Context::new(client, PodSettings { image: "spore:test".into() }, Arc::default()));
+    let ctx = support::operator_context(&env).await;
     let running = tokio::spawn(controller::run(ctx.clone()));
 
     let all: String = (0..20).map(|i| experiment(&format!("exp-{i:02}"))).collect::<Vec<_>>().join("---\n");

@@ -5,12 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use spore_operator::experiment::controller::{self, Context};
-use spore_operator::experiment::pod::PodSettings;
+use spore_operator::experiment::controller;
 use spore_spec::ExperimentRecord;
 use spore_tests::bins::workspace_bin;
 use spore_tests::nodes::{SporeNode, free_port, wait_until_or};
@@ -85,14 +84,7 @@ async fn the_node_agent_signs_and_publishes_finished_experiments() {
     let env = TestEnv::kubernetes_with_crds("publish-test", 4).expect("test control plane");
     let kubectl = env.kubectl().unwrap();
     kubectl.run(&["create", "namespace", NS], None).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(env.kubeconfig().unwrap()).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
-    let ctx = Arc::new(Context::new(client, PodSettings { image: "spore:test".into() }, Arc::default()));
+    let ctx = support::operator_context(&env).await;
     let operator = tokio::spawn(controller::run(ctx));
 
     let data = tempfile::tempdir().unwrap();

@@ -4,12 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use spore_operator::experiment::controller::Context;
-use spore_operator::experiment::pod::PodSettings;
 use spore_tests::nodes::wait_until;
 use spore_tests::testenv::TestEnv;
 use spore_tests::testenv::kubernetes::Kubectl;
@@ -55,17 +53,7 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
         )
         .unwrap();
 
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(env.kubeconfig().unwrap()).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let ctx = Arc::new(Context::new(
-        kube::Client::try_from(config).unwrap(),
-        PodSettings { image: "spore:test".into() },
-        Arc::default(),
-    ));
+    let ctx = support::operator_context(&env).await;
     let controllers = tokio::spawn(spore_operator::run_controllers(ctx));
 
     let nodes = "apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: lab-node}\nspec:\n  bridge: {publicPeers: [\"peer.example:7470\"], export: own}\n---\n\

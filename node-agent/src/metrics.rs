@@ -99,7 +99,21 @@ fn render(snapshot: &Snapshot, stored: [u64; 3], metrics: &AgentMetrics) -> Stri
             ("{outcome=\"duplicate\"}", stats.records_duplicate.to_string()),
             ("{outcome=\"rejected\"}", stats.records_rejected.to_string()),
             ("{outcome=\"ignored\"}", stats.records_ignored.to_string()),
+            ("{outcome=\"not_imported\"}", stats.records_not_imported.to_string()),
         ],
+    );
+    let seconds = |millis: u64| format!("{:.3}", millis as f64 / 1000.0);
+    metric(
+        "spore_sync_served_seconds",
+        "summary",
+        "Sync answers served to peers: time from the first page to the end marker.",
+        &[("_sum", seconds(stats.sync_served_millis)), ("_count", stats.syncs_served.to_string())],
+    );
+    metric(
+        "spore_sync_received_seconds",
+        "summary",
+        "Syncs received from peers that send an end marker: time from our request to it.",
+        &[("_sum", seconds(stats.sync_received_millis)), ("_count", stats.syncs_received.to_string())],
     );
     metric(
         "spore_messages_dropped_total",
@@ -138,6 +152,9 @@ mod tests {
         let mut snapshot = Snapshot::default();
         snapshot.peers.push(PeerSnapshot { direction: "inbound", ..PeerSnapshot::default() });
         snapshot.stats.records_accepted = 7;
+        snapshot.stats.records_not_imported = 4;
+        snapshot.stats.syncs_served = 2;
+        snapshot.stats.sync_served_millis = 1_500;
         let metrics = AgentMetrics::default();
         metrics.grpc_streams.store(2, Ordering::Relaxed);
         let text = render(&snapshot, [3, 2, 1], &metrics);
@@ -148,6 +165,10 @@ mod tests {
             "spore_records_stored{status=\"crash\"} 1",
             "spore_records_received_total{outcome=\"accepted\"} 7",
             "spore_grpc_watch_streams 2",
+            "spore_records_received_total{outcome=\"not_imported\"} 4",
+            "# TYPE spore_sync_served_seconds summary",
+            "spore_sync_served_seconds_sum 1.500",
+            "spore_sync_served_seconds_count 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

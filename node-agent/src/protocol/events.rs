@@ -98,4 +98,11 @@ pub struct Stats {
     pub code_fetched: u64,
     /// Records from public peers that the bridge's import policy or limits kept out.
     pub records_not_imported: u64,
+    /// Sync answers we finished serving, and the time they took in all (first page to end
+    /// marker).
+    pub syncs_served: u64,
+    pub sync_served_millis: u64,
+    /// Sync answers our peers finished, and the time from our request to their end marker.
+    pub syncs_received: u64,
+    pub sync_received_millis: u64,
 }

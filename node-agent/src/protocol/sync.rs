@@ -11,7 +11,7 @@
 use spore_spec::{JsonNumber, Message};
 
 use super::ingest::experiment_body;
-use super::{Direction, PeerId, Protocol};
+use super::{Direction, Millis, PeerId, Protocol};
 use crate::store::{StoreError, SyncCursor};
 
 /// Where an answer in progress stands.
@@ -24,6 +24,8 @@ pub(super) struct SyncServe {
     /// The peer's `enqueued` count once the last page was queued: the next page waits until
     /// the driver has written that many bodies, so one page at most is in flight.
     page_end: u64,
+    /// When its first page went out.
+    started_at: Millis,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -71,7 +73,7 @@ impl Protocol {
             Some(seq) => Position::AfterSeq(i64::try_from(seq).unwrap_or(i64::MAX)),
             None => Position::Ordered(None),
         };
-        self.serving.insert(peer, SyncServe { since, position, sent: 0, started: false, page_end: 0 });
+        self.serving.insert(peer, SyncServe { since, position, sent: 0, started: false, page_end: 0, started_at: 0 });
         self.sync_queue.push_back(peer);
         self.start_queued_syncs()
     }
@@ -84,6 +86,7 @@ impl Protocol {
             let Some(peer) = self.sync_queue.pop_front() else { break };
             if let Some(serve) = self.serving.get_mut(&peer) {
                 serve.started = true;
+                serve.started_at = self.now;
                 self.continue_sync(peer)?;
             }
         }
@@ -122,6 +125,8 @@ impl Protocol {
             let last_seq = Some(self.store.last_seq()?.max(0) as u64);
             let done = Message::SyncResponse { since: JsonNumber::from(serve.since), count: serve.sent, last_seq };
             self.send(peer, &done);
+            self.stats.syncs_served += 1;
+            self.stats.sync_served_millis += self.now.saturating_sub(serve.started_at);
             self.start_queued_syncs()?;
             return Ok(None);
         };
@@ -161,6 +166,10 @@ impl Protocol {
     pub(super) fn on_sync_response(&mut self, peer: PeerId, last_seq: Option<u64>) -> Result<(), StoreError> {
         self.flush()?;
         let Some(state) = self.peers.get(&peer) else { return Ok(()) };
+        if let Some(asked_at) = state.sync_requested_at {
+            self.stats.syncs_received += 1;
+            self.stats.sync_received_millis += self.now.saturating_sub(asked_at);
+        }
         let asked = state.sync_requested_at.is_some() && matches!(state.direction, Direction::Outbound { .. });
         if let (true, Some(hello), Some(seq)) = (asked, &state.hello, last_seq) {
             let node_id = hello.node_id.clone();

@@ -385,3 +385,23 @@ fn no_addresses_cross_the_bridge_and_public_peers_are_rate_limited() {
     assert_eq!(core.store().counts().unwrap().total, 20);
     assert_eq!(core.stats().records_not_imported, 10);
 }
+
+#[test]
+fn finished_syncs_are_counted_for_the_metrics() {
+    let mut core = core(ProtocolConfig::default());
+    connect(&mut core, 1, Direction::Inbound);
+    let served = on(&mut core, 1, frame(&Message::SyncRequest { since: JsonNumber::from(0), after_seq: Some(0) }));
+    assert_eq!(sent_to(&served).last().map(|(_, t)| t.as_str()), Some("sync_response"));
+    assert_eq!(core.stats().syncs_served, 1);
+    connect(&mut core, 2, Direction::Outbound { dialed: "10.0.0.2:7470".into() });
+    let hello = Message::Hello {
+        node_id: "cd".repeat(32),
+        listen_port: 7470,
+        capabilities: vec!["sync-seq".into()],
+        agent: "spore-rs".into(),
+    };
+    let asked = on(&mut core, 2, frame(&hello));
+    assert!(sent_to(&asked).contains(&(2, "sync_request".into())));
+    on(&mut core, 2, frame(&Message::SyncResponse { since: JsonNumber::from(0), count: 0, last_seq: Some(0) }));
+    assert_eq!(core.stats().syncs_received, 1);
+}

@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use spore_operator::experiment::controller;
-use spore_tests::nodes::wait_until;
+use spore_tests::nodes::{wait_until, wait_until_or};
 use spore_tests::testenv::TestEnv;
 use spore_tests::testenv::kubernetes::Kubectl;
 
@@ -153,6 +153,31 @@ async fn experiments_become_gpu_pods_and_their_results_come_back() {
         field(&kubectl, "experiment", &bad_exp, "{.status.message}"),
         "training exited with code 3: CUDA out of memory"
     );
+    // The phase changes are Kubernetes Events on the Experiment (`kubectl describe` shows them);
+    // they are written beside the reconcile, so they may trail the status a little.
+    let k = kubectl.clone();
+    let failed = bad_exp.clone();
+    tokio::task::spawn_blocking(move || {
+        let selector = format!("involvedObject.name={failed}");
+        let format = "jsonpath={range .items[*]}{.type} {.reason}: {.message}{\"\\n\"}{end}";
+        let events = std::cell::RefCell::new(String::new());
+        wait_until_or(
+            Duration::from_secs(30),
+            "the failed run's events",
+            || {
+                let seen = k
+                    .run(&["get", "events", "-n", NS, "--field-selector", &selector, "-o", format], None)
+                    .unwrap_or_default();
+                let ok =
+                    seen.contains("Warning Failed: training exited with code 3") && seen.contains("Normal Started");
+                *events.borrow_mut() = seen;
+                ok
+            },
+            || events.borrow().clone(),
+        );
+    })
+    .await
+    .unwrap();
 
     // A restarted controller creates no second pod and keeps the statuses.
     running.abort();

@@ -8,9 +8,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
-use spore_crds::{Experiment, ExperimentStatus, SporeNode};
+use kube::{Client, Resource, ResourceExt};
+use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus, SporeNode};
 
 use super::pod::{EXPERIMENT_LABEL, NODE_LABEL, PodSettings, inline_code, pod_name, training_pod};
 use super::status::{desired_status, differs, is_terminal};
@@ -23,11 +24,15 @@ pub struct Context {
     pub metrics: Arc<crate::serve::Metrics>,
     /// One lock per SporeNode: counting its live pods and creating one is a single step.
     pub node_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Kubernetes Events on phase changes (what `kubectl describe experiment` shows).
+    pub recorder: Recorder,
 }
 
 impl Context {
     pub fn new(client: Client, settings: PodSettings, metrics: Arc<crate::serve::Metrics>) -> Self {
-        Context { client, settings, metrics, node_locks: Default::default() }
+        let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+        let recorder = Recorder::new(client.clone(), reporter);
+        Context { client, settings, metrics, node_locks: Default::default(), recorder }
     }
 
     fn node_lock(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
@@ -53,13 +58,7 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
         // A finished run whose pod was cleaned up keeps its status; it is never re-run.
         None if finished => return Ok(Action::await_change()),
         None => {
-            let lock = ctx.node_lock(format!("{namespace}/{}", experiment.spec.node));
-            let _slot = lock.lock().await;
-            if let Some(limit) = node_limit_reached(&experiment, &namespace, &ctx).await? {
-                let desired = queued_for_limit(&experiment, limit);
-                write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
-                return Ok(Action::requeue(Duration::from_secs(5)));
-            }
+            // The code's ConfigMap first, outside the node's lock: it counts against no limit.
             if let Some(code) = inline_code(&experiment) {
                 let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
                 match maps.create(&PostParams::default(), &code).await {
@@ -67,6 +66,13 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
                     Err(kube::Error::Api(e)) if e.code == 409 => {}
                     Err(e) => return Err(e.into()),
                 }
+            }
+            let lock = ctx.node_lock(format!("{namespace}/{}", experiment.spec.node));
+            let _slot = lock.lock().await;
+            if let Some(limit) = node_limit_reached(&experiment, &namespace, &ctx).await? {
+                let desired = queued_for_limit(&experiment, limit);
+                write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
+                return Ok(Action::requeue(Duration::from_secs(5)));
             }
             match pods.create(&PostParams::default(), &training_pod(&experiment, &ctx.settings)).await {
                 Ok(pod) => {
@@ -97,7 +103,38 @@ async fn write_status(
     let experiments: Api<Experiment> = Api::namespaced(ctx.client.clone(), namespace);
     let patch = serde_json::json!({"apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment", "status": desired});
     experiments.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    let previous = experiment.status.as_ref().map(|s| s.phase);
+    if let Some(event) = phase_event(previous, desired) {
+        // Written beside the reconcile, which never waits for it; an event that cannot be
+        // written is not worth failing anything for.
+        let (recorder, reference, name) = (ctx.recorder.clone(), experiment.object_ref(&()), name.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                tracing::debug!(experiment = %name, error = %e, "event not recorded");
+            }
+        });
+    }
     Ok(())
+}
+
+/// The Event for a phase change (none when the phase stays): a Warning when the run failed.
+pub fn phase_event(previous: Option<ExperimentPhase>, desired: &ExperimentStatus) -> Option<Event> {
+    if previous == Some(desired.phase) {
+        return None;
+    }
+    let (type_, reason) = match desired.phase {
+        ExperimentPhase::Pending => (EventType::Normal, "Pending"),
+        ExperimentPhase::Queued => (EventType::Normal, "Queued"),
+        ExperimentPhase::Running => (EventType::Normal, "Started"),
+        ExperimentPhase::Succeeded => (EventType::Normal, "Succeeded"),
+        ExperimentPhase::Failed => (EventType::Warning, "Failed"),
+    };
+    let mut note = desired.message.clone().unwrap_or_default();
+    if let Some(m) = &desired.metrics {
+        note = format!("{note}: val_bpb {:.6} after {} steps", m.val_bpb, m.num_steps);
+    }
+    note.truncate(1000);
+    Some(Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None })
 }
 
 /// The owning SporeNode's `maxConcurrentExperiments`, if its live training pods already reach
@@ -143,4 +180,24 @@ pub async fn run(ctx: Arc<Context>) {
         .owns(pods, watcher::Config::default().labels(EXPERIMENT_LABEL))
         .run(reconcile, error_policy, ctx);
     crate::report(results, "experiment", metrics).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_changes_become_events_and_failures_warnings() {
+        let failed = ExperimentStatus {
+            phase: ExperimentPhase::Failed,
+            message: Some("training exited with code 3: CUDA out of memory".into()),
+            ..ExperimentStatus::default()
+        };
+        let event = phase_event(Some(ExperimentPhase::Running), &failed).unwrap();
+        assert_eq!((event.type_, event.reason.as_str()), (EventType::Warning, "Failed"));
+        assert_eq!(event.note.as_deref(), Some("training exited with code 3: CUDA out of memory"));
+        assert!(phase_event(Some(ExperimentPhase::Failed), &failed).is_none(), "no event without a change");
+        let queued = ExperimentStatus { phase: ExperimentPhase::Queued, ..ExperimentStatus::default() };
+        assert_eq!(phase_event(None, &queued).unwrap().type_, EventType::Normal);
+    }
 }

@@ -8,6 +8,7 @@
 //! policy. Still to come (issue 8): per-node concurrency limits, events; and (issue 9) the Postgres mirror. It never imports the node agent: the two talk over the
 //! Kubernetes API and gRPC.
 
+pub mod conditions;
 pub mod experiment;
 pub mod leader;
 pub mod mirror;

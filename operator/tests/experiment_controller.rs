@@ -149,6 +149,24 @@ async fn experiments_become_gpu_pods_and_their_results_come_back() {
     .unwrap();
     assert_eq!(field(&kubectl, "experiment", &good_exp, "{.status.metrics.valBpb}"), "0.9931");
     assert_eq!(field(&kubectl, "experiment", &bad_exp, "{.status.decision}"), "crash");
+    // Conditions in the Kubernetes convention (`kubectl wait --for=condition=Succeeded` works).
+    let succeeded = r#"{.status.conditions[?(@.type=="Succeeded")].status}"#;
+    assert_eq!(field(&kubectl, "experiment", &good_exp, succeeded), "True");
+    assert_eq!(field(&kubectl, "experiment", &bad_exp, succeeded), "False");
+    let queued = kubectl
+        .run(
+            &[
+                "get",
+                "experiments",
+                "-n",
+                NS,
+                "-o",
+                r#"jsonpath={.items[?(@.status.phase=="Queued")].status.conditions[?(@.type=="Scheduled")].status}"#,
+            ],
+            None,
+        )
+        .unwrap();
+    assert!(!queued.is_empty() && queued.split_whitespace().all(|s| s == "False"), "{queued}");
     assert_eq!(
         field(&kubectl, "experiment", &bad_exp, "{.status.message}"),
         "training exited with code 3: CUDA out of memory"

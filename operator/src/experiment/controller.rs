@@ -14,7 +14,7 @@ use kube::{Client, Resource, ResourceExt};
 use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus, SporeNode};
 
 use super::pod::{EXPERIMENT_LABEL, NODE_LABEL, PodSettings, inline_code, pod_name, training_pod};
-use super::status::{desired_status, differs, is_terminal};
+use super::status::{desired_status, differs, is_terminal, with_conditions};
 use crate::{Error, FIELD_MANAGER};
 
 /// Shared by every reconcile.
@@ -97,6 +97,8 @@ async fn write_status(
     ctx: &Context,
     desired: &ExperimentStatus,
 ) -> Result<(), Error> {
+    let previous = experiment.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let desired = &with_conditions(previous, desired.clone());
     if !differs(experiment.status.as_ref(), desired) {
         return Ok(());
     }

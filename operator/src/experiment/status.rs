@@ -3,8 +3,11 @@
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
 use serde::Deserialize;
+use spore_crds::common::Condition;
 use spore_crds::experiment::{Decision, ExperimentMetrics, RunEnvironment};
 use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus};
+
+use crate::conditions::{State, condition};
 
 /// What `spore exec` writes to the termination message on success.
 #[derive(Debug, Deserialize)]
@@ -140,6 +143,31 @@ pub fn desired_status(experiment: &Experiment, pod: Option<&Pod>) -> ExperimentS
     status
 }
 
+/// The conditions of `status` (what `kubectl wait --for=condition=Succeeded` reads):
+/// `Scheduled` (the pod has a node; False while queued) and `Succeeded` (True when the run
+/// measured a result, False when it failed, Unknown before).
+pub fn with_conditions(previous: &[Condition], mut status: ExperimentStatus) -> ExperimentStatus {
+    let message = status.message.clone().unwrap_or_default();
+    let generation = status.observed_generation;
+    let (scheduled, scheduled_reason) = match status.phase {
+        ExperimentPhase::Pending => (State::Unknown, "PodStarting"),
+        ExperimentPhase::Queued => (State::False, "WaitingForCapacity"),
+        ExperimentPhase::Running | ExperimentPhase::Succeeded | ExperimentPhase::Failed => (State::True, "Scheduled"),
+    };
+    let (succeeded, succeeded_reason) = match status.phase {
+        ExperimentPhase::Succeeded => (State::True, "Measured"),
+        ExperimentPhase::Failed if message.starts_with("exceeded its deadline") => (State::False, "DeadlineExceeded"),
+        ExperimentPhase::Failed => (State::False, "TrainingFailed"),
+        ExperimentPhase::Running => (State::Unknown, "Training"),
+        ExperimentPhase::Pending | ExperimentPhase::Queued => (State::Unknown, "NotStarted"),
+    };
+    status.conditions = vec![
+        condition(previous, "Scheduled", scheduled, scheduled_reason, &message, generation),
+        condition(previous, "Succeeded", succeeded, succeeded_reason, &message, generation),
+    ];
+    status
+}
+
 /// True once nothing will change any more.
 pub fn is_terminal(status: &ExperimentStatus) -> bool {
     matches!(status.phase, ExperimentPhase::Succeeded | ExperimentPhase::Failed)
@@ -158,6 +186,7 @@ pub fn differs(current: Option<&ExperimentStatus>, desired: &ExperimentStatus) -
             &desired.completion_time,
         )
         || current.environment != desired.environment
+        || current.conditions != desired.conditions
         || current.observed_generation != desired.observed_generation
         || (desired.decision.is_some() && current.decision != desired.decision)
 }

@@ -11,8 +11,6 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
@@ -24,6 +22,7 @@ use spore_spec::Identity;
 
 use super::access;
 use super::children::{AGENT_LABEL, config_map, identity_secret_name, services, stateful_set, training_egress_policy};
+use crate::conditions::condition;
 use crate::experiment::controller::Context;
 use crate::{Error, FIELD_MANAGER};
 
@@ -80,30 +79,6 @@ async fn ensure_identity(node: &SporeNode, secrets: &Api<Secret>) -> Result<Opti
     }
 }
 
-fn condition(
-    previous: &[Condition],
-    type_: &str,
-    ready: bool,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-) -> Condition {
-    let status = if ready { "True" } else { "False" };
-    let since = previous
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(Timestamp::now()));
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.into(),
-        last_transition_time: since,
-        observed_generation: generation,
-    }
-}
-
 async fn reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = node.namespace().ok_or(Error::MissingName)?;
     let client = ctx.client.clone();
@@ -138,7 +113,7 @@ async fn reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Er
     let status = SporeNodeStatus {
         node_id_short: node_id.as_ref().map(|id| id.chars().take(12).collect()),
         node_id,
-        conditions: vec![condition(&previous, "Ready", ready, reason, &message, generation)],
+        conditions: vec![condition(&previous, "Ready", ready.into(), reason, &message, generation)],
         observed_generation: generation,
         ..SporeNodeStatus::default()
     };

@@ -3,9 +3,9 @@
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 use spore_crds::experiment::Decision;
-use spore_crds::{Experiment, ExperimentPhase};
+use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus};
 
-use super::desired_status;
+use super::{desired_status, differs, with_conditions};
 use crate::experiment::pod::{DEADLINE_MARGIN_SECONDS, GPU_CLASS_LABEL, PodSettings, training_pod};
 
 fn experiment() -> Experiment {
@@ -95,4 +95,26 @@ fn the_pod_asks_for_gpus_and_runs_restricted() {
     assert_eq!(train.volume_mounts.as_ref().unwrap()[0].read_only, Some(true));
     let owner = &pod.metadata.owner_references.unwrap()[0];
     assert_eq!((owner.kind.as_str(), owner.controller), ("Experiment", Some(true)));
+}
+
+#[test]
+fn conditions_follow_the_phase_and_keep_their_transition_time() {
+    let status = |phase, message: &str| ExperimentStatus { phase, message: Some(message.into()), ..Default::default() };
+    let queued = with_conditions(&[], status(ExperimentPhase::Queued, "waiting for GPUs"));
+    let get = |s: &ExperimentStatus, t: &str| s.conditions.iter().find(|c| c.type_ == t).cloned().unwrap();
+    assert_eq!(
+        (get(&queued, "Scheduled").status.as_str(), get(&queued, "Succeeded").status.as_str()),
+        ("False", "Unknown")
+    );
+    let failed = with_conditions(&queued.conditions, status(ExperimentPhase::Failed, "exceeded its deadline of 420 s"));
+    assert_eq!(get(&failed, "Succeeded").reason, "DeadlineExceeded");
+    assert_eq!(get(&failed, "Scheduled").status, "True");
+    let again = with_conditions(&failed.conditions, status(ExperimentPhase::Failed, "exceeded its deadline of 420 s"));
+    assert_eq!(again.conditions, failed.conditions, "rewriting the same status moves nothing");
+    assert!(!differs(Some(&failed), &again));
+    let done = with_conditions(&[], status(ExperimentPhase::Succeeded, "training finished"));
+    assert_eq!(
+        (get(&done, "Succeeded").status.as_str(), get(&done, "Succeeded").reason.as_str()),
+        ("True", "Measured")
+    );
 }

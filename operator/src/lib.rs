@@ -10,6 +10,7 @@
 
 pub mod conditions;
 pub mod experiment;
+pub mod histogram;
 pub mod leader;
 pub mod mirror;
 pub mod serve;

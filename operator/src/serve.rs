@@ -15,6 +15,8 @@ pub struct Metrics {
     /// sporenode error].
     reconciles: [AtomicU64; 4],
     pub pods_created: AtomicU64,
+    /// How long reconciles take: [experiment, sporenode].
+    reconcile_seconds: [crate::histogram::Histogram; 2],
     /// This replica holds the lease (or runs without leader election).
     pub leader: Arc<AtomicBool>,
     /// The controllers are running (or waiting for the lease): ready to serve.
@@ -30,7 +32,25 @@ impl Metrics {
         self.reconciles[slot].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Times one reconcile of `controller` (`experiment` or `sporenode`).
+    pub fn observe_reconcile(&self, controller: &str, took: Duration) {
+        self.reconcile_seconds[usize::from(controller == "sporenode")].observe(took);
+    }
+
     fn render(&self) -> String {
+        let mut text = self.render_counters();
+        text.push_str(
+            "# HELP spore_operator_reconcile_duration_seconds How long reconciles take, by controller.\n\
+             # TYPE spore_operator_reconcile_duration_seconds histogram\n",
+        );
+        for (i, controller) in ["experiment", "sporenode"].iter().enumerate() {
+            let labels = format!("controller=\"{controller}\"");
+            self.reconcile_seconds[i].render(&mut text, "spore_operator_reconcile_duration_seconds", &labels);
+        }
+        text
+    }
+
+    fn render_counters(&self) -> String {
         let reconciles = |slot: usize| self.reconciles[slot].load(Ordering::Relaxed);
         format!(
             "# HELP spore_operator_leader Whether this replica is the active one.\n\

@@ -135,6 +135,8 @@ fn one_replica_leads_and_another_takes_over_when_it_dies() {
     let metrics = Operator::get(replicas[leader].metrics, "/metrics").unwrap();
     assert!(metrics.contains("\nspore_operator_pods_created_total 1\n"), "{metrics}");
     assert!(!metrics.contains("controller=\"experiment\",result=\"ok\"} 0\n"), "reconciles are counted: {metrics}");
+    let timed = "spore_operator_reconcile_duration_seconds_count{controller=\"experiment\"}";
+    assert!(metrics.contains(timed) && !metrics.contains(&format!("{timed} 0\n")), "reconciles are timed: {metrics}");
     let follower = Operator::get(replicas[1 - leader].metrics, "/metrics").unwrap();
     assert!(follower.contains("\nspore_operator_pods_created_total 0\n"), "the follower does nothing: {follower}");
     drop(replicas.remove(leader));

@@ -47,6 +47,14 @@ impl std::fmt::Debug for Context {
     }
 }
 
+/// [`reconcile`], timed for `spore_operator_reconcile_duration_seconds`.
+async fn timed_reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile(experiment, ctx.clone()).await;
+    ctx.metrics.observe_reconcile("experiment", started.elapsed());
+    result
+}
+
 async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = experiment.namespace().ok_or(Error::MissingName)?;
     let name = experiment.metadata.name.clone().ok_or(Error::MissingName)?;
@@ -180,7 +188,7 @@ pub async fn run(ctx: Arc<Context>) {
     let metrics = ctx.metrics.clone();
     let results = Controller::new(experiments, watcher::Config::default())
         .owns(pods, watcher::Config::default().labels(EXPERIMENT_LABEL))
-        .run(reconcile, error_policy, ctx);
+        .run(timed_reconcile, error_policy, ctx);
     crate::report(results, "experiment", metrics).await;
 }
 

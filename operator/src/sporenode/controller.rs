@@ -79,6 +79,14 @@ async fn ensure_identity(node: &SporeNode, secrets: &Api<Secret>) -> Result<Opti
     }
 }
 
+/// [`reconcile`], timed for `spore_operator_reconcile_duration_seconds`.
+async fn timed_reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile(node, ctx.clone()).await;
+    ctx.metrics.observe_reconcile("sporenode", started.elapsed());
+    result
+}
+
 async fn reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = node.namespace().ok_or(Error::MissingName)?;
     let client = ctx.client.clone();
@@ -143,6 +151,6 @@ pub async fn run(ctx: Arc<Context>) {
     let metrics = ctx.metrics.clone();
     let results = Controller::new(nodes, watcher::Config::default())
         .owns(stateful_sets, watcher::Config::default().labels(AGENT_LABEL))
-        .run(reconcile, error_policy, ctx);
+        .run(timed_reconcile, error_policy, ctx);
     crate::report(results, "sporenode", metrics).await;
 }

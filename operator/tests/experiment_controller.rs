@@ -116,22 +116,9 @@ async fn experiments_become_gpu_pods_and_their_results_come_back() {
         .map(str::to_owned)
         .collect();
     let (good, bad) = (&running_pods[0], &running_pods[1]);
-    let metrics = r#"sim.sporemesh.io/message={"val_bpb": 0.9931, "num_steps": 953, "num_params": 50331648, "peak_vram_mb": 45060.2}"#;
-    kubectl.run(&["annotate", "pod", "-n", NS, good, "sim.sporemesh.io/exit-code=0", metrics], None).unwrap();
-    kubectl
-        .run(
-            &[
-                "annotate",
-                "pod",
-                "-n",
-                NS,
-                bad,
-                "sim.sporemesh.io/exit-code=3",
-                "sim.sporemesh.io/message=CUDA out of memory",
-            ],
-            None,
-        )
-        .unwrap();
+    let metrics = r#"{"val_bpb": 0.9931, "num_steps": 953, "num_params": 50331648, "peak_vram_mb": 45060.2}"#;
+    support::end_pod(&kubectl, NS, good, 0, metrics);
+    support::end_pod(&kubectl, NS, bad, 3, "CUDA out of memory");
     let good_exp = good.trim_end_matches("-train").to_string();
     let bad_exp = bad.trim_end_matches("-train").to_string();
     let k = kubectl.clone();

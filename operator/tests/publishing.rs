@@ -39,21 +39,7 @@ fn finish(kubectl: &Kubectl, name: &str, exit_code: i32, message: &str) {
         || field(kubectl, name, "{.status.phase}") == "Running",
         || field(kubectl, name, "{.status}"),
     );
-    let pod = format!("{name}-train");
-    kubectl
-        .run(
-            &[
-                "annotate",
-                "pod",
-                "-n",
-                NS,
-                &pod,
-                &format!("sim.sporemesh.io/exit-code={exit_code}"),
-                &format!("sim.sporemesh.io/message={message}"),
-            ],
-            None,
-        )
-        .unwrap();
+    support::end_pod(kubectl, NS, &format!("{name}-train"), exit_code, message);
 }
 
 fn published(kubectl: &Kubectl, node: &SporeNode, name: &str) -> String {

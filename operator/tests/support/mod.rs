@@ -1,4 +1,5 @@
-//! Shared by the operator's tests: the controllers' context against a test control plane.
+//! Shared by the operator's tests: the controllers' context against a test control plane, and
+//! ending a kwok training pod as `spore exec` would.
 
 use std::sync::Arc;
 
@@ -6,6 +7,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use spore_operator::experiment::controller::Context;
 use spore_operator::experiment::pod::PodSettings;
 use spore_tests::testenv::TestEnv;
+use spore_tests::testenv::kubernetes::Kubectl;
 
 /// A context whose client is the control plane's admin, with the image `spore:test`.
 pub async fn operator_context(env: &TestEnv) -> Arc<Context> {
@@ -15,4 +17,12 @@ pub async fn operator_context(env: &TestEnv) -> Arc<Context> {
         .expect("a client configuration");
     let client = kube::Client::try_from(config).expect("a client");
     Arc::new(Context::new(client, PodSettings { image: "spore:test".into() }, Arc::default()))
+}
+
+/// Ends a (kwok) training pod with `exit_code` and `message` as its termination message.
+#[allow(dead_code)] // each test binary compiles this module; not every one ends pods
+pub fn end_pod(kubectl: &Kubectl, namespace: &str, pod: &str, exit_code: i32, message: &str) {
+    let code = format!("sim.sporemesh.io/exit-code={exit_code}");
+    let message = format!("sim.sporemesh.io/message={message}");
+    kubectl.run(&["annotate", "pod", "-n", namespace, pod, &code, &message], None).expect("annotate the pod");
 }

@@ -11,13 +11,14 @@ key=$(sha256sum "$requirements" | cut -c1-16)
 marker="$venv/.complete-$key"
 
 if [ ! -f "$marker" ]; then
-  free_kb=$(df -Pk "$(dirname "$venv")" 2>/dev/null | awk 'NR==2 {print $4}')
+  # On a fresh machine the cache directory does not exist yet; df needs it.
+  mkdir -p "$(dirname "$venv")"
+  free_kb=$(df -Pk "$(dirname "$venv")" | awk 'NR==2 {print $4}')
   if [ -n "$free_kb" ] && [ "$free_kb" -lt 8000000 ]; then
     echo "workspace-venv: need about 8 GB free under $(dirname "$venv") for torch" >&2
     exit 1
   fi
   rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" >&2
   "$venv/bin/python" -c "import torch; torch.ones(1)" >&2

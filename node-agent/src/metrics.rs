@@ -1,5 +1,6 @@
 //! Prometheus `/metrics` of a node (`spore run --metrics-port`, default 7472, loopback by
-//! default): peers, the records it holds, the ingest counters by outcome, gRPC streams.
+//! default): peers, the records it holds, the ingest counters by outcome and by reason of
+//! refusal, dropped messages by reason, sync durations, gRPC streams.
 //! Everything comes from the driver's per-second snapshot and the store, so serving a scrape
 //! never touches the protocol core.
 
@@ -16,6 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::status::Snapshot;
+use crate::protocol::refusal::{MessageDrop, RecordRefusal};
 use crate::store::DagStore;
 
 /// Counters kept outside the core.
@@ -115,12 +117,23 @@ fn render(snapshot: &Snapshot, stored: [u64; 3], metrics: &AgentMetrics) -> Stri
         "Syncs received from peers that send an end marker: time from our request to it.",
         &[("_sum", seconds(stats.sync_received_millis)), ("_count", stats.syncs_received.to_string())],
     );
+    let refused: Vec<(String, String)> = RecordRefusal::ALL
+        .iter()
+        .map(|r| (format!("{{reason=\"{}\"}}", r.label()), stats.records_refused[*r as usize].to_string()))
+        .collect();
+    let refused: Vec<(&str, String)> = refused.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
     metric(
-        "spore_messages_dropped_total",
+        "spore_records_refused_total",
         "counter",
-        "Messages dropped by limits.",
-        &[("", stats.messages_dropped.to_string())],
+        "Records from peers not stored, by reason (rejected, ignored and not imported ones).",
+        &refused,
     );
+    let dropped: Vec<(String, String)> = MessageDrop::ALL
+        .iter()
+        .map(|d| (format!("{{reason=\"{}\"}}", d.label()), stats.messages_dropped_by[*d as usize].to_string()))
+        .collect();
+    let dropped: Vec<(&str, String)> = dropped.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
+    metric("spore_messages_dropped_total", "counter", "Messages dropped unread, by reason.", &dropped);
     metric(
         "spore_peers_banned_total",
         "counter",
@@ -153,6 +166,10 @@ mod tests {
         snapshot.peers.push(PeerSnapshot { direction: "inbound", ..PeerSnapshot::default() });
         snapshot.stats.records_accepted = 7;
         snapshot.stats.records_not_imported = 4;
+        snapshot.stats.refuse_record(RecordRefusal::RateLimited);
+        snapshot.stats.refuse_record(RecordRefusal::BadSignature);
+        snapshot.stats.refuse_record(RecordRefusal::BadSignature);
+        snapshot.stats.drop_message(MessageDrop::BadFrame);
         snapshot.stats.syncs_served = 2;
         snapshot.stats.sync_served_millis = 1_500;
         let metrics = AgentMetrics::default();
@@ -169,6 +186,11 @@ mod tests {
             "# TYPE spore_sync_served_seconds summary",
             "spore_sync_served_seconds_sum 1.500",
             "spore_sync_served_seconds_count 2",
+            "spore_records_refused_total{reason=\"bad_signature\"} 2",
+            "spore_records_refused_total{reason=\"rate_limited\"} 1",
+            "spore_records_refused_total{reason=\"future_timestamp\"} 0",
+            "spore_messages_dropped_total{reason=\"bad_frame\"} 1",
+            "spore_messages_dropped_total{reason=\"garbage\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use spore_spec::frame::{FrameCheck, check};
 use spore_spec::{ExperimentRecord, Identity, JsonNumber, Message};
-use spore_tests::nodes::{SporeNode, free_port};
+use spore_tests::nodes::{SporeNode, free_port, wait_until_or};
 
 const SPORE: &str = env!("CARGO_BIN_EXE_spore");
 
@@ -217,4 +217,28 @@ fn every_bad_input_gets_its_treatment_and_the_node_keeps_serving() {
     assert_eq!(ids, expected);
     assert!(stored.iter().all(|r| spore_spec::verify_record(r).is_ok()));
     assert!(node.export().iter().any(|l| l.contains("\"depth\": 0")), "stored exactly as sent");
+
+    // /metrics says why, reason by reason (the counters are a per-second snapshot).
+    let refused = |reason: &str| node.metric(&format!("spore_records_refused_total{{reason=\"{reason}\"}}"));
+    let dropped = |reason: &str| node.metric(&format!("spore_messages_dropped_total{{reason=\"{reason}\"}}"));
+    let counters = || {
+        let reasons = ["bad_frame", "too_large", "bad_field", "no_type", "garbage", "rate_limited", "sync_too_often"];
+        reasons.map(|r| format!("{r}={:?}", dropped(r))).join(" ")
+    };
+    // Two oversize frames here; peers the PEX flood made it dial may add their own (a non-Spore
+    // service answering on a dialed address is a bad frame too).
+    let frames = || dropped("bad_frame").is_some_and(|n| n >= 2.0);
+    wait_until_or(Duration::from_secs(5), "the refusal counters", frames, counters);
+    assert_eq!(refused("non_finite"), Some(1.0), "the NaN val_bpb");
+    assert_eq!(refused("future_timestamp"), Some(1.0));
+    assert_eq!(refused("unrepresentable"), Some(1.0), "the lone surrogate");
+    assert_eq!(refused("bad_signature"), Some(1.0), "the zeroed signature");
+    // The changed val_bpb kept the stored record's id: a duplicate, dropped before any check.
+    assert_eq!(refused("cid_mismatch"), Some(1.0), "the swapped node_id");
+    assert_eq!(refused("malformed"), Some(4.0), "unknown field, status KEEP, depth as a string, missing field");
+    assert_eq!(refused("import_policy"), Some(0.0), "no bridge here");
+    assert_eq!(dropped("no_type"), Some(1.0));
+    assert_eq!(dropped("bad_field"), Some(3.0), "payload not an object, pex numbers, sync since as a string");
+    assert!(dropped("garbage").unwrap() >= 5.0, "not JSON, bad UTF-8, BOM, nesting, array, trailing garbage");
+    assert!(dropped("sync_too_often").unwrap() >= 1.0, "the sync flood");
 }

@@ -165,6 +165,47 @@ impl SporeNode {
         self.status()["experiments"].as_u64().unwrap_or(0)
     }
 
+    /// Sends the records `range` of [`crate::records::record`], signed by `identity`, as a 0.1.2
+    /// peer would, and keeps the connection (reading what the node says) until the node holds
+    /// `total` records: closing a socket with unread data resets it, and the node would lose
+    /// what it had not read yet. Returns the records' ids.
+    pub fn push_records(
+        &self,
+        identity: &spore_spec::Identity,
+        range: std::ops::Range<i64>,
+        total: u64,
+    ) -> Vec<String> {
+        use std::io::Write as _;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the node");
+        let mut reader = stream.try_clone().expect("clone the socket");
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let mut ids = Vec::new();
+        let mut out = Vec::new();
+        for n in range {
+            let mut r = crate::records::record(n);
+            identity.sign_record(&mut r);
+            ids.push(r.id.clone());
+            let message = spore_spec::Message::Experiment(Box::new(r));
+            out.extend(spore_spec::frame::frame_bytes(&message.encode_body()));
+        }
+        stream.write_all(&out).expect("send the records");
+        stream.flush().expect("send the records");
+        wait_until(Duration::from_secs(60), "the node stores the records", || self.record_count() >= total);
+        ids
+    }
+
+    /// A sample of the node's `/metrics`: `name` with its labels as written (e.g.
+    /// `spore_records_refused_total{reason="bad_id"}`); `None` when the node does not answer or
+    /// has no such line.
+    pub fn metric(&self, name_and_labels: &str) -> Option<f64> {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        text.lines().find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
+    }
+
     /// `spore record export`: the stored payloads.
     pub fn export(&self) -> Vec<String> {
         let output = Command::new(&self.bin)

@@ -20,6 +20,7 @@ use std::str::FromStr;
 
 use spore_spec::{ExperimentRecord, Status};
 
+use super::refusal::RecordRefusal;
 use super::{PeerId, Protocol};
 
 /// Which records go to public peers.
@@ -134,10 +135,17 @@ impl Protocol {
             Import::Frontier => record.status == Status::Keep,
             Import::None => false,
         };
-        if allowed && payload_bytes <= bridge.max_record_bytes && state.imports.take(1.0, now) {
+        let refusal = if !allowed {
+            RecordRefusal::ImportPolicy
+        } else if payload_bytes > bridge.max_record_bytes {
+            RecordRefusal::TooLarge
+        } else if !state.imports.take(1.0, now) {
+            RecordRefusal::RateLimited
+        } else {
             return true;
-        }
+        };
         self.stats.records_not_imported += 1;
+        self.stats.refuse_record(refusal);
         false
     }
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use spore_spec::{ControlEvent, ExperimentRecord, VerifyError};
 
+use super::refusal::{MessageDrop, RecordRefusal};
 use super::{Direction, PeerId};
 use crate::store::StoredRecord;
 
@@ -98,6 +99,10 @@ pub struct Stats {
     pub code_fetched: u64,
     /// Records from public peers that the bridge's import policy or limits kept out.
     pub records_not_imported: u64,
+    /// Records refused, by [`RecordRefusal`] (`as usize`).
+    pub records_refused: [u64; RecordRefusal::COUNT],
+    /// Messages dropped, by [`MessageDrop`] (`as usize`).
+    pub messages_dropped_by: [u64; MessageDrop::COUNT],
     /// Sync answers we finished serving, and the time they took in all (first page to end
     /// marker).
     pub syncs_served: u64,
@@ -105,4 +110,17 @@ pub struct Stats {
     /// Sync answers our peers finished, and the time from our request to their end marker.
     pub syncs_received: u64,
     pub sync_received_millis: u64,
+}
+
+impl Stats {
+    /// Counts a record refused for `reason` (its outcome class is counted by the caller).
+    pub fn refuse_record(&mut self, reason: RecordRefusal) {
+        self.records_refused[reason as usize] += 1;
+    }
+
+    /// Counts a dropped message, in all and by `reason`.
+    pub fn drop_message(&mut self, reason: MessageDrop) {
+        self.messages_dropped += 1;
+        self.messages_dropped_by[reason as usize] += 1;
+    }
 }

@@ -44,6 +44,7 @@ impl Protocol {
         };
         if let Err(e) = verdict {
             self.stats.records_rejected += 1;
+            self.stats.refuse_record(super::refusal::RecordRefusal::of_verify(&e));
             if let Some(state) = self.peers.get_mut(&peer) {
                 state.rejected_records += 1;
             }
@@ -57,6 +58,7 @@ impl Protocol {
                 // Python peers accept (and relay) these; refusing them is our policy, not the
                 // sender's fault, except a future timestamp that only its signer chose.
                 self.stats.records_ignored += 1;
+                self.stats.refuse_record(super::refusal::RecordRefusal::of_validation(&e));
                 if let Some(state) = self.peers.get_mut(&peer) {
                     state.rejected_records += 1;
                 }

@@ -19,6 +19,7 @@ mod control;
 mod events;
 mod ingest;
 mod peer;
+pub mod refusal;
 mod sync;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -192,7 +193,10 @@ impl Protocol {
                     self.on_experiment(peer, *record, payload, verdict)?;
                 }
             }
-            Event::FramingError { peer, reason } => self.punish(peer, self.config.ban_score, &reason),
+            Event::FramingError { peer, reason } => {
+                self.stats.drop_message(refusal::MessageDrop::BadFrame);
+                self.punish(peer, self.config.ban_score, &reason);
+            }
             Event::Drained { peer, written } => self.on_drained(peer, written)?,
             Event::DialFailed { address } => self.on_dial_failed(&address),
             Event::Publish(stored) => {
@@ -328,6 +332,7 @@ impl Protocol {
             Err(spore_spec::message::MessageError::Record(e)) => {
                 tracing::debug!(peer, error = %e, "record refused");
                 self.stats.records_ignored += 1;
+                self.stats.refuse_record(refusal::RecordRefusal::of_record(&e));
                 if let Some(state) = self.peers.get_mut(&peer) {
                     state.rejected_records += 1;
                 }
@@ -336,7 +341,7 @@ impl Protocol {
             Err(e @ spore_spec::message::MessageError::TooLarge { .. })
             | Err(e @ spore_spec::message::MessageError::BadField { .. })
             | Err(e @ spore_spec::message::MessageError::PayloadNotAnObject(_)) => {
-                self.stats.messages_dropped += 1;
+                self.stats.drop_message(refusal::MessageDrop::of_message(&e));
                 self.punish(peer, 10, &e.to_string());
                 return Ok(());
             }
@@ -348,17 +353,18 @@ impl Protocol {
                 ),
             ) => {
                 self.stats.records_ignored += 1;
+                self.stats.refuse_record(refusal::RecordRefusal::Unrepresentable);
                 tracing::debug!(peer, error = %e, "message refused");
                 return Ok(());
             }
             Err(e @ spore_spec::message::MessageError::NoType) => {
-                self.stats.messages_dropped += 1;
+                self.stats.drop_message(refusal::MessageDrop::NoType);
                 tracing::debug!(peer, error = %e, "message ignored");
                 return Ok(());
             }
             Err(e) => {
                 // Not JSON at all: the stream is garbage.
-                self.stats.messages_dropped += 1;
+                self.stats.drop_message(refusal::MessageDrop::Garbage);
                 self.punish(peer, self.config.ban_score, &format!("garbage: {e}"));
                 return Ok(());
             }
@@ -403,7 +409,7 @@ impl Protocol {
         let Some(state) = self.peers.get_mut(&peer).filter(|p| !p.closing) else { return false };
         state.last_heard = now;
         if !state.bytes.take(size as f64, now) || (!is_record && !state.messages.take(1.0, now)) {
-            self.stats.messages_dropped += 1;
+            self.stats.drop_message(refusal::MessageDrop::RateLimited);
             self.punish(peer, 1, "rate limit exceeded");
             return false;
         }

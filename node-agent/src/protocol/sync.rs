@@ -64,7 +64,7 @@ impl Protocol {
             since.as_i64().unwrap_or_else(|| since.as_f64().ceil().clamp(i64::MIN as f64, i64::MAX as f64) as i64);
         let too_soon = state.last_sync_request.is_some_and(|last| now.saturating_sub(last) < min_interval);
         if too_soon || self.serving.contains_key(&peer) || self.sync_queue.contains(&peer) {
-            self.stats.messages_dropped += 1;
+            self.stats.drop_message(super::refusal::MessageDrop::SyncTooOften);
             self.punish(peer, 5, "sync requests too often");
             return Ok(());
         }

@@ -16,9 +16,13 @@ pub fn unified_diff(old: &str, new: &str) -> String {
     }
     let mut out = vec!["--- train.py".to_string(), "+++ train.py".to_string()];
     for group in groups {
-        let (Some(first), Some(last)) = (group.first(), group.last()) else { continue };
-        let old_range = first.old_range().start..last.old_range().end;
-        let new_range = first.new_range().start..last.new_range().end;
+        let Some(first) = group.first() else { continue };
+        // The lengths are summed over the ops: a trailing deletion's `new_range` does not always
+        // sit at the end of what came before it.
+        let old_len: usize = group.iter().map(|op| op.old_range().len()).sum();
+        let new_len: usize = group.iter().map(|op| op.new_range().len()).sum();
+        let old_range = first.old_range().start..first.old_range().start + old_len;
+        let new_range = first.new_range().start..first.new_range().start + new_len;
         out.push(format!("@@ -{} +{} @@", range(old_range), range(new_range)));
         for op in &group {
             match *op {
@@ -70,6 +74,18 @@ mod tests {
             unified_diff(old, new),
             "--- train.py\n+++ train.py\n@@ -2,7 +2,7 @@\n b\n c\n d\n-e\n+E\n f\n g\n h"
         );
+    }
+
+    #[test]
+    fn hunk_headers_count_what_the_hunk_holds() {
+        // Found by applying diffs back (research::patch): the header once said 25 new lines here.
+        let old = ["", "", "a", "", "", "", "c", "aa", "b"];
+        let new = ["", "", "", "b", "", "a", "a", "", "ab", "a", "a", "a", "", "", "", "", "", "", "", "", "", "ab"];
+        let lines = |items: &[&str]| items.iter().map(|l| format!("{l}\n")).collect::<String>();
+        let new = [&new[..], &["", "", "c", "c"]].concat();
+        let diff = unified_diff(&lines(&old), &lines(&new));
+        let header = diff.lines().nth(2).unwrap();
+        assert_eq!(header, "@@ -1,9 +1,26 @@", "{diff}");
     }
 
     #[test]

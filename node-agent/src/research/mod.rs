@@ -11,6 +11,7 @@ pub mod evaluator;
 pub mod executor;
 pub mod local;
 pub mod parent;
+pub mod patch;
 pub mod progress;
 pub mod prompt;
 pub mod proposer;

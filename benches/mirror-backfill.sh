@@ -2,7 +2,8 @@
 # The Postgres mirror end to end: N records (default 1,000,000) already in an agent's store are
 # backfilled into a real PostgreSQL by `spore-operator mirror` (rows/s, from the mirror's start
 # until Postgres holds them all), then records arrive at 1,000/s by gossip for 20 s and the
-# mirror's lag is sampled from its /metrics.
+# mirror's lag is sampled from its /metrics. Last, the same rows are written by Postgres alone
+# (the floor no mirror can beat on this machine).
 #
 #   benches/mirror-backfill.sh [N]
 set -euo pipefail
@@ -68,7 +69,7 @@ while kill -0 "$pusher" 2>/dev/null; do
   lag=$(python3 - "$metrics" <<'PY'
 import sys, urllib.request
 text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1]).read().decode()
-print(next(l.split()[1] for l in text.splitlines() if l.startswith("spore_mirror_lag_records ")))
+print(next(l.split()[-1] for l in text.splitlines() if l.startswith("spore_mirror_lag_records{")))
 PY
 )
   samples+=("$lag")
@@ -81,3 +82,21 @@ awk -v n="$n" -v s="$start" -v e="$end" -v is="$import_start" -v ie="$import_end
   printf "backfill into Postgres:      %.1f s = %.0f rows/s end to end\n", e - s, n / (e - s) }'
 printf '%s\n' "${samples[@]}" | sort -n | awk -v live="$live" '{ a[NR] = $1; sum += $1 }
   END { printf "live at 1,000 records/s:     %d records mirrored; lag (records, sampled every 0.5 s by the mirror'"'"'s 2 s poll) median %d, max %d, mean %.0f\n", live, a[int((NR + 1) / 2)], a[NR], sum / NR }'
+
+# The floor: what Postgres alone takes to write the same rows into a copy of the table (same
+# indexes, the payload parsed to jsonb again), with no agent, gRPC or mirror in the way. The
+# end-to-end rate cannot beat this on the same machine.
+kill "${pids[@]}" 2>/dev/null || true
+floor_start=$(date +%s.%N)
+"$psql" "$DATABASE_URL" -q <<'SQL'
+SET synchronous_commit = off;
+CREATE TABLE floor_copy (LIKE experiments INCLUDING DEFAULTS INCLUDING INDEXES);
+INSERT INTO floor_copy (id, parent, node_id, status, val_bpb, gpu_model, gpu_class, depth, "timestamp",
+                        description, record, payload, source_agent, source_seq)
+SELECT id, parent, node_id, status, val_bpb, gpu_model, gpu_class, depth, "timestamp", description,
+       payload::jsonb, payload, source_agent, source_seq
+FROM experiments;
+SQL
+floor_end=$(date +%s.%N)
+awk -v n="$((n + live))" -v s="$floor_start" -v e="$floor_end" 'BEGIN {
+  printf "Postgres alone (INSERT … SELECT of the same rows into a copy): %.1f s = %.0f rows/s\n", e - s, n / (e - s) }'

@@ -21,8 +21,8 @@ pub struct Metrics {
     pub leader: Arc<AtomicBool>,
     /// The controllers are running (or waiting for the lease): ready to serve.
     pub ready: AtomicBool,
-    /// The Postgres mirror's counters (zero when no mirror runs).
-    pub mirror: crate::mirror::metrics::MirrorMetrics,
+    /// The Postgres mirrors' counters, by agent (none when no mirror runs).
+    pub mirrors: crate::mirror::metrics::MirrorRegistry,
 }
 
 impl Metrics {
@@ -88,7 +88,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                 "/healthz" | "/livez" => ("200 OK", "ok\n".to_string()),
                 "/readyz" if metrics.ready.load(Ordering::Relaxed) => ("200 OK", "ok\n".to_string()),
                 "/readyz" => ("503 Service Unavailable", "starting\n".to_string()),
-                "/metrics" => ("200 OK", metrics.render() + &metrics.mirror.render()),
+                "/metrics" => ("200 OK", metrics.render() + &metrics.mirrors.render()),
                 _ => ("404 Not Found", "not found\n".to_string()),
             };
             let response = format!(

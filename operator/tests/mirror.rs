@@ -9,10 +9,9 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use spore_spec::{Identity, Message};
+use spore_spec::Identity;
 use spore_tests::bins::workspace_bin;
 use spore_tests::nodes::{SporeNode, wait_until};
-use spore_tests::records::record;
 use spore_tests::testenv::{TestEnv, TestEnvOptions};
 
 struct Mirror {
@@ -38,14 +37,14 @@ impl Mirror {
         Mirror { child, metrics_port }
     }
 
-    /// The value of an unlabelled metric on `/metrics`.
+    /// The value of a metric on `/metrics` (the one mirror's line, labelled with its agent).
     fn metric(&self, name: &str) -> Option<i64> {
         use std::io::Read;
         let mut stream = TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
         stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
         let mut text = String::new();
         stream.read_to_string(&mut text).ok()?;
-        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix("{agent=\"")?.rsplit(' ').next()?.parse().ok())
     }
 
     fn kill9(&mut self) {
@@ -58,27 +57,6 @@ impl Drop for Mirror {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-/// Sends records `from..to` (signed by `identity`) to the agent as a 0.1.2 peer would, and
-/// keeps the connection (reading what the agent says) until the agent holds `total` records:
-/// closing a socket with unread data resets it, and the agent would lose what it had not read.
-fn push(node: &SporeNode, identity: &Identity, range: std::ops::Range<i64>, total: u64) -> Vec<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", node.port)).unwrap();
-    let mut reader = stream.try_clone().unwrap();
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let mut ids = Vec::new();
-    let mut out = Vec::new();
-    for n in range {
-        let mut r = record(n);
-        identity.sign_record(&mut r);
-        ids.push(r.id.clone());
-        out.extend(spore_spec::frame::frame_bytes(&Message::Experiment(Box::new(r)).encode_body()));
-    }
-    stream.write_all(&out).unwrap();
-    stream.flush().unwrap();
-    wait_until(Duration::from_secs(60), "the agent stores the records", || node.record_count() >= total);
-    ids
 }
 
 fn query_i64(runtime: &tokio::runtime::Runtime, url: &str, sql: &str) -> Option<i64> {
@@ -129,7 +107,7 @@ fn every_record_arrives_exactly_once_through_outages_kills_and_restarts() {
     let identity = Identity::generate();
 
     // 10,000 records gossiped into the agent arrive exactly once, byte for byte.
-    let mut ids = push(&node, &identity, 0..10_000, 10_000);
+    let mut ids = node.push_records(&identity, 0..10_000, 10_000);
     wait_for_rows(&runtime, &url, 10_000, &log);
     assert_eq!(query_i64(&runtime, &url, "SELECT last_seq FROM mirror_cursors"), Some(10_000));
     let exported = node.export();
@@ -143,13 +121,13 @@ fn every_record_arrives_exactly_once_through_outages_kills_and_restarts() {
 
     // Postgres stops for 30 s while records keep arriving; after its restart the table converges.
     env.stop_service("postgres").unwrap();
-    ids.extend(push(&node, &identity, 10_000..12_000, 12_000));
+    ids.extend(node.push_records(&identity, 10_000..12_000, 12_000));
     std::thread::sleep(Duration::from_secs(30));
     env.start_service("postgres").unwrap();
     wait_for_rows(&runtime, &url, 12_000, &log);
 
     // kill -9 in the middle of the batches, restart: the same.
-    ids.extend(push(&node, &identity, 12_000..17_000, 17_000));
+    ids.extend(node.push_records(&identity, 12_000..17_000, 17_000));
     let deadline = Instant::now() + Duration::from_secs(60);
     while query_i64(&runtime, &url, "SELECT count(*) FROM experiments").is_none_or(|n| n <= 12_000) {
         assert!(Instant::now() < deadline, "the mirror did not resume after the outage");
@@ -163,7 +141,7 @@ fn every_record_arrives_exactly_once_through_outages_kills_and_restarts() {
     // The agent restarts: the stream resumes from the cursor.
     node.stop();
     node.restart();
-    ids.extend(push(&node, &identity, 17_000..18_000, 18_000));
+    ids.extend(node.push_records(&identity, 17_000..18_000, 18_000));
     wait_for_rows(&runtime, &url, 18_000, &log);
 
     assert_eq!(query_i64(&runtime, &url, "SELECT count(DISTINCT id) FROM experiments"), Some(18_000));

@@ -97,6 +97,20 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
     let args = get(&kubectl, &["statefulset", "lab-node"], "{.spec.template.spec.containers[0].args}");
     assert!(args.contains("--no-train") && args.contains(r#""--public-peer","peer.example:7470""#), "{args}");
     assert!(args.contains(r#""--export","own","--import","all""#), "the SporeNode's bridge policy: {args}");
+    // The gRPC API is reachable in the cluster, behind a generated token mounted from a Secret.
+    let token =
+        String::from_utf8(base64_decode(&get(&kubectl, &["secret", "lab-node-grpc-token"], "{.data.token}"))).unwrap();
+    assert!(token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()), "a 32-byte hex token");
+    assert!(args.contains(r#""--grpc-host","0.0.0.0""#), "{args}");
+    assert!(args.contains(r#""--grpc-token-file","/var/run/spore/grpc/token""#), "{args}");
+    assert_eq!(
+        get(
+            &kubectl,
+            &["statefulset", "lab-node"],
+            r#"{.spec.template.spec.volumes[?(@.name=="grpc-token")].secret.secretName}"#
+        ),
+        "lab-node-grpc-token"
+    );
     // The agent publishes its Experiments under its own, narrow ServiceAccount.
     assert!(args.contains(r#""--kubernetes-node","lab-node""#), "{args}");
     assert_eq!(
@@ -114,7 +128,7 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
         kubectl.run(&args, None).map(|out| out.trim() == "yes").unwrap_or(false)
     };
     assert!(can("watch", "experiments.sporemesh.io", "") && can("patch", "experiments.sporemesh.io", "status"));
-    assert!(can("get", "configmaps", ""));
+    assert!(can("get", "configmaps", "") && can("create", "configmaps", ""));
     assert!(!can("patch", "experiments.sporemesh.io", "") && !can("get", "secrets", "") && !can("create", "pods", ""));
     assert_eq!(get(&kubectl, &["service", "lab-node"], "{.spec.clusterIP}"), "None");
     assert_eq!(get(&kubectl, &["service", "lab-node-gossip"], "{.spec.type}"), "ClusterIP");
@@ -149,9 +163,10 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
     kubectl.run(&["delete", "sporenode", "-n", NS, "lab-node"], None).unwrap();
     let k = kubectl.clone();
     tokio::task::spawn_blocking(move || {
-        wait_until(Duration::from_secs(60), "the node's StatefulSet and Secret to go", || {
+        wait_until(Duration::from_secs(60), "the node's StatefulSet and Secrets to go", || {
             k.run(&["get", "statefulset", "-n", NS, "lab-node"], None).is_err()
                 && k.run(&["get", "secret", "-n", NS, "lab-node-identity"], None).is_err()
+                && k.run(&["get", "secret", "-n", NS, "lab-node-grpc-token"], None).is_err()
         })
     })
     .await

@@ -194,8 +194,27 @@ fn chart_examples_pass_server_side_dry_run(c: &Cluster) -> TestResult {
 fn chart_lints_and_renders_against_the_real_api(c: &Cluster) -> TestResult {
     let chart = c.path("charts/spore");
     c.helm(&["lint", "--strict", &chart])?;
-    let rendered =
-        c.helm(&["template", "spore", &chart, "--namespace", "spore-render", "--set", "networkPolicy.enabled=true"])?;
+    let plain = c.helm(&["template", "spore", &chart])?;
+    assert!(!plain.contains("SPORE_MIRROR_DATABASE_URL"), "no mirror unless enabled");
+    let rendered = c.helm(&[
+        "template",
+        "spore",
+        &chart,
+        "--namespace",
+        "spore-render",
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set",
+        "mirror.enabled=true",
+    ])?;
+    // The mirror's database URL comes from the lab's Secret, and its policy lets it reach the
+    // agents' gRPC port and Postgres.
+    assert!(
+        rendered.contains("name: SPORE_MIRROR_DATABASE_URL")
+            && rendered.contains("name: \"spore-mirror-db\"\n                  key: \"url\""),
+        "{rendered}"
+    );
+    assert!(rendered.contains("- port: 7471") && rendered.contains("- port: 5432"), "{rendered}");
     for kind in
         ["kind: Deployment", "kind: ClusterRole", "kind: ServiceAccount", "kind: NetworkPolicy", "kind: Service"]
     {

@@ -1,7 +1,8 @@
 //! `spore-operator run`: the controllers, against the current kubeconfig or in-cluster config,
 //! with leader election on a Lease, `/healthz`, `/readyz` and `/metrics`, and a clean stop on
-//! SIGTERM or Ctrl-C. `spore-operator mirror`: one agent's records into Postgres. Today the controllers are the Experiment controller (issue 8 adds the
-//! SporeNode controller).
+//! SIGTERM or Ctrl-C, and with `--mirror-database-url` the mirror of every SporeNode's agent
+//! into Postgres (run by the leader only). `spore-operator mirror`: one agent's records into
+//! Postgres, for standalone labs.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use spore_operator::experiment::controller::Context;
 use spore_operator::experiment::pod::PodSettings;
 use spore_operator::leader::{LeaseLock, lead};
+use spore_operator::mirror::fleet::{FleetConfig, run as mirror_fleet};
 use spore_operator::serve::{Metrics, serve};
 
 #[derive(Debug, Parser)]
@@ -73,6 +75,16 @@ struct RunArgs {
     /// How long a leader's claim lasts without renewal.
     #[arg(long, default_value_t = 15)]
     lease_duration_seconds: u64,
+    /// Mirror the records of every SporeNode's agent into this Postgres (URL or libpq string);
+    /// no mirror when unset.
+    #[arg(long, env = "SPORE_MIRROR_DATABASE_URL", hide_env_values = true)]
+    mirror_database_url: Option<String>,
+    /// The agents' gRPC URL; `{name}` and `{namespace}` are the SporeNode's.
+    #[arg(long, default_value_t = spore_operator::mirror::fleet::default_agent_url_template())]
+    mirror_agent_url: String,
+    /// Records per mirror transaction.
+    #[arg(long, default_value_t = 5000)]
+    mirror_batch: usize,
 }
 
 fn identity() -> String {
@@ -98,9 +110,27 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         tokio::spawn(serve(listener, metrics.clone()));
     }
-    let ctx = Arc::new(Context::new(client.clone(), PodSettings { image: args.agent_image }, metrics.clone()));
+    let ctx = Arc::new(Context::new(client.clone(), PodSettings::new(args.agent_image), metrics.clone()));
+    let (client_for_fleet, metrics_for_fleet) = (client.clone(), metrics.clone());
     metrics.ready.store(true, Ordering::SeqCst);
-    let work = spore_operator::run_controllers(ctx);
+    let fleet = args.mirror_database_url.map(|database_url| FleetConfig {
+        database_url,
+        agent_url_template: args.mirror_agent_url,
+        batch: args.mirror_batch.max(1),
+        max_backoff: Duration::from_secs(10),
+        resync: Duration::from_secs(5),
+    });
+    let work = async move {
+        match fleet {
+            Some(fleet) => {
+                tokio::join!(
+                    spore_operator::run_controllers(ctx),
+                    mirror_fleet(client_for_fleet, fleet, metrics_for_fleet)
+                );
+            }
+            None => spore_operator::run_controllers(ctx).await,
+        }
+    };
     let outcome = if args.leader_election {
         let leases = kube::Api::<Lease>::namespaced(client, &args.lease_namespace);
         let lock =
@@ -149,11 +179,11 @@ async fn mirror(args: MirrorArgs) -> anyhow::Result<()> {
     metrics.ready.store(true, Ordering::SeqCst);
     tokio::spawn(serve(listener, metrics.clone()));
     let config = spore_operator::mirror::MirrorConfig {
+        metrics: metrics.mirrors.get(&args.agent),
         agent: args.agent,
         database_url: args.database_url,
         batch: args.batch.max(1),
         max_backoff: Duration::from_secs(args.max_backoff_seconds.max(1)),
-        metrics,
         agent_token: args.agent_token_file.as_deref().map(read_token).transpose()?,
     };
     let shutdown = tokio_util::sync::CancellationToken::new();

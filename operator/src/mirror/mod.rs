@@ -8,6 +8,7 @@
 //! exponential backoff and resumes from the cursor, so nothing is lost or written twice. The
 //! agent never waits for the mirror: its stream only buffers a bounded number of records.
 
+pub mod fleet;
 pub mod metrics;
 pub mod writer;
 
@@ -47,8 +48,8 @@ pub struct MirrorConfig {
     /// Records per transaction.
     pub batch: usize,
     pub max_backoff: Duration,
-    /// Counters for `/metrics`.
-    pub metrics: std::sync::Arc<crate::serve::Metrics>,
+    /// This mirror's counters for `/metrics`.
+    pub metrics: std::sync::Arc<metrics::MirrorMetrics>,
     /// Sent as `authorization: Bearer <token>` when the agent requires one.
     pub agent_token: Option<String>,
 }
@@ -81,7 +82,7 @@ pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::R
             Ok(()) => anyhow::anyhow!("the session ended"),
             Err(e) => e,
         };
-        config.metrics.mirror.errors.fetch_add(1, Ordering::Relaxed);
+        config.metrics.errors.fetch_add(1, Ordering::Relaxed);
         if started.elapsed() >= HEALTHY_SESSION {
             backoff = FIRST_BACKOFF;
         }
@@ -135,7 +136,7 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
         .map(|row| row.get(0))
         .unwrap_or(0);
     tracing::info!(agent = %config.agent, node_id = &agent_id[..16.min(agent_id.len())], cursor, "mirroring");
-    let metrics = &config.metrics.mirror;
+    let metrics = &config.metrics;
     metrics.cursor.store(cursor, Ordering::Relaxed);
     // The agent's newest sequence number, for the lag gauge; ends with the session.
     let poller = tokio::spawn({
@@ -144,7 +145,7 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
         async move {
             loop {
                 if let Ok(status) = agent.status(StatusRequest {}).await {
-                    config_metrics.mirror.agent_last_seq.store(status.into_inner().last_seq, Ordering::Relaxed);
+                    config_metrics.agent_last_seq.store(status.into_inner().last_seq, Ordering::Relaxed);
                 }
                 tokio::time::sleep(LAG_POLL).await;
             }

@@ -1,7 +1,9 @@
 //! Writing a batch of records into Postgres: `COPY` (binary) into a per-session staging table,
 //! one `INSERT … ON CONFLICT DO NOTHING` into `experiments` that also counts per node, and the
 //! agent's cursor — all in one transaction, so a crash at any point leaves either the whole
-//! batch with its cursor or neither.
+//! batch with its cursor or neither. Rows are inserted in key order, so mirrors of several
+//! agents (which hold many of the same records) take row locks in one order and do not
+//! deadlock each other.
 
 use futures_util::pin_mut;
 use spore_spec::ExperimentRecord;
@@ -84,11 +86,11 @@ const MERGE: &str = "WITH ins AS (
                                  description, record, payload, source_agent, source_seq)
         SELECT id, parent, node_id, status, val_bpb, gpu_model, gpu_model, depth, ts, description,
                CASE WHEN json_ok THEN payload::jsonb END, payload, $1, seq
-        FROM mirror_staging ORDER BY seq
+        FROM mirror_staging ORDER BY id
         ON CONFLICT (id) DO NOTHING
         RETURNING node_id),
     per_node AS (
-        INSERT INTO nodes (node_id, records) SELECT node_id, count(*) FROM ins GROUP BY node_id
+        INSERT INTO nodes (node_id, records) SELECT node_id, count(*) FROM ins GROUP BY node_id ORDER BY node_id
         ON CONFLICT (node_id) DO UPDATE SET records = nodes.records + EXCLUDED.records, last_seen = now())
     SELECT count(*) FROM ins";
 

@@ -1,7 +1,7 @@
 //! What a node-agent may do with the Kubernetes API, and nothing more: its own ServiceAccount,
 //! bound by a Role in its namespace to reading Experiments and the ConfigMaps that hold their
-//! code, and to writing the Experiments' status (the CID it published). Pure, tested without a
-//! cluster.
+//! code, creating the candidate ConfigMap of a diff run, and writing the Experiments' status
+//! (the CID it published). Pure, tested without a cluster.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -33,7 +33,8 @@ pub fn role(node: &SporeNode) -> Role {
         rules: Some(vec![
             rule("sporemesh.io", &["experiments"], &["get", "list", "watch"]),
             rule("sporemesh.io", &["experiments/status"], &["get", "patch"]),
-            rule("", &["configmaps"], &["get"]),
+            // Reading the code of its runs; creating the candidate of a diff run.
+            rule("", &["configmaps"], &["get", "create"]),
         ]),
     }
 }
@@ -73,7 +74,7 @@ mod tests {
             .filter(|r| r.verbs.iter().any(|v| !matches!(v.as_str(), "get" | "list" | "watch")))
             .flat_map(|r| r.resources.clone().unwrap_or_default())
             .collect();
-        assert_eq!(writes, ["experiments/status"]);
+        assert_eq!(writes, ["experiments/status", "configmaps"]);
         let binding = role_binding(&node);
         assert_eq!(binding.subjects.unwrap()[0].namespace.as_deref(), Some("ns"));
         assert_eq!(binding.role_ref.name, "lab-agent");

@@ -1,6 +1,7 @@
 //! What a SporeNode owns, built as plain objects (pure, tested without a cluster): the config,
 //! the Services, the node-agent StatefulSet, and the default-deny egress policy for its
-//! training pods. The identity Secret is generated in `controller.rs` (it needs randomness).
+//! training pods. The identity and gRPC token Secrets are generated in `controller.rs` (they
+//! need randomness).
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,10 @@ pub const GRPC_PORT: i32 = 7471;
 pub const EXPLORER_PORT: i32 = 8470;
 /// Label on the node-agent's own pods.
 pub const AGENT_LABEL: &str = "sporemesh.io/agent";
+/// Where the agent reads the bearer token its gRPC API requires.
+pub const GRPC_TOKEN_DIR: &str = "/var/run/spore/grpc";
+/// The key of the token in its Secret.
+pub const GRPC_TOKEN_KEY: &str = "token";
 
 /// Names of the children of a SporeNode called `name`.
 pub fn identity_secret_name(node: &SporeNode) -> String {
@@ -32,6 +37,11 @@ pub fn identity_secret_name(node: &SporeNode) -> String {
         .identity_secret_name
         .clone()
         .unwrap_or_else(|| format!("{}-identity", node.metadata.name.as_deref().unwrap_or_default()))
+}
+
+/// The Secret holding the bearer token of the agent's gRPC API (the mirror presents it).
+pub fn grpc_token_secret_name(node: &SporeNode) -> String {
+    format!("{}-grpc-token", name(node))
 }
 
 fn name(node: &SporeNode) -> String {
@@ -114,6 +124,13 @@ pub fn stateful_set(node: &SporeNode, default_image: &str) -> StatefulSet {
         // Publish the Experiments of this SporeNode (the namespace is the pod's own).
         "--kubernetes-node".into(),
         name(node),
+        // The API is reachable in the cluster (the mirror streams from it), so it takes a token.
+        "--grpc-host".into(),
+        "0.0.0.0".into(),
+        "--grpc-port".into(),
+        GRPC_PORT.to_string(),
+        "--grpc-token-file".into(),
+        format!("{GRPC_TOKEN_DIR}/{GRPC_TOKEN_KEY}"),
     ];
     if !node.spec.research.enabled {
         args.push("--no-train".into());
@@ -160,6 +177,12 @@ pub fn stateful_set(node: &SporeNode, default_image: &str) -> StatefulSet {
             VolumeMount {
                 name: "config".into(),
                 mount_path: "/etc/spore".into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "grpc-token".into(),
+                mount_path: GRPC_TOKEN_DIR.into(),
                 read_only: Some(true),
                 ..VolumeMount::default()
             },
@@ -211,6 +234,15 @@ pub fn stateful_set(node: &SporeNode, default_image: &str) -> StatefulSet {
                             name: "identity".into(),
                             secret: Some(SecretVolumeSource {
                                 secret_name: Some(identity_secret_name(node)),
+                                default_mode: Some(0o400),
+                                ..SecretVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: "grpc-token".into(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(grpc_token_secret_name(node)),
                                 default_mode: Some(0o400),
                                 ..SecretVolumeSource::default()
                             }),

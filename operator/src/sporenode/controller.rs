@@ -1,5 +1,5 @@
 //! The SporeNode controller: an identity Secret (generated once when none is named; the key is
-//! never logged), then the config, Services, node-agent StatefulSet and training egress policy
+//! never logged) and the gRPC token Secret, then the config, Services, node-agent StatefulSet and training egress policy
 //! applied server-side under one field manager, and the status: node id, readiness,
 //! observed generation.
 
@@ -21,7 +21,10 @@ use spore_crds::{SporeNode, SporeNodeStatus};
 use spore_spec::Identity;
 
 use super::access;
-use super::children::{AGENT_LABEL, config_map, identity_secret_name, services, stateful_set, training_egress_policy};
+use super::children::{
+    AGENT_LABEL, GRPC_TOKEN_KEY, config_map, grpc_token_secret_name, identity_secret_name, services, stateful_set,
+    training_egress_policy,
+};
 use crate::conditions::condition;
 use crate::experiment::controller::Context;
 use crate::{Error, FIELD_MANAGER};
@@ -55,6 +58,21 @@ async fn ensure_identity(node: &SporeNode, secrets: &Api<Secret>) -> Result<Opti
         return Ok(None); // named but missing: reported in the status, never invented
     }
     let identity = Identity::generate();
+    let data = [("private_key", identity.seed_hex()), ("node_id", identity.node_id())];
+    if create_secret(node, secrets, name, &data).await? {
+        return Ok(Some(identity.node_id()));
+    }
+    // Made by a racing reconcile: its key is the one.
+    Ok(secrets.get_opt(&identity_secret_name(node)).await?.as_ref().and_then(node_id_of))
+}
+
+/// Creates a Secret owned by `node` holding `data`; false when it exists already.
+async fn create_secret(
+    node: &SporeNode,
+    secrets: &Api<Secret>,
+    name: String,
+    data: &[(&str, String)],
+) -> Result<bool, Error> {
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
             name: Some(name),
@@ -63,20 +81,28 @@ async fn ensure_identity(node: &SporeNode, secrets: &Api<Secret>) -> Result<Opti
             owner_references: node.controller_owner_ref(&()).map(|r| vec![r]),
             ..Default::default()
         },
-        string_data: Some(BTreeMap::from([
-            ("private_key".to_string(), identity.seed_hex()),
-            ("node_id".to_string(), identity.node_id()),
-        ])),
+        string_data: Some(data.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()),
         type_: Some("Opaque".into()),
         ..Secret::default()
     };
     match secrets.create(&PostParams::default(), &secret).await {
-        Ok(_) => Ok(Some(identity.node_id())),
-        Err(kube::Error::Api(e)) if e.code == 409 => {
-            Ok(secrets.get_opt(&identity_secret_name(node)).await?.as_ref().and_then(node_id_of))
-        }
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Creates `<name>-grpc-token` (32 random bytes, hex) unless it exists: the bearer token the
+/// agent's gRPC API requires and the mirror presents. Never logged; deleting the Secret rotates
+/// it (the next reconcile makes a new one).
+async fn ensure_grpc_token(node: &SporeNode, secrets: &Api<Secret>) -> Result<(), Error> {
+    let name = grpc_token_secret_name(node);
+    if secrets.get_opt(&name).await?.is_some() {
+        return Ok(());
+    }
+    let token: [u8; 32] = rand::random();
+    create_secret(node, secrets, name, &[(GRPC_TOKEN_KEY, hex::encode(token))]).await?;
+    Ok(())
 }
 
 /// [`reconcile`], timed for `spore_operator_reconcile_duration_seconds`.
@@ -90,7 +116,9 @@ async fn timed_reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Acti
 async fn reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = node.namespace().ok_or(Error::MissingName)?;
     let client = ctx.client.clone();
-    let node_id = ensure_identity(&node, &Api::namespaced(client.clone(), &namespace)).await?;
+    let secrets = Api::namespaced(client.clone(), &namespace);
+    let node_id = ensure_identity(&node, &secrets).await?;
+    ensure_grpc_token(&node, &secrets).await?;
     apply(&Api::<ConfigMap>::namespaced(client.clone(), &namespace), &config_map(&node)).await?;
     apply(&Api::<ServiceAccount>::namespaced(client.clone(), &namespace), &access::service_account(&node)).await?;
     apply(&Api::<Role>::namespaced(client.clone(), &namespace), &access::role(&node)).await?;

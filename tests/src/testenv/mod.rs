@@ -124,11 +124,21 @@ impl TestEnv {
     /// A control plane with `gpus` fake GPUs in a fresh temporary directory (removed on drop),
     /// with the Spore CRDs installed and Established: the start of every operator test.
     pub fn kubernetes_with_crds(name: &str, gpus: u32) -> Result<TestEnv, TestEnvError> {
+        TestEnv::with_crds(name, gpus, false)
+    }
+
+    /// [`TestEnv::kubernetes_with_crds`] and a PostgreSQL server.
+    pub fn kubernetes_with_crds_and_postgres(name: &str, gpus: u32) -> Result<TestEnv, TestEnvError> {
+        TestEnv::with_crds(name, gpus, true)
+    }
+
+    fn with_crds(name: &str, gpus: u32, postgres: bool) -> Result<TestEnv, TestEnvError> {
         let dir = std::env::temp_dir().join(format!("spore-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut options = TestEnvOptions::new(&dir);
         options.kubernetes = true;
         options.gpus = gpus;
+        options.postgres = postgres;
         let mut env = TestEnv::up(&options)?;
         env.remove_dir = true;
         let kubectl = env.kubectl()?;

@@ -197,4 +197,17 @@ pub struct ExperimentStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Why the node-agent could not make the candidate `train.py` of a `diff` run (it applies
+    /// the diff to the parent's code); the operator then fails the run without starting it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_error: Option<String>,
 }
+
+/// The ConfigMap holding an Experiment's whole `train.py` when the spec does not name one: the
+/// operator's copy of `code.inline`, or the node-agent's result of applying `code.diff`.
+pub fn code_config_map_name(experiment: &str) -> String {
+    format!("{experiment}-code")
+}
+
+/// The key of `train.py` in that ConfigMap.
+pub const CODE_KEY: &str = "train.py";

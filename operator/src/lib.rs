@@ -13,6 +13,8 @@ pub mod experiment;
 pub mod histogram;
 pub mod leader;
 pub mod mirror;
+#[cfg(test)]
+mod mock_api;
 pub mod serve;
 pub mod sporenode;
 

@@ -1,6 +1,6 @@
 //! The Experiment controller against a real control plane with kwok GPU nodes (16 GPUs):
 //! scheduling through `nvidia.com/gpu`, queueing, results from termination messages, crashes,
-//! a controller restart without duplicate pods, and deletion.
+//! a controller restart without duplicate pods, deletion, and a run past its deadline.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
@@ -18,7 +18,7 @@ const NS: &str = "lab";
 fn experiment(name: &str) -> String {
     format!(
         "apiVersion: sporemesh.io/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  node: lab-node\n  \
-         code: {{diff: \"-LR = 0.04\\n+LR = 0.05\\n\"}}\n  timeBudgetSeconds: 300\n  gpu: {{count: 1, gpuClass: H100}}\n"
+         code: {{inline: \"LR = 0.05\\n\"}}\n  timeBudgetSeconds: 300\n  gpu: {{count: 1, gpuClass: H100}}\n"
     )
 }
 
@@ -204,5 +204,33 @@ async fn experiments_become_gpu_pods_and_their_results_come_back() {
     .await
     .unwrap();
     restarted.abort();
+    let _ = restarted.await;
+
+    // A pod that outlives its deadline (kwok, like a node that went away, never ends it) is
+    // failed by the operator and removed. Here the margin and grace are 1 s: deadline 2 s.
+    let mut settings = spore_operator::experiment::pod::PodSettings::new("spore:test");
+    (settings.deadline_margin_seconds, settings.overdue_grace_seconds) = (1, 1);
+    let short = tokio::spawn(controller::run(support::operator_context_with(&env, settings).await));
+    let slow = "apiVersion: sporemesh.io/v1alpha1\nkind: Experiment\nmetadata: {name: slow}\nspec:\n  node: lab-node\n  \
+                code: {inline: \"import time\\ntime.sleep(3600)\\n\"}\n  timeBudgetSeconds: 1\n  gpu: {count: 0}\n";
+    kubectl.run(&["apply", "-n", NS, "-f", "-"], Some(slow)).unwrap();
+    let k = kubectl.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(60), "the overdue run to fail and its pod to go", || {
+            field(&k, "experiment", "slow", "{.status.phase}") == "Failed"
+                && k.run(&["get", "pod", "-n", NS, "slow-train"], None).is_err()
+        })
+    })
+    .await
+    .unwrap();
+    let message = field(&kubectl, "experiment", "slow", "{.status.message}");
+    assert!(message.starts_with("exceeded its deadline of 2 s"), "{message}");
+    assert_eq!(
+        field(&kubectl, "experiment", "slow", r#"{.status.conditions[?(@.type=="Succeeded")].reason}"#),
+        "DeadlineExceeded"
+    );
+    assert_eq!(field(&kubectl, "experiment", "slow", "{.status.decision}"), "crash");
+    assert!(!field(&kubectl, "experiment", "slow", "{.status.startTime}").is_empty(), "it did start");
+    short.abort();
     drop(env);
 }

@@ -1,7 +1,8 @@
 //! Publishing by the node-agent, on a real control plane with kwok GPU nodes: the operator
 //! runs Experiments as pods (completion driven by pod annotations), a real `spore run
 //! --kubernetes-node` signs and publishes each finished one and writes the CID and its
-//! decision against the parent back into the status. The operator holds no key.
+//! decision against the parent back into the status; for a diff run it first writes the
+//! candidate the pod mounts. The operator holds no key.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
@@ -25,6 +26,13 @@ fn experiment(name: &str, parent: Option<&str>, code: &str, description: &str) -
          {{sporemesh.io/agent-model: test-llm}}\nspec:\n  node: lab-node\n{parent}  code: {{inline: {code:?}}}\n  \
          description: {description:?}\n  timeBudgetSeconds: 300\n  gpu: {{count: 1, gpuClass: H100}}\n"
     )
+}
+
+/// An Experiment whose candidate is a diff against `parent`'s `train.py`.
+fn diff_experiment(name: &str, parent: &str, diff: &str) -> String {
+    let yaml = experiment(name, Some(parent), "", "a diff");
+    assert!(yaml.contains(r#"code: {inline: ""}"#), "{yaml}");
+    yaml.replace(r#"code: {inline: ""}"#, &format!("code: {{diff: {diff:?}}}"))
 }
 
 fn field(kubectl: &Kubectl, name: &str, path: &str) -> String {
@@ -120,6 +128,36 @@ async fn the_node_agent_signs_and_publishes_finished_experiments() {
         assert_eq!(field(&k, "oom", "{.status.decision}"), "crash");
         assert_eq!(stored(&node, &crash).val_bpb.as_f64(), 0.0);
 
+        // A diff run: the agent applies the diff to the baseline's code from its store, the pod
+        // mounts that candidate, and the record carries the candidate's CID and the diff as given.
+        let diff = "--- train.py\n+++ train.py\n@@ -1 +1 @@\n-LR = 0.04\n+LR = 0.03";
+        k.run(&["apply", "-n", NS, "-f", "-"], Some(&diff_experiment("lower", &base, diff))).unwrap();
+        finish(&k, "lower", 0, &format!(r#"{{"val_bpb": 0.9900, {METRICS}}}"#));
+        let code = k.run(&["get", "configmap", "-n", NS, "lower-code", "-o", "jsonpath={.data.train\\.py}"], None);
+        assert_eq!(code.unwrap(), "LR = 0.03\n");
+        let lower = published(&k, &node, "lower");
+        assert_eq!(field(&k, "lower", "{.status.decision}"), "keep");
+        let record = stored(&node, &lower);
+        assert_eq!(record.code_cid, spore_spec::cid::cid_of(b"LR = 0.03\n"));
+        assert_eq!(record.diff, diff);
+
+        // A diff that does not apply to its parent: refused, failed without a pod, not published.
+        let wrong = "@@ -1 +1 @@\n-LR = 0.07\n+LR = 0.08";
+        k.run(&["apply", "-n", NS, "-f", "-"], Some(&diff_experiment("wrong", &base, wrong))).unwrap();
+        wait_until_or(
+            Duration::from_secs(60),
+            "the refused diff to fail",
+            || field(&k, "wrong", "{.status.phase}") == "Failed",
+            || format!("{}\n{}", field(&k, "wrong", "{.status}"), node.log()),
+        );
+        let message = field(&k, "wrong", "{.status.message}");
+        assert!(
+            message.starts_with("the candidate could not be made: the diff does not apply to the parent"),
+            "{message}"
+        );
+        assert_eq!(field(&k, "wrong", r#"{.status.conditions[?(@.type=="Succeeded")].reason}"#), "CandidateRefused");
+        assert!(k.run(&["get", "pod", "-n", NS, "wrong-train"], None).is_err(), "nothing ran");
+
         // A parent this node does not hold: the run waits, unpublished, and says so.
         let orphan = experiment("orphan", Some(&"ab".repeat(32)), "LR = 1\n", "orphan");
         k.run(&["apply", "-n", NS, "-f", "-"], Some(&orphan)).unwrap();
@@ -138,7 +176,8 @@ async fn the_node_agent_signs_and_publishes_finished_experiments() {
         node.stop();
         node.restart();
         std::thread::sleep(Duration::from_secs(5));
-        assert_eq!(node.record_count(), 3, "{}", node.log());
+        assert_eq!(node.record_count(), 4, "baseline, child, oom, lower: {}", node.log());
+        assert_eq!(field(&k, "wrong", "{.status.publishedCid}"), "", "a run that never ran is not published");
         assert_eq!(field(&k, "baseline", "{.status.publishedCid}"), base);
         node
     })

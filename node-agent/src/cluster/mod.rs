@@ -2,12 +2,15 @@
 //! Experiments of its SporeNode and, as each finishes, signs and publishes its record — the
 //! operator holds no signing key — then writes the CID, the decision against the parent and
 //! the parent's `val_bpb` into the Experiment's status (server-side apply, field manager
-//! `spore-agent`). Experiments created by hand with kubectl are published the same way.
+//! `spore-agent`). Experiments created by hand with kubectl are published the same way. For a
+//! `diff` Experiment it first writes the candidate `train.py` (the diff applied to the parent's
+//! code from its store) into the ConfigMap the training pod mounts.
 //!
 //! The record's timestamp is the run's completion time, so publishing again after a crash
 //! between the publication and the status write yields the same bytes, the same CID, and a
 //! duplicate the store ignores — never a second record.
 
+mod candidate;
 mod publisher;
 mod record;
 

@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use spore_crds::Experiment;
-use spore_crds::experiment::{Decision, ExperimentCode};
-use spore_spec::Identity;
+use spore_crds::experiment::{CODE_KEY, ConfigMapCodeRef, Decision, code_config_map_name};
 use spore_spec::validate::{ValidationPolicy, validate};
+use spore_spec::{ExperimentRecord, Identity};
 use tokio_util::sync::CancellationToken;
 
+use super::candidate::{NotReady, candidate, config_map, needs_candidate};
 use super::record::{NotYet, publication};
 use crate::node::{NodeHandle, unix_now};
 use crate::record_tools::signed_line;
@@ -96,6 +97,15 @@ impl ClusterPublisher {
             return None;
         }
         let name = experiment.metadata.name.clone()?;
+        if needs_candidate(experiment) {
+            return match self.write_candidate(experiment).await {
+                Ok(()) => None,
+                Err(why) => {
+                    tracing::info!(experiment = %name, "no candidate yet: {why}");
+                    Some(name)
+                }
+            };
+        }
         match self.publish(experiment).await {
             Ok(()) => None,
             Err(Wait::Skip) => None,
@@ -109,20 +119,13 @@ impl ClusterPublisher {
     async fn publish(&self, experiment: &Experiment) -> Result<(), Wait> {
         // Cheap checks first: most events are of unfinished or published runs.
         match publication(experiment, None, None, None) {
-            Err(NotYet::Unfinished | NotYet::Published | NotYet::Verification) => return Err(Wait::Skip),
+            Err(NotYet::Unfinished | NotYet::Published | NotYet::Verification | NotYet::NeverRan) => {
+                return Err(Wait::Skip);
+            }
             Ok(_) | Err(NotYet::ParentMissing(_)) => {}
         }
-        let parent_cid = experiment.spec.parent_cid.clone();
-        let store_path = self.store_path.clone();
-        let parent = tokio::task::spawn_blocking(move || -> Result<_, String> {
-            let Some(cid) = parent_cid else { return Ok(None) };
-            let store = DagStore::open(&store_path).map_err(|e| e.to_string())?;
-            store.record(&cid).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| Wait::Retry(e.to_string()))?
-        .map_err(Wait::Retry)?;
-        let code = self.code(&experiment.spec.code).await?;
+        let parent = self.parent(experiment).await.map_err(Wait::Retry)?;
+        let code = self.code(experiment).await?;
         let parent_code = parent.as_ref().and_then(|p| self.artifacts.get(&p.code_cid).ok().flatten());
         let parent_code = parent_code.and_then(|bytes| String::from_utf8(bytes).ok());
         let published = match publication(experiment, parent.as_ref(), code.as_deref(), parent_code.as_deref()) {
@@ -166,12 +169,77 @@ impl ClusterPublisher {
         Ok(())
     }
 
-    /// The run's `train.py`, when the Experiment gives the whole file.
-    async fn code(&self, code: &ExperimentCode) -> Result<Option<String>, Wait> {
+    /// The parent record named by the Experiment, if this node's store has it.
+    async fn parent(&self, experiment: &Experiment) -> Result<Option<ExperimentRecord>, String> {
+        let parent_cid = experiment.spec.parent_cid.clone();
+        let store_path = self.store_path.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, String> {
+            let Some(cid) = parent_cid else { return Ok(None) };
+            let store = DagStore::open(&store_path).map_err(|e| e.to_string())?;
+            store.record(&cid).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// Applies a diff run's diff to its parent's code and writes the candidate's ConfigMap, or
+    /// says in `status.codeError` why it cannot; `Err` when something must be waited for.
+    async fn write_candidate(&self, experiment: &Experiment) -> Result<(), String> {
+        let name = experiment.metadata.name.clone().unwrap_or_default();
+        let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        let map_name = code_config_map_name(&name);
+        if maps.get_opt(&map_name).await.map_err(|e| format!("reading ConfigMap {map_name}: {e}"))?.is_some() {
+            return Ok(());
+        }
+        let parent = self.parent(experiment).await?;
+        let parent_code = match &parent {
+            Some(p) if !p.code_cid.is_empty() => self.artifacts.get(&p.code_cid).map_err(|e| e.to_string())?,
+            _ => None,
+        };
+        let parent_code = parent_code.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        match candidate(experiment, parent.as_ref(), parent_code.as_deref()) {
+            Ok(code) => match maps.create(&PostParams::default(), &config_map(experiment, code)).await {
+                Ok(_) => {
+                    tracing::info!(experiment = %name, "candidate written from the diff");
+                    Ok(())
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                Err(e) => Err(format!("writing ConfigMap {map_name}: {e}")),
+            },
+            Err(NotReady::NotNeeded) => Ok(()),
+            Err(NotReady::ParentMissing(cid)) => {
+                Err(format!("its parent {} is not in this node's store yet", &cid[..12.min(cid.len())]))
+            }
+            Err(NotReady::ParentCodeMissing(code_cid)) => {
+                // Ask the peers for it; the next try finds it in the artifact store.
+                let _ = self.node.fetch_code(code_cid.clone()).await;
+                Err(format!("the parent's code {} is being fetched from peers", &code_cid[..12.min(code_cid.len())]))
+            }
+            Err(NotReady::Refused(why)) => {
+                tracing::warn!(experiment = %name, "candidate refused: {why}");
+                let patch = serde_json::json!({"apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment",
+                                               "status": {"codeError": why}});
+                let api: Api<Experiment> = Api::namespaced(self.client.clone(), &self.namespace);
+                api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("writing status.codeError: {e}"))
+            }
+        }
+    }
+
+    /// The run's `train.py`: inline, from the ConfigMap the spec names, or (for a diff) the
+    /// candidate this agent wrote.
+    async fn code(&self, experiment: &Experiment) -> Result<Option<String>, Wait> {
+        let code = &experiment.spec.code;
         if let Some(inline) = &code.inline {
             return Ok(Some(inline.clone()));
         }
-        let Some(reference) = &code.config_map_ref else { return Ok(None) };
+        let candidate_ref = code.diff.as_ref().map(|_| ConfigMapCodeRef {
+            name: code_config_map_name(experiment.metadata.name.as_deref().unwrap_or_default()),
+            key: CODE_KEY.into(),
+        });
+        let Some(reference) = code.config_map_ref.as_ref().or(candidate_ref.as_ref()) else { return Ok(None) };
         let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
         let map = maps
             .get_opt(&reference.name)

@@ -23,6 +23,8 @@ pub enum NotYet {
     Verification,
     /// The parent record is not in this node's store yet (it may still be syncing).
     ParentMissing(String),
+    /// Its candidate could not be made (`status.codeError`): nothing ran, nothing to publish.
+    NeverRan,
 }
 
 /// An unsigned record and the status fields the node-agent writes back.
@@ -50,6 +52,9 @@ pub fn publication(
     }
     if spec.purpose == Purpose::Verify {
         return Err(NotYet::Verification);
+    }
+    if status.code_error.is_some() {
+        return Err(NotYet::NeverRan);
     }
     if !matches!(status.phase, ExperimentPhase::Succeeded | ExperimentPhase::Failed) {
         return Err(NotYet::Unfinished);

@@ -6,15 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus, SporeNode};
 
-use super::pod::{EXPERIMENT_LABEL, NODE_LABEL, PodSettings, inline_code, pod_name, training_pod};
-use super::status::{desired_status, differs, is_terminal, with_conditions};
+use super::pod::{
+    EXPERIMENT_LABEL, NODE_LABEL, PodSettings, inline_code, inline_code_name, is_diff, pod_name, training_pod,
+};
+use super::status::{
+    awaiting_candidate, desired_status, differs, is_terminal, overdue_at, overdue_status, with_conditions,
+};
 use crate::{Error, FIELD_MANAGER};
 
 /// Shared by every reconcile.
@@ -65,6 +70,11 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
         Some(pod) => Some(pod),
         // A finished run whose pod was cleaned up keeps its status; it is never re-run.
         None if finished => return Ok(Action::await_change()),
+        None if is_diff(&experiment) && !code_written(&experiment, &namespace, &ctx).await? => {
+            let desired = awaiting_candidate(&experiment);
+            write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
+            return Ok(if is_terminal(&desired) { Action::await_change() } else { Action::requeue(CANDIDATE_POLL) });
+        }
         None => {
             // The code's ConfigMap first, outside the node's lock: it counts against no limit.
             if let Some(code) = inline_code(&experiment) {
@@ -92,9 +102,40 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
             }
         }
     };
+    // A pod the kubelet did not end at its deadline: the run is failed here, then the pod is
+    // removed (in that order: a finished run without a pod is never re-run).
+    let overdue = pod.as_ref().and_then(|p| overdue_at(p, ctx.settings.overdue_grace_seconds));
+    if let (Some(at), Some(pod)) = (overdue, pod.as_ref())
+        && at <= Timestamp::now()
+    {
+        if !finished {
+            write_status(&experiment, &namespace, &name, &ctx, &overdue_status(&experiment, pod)).await?;
+        }
+        match pods.delete(&pod_name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        return Ok(Action::await_change());
+    }
     let desired = desired_status(&experiment, pod.as_ref());
     write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
-    Ok(if is_terminal(&desired) { Action::await_change() } else { Action::requeue(Duration::from_secs(300)) })
+    if is_terminal(&desired) {
+        return Ok(Action::await_change());
+    }
+    // Look again when the pod would be overdue, and at least every five minutes.
+    let until_overdue =
+        overdue.map(|at| at.duration_since(Timestamp::now()).as_secs().max(0) as u64 + 1).unwrap_or(u64::MAX);
+    Ok(Action::requeue(Duration::from_secs(until_overdue.min(300))))
+}
+
+/// How often a diff run looks for the candidate its node-agent writes.
+const CANDIDATE_POLL: Duration = Duration::from_secs(3);
+
+/// Whether the candidate ConfigMap of a diff run exists (written by the node-agent).
+async fn code_written(experiment: &Experiment, namespace: &str, ctx: &Context) -> Result<bool, Error> {
+    let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(maps.get_opt(&inline_code_name(experiment)).await?.is_some())
 }
 
 /// Writes the status (server-side apply) if the fields this operator owns changed.
@@ -191,6 +232,9 @@ pub async fn run(ctx: Arc<Context>) {
         .run(timed_reconcile, error_policy, ctx);
     crate::report(results, "experiment", metrics).await;
 }
+
+#[cfg(test)]
+mod mock_tests;
 
 #[cfg(test)]
 mod tests {

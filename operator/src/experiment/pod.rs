@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use spore_crds::Experiment;
 use spore_crds::common::DEFAULT_GPU_RESOURCE;
-use spore_crds::experiment::ConfigMapCodeRef;
+use spore_crds::experiment::{CODE_KEY, ConfigMapCodeRef, code_config_map_name};
 
 /// Label on every training pod: the Experiment's name.
 pub const EXPERIMENT_LABEL: &str = "sporemesh.io/experiment";
@@ -31,6 +31,9 @@ pub const NODE_LABEL: &str = "sporemesh.io/node";
 pub const GPU_CLASS_LABEL: &str = "sporemesh.io/gpu-class";
 /// Seconds a pod may run beyond the training budget (start-up, evaluation, reporting).
 pub const DEADLINE_MARGIN_SECONDS: i64 = 120;
+/// Seconds past its deadline a pod may still look live before the operator ends the run itself
+/// (the kubelet enforces the deadline; a node that went away never reports).
+pub const OVERDUE_GRACE_SECONDS: i64 = 30;
 /// Where the candidate code is mounted, read-only.
 pub const CODE_DIR: &str = "/spore/candidate";
 /// The pod's shared writable directory (an emptyDir): the run, its data cache, the model.
@@ -43,6 +46,21 @@ pub const VALIDATION_DIR: &str = "/validation";
 pub struct PodSettings {
     /// The image with `spore` and the training harness.
     pub image: String,
+    /// The pod's `activeDeadlineSeconds` is the training budget plus this.
+    pub deadline_margin_seconds: i64,
+    /// A pod still live this long past its deadline is failed by the operator.
+    pub overdue_grace_seconds: i64,
+}
+
+impl PodSettings {
+    /// Settings with `image` and the default deadline margin and grace.
+    pub fn new(image: impl Into<String>) -> Self {
+        PodSettings {
+            image: image.into(),
+            deadline_margin_seconds: DEADLINE_MARGIN_SECONDS,
+            overdue_grace_seconds: OVERDUE_GRACE_SECONDS,
+        }
+    }
 }
 
 /// The deterministic pod name: one pod per Experiment, whatever restarts.
@@ -109,7 +127,7 @@ pub fn training_pod(experiment: &Experiment, settings: &PodSettings) -> Pod {
         },
         spec: Some(PodSpec {
             restart_policy: Some("Never".into()),
-            active_deadline_seconds: Some(i64::from(spec.time_budget_seconds) + DEADLINE_MARGIN_SECONDS),
+            active_deadline_seconds: Some(i64::from(spec.time_budget_seconds) + settings.deadline_margin_seconds),
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
             node_selector,
@@ -193,17 +211,24 @@ fn step(
 
 /// The ConfigMap holding an inline `train.py`, created by the operator beside the pod.
 pub fn inline_code_name(experiment: &Experiment) -> String {
-    format!("{}-code", experiment.metadata.name.as_deref().unwrap_or_default())
+    code_config_map_name(experiment.metadata.name.as_deref().unwrap_or_default())
 }
 
-/// The ConfigMap key the pod mounts as `train.py`: the referenced one, or the operator's copy
-/// of inline code. A diff has none (the operator does not hold the parent's code).
+/// Whether the candidate is a diff, whose whole file the SporeNode's agent writes into
+/// [`inline_code_name`] (the operator does not hold the parent's code).
+pub fn is_diff(experiment: &Experiment) -> bool {
+    let code = &experiment.spec.code;
+    code.diff.is_some() && code.inline.is_none() && code.config_map_ref.is_none()
+}
+
+/// The ConfigMap key the pod mounts as `train.py`: the referenced one, else the operator's copy
+/// of inline code or the agent's candidate made from a diff.
 pub fn code_config_map(experiment: &Experiment) -> Option<ConfigMapCodeRef> {
     let code = &experiment.spec.code;
-    match (&code.config_map_ref, &code.inline) {
+    match (&code.config_map_ref, code.inline.is_some() || code.diff.is_some()) {
         (Some(reference), _) => Some(reference.clone()),
-        (None, Some(_)) => Some(ConfigMapCodeRef { name: inline_code_name(experiment), key: "train.py".into() }),
-        (None, None) => None,
+        (None, true) => Some(ConfigMapCodeRef { name: inline_code_name(experiment), key: CODE_KEY.into() }),
+        (None, false) => None,
     }
 }
 
@@ -221,7 +246,7 @@ pub fn inline_code(experiment: &Experiment) -> Option<ConfigMap> {
             owner_references: experiment.controller_owner_ref(&()).map(|r| vec![r]),
             ..ObjectMeta::default()
         },
-        data: Some(BTreeMap::from([("train.py".to_string(), code)])),
+        data: Some(BTreeMap::from([(CODE_KEY.to_string(), code)])),
         immutable: Some(true),
         ..ConfigMap::default()
     })
@@ -243,15 +268,16 @@ mod tests {
         assert_eq!(map.metadata.name.as_deref(), Some("e2-code"));
         assert_eq!(map.data.unwrap()["train.py"], "LR = 0.05\n");
         assert_eq!(map.metadata.owner_references.unwrap()[0].uid, "u-2", "deleted with the Experiment");
-        let pod = training_pod(&experiment, &PodSettings { image: "img".into() });
+        let pod = training_pod(&experiment, &PodSettings::new("img"));
         let volumes = pod.spec.unwrap().volumes.unwrap();
         let candidate = volumes.iter().find(|v| v.name == "candidate").unwrap();
         assert_eq!(candidate.config_map.as_ref().unwrap().name, "e2-code");
-        // A diff has no whole file for the operator to mount.
+        // A diff's whole file is the agent's to write, under the same name.
         let mut with_diff = experiment.clone();
         with_diff.spec.code =
             spore_crds::experiment::ExperimentCode { diff: Some("+x\n".into()), ..Default::default() };
-        assert!(inline_code(&with_diff).is_none() && code_config_map(&with_diff).is_none());
+        assert!(inline_code(&with_diff).is_none() && is_diff(&with_diff));
+        assert_eq!(code_config_map(&with_diff).unwrap().name, "e2-code");
     }
 
     #[test]
@@ -263,7 +289,7 @@ mod tests {
                      "code": {"configMapRef": {"name": "cm", "key": "train.py"}}}
         }))
         .unwrap();
-        let pod = training_pod(&experiment, &PodSettings { image: "img".into() });
+        let pod = training_pod(&experiment, &PodSettings::new("img"));
         let spec = pod.spec.unwrap();
         let train = &spec.init_containers.as_deref().unwrap()[0];
         let container = &spec.containers[0];

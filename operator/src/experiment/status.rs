@@ -2,6 +2,8 @@
 //! termination message, and `crash` when training failed. Pure, so it is tested without a cluster.
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use spore_crds::common::Condition;
 use spore_crds::experiment::{Decision, ExperimentMetrics, RunEnvironment};
@@ -114,10 +116,7 @@ pub fn desired_status(experiment: &Experiment, pod: Option<&Pod>) -> ExperimentS
             status.completion_time = finished.and_then(|t| t.finished_at.clone());
             let reason = pod.status.as_ref().and_then(|s| s.reason.clone()).unwrap_or_default();
             status.message = Some(if reason == "DeadlineExceeded" {
-                format!(
-                    "exceeded its deadline of {} s",
-                    i64::from(experiment.spec.time_budget_seconds) + super::pod::DEADLINE_MARGIN_SECONDS
-                )
+                format!("exceeded its deadline of {} s", deadline_of(experiment, pod))
             } else {
                 match finished {
                     Some(t) => format!(
@@ -143,6 +142,63 @@ pub fn desired_status(experiment: &Experiment, pod: Option<&Pod>) -> ExperimentS
     status
 }
 
+/// The pod's `activeDeadlineSeconds` (what the kubelet enforced), else the budget plus the
+/// default margin.
+fn deadline_of(experiment: &Experiment, pod: &Pod) -> i64 {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.active_deadline_seconds)
+        .unwrap_or_else(|| i64::from(experiment.spec.time_budget_seconds) + super::pod::DEADLINE_MARGIN_SECONDS)
+}
+
+/// When a live pod must be over: its start plus its deadline plus `grace`; `None` for a pod
+/// that ended, has not started, or has no deadline.
+pub fn overdue_at(pod: &Pod, grace_seconds: i64) -> Option<Timestamp> {
+    let status = pod.status.as_ref()?;
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    let Time(started) = status.start_time.clone()?;
+    let deadline = pod.spec.as_ref()?.active_deadline_seconds?;
+    started.checked_add(SignedDuration::from_secs(deadline.saturating_add(grace_seconds))).ok()
+}
+
+/// The status of a run whose pod outlived its deadline without the kubelet ending it (its
+/// node is gone or unresponsive): failed, as the kubelet would have reported it.
+pub fn overdue_status(experiment: &Experiment, pod: &Pod) -> ExperimentStatus {
+    let mut status = desired_status(experiment, Some(pod));
+    status.phase = ExperimentPhase::Failed;
+    status.decision = Some(Decision::Crash);
+    status.completion_time = Some(Time(Timestamp::now()));
+    status.message = Some(format!(
+        "exceeded its deadline of {} s; the pod never ended, so the operator stopped it",
+        deadline_of(experiment, pod)
+    ));
+    status
+}
+
+/// The status of a `diff` run whose candidate the SporeNode's agent has not written yet: pending,
+/// or failed when the agent said why it cannot (`status.codeError`).
+pub fn awaiting_candidate(experiment: &Experiment) -> ExperimentStatus {
+    let mut status = desired_status(experiment, None);
+    let parent = experiment.spec.parent_cid.as_deref().unwrap_or("(none)");
+    match experiment.status.as_ref().and_then(|s| s.code_error.clone()) {
+        Some(why) => {
+            status.phase = ExperimentPhase::Failed;
+            status.decision = Some(Decision::Crash);
+            status.message = Some(format!("the candidate could not be made: {why}"));
+        }
+        None => {
+            status.message = Some(format!(
+                "waiting for SporeNode {}'s agent to apply the diff to parent {}",
+                experiment.spec.node,
+                &parent[..12.min(parent.len())]
+            ));
+        }
+    }
+    status
+}
+
 /// The conditions of `status` (what `kubectl wait --for=condition=Succeeded` reads):
 /// `Scheduled` (the pod has a node; False while queued) and `Succeeded` (True when the run
 /// measured a result, False when it failed, Unknown before).
@@ -157,6 +213,9 @@ pub fn with_conditions(previous: &[Condition], mut status: ExperimentStatus) -> 
     let (succeeded, succeeded_reason) = match status.phase {
         ExperimentPhase::Succeeded => (State::True, "Measured"),
         ExperimentPhase::Failed if message.starts_with("exceeded its deadline") => (State::False, "DeadlineExceeded"),
+        ExperimentPhase::Failed if message.starts_with("the candidate could not be made") => {
+            (State::False, "CandidateRefused")
+        }
         ExperimentPhase::Failed => (State::False, "TrainingFailed"),
         ExperimentPhase::Running => (State::Unknown, "Training"),
         ExperimentPhase::Pending | ExperimentPhase::Queued => (State::Unknown, "NotStarted"),

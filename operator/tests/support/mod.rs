@@ -11,12 +11,17 @@ use spore_tests::testenv::kubernetes::Kubectl;
 
 /// A context whose client is the control plane's admin, with the image `spore:test`.
 pub async fn operator_context(env: &TestEnv) -> Arc<Context> {
+    operator_context_with(env, PodSettings::new("spore:test")).await
+}
+
+/// [`operator_context`] with other pod settings.
+pub async fn operator_context_with(env: &TestEnv, settings: PodSettings) -> Arc<Context> {
     let kubeconfig = Kubeconfig::read_from(env.kubeconfig().expect("a kubeconfig")).expect("read the kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("a client configuration");
     let client = kube::Client::try_from(config).expect("a client");
-    Arc::new(Context::new(client, PodSettings { image: "spore:test".into() }, Arc::default()))
+    Arc::new(Context::new(client, settings, Arc::default()))
 }
 
 /// Ends a (kwok) training pod with `exit_code` and `message` as its termination message.

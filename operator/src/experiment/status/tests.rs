@@ -5,7 +5,7 @@ use serde_json::json;
 use spore_crds::experiment::Decision;
 use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus};
 
-use super::{desired_status, differs, with_conditions};
+use super::{desired_status, differs, overdue_at, overdue_status, with_conditions};
 use crate::experiment::pod::{DEADLINE_MARGIN_SECONDS, GPU_CLASS_LABEL, PodSettings, training_pod};
 
 fn experiment() -> Experiment {
@@ -78,7 +78,7 @@ fn failures_are_crashes_with_a_reason() {
 
 #[test]
 fn the_pod_asks_for_gpus_and_runs_restricted() {
-    let pod = training_pod(&experiment(), &PodSettings { image: "spore:test".into() });
+    let pod = training_pod(&experiment(), &PodSettings::new("spore:test"));
     let spec = pod.spec.unwrap();
     let container = &spec.containers[0];
     let limits = container.resources.as_ref().unwrap().limits.as_ref().unwrap();
@@ -117,4 +117,30 @@ fn conditions_follow_the_phase_and_keep_their_transition_time() {
         (get(&done, "Succeeded").status.as_str(), get(&done, "Succeeded").reason.as_str()),
         ("True", "Measured")
     );
+}
+
+#[test]
+fn a_live_pod_is_overdue_after_its_deadline_and_grace_and_an_ended_one_never() {
+    let running = |started: &str| {
+        let mut pod = pod(json!({"phase": "Running", "startTime": started}));
+        pod.spec =
+            Some(k8s_openapi::api::core::v1::PodSpec { active_deadline_seconds: Some(420), ..Default::default() });
+        pod
+    };
+    let at = overdue_at(&running("2026-12-01T10:00:00Z"), 30).unwrap();
+    assert_eq!(at.to_string(), "2026-12-01T10:07:30Z", "start + 420 s deadline + 30 s grace");
+    let mut ended = running("2026-12-01T10:00:00Z");
+    ended.status.as_mut().unwrap().phase = Some("Failed".into());
+    assert_eq!(overdue_at(&ended, 30), None, "the kubelet ended it");
+    let mut unstarted = running("2026-12-01T10:00:00Z");
+    unstarted.status.as_mut().unwrap().start_time = None;
+    assert_eq!(overdue_at(&unstarted, 30), None, "not started: no clock runs");
+
+    let status = overdue_status(&experiment(), &running("2026-12-01T10:00:00Z"));
+    assert_eq!(status.phase, ExperimentPhase::Failed);
+    assert_eq!(status.decision, Some(Decision::Crash));
+    assert!(status.message.as_deref().unwrap().starts_with("exceeded its deadline of 420 s"), "{status:?}");
+    let with = with_conditions(&[], status);
+    let succeeded = with.conditions.iter().find(|c| c.type_ == "Succeeded").unwrap();
+    assert_eq!((succeeded.status.as_str(), succeeded.reason.as_str()), ("False", "DeadlineExceeded"));
 }

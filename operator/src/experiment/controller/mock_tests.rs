@@ -1,0 +1,233 @@
+//! The Experiment reconcile against a fake API server: which calls it makes, in which order,
+//! and what it writes, for each situation an Experiment can be in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+use spore_crds::Experiment;
+
+use super::{Context, reconcile};
+use crate::experiment::pod::PodSettings;
+use crate::mock_api::{Call, client, echo, not_found};
+
+const POD: &str = "/api/v1/namespaces/lab/pods/lr-train";
+const PODS: &str = "/api/v1/namespaces/lab/pods";
+const NODE: &str = "/apis/sporemesh.io/v1alpha1/namespaces/lab/sporenodes/lab-node";
+const STATUS: &str = "/apis/sporemesh.io/v1alpha1/namespaces/lab/experiments/lr/status";
+const CONFIGMAPS: &str = "/api/v1/namespaces/lab/configmaps";
+
+fn experiment_json(code: Value, status: Option<Value>) -> Value {
+    let mut object = json!({
+        "apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment",
+        "metadata": {"name": "lr", "namespace": "lab", "uid": "u-1", "generation": 1},
+        "spec": {"node": "lab-node", "code": code, "timeBudgetSeconds": 300, "gpu": {"count": 1}}
+    });
+    if let Some(status) = status {
+        object["status"] = status;
+    }
+    object
+}
+
+fn by_ref() -> Value {
+    json!({"configMapRef": {"name": "cand"}})
+}
+
+fn running_pod(started: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "lr-train", "namespace": "lab", "labels": {"sporemesh.io/node": "lab-node"}},
+           "spec": {"containers": [{"name": "evaluate", "image": "spore:test"}], "activeDeadlineSeconds": 420},
+           "status": {"phase": "Running", "startTime": started}})
+}
+
+/// A status write is answered with the Experiment carrying that status.
+fn status_written(experiment: &Value, call: &Call) -> (StatusCode, Value) {
+    let mut answer = experiment.clone();
+    answer["status"] = call.body["status"].clone();
+    (StatusCode::OK, answer)
+}
+
+async fn run(
+    experiment: Value,
+    handler: impl Fn(&Call) -> (StatusCode, Value) + Send + Sync + 'static,
+) -> (String, crate::mock_api::Calls) {
+    let (client, calls) = client(Box::new(handler));
+    let ctx = Arc::new(Context::new(client, PodSettings::new("spore:test"), Arc::default()));
+    let object: Experiment = serde_json::from_value(experiment).expect("an Experiment");
+    let action = reconcile(Arc::new(object), ctx).await.expect("the reconcile succeeds");
+    (format!("{action:?}"), calls)
+}
+
+#[tokio::test]
+async fn a_new_experiment_gets_its_code_and_one_pod_then_a_pending_status() {
+    let experiment = experiment_json(json!({"inline": "print(1)\n"}), None);
+    let answer = experiment.clone();
+    let (action, calls) = run(experiment, move |call| match (call.method.as_str(), call.path.as_str()) {
+        ("GET", POD) | ("GET", NODE) => not_found(),
+        ("POST", CONFIGMAPS) | ("POST", PODS) => echo(call),
+        ("PATCH", STATUS) => status_written(&answer, call),
+        _ => echo(call), // Events
+    })
+    .await;
+    assert_eq!(
+        calls.lines(),
+        [
+            format!("GET {POD}"),
+            format!("POST {CONFIGMAPS}"),
+            format!("GET {NODE}"),
+            format!("POST {PODS}"),
+            format!("PATCH {STATUS}")
+        ]
+    );
+    let code = calls.body(&format!("POST {CONFIGMAPS}")).unwrap();
+    assert_eq!((code["metadata"]["name"].as_str(), code["immutable"].as_bool()), (Some("lr-code"), Some(true)));
+    assert_eq!(code["data"]["train.py"], "print(1)\n");
+    let pod = calls.body(&format!("POST {PODS}")).unwrap();
+    assert_eq!(pod["metadata"]["labels"]["sporemesh.io/experiment"], "lr");
+    assert_eq!(pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"], "1");
+    let status = calls.body(&format!("PATCH {STATUS}")).unwrap();
+    assert_eq!(status["status"]["phase"], "Pending");
+    assert_eq!(status["status"]["pod"], "lr-train");
+    assert_eq!(action, format!("{:?}", Action::requeue(Duration::from_secs(300))));
+}
+
+#[tokio::test]
+async fn a_node_at_its_limit_queues_the_experiment_and_creates_no_pod() {
+    let experiment = experiment_json(by_ref(), None);
+    let answer = experiment.clone();
+    let (action, calls) = run(experiment, move |call| match (call.method.as_str(), call.path.as_str()) {
+        ("GET", POD) => not_found(),
+        ("GET", NODE) => (
+            StatusCode::OK,
+            json!({"apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode",
+                   "metadata": {"name": "lab-node", "namespace": "lab"},
+                   "spec": {"research": {"maxConcurrentExperiments": 1}}}),
+        ),
+        ("GET", PODS) => (
+            StatusCode::OK,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [running_pod("2026-12-01T10:00:00Z")]}),
+        ),
+        ("PATCH", STATUS) => status_written(&answer, call),
+        _ => echo(call),
+    })
+    .await;
+    assert_eq!(
+        calls.lines(),
+        [format!("GET {POD}"), format!("GET {NODE}"), format!("GET {PODS}"), format!("PATCH {STATUS}")]
+    );
+    let status = calls.body(&format!("PATCH {STATUS}")).unwrap();
+    assert_eq!(status["status"]["phase"], "Queued");
+    assert_eq!(
+        status["status"]["message"],
+        "waiting for a slot: SporeNode lab-node runs at most 1 experiments at once"
+    );
+    assert_eq!(action, format!("{:?}", Action::requeue(Duration::from_secs(5))));
+}
+
+#[tokio::test]
+async fn a_finished_run_whose_pod_is_gone_is_left_alone() {
+    let done = json!({"phase": "Succeeded", "message": "training finished"});
+    let (action, calls) = run(experiment_json(by_ref(), Some(done)), |call| match call.path.as_str() {
+        POD => not_found(),
+        _ => panic!("unexpected call {}", call.line()),
+    })
+    .await;
+    assert_eq!(calls.lines(), [format!("GET {POD}")], "never re-run, never rewritten");
+    assert_eq!(action, format!("{:?}", Action::await_change()));
+}
+
+#[tokio::test]
+async fn an_unchanged_status_is_not_written_again() {
+    // First pass: a running pod gives a Running status.
+    // The API server keeps whole seconds.
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let pod = running_pod(&k8s_openapi::jiff::Timestamp::from_second(now).unwrap().to_string());
+    let experiment = experiment_json(by_ref(), None);
+    let (answer, served) = (experiment.clone(), pod.clone());
+    let (_, calls) = run(experiment, move |call| match (call.method.as_str(), call.path.as_str()) {
+        ("GET", POD) => (StatusCode::OK, served.clone()),
+        ("PATCH", STATUS) => status_written(&answer, call),
+        _ => echo(call),
+    })
+    .await;
+    let written = calls.body(&format!("PATCH {STATUS}")).expect("the first status")["status"].clone();
+    assert_eq!(written["phase"], "Running");
+    // Second pass with that status stored: only the pod is read.
+    let (action, calls) = run(experiment_json(by_ref(), Some(written)), move |call| match call.path.as_str() {
+        POD => (StatusCode::OK, pod.clone()),
+        _ => panic!("unexpected call {}", call.line()),
+    })
+    .await;
+    assert_eq!(calls.lines(), [format!("GET {POD}")]);
+    // It looks again in five minutes (the pod is overdue only 450 s from now)...
+    assert_eq!(action, format!("{:?}", Action::requeue(Duration::from_secs(300))));
+    // ...or when it will be overdue, if that is sooner: started 400 s ago, due in 50 s.
+    let started = k8s_openapi::jiff::Timestamp::from_second(now - 400).unwrap();
+    let pod = running_pod(&started.to_string());
+    let experiment = experiment_json(by_ref(), Some(json!({"phase": "Running", "pod": "lr-train"})));
+    let answer = experiment.clone();
+    let (action, _) = run(experiment, move |call| match (call.method.as_str(), call.path.as_str()) {
+        ("GET", POD) => (StatusCode::OK, pod.clone()),
+        ("PATCH", STATUS) => status_written(&answer, call),
+        _ => echo(call),
+    })
+    .await;
+    let seconds: u64 = action
+        .trim_start_matches("Action { requeue_after: Some(")
+        .trim_end_matches("s) }")
+        .parse()
+        .unwrap_or_else(|_| panic!("{action}"));
+    assert!((49..=51).contains(&seconds), "{action}");
+}
+
+#[tokio::test]
+async fn a_pod_past_its_deadline_fails_the_run_then_is_deleted() {
+    let experiment = experiment_json(by_ref(), Some(json!({"phase": "Running", "pod": "lr-train"})));
+    let answer = experiment.clone();
+    let (action, calls) = run(experiment, move |call| match (call.method.as_str(), call.path.as_str()) {
+        ("GET", POD) | ("DELETE", POD) => (StatusCode::OK, running_pod("2026-01-01T00:00:00Z")),
+        ("PATCH", STATUS) => status_written(&answer, call),
+        _ => echo(call),
+    })
+    .await;
+    assert_eq!(calls.lines(), [format!("GET {POD}"), format!("PATCH {STATUS}"), format!("DELETE {POD}")]);
+    let status = calls.body(&format!("PATCH {STATUS}")).unwrap()["status"].clone();
+    assert_eq!((status["phase"].as_str(), status["decision"].as_str()), (Some("Failed"), Some("crash")));
+    assert!(status["message"].as_str().unwrap().starts_with("exceeded its deadline of 420 s"), "{status}");
+    assert_eq!(action, format!("{:?}", Action::await_change()));
+}
+
+#[tokio::test]
+async fn a_diff_run_waits_for_its_candidate_and_fails_when_the_agent_refuses_it() {
+    const CANDIDATE: &str = "/api/v1/namespaces/lab/configmaps/lr-code";
+    let diff = json!({"diff": "@@ -1 +1 @@\n-a\n+b"});
+    let experiment = experiment_json(diff.clone(), None);
+    let answer = experiment.clone();
+    let (action, calls) = run(experiment, move |call| match (call.method.as_str(), call.path.as_str()) {
+        ("GET", POD) | ("GET", CANDIDATE) => not_found(),
+        ("PATCH", STATUS) => status_written(&answer, call),
+        _ => echo(call),
+    })
+    .await;
+    assert_eq!(calls.lines(), [format!("GET {POD}"), format!("GET {CANDIDATE}"), format!("PATCH {STATUS}")], "no pod");
+    let status = calls.body(&format!("PATCH {STATUS}")).unwrap()["status"].clone();
+    assert_eq!(status["phase"], "Pending");
+    assert!(status["message"].as_str().unwrap().starts_with("waiting for SporeNode lab-node's agent"), "{status}");
+    assert_eq!(action, format!("{:?}", Action::requeue(Duration::from_secs(3))));
+
+    // The agent said why it cannot: the run fails, and is never looked at again.
+    let refused = experiment_json(diff, Some(json!({"phase": "Pending", "codeError": "the diff does not apply"})));
+    let answer = refused.clone();
+    let (action, calls) = run(refused, move |call| match (call.method.as_str(), call.path.as_str()) {
+        ("GET", POD) | ("GET", CANDIDATE) => not_found(),
+        ("PATCH", STATUS) => status_written(&answer, call),
+        _ => echo(call),
+    })
+    .await;
+    let status = calls.body(&format!("PATCH {STATUS}")).unwrap()["status"].clone();
+    assert_eq!((status["phase"].as_str(), status["decision"].as_str()), (Some("Failed"), Some("crash")));
+    assert_eq!(status["message"], "the candidate could not be made: the diff does not apply");
+    assert_eq!(action, format!("{:?}", Action::await_change()));
+}

@@ -93,6 +93,24 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
     .await
     .unwrap();
 
+    let condition = |node: &str, type_: &str| {
+        let path = format!(
+            r#"{{.status.conditions[?(@.type=="{type_}")].status}}/{{.status.conditions[?(@.type=="{type_}")].reason}}"#
+        );
+        get(&kubectl, &["sporenode", node], &path)
+    };
+    assert_eq!(condition("lost", "Degraded"), "True/IdentityMissing");
+    assert_eq!(condition("lost", "Progressing"), "False/Blocked");
+    assert_eq!(condition("lab-node", "Degraded"), "False/AsExpected");
+    let k = kubectl.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(30), "lab-node's rollout to settle", || {
+            get(&k, &["sporenode", "lab-node"], r#"{.status.conditions[?(@.type=="Progressing")].reason}"#) == "Stable"
+        })
+    })
+    .await
+    .unwrap();
+
     // What the node owns.
     let args = get(&kubectl, &["statefulset", "lab-node"], "{.spec.template.spec.containers[0].args}");
     assert!(args.contains("--no-train") && args.contains(r#""--public-peer","peer.example:7470""#), "{args}");

@@ -25,7 +25,7 @@ use super::children::{
     AGENT_LABEL, GRPC_TOKEN_KEY, config_map, grpc_token_secret_name, identity_secret_name, services, stateful_set,
     training_egress_policy,
 };
-use crate::conditions::condition;
+use super::health::{Observed, node_conditions};
 use crate::experiment::controller::Context;
 use crate::{Error, FIELD_MANAGER};
 
@@ -133,23 +133,22 @@ async fn reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Er
     }
     apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &namespace), &training_egress_policy(&node)).await?;
 
-    let ready_replicas = stateful_sets
-        .get_opt(&node.name_any())
-        .await?
-        .and_then(|s| s.status)
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
+    let stateful_set = stateful_sets.get_opt(&node.name_any()).await?;
     let previous = node.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
     let generation = node.metadata.generation;
-    let (ready, reason, message) = match (&node_id, ready_replicas) {
-        (None, _) => (false, "IdentityMissing", format!("Secret {} has no usable key", identity_secret_name(&node))),
-        (Some(_), 0) => (false, "Starting", "the node-agent is not ready yet".to_string()),
-        (Some(_), _) => (true, "AgentReady", "the node-agent is running".to_string()),
+    let identity_secret = identity_secret_name(&node);
+    let seen = Observed {
+        has_identity: node_id.is_some(),
+        identity_secret: &identity_secret,
+        stateful_set: stateful_set.as_ref(),
+        generation,
     };
+    let conditions = node_conditions(&previous, seen);
+    let ready = conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
     let status = SporeNodeStatus {
         node_id_short: node_id.as_ref().map(|id| id.chars().take(12).collect()),
         node_id,
-        conditions: vec![condition(&previous, "Ready", ready.into(), reason, &message, generation)],
+        conditions,
         observed_generation: generation,
         ..SporeNodeStatus::default()
     };

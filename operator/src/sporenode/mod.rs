@@ -5,3 +5,4 @@
 pub mod access;
 pub mod children;
 pub mod controller;
+pub mod health;

@@ -40,6 +40,8 @@ SELECT lpad(to_hex(i), 64, '0') AS id, i AS seq,
               md5(i::text) || md5((i + 1)::text), i, lpad(to_hex(i), 64, '0'), repeat('ab', 32),
               repeat(md5(i::text), 4), 1773000000 + i, 1.0 + i / 1e7) AS payload
 FROM generate_series(1, $n) AS i;
+CREATE INDEX ON source (seq);
+ANALYZE source;
 SQL
 start=$(date +%s.%N)
 for ((from = 1; from <= n; from += batch)); do

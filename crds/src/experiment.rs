@@ -211,3 +211,6 @@ pub fn code_config_map_name(experiment: &str) -> String {
 
 /// The key of `train.py` in that ConfigMap.
 pub const CODE_KEY: &str = "train.py";
+
+/// Label on an Experiment's training pod and code ConfigMap: the Experiment's name.
+pub const EXPERIMENT_LABEL: &str = "sporemesh.io/experiment";

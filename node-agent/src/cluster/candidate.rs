@@ -10,13 +10,11 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 use spore_crds::Experiment;
-use spore_crds::experiment::{CODE_KEY, ExperimentPhase, code_config_map_name};
+use spore_crds::experiment::{CODE_KEY, EXPERIMENT_LABEL, ExperimentPhase, code_config_map_name};
 use spore_spec::ExperimentRecord;
 
 use crate::research::patch::apply;
 
-/// Label of the candidate's ConfigMap (the Experiment's name), as the operator labels its own.
-const EXPERIMENT_LABEL: &str = "sporemesh.io/experiment";
 /// Annotation of the candidate's ConfigMap: the parent the diff was applied to.
 pub const PARENT_ANNOTATION: &str = "sporemesh.io/parent-cid";
 
@@ -92,7 +90,8 @@ pub fn config_map(experiment: &Experiment, code: String) -> ConfigMap {
     }
 }
 
-fn short(cid: &str) -> &str {
+/// The first 12 characters of a CID, for messages.
+pub fn short(cid: &str) -> &str {
     &cid[..12.min(cid.len())]
 }
 

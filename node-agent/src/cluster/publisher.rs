@@ -16,7 +16,7 @@ use spore_spec::validate::{ValidationPolicy, validate};
 use spore_spec::{ExperimentRecord, Identity};
 use tokio_util::sync::CancellationToken;
 
-use super::candidate::{NotReady, candidate, config_map, needs_candidate};
+use super::candidate::{NotReady, candidate, config_map, needs_candidate, short};
 use super::record::{NotYet, publication};
 use crate::node::{NodeHandle, unix_now};
 use crate::record_tools::signed_line;
@@ -208,12 +208,12 @@ impl ClusterPublisher {
             },
             Err(NotReady::NotNeeded) => Ok(()),
             Err(NotReady::ParentMissing(cid)) => {
-                Err(format!("its parent {} is not in this node's store yet", &cid[..12.min(cid.len())]))
+                Err(format!("its parent {} is not in this node's store yet", short(&cid)))
             }
             Err(NotReady::ParentCodeMissing(code_cid)) => {
                 // Ask the peers for it; the next try finds it in the artifact store.
                 let _ = self.node.fetch_code(code_cid.clone()).await;
-                Err(format!("the parent's code {} is being fetched from peers", &code_cid[..12.min(code_cid.len())]))
+                Err(format!("the parent's code {} is being fetched from peers", short(&code_cid)))
             }
             Err(NotReady::Refused(why)) => {
                 tracing::warn!(experiment = %name, "candidate refused: {why}");

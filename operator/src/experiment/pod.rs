@@ -23,8 +23,7 @@ use spore_crds::Experiment;
 use spore_crds::common::DEFAULT_GPU_RESOURCE;
 use spore_crds::experiment::{CODE_KEY, ConfigMapCodeRef, code_config_map_name};
 
-/// Label on every training pod: the Experiment's name.
-pub const EXPERIMENT_LABEL: &str = "sporemesh.io/experiment";
+pub use spore_crds::experiment::EXPERIMENT_LABEL;
 /// Label carrying the owning SporeNode.
 pub const NODE_LABEL: &str = "sporemesh.io/node";
 /// Node label the GPU class is matched against.

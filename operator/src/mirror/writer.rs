@@ -2,8 +2,8 @@
 //! one `INSERT … ON CONFLICT DO NOTHING` into `experiments` that also counts per node, and the
 //! agent's cursor — all in one transaction, so a crash at any point leaves either the whole
 //! batch with its cursor or neither. Rows are inserted in key order, so mirrors of several
-//! agents (which hold many of the same records) take row locks in one order and do not
-//! deadlock each other.
+//! agents (which hold many of the same records) take row locks in one order; a deadlock that
+//! still happened would end one session, which resumes from its cursor.
 
 use futures_util::pin_mut;
 use spore_spec::ExperimentRecord;

@@ -11,8 +11,8 @@ pub const DEFAULT_GPU_RESOURCE: &str = "nvidia.com/gpu";
 /// Pattern of a CID: 64 lowercase hex characters.
 pub const CID_PATTERN: &str = r"^[0-9a-f]{64}$";
 
-/// How many GPUs of which kind one training pod asks for.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+/// How many GPUs of which kind one training pod asks for (by default one GPU of any class).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GpuRequest {
     /// GPUs per training pod. 0 runs on CPU (the tiny profile).
@@ -32,6 +32,12 @@ pub struct GpuRequest {
 
 fn default_gpu_count() -> u32 {
     1
+}
+
+impl Default for GpuRequest {
+    fn default() -> Self {
+        GpuRequest { count: default_gpu_count(), resource_name: None, gpu_class: None }
+    }
 }
 
 /// A key in a Secret.

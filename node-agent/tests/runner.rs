@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use spore_agent::research::executor::{Executor, RunSpec};
+use spore_agent::research::executor::{Executor, RunAbout, RunSpec};
 use spore_agent::research::local::{LocalExecutor, Measure};
 
 fn executor(dir: &Path, margin: Duration) -> LocalExecutor {
@@ -27,7 +27,7 @@ fn executor(dir: &Path, margin: Duration) -> LocalExecutor {
 }
 
 fn spec(label: &str, code: &str, budget: u64) -> RunSpec {
-    RunSpec { label: label.into(), code: code.into(), time_budget: budget, resource: 100 }
+    RunSpec { label: label.into(), code: code.into(), time_budget: budget, resource: 100, about: RunAbout::default() }
 }
 
 const SUMMARY: &str = "print('---')\nprint('val_bpb:          1.234567')\nprint('training_seconds: 1.0')\n\

@@ -131,6 +131,20 @@ fn one_replica_leads_and_another_takes_over_when_it_dies() {
         kubectl.run(&["get", "pod", "first-train"], None).is_ok()
     });
 
+    // A SporeNode with research on: its agent's Role lets its research loop create Experiments,
+    // which the operator can grant only because the chart grants it that verb.
+    let researcher = "apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: researcher}\nspec:\n  \
+                      research: {enabled: true}\n";
+    kubectl.run(&["apply", "-f", "-"], Some(researcher)).unwrap();
+    let verbs = || kubectl.run(&["get", "role", "researcher-agent", "-o", "jsonpath={.rules[0].verbs}"], None);
+    wait_until(Duration::from_secs(30), "the research agent's Role", || verbs().is_ok_and(|v| v.contains("create")));
+    let args = || {
+        let path = "jsonpath={.spec.template.spec.containers[0].args}";
+        kubectl.run(&["get", "statefulset", "researcher", "-o", path], None).unwrap_or_default()
+    };
+    wait_until(Duration::from_secs(30), "the research agent's StatefulSet", || !args().is_empty());
+    assert!(args().contains(r#""--time-budget","300""#) && !args().contains("--no-train"), "{}", args());
+
     let leader = replicas.iter().position(Operator::leads).unwrap();
     let metrics = Operator::get(replicas[leader].metrics, "/metrics").unwrap();
     assert!(metrics.contains("\nspore_operator_pods_created_total 1\n"), "{metrics}");

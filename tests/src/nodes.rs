@@ -75,18 +75,29 @@ impl SporeNode {
         SporeNode::start_training(bin, data_dir, port, peers, &with_no_train)
     }
 
-    /// A `spore run` that may train (unless `extra` says `--no-train`): it prepares its
-    /// workspace before it listens.
     /// [`SporeNode::start_with_args`] with environment variables (e.g. `KUBECONFIG`).
     pub fn start_with_env(bin: &Path, data_dir: &Path, port: u16, extra: &[String], env: &[(&str, &str)]) -> SporeNode {
         let mut args = vec!["--no-train".to_string()];
         args.extend(extra.iter().cloned());
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        SporeNode::launch(bin, data_dir, port, &[], &args, env)
+        SporeNode::start_training_with_env(bin, data_dir, port, &args, env)
     }
 
+    /// A `spore run` that may train (unless `extra` says `--no-train`): it prepares its
+    /// workspace before it listens.
     pub fn start_training(bin: &Path, data_dir: &Path, port: u16, peers: &[String], extra: &[String]) -> SporeNode {
         SporeNode::launch(bin, data_dir, port, peers, extra, Vec::new())
+    }
+
+    /// [`SporeNode::start_training`] with environment variables and no peers.
+    pub fn start_training_with_env(
+        bin: &Path,
+        data_dir: &Path,
+        port: u16,
+        extra: &[String],
+        env: &[(&str, &str)],
+    ) -> SporeNode {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        SporeNode::launch(bin, data_dir, port, &[], extra, env)
     }
 
     fn launch(

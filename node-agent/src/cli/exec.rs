@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use spore_agent::research::evaluator::Evaluator;
-use spore_agent::research::executor::{Executor, RunSpec};
+use spore_agent::research::executor::{Executor, RunAbout, RunSpec};
 use spore_agent::research::local::{LocalExecutor, MODEL_FILE, Measure};
 use spore_agent::research::sandbox::Sandbox;
 use spore_agent::research::summary::Summary;
@@ -176,7 +176,13 @@ fn train(args: ExecArgs) -> anyhow::Result<ExitCode> {
         measure,
         sandbox,
     };
-    let spec = RunSpec { label: "train".into(), code, time_budget: args.budget_seconds, resource: args.resource };
+    let spec = RunSpec {
+        label: "train".into(),
+        code,
+        time_budget: args.budget_seconds,
+        resource: args.resource,
+        about: RunAbout::default(),
+    };
     let outcome = tokio::runtime::Runtime::new()?.block_on(executor.run(&spec))?;
     // The pod's log shows the whole run.
     if let Ok(log) = std::fs::read_to_string(&outcome.log) {

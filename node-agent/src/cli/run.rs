@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use spore_agent::cluster::KubernetesExecutor;
+use spore_agent::cluster::workspace as cluster_workspace;
 use spore_agent::node::{self, NodeConfig};
 use spore_agent::research::artifacts::ArtifactStore;
+use spore_agent::research::executor::{Executor, ExecutorError, RunOutcome, RunSpec};
 use spore_agent::research::local::{LocalExecutor, Measure};
 use spore_agent::research::proposer::llm::LlmProposer;
 use spore_agent::research::proposer::{Proposer, config as llm_config};
@@ -56,7 +59,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 256 * 1024, requires = "public_peers")]
     public_record_bytes: usize,
     /// Publish the finished Experiments of this SporeNode (the operator's runs), in-cluster or
-    /// through KUBECONFIG.
+    /// through KUBECONFIG; unless --no-train, the research loop's runs are Experiments of it
+    /// (the operator trains them on GPU nodes), so this machine needs no torch.
     #[arg(long, value_name = "SPORENODE")]
     kubernetes_node: Option<String>,
     /// Namespace of those Experiments (default: this pod's namespace, else `default`).
@@ -101,6 +105,10 @@ pub struct RunArgs {
     /// Stop after this many experiments (the baseline counts); the node stops with the loop.
     #[arg(long)]
     max_experiments: Option<u64>,
+    /// Experiments in flight at once, when they run as Experiments of a SporeNode (a cluster
+    /// has the GPUs); one machine runs one at a time.
+    #[arg(long, default_value_t = 1, requires = "kubernetes_node", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    parallel: u16,
     /// Python interpreter with torch that runs train.py.
     #[arg(long, env = "SPORE_PYTHON", default_value = "python3")]
     python: PathBuf,
@@ -153,9 +161,15 @@ pub(super) fn init_tracing() {
         .init();
 }
 
-/// The proposer: the configured LLM, else the built-in mutator.
+/// The proposer: the LLM the environment names, else the configured one, else the built-in
+/// mutator.
 fn proposer(data_dir: &Path) -> anyhow::Result<Proposer> {
-    match llm_config::load(data_dir)? {
+    let from_env = llm_config::from_env(|name| std::env::var(name).ok())?;
+    let configured = match from_env {
+        Some(config) => Some(config),
+        None => llm_config::load(data_dir)?,
+    };
+    match configured {
         Some(config) => {
             tracing::info!(provider = %config.provider, model = %config.model, "proposals from an LLM");
             Ok(Proposer::Llm(Box::new(LlmProposer::new(config, LLM_TIMEOUT)?)))
@@ -203,8 +217,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let identity = spore_agent::identity_file::load_or_create(&data_dir)?;
 
     let mut rerun = None;
+    let settings = ResearchConfig {
+        time_budget: args.time_budget,
+        resource: args.resource,
+        max_experiments: args.max_experiments,
+        genesis: args.genesis,
+        sync_wait: if config.peers.is_empty() { Duration::ZERO } else { Duration::from_secs(5) },
+        retry_pause: Duration::from_secs(10),
+        parallel: usize::from(args.parallel),
+    };
     let research = if args.no_train {
         None
+    } else if args.kubernetes_node.is_some() {
+        tracing::info!("research runs as Experiments of the SporeNode");
+        Some((Plan::Cluster, settings, proposer(&data_dir)?))
     } else {
         let dir = args.workspace.clone().unwrap_or_else(|| data_dir.join("workspace"));
         tracing::info!(workspace = %dir.display(), python = %args.python.display(), "preparing the workspace");
@@ -236,15 +262,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let checks = LocalExecutor { runs_dir: data_dir.join("verify"), show_progress: false, ..executor.clone() };
             rerun = Some(Rerun { executor: checks, workspace: workspace.clone() });
         }
-        let settings = ResearchConfig {
-            time_budget: args.time_budget,
-            resource: args.resource,
-            max_experiments: args.max_experiments,
-            genesis: args.genesis,
-            sync_wait: if config.peers.is_empty() { Duration::ZERO } else { Duration::from_secs(5) },
-            retry_pause: Duration::from_secs(10),
-        };
-        Some((workspace, executor, settings, proposer(&data_dir)?))
+        Some((Plan::Local(Box::new((workspace, executor))), settings, proposer(&data_dir)?))
     };
     tracing::info!(
         node_id = &identity.node_id()[..16],
@@ -333,12 +351,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             reputation_path: data_dir.join("reputation.json"),
         };
         services.push(tokio::spawn(verifier.run(shutdown.clone())));
+        let namespace = args.kubernetes_namespace.clone().unwrap_or_else(pod_namespace);
+        let mut cluster = None;
         if let Some(node_name) = args.kubernetes_node.clone() {
+            let client = kube::Client::try_default()
+                .await
+                .context("--kubernetes-node: no Kubernetes API (neither in-cluster nor KUBECONFIG)")?;
+            cluster = Some(KubernetesExecutor {
+                client: client.clone(),
+                namespace: namespace.clone(),
+                node_name: node_name.clone(),
+            });
             let publisher = spore_agent::cluster::ClusterPublisher {
-                client: kube::Client::try_default()
-                    .await
-                    .context("--kubernetes-node: no Kubernetes API (neither in-cluster nor KUBECONFIG)")?,
-                namespace: args.kubernetes_namespace.clone().unwrap_or_else(pod_namespace),
+                client,
+                namespace: namespace.clone(),
                 node_name,
                 identity: identity.clone(),
                 node: handle.clone(),
@@ -349,7 +375,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         let mut outcome = Ok(ExitCode::SUCCESS);
         let research = research.filter(|_| !args.verify_only);
-        if let Some((workspace, executor, settings, proposer)) = research {
+        if let Some((plan, settings, proposer)) = research {
+            let (workspace, executor) = match (plan, cluster) {
+                (Plan::Local(local), _) => {
+                    let (workspace, executor) = *local;
+                    (workspace, AnyExecutor::Local(Box::new(executor)))
+                }
+                (Plan::Cluster, Some(executor)) => {
+                    let dir = args.workspace.clone().unwrap_or_else(|| data_dir.join("workspace"));
+                    let workspace =
+                        cluster_workspace::discover(&executor.client, &namespace, &executor.node_name, &dir)
+                            .await
+                            .context("describing the cluster's runs")?;
+                    tracing::info!(
+                        class = %workspace.machine.gpu_class,
+                        dataset = %workspace.dataset_cid,
+                        prepare = &workspace.prepare_cid[..8],
+                        "comparing with records of this harness"
+                    );
+                    (workspace, AnyExecutor::Kubernetes(executor))
+                }
+                (Plan::Cluster, None) => bail!("research in a cluster needs --kubernetes-node"),
+            };
             let research = Research {
                 config: settings,
                 workspace,
@@ -383,6 +430,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         outcome
     })
+}
+
+/// Where the research loop's runs happen.
+enum Plan {
+    /// Child processes here, in a prepared workspace.
+    Local(Box<(Workspace, LocalExecutor)>),
+    /// Experiments of the SporeNode (`--kubernetes-node`).
+    Cluster,
+}
+
+/// Either executor, chosen at start-up.
+#[derive(Debug)]
+enum AnyExecutor {
+    Local(Box<LocalExecutor>),
+    Kubernetes(KubernetesExecutor),
+}
+
+impl Executor for AnyExecutor {
+    async fn run(&self, spec: &RunSpec) -> Result<RunOutcome, ExecutorError> {
+        match self {
+            AnyExecutor::Local(executor) => executor.run(spec).await,
+            AnyExecutor::Kubernetes(executor) => executor.run(spec).await,
+        }
+    }
+
+    fn uses_local_device(&self) -> bool {
+        match self {
+            AnyExecutor::Local(executor) => executor.uses_local_device(),
+            AnyExecutor::Kubernetes(executor) => executor.uses_local_device(),
+        }
+    }
 }
 
 /// The namespace of the pod this runs in, else `default`.

@@ -6,13 +6,20 @@
 //! `diff` Experiment it first writes the candidate `train.py` (the diff applied to the parent's
 //! code from its store) into the ConfigMap the training pod mounts.
 //!
+//! With training on, the research loop runs through the [`KubernetesExecutor`]: each run is an
+//! Experiment of the SporeNode, published like any other; [`workspace::discover`] says what the
+//! loop compares against without a local torch.
+//!
 //! The record's timestamp is the run's completion time, so publishing again after a crash
 //! between the publication and the status write yields the same bytes, the same CID, and a
 //! duplicate the store ignores — never a second record.
 
 mod candidate;
+mod executor;
 mod publisher;
 mod record;
+pub mod workspace;
 
+pub use executor::{KubernetesExecutor, ORIGIN_LABEL, ORIGIN_RESEARCH, experiment_for, outcome_of};
 pub use publisher::{ClusterPublisher, FIELD_MANAGER};
 pub use record::{AGENT_MODEL_ANNOTATION, NotYet, Publication, publication};

@@ -1,9 +1,10 @@
 //! Where an experiment's `train.py` runs. [`LocalExecutor`](super::local::LocalExecutor) runs
-//! it as a child process on this machine; the operator's Kubernetes executor runs it as a pod.
-//! Both take a [`RunSpec`] and give back a [`RunOutcome`].
+//! it as a child process on this machine; the
+//! [`KubernetesExecutor`](crate::cluster::KubernetesExecutor) makes it an `Experiment` that the
+//! operator runs as a pod and this node's cluster publisher signs and publishes. Both take a
+//! [`RunSpec`] and give back a [`RunOutcome`].
 
 use std::future::Future;
-use std::path::PathBuf;
 
 use thiserror::Error;
 
@@ -24,6 +25,19 @@ pub struct RunSpec {
     pub time_budget: u64,
     /// Percent of the device to use, 1..=100 (`SPORE_RESOURCE`).
     pub resource: u8,
+    /// What the run is for: a local run ignores it; the Kubernetes executor writes it into the
+    /// Experiment, whose record is published from it.
+    pub about: RunAbout,
+}
+
+/// The proposal behind a run, as its record will carry it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunAbout {
+    /// The parent record's CID; `None` for a baseline.
+    pub parent: Option<String>,
+    pub description: String,
+    pub hypothesis: String,
+    pub agent_model: String,
 }
 
 /// How a run ended. A run that trained, printed its summary and was measured is a success;
@@ -37,8 +51,17 @@ pub struct RunOutcome {
     /// Why the run failed: exit status and the tail of its log, a missing summary, the deadline.
     pub error: Option<String>,
     pub exit_code: Option<i32>,
-    /// The full output of the run.
-    pub log: PathBuf,
+    /// Where the full output of the run is: a file, or how to read the pod's log.
+    pub log: String,
+    /// Set when the run was already signed and published by someone else (the cluster
+    /// publisher, for an Experiment): the research loop then only counts it.
+    pub published: Option<Published>,
+}
+
+/// A run's record, published by the executor's side (it is in this node's store).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    pub cid: String,
 }
 
 impl RunOutcome {
@@ -65,6 +88,12 @@ pub enum ExecutorError {
 /// process behind, also when the returned future is dropped.
 pub trait Executor: Send + Sync {
     fn run(&self, spec: &RunSpec) -> impl Future<Output = Result<RunOutcome, ExecutorError>> + Send;
+
+    /// Whether runs use this machine's device (then they take the [`GpuLock`] it shares with
+    /// the verifier's re-runs).
+    fn uses_local_device(&self) -> bool {
+        true
+    }
 }
 
 /// True for labels that are safe as a directory or pod name.

@@ -217,7 +217,14 @@ impl Executor for LocalExecutor {
         if !matches!(self.measure, Measure::ExportOnly) {
             let _ = std::fs::remove_file(dir.join(MODEL_FILE));
         }
-        Ok(RunOutcome { summary: parsed.ok(), val_bpb, error, exit_code, log: log_path })
+        Ok(RunOutcome {
+            summary: parsed.ok(),
+            val_bpb,
+            error,
+            exit_code,
+            log: log_path.display().to_string(),
+            published: None,
+        })
     }
 }
 

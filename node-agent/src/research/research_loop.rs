@@ -10,21 +10,26 @@
 //!   node, which stores and gossips it.
 //! * A baseline (the workspace's `train.py`, no parent) runs when nothing comparable exists or
 //!   `--genesis` asks for it; a failed baseline ends the loop with an error, as in Python.
+//! * In a cluster the executor's side publishes (the node's cluster publisher signs each
+//!   finished Experiment): the loop counts those records, and learns from them what the
+//!   workspace description lacked (the data's CID, the GPU) before any run had reported it.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use spore_spec::{ExperimentRecord, Identity, JsonNumber, Status, ValidationPolicy, validate};
 use tokio_util::sync::CancellationToken;
 
 use super::artifacts::ArtifactStore;
 use super::diff::unified_diff;
-use super::executor::{Executor, GpuLock, RunOutcome, RunSpec};
+use super::executor::{Executor, GpuLock, Published, RunAbout, RunOutcome, RunSpec};
 use super::parent::{Candidate, GraphStats, select_parent};
 use super::prompt::{ProposalContext, id8};
-use super::proposer::{ProposeError, Proposer};
+use super::proposer::{Proposal, ProposeError, Proposer};
 use super::workspace::Workspace;
 use crate::node::{NodeHandle, unix_now};
 use crate::record_tools::signed_line;
@@ -46,6 +51,8 @@ pub struct ResearchConfig {
     pub sync_wait: Duration,
     /// Pause after a failed proposal.
     pub retry_pause: Duration,
+    /// Children in flight at once (1 on one machine; a cluster's SporeNode may run more).
+    pub parallel: usize,
 }
 
 /// The loop and everything it uses.
@@ -73,20 +80,25 @@ pub struct ResearchReport {
 }
 
 impl<E: Executor> Research<E> {
-    fn comparable(&self, r: &ExperimentRecord) -> bool {
-        spore_spec::gpu_class(&r.gpu_model) == self.workspace.machine.gpu_class
-            && r.prepare_cid == self.workspace.prepare_cid
-            && r.dataset_cid == self.workspace.dataset_cid
+    /// Same GPU class, harness, data and budget as `target`. A GPU class or data CID not known
+    /// yet (a cluster whose runs have not reported them) matches any.
+    fn comparable(&self, target: &Workspace, r: &ExperimentRecord) -> bool {
+        let matches = |ours: &str, theirs: &str| ours.is_empty() || ours == theirs;
+        matches(&target.machine.gpu_class, &spore_spec::gpu_class(&r.gpu_model))
+            && r.prepare_cid == target.prepare_cid
+            && matches(&target.dataset_cid, &r.dataset_cid)
             && r.time_budget.as_i64() == Some(self.config.time_budget as i64)
     }
 
-    /// The comparable frontier, best first.
-    fn frontier(&self, store: &DagStore) -> anyhow::Result<Vec<ExperimentRecord>> {
-        let entries = store.frontier_of_class(&self.workspace.machine.gpu_class, 1000)?;
+    /// The frontier comparable with `target`, best first.
+    fn frontier(&self, target: &Workspace, store: &DagStore) -> anyhow::Result<Vec<ExperimentRecord>> {
+        let class = &target.machine.gpu_class;
+        let entries =
+            if class.is_empty() { store.frontier(None, 1000)? } else { store.frontier_of_class(class, 1000)? };
         Ok(entries
             .iter()
             .filter_map(|e| ExperimentRecord::from_json(&e.payload).ok())
-            .filter(|r| self.comparable(r))
+            .filter(|r| self.comparable(target, r))
             .collect())
     }
 
@@ -98,7 +110,7 @@ impl<E: Executor> Research<E> {
 
     async fn wait_for_sync(&self, store: &DagStore, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + self.config.sync_wait;
-        while tokio::time::Instant::now() < deadline && self.frontier(store)?.is_empty() {
+        while tokio::time::Instant::now() < deadline && self.frontier(&self.workspace, store)?.is_empty() {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -107,136 +119,240 @@ impl<E: Executor> Research<E> {
         Ok(())
     }
 
-    /// Runs until `max_experiments`, shutdown, or a fatal error.
+    /// Runs until `max_experiments`, shutdown, or a fatal error, with up to `parallel` children
+    /// in flight (a baseline always runs alone).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<ResearchReport> {
         let store = DagStore::open(&self.store_path)?;
         let mut report = ResearchReport::default();
         if !self.config.genesis {
             self.wait_for_sync(&store, &shutdown).await?;
         }
+        // What runs are compared with; a cluster's runs fill in what was not known.
+        let mut target = self.workspace.clone();
         let mut need_baseline = self.config.genesis;
         let mut ran_baseline = false;
         let mut exhausted: HashSet<String> = HashSet::new();
         let mut failures = 0u32;
+        let mut started = 0u64;
+        let mut stopping = false;
+        let mut in_flight = FuturesUnordered::new();
         loop {
-            if shutdown.is_cancelled() || self.config.max_experiments.is_some_and(|max| report.experiments >= max) {
-                break;
-            }
-            let frontier = self.frontier(&store)?;
-            // Parents need their code here; records of other nodes get it with code fetching.
-            let with_code: Vec<&ExperimentRecord> = frontier.iter().filter(|r| self.code_of(r).is_some()).collect();
-            if need_baseline || (with_code.is_empty() && !ran_baseline) {
-                need_baseline = false;
-                ran_baseline = true;
-                let Some(status) = self.baseline(&shutdown).await? else { break };
-                report.count(status);
-                continue;
-            }
-            let candidates: Vec<Candidate> = with_code
-                .into_iter()
-                .filter(|r| !exhausted.contains(&r.id))
-                .map(|r| Ok(Candidate { record: r.clone(), children: store.children(&r.id)?.len() }))
-                .collect::<anyhow::Result<_>>()?;
-            if candidates.is_empty() {
-                tracing::info!("no parent left that this node can build on; stopping");
-                break;
-            }
-            let stats = GraphStats { total: store.counts()?.total, recent: store.recent(20)? };
-            let Some((chosen, strategy)) = select_parent(&candidates, &stats, &mut rand::rng()) else { break };
-            let parent = chosen.record.clone();
-            let parent_code = self.code_of(&parent).context("the parent's code vanished")?;
-            let ctx = self.context(&store, &parent, parent_code, &frontier, stats.total)?;
-            tracing::info!(parent = id8(&parent.id), ?strategy, val_bpb = parent.val_bpb.as_f64(), "proposing");
-            let proposal = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                proposal = self.proposer.propose(&ctx) => proposal,
-            };
-            let proposal = match proposal {
-                Ok(p) => {
-                    failures = 0;
-                    p
+            // Start runs while there is room.
+            while !stopping && in_flight.len() < self.config.parallel.max(1) {
+                if shutdown.is_cancelled() || self.config.max_experiments.is_some_and(|max| started >= max) {
+                    stopping = true;
+                    break;
                 }
-                Err(ProposeError::Exhausted(reason)) => {
-                    tracing::info!(parent = id8(&parent.id), "{reason}");
-                    exhausted.insert(parent.id.clone());
+                let frontier = self.frontier(&target, &store)?;
+                // Parents need their code here; records of other nodes get it with code fetching.
+                let with_code: Vec<&ExperimentRecord> = frontier.iter().filter(|r| self.code_of(r).is_some()).collect();
+                if need_baseline || (with_code.is_empty() && !ran_baseline) {
+                    if !in_flight.is_empty() {
+                        break;
+                    }
+                    need_baseline = false;
+                    ran_baseline = true;
+                    started += 1;
+                    match self.baseline(&store, &mut target, &shutdown).await? {
+                        Some(status) => report.count(status),
+                        None => stopping = true,
+                    }
                     continue;
                 }
-                Err(e) if e.is_fatal() => return Err(e.into()),
-                Err(e) => {
-                    failures += 1;
-                    if failures >= MAX_PROPOSER_FAILURES {
-                        bail!("the proposer failed {failures} times in a row; last: {e}");
+                let candidates: Vec<Candidate> = with_code
+                    .into_iter()
+                    .filter(|r| !exhausted.contains(&r.id))
+                    .map(|r| Ok(Candidate { record: r.clone(), children: store.children(&r.id)?.len() }))
+                    .collect::<anyhow::Result<_>>()?;
+                if candidates.is_empty() {
+                    // Runs in flight may still give new parents.
+                    if in_flight.is_empty() {
+                        tracing::info!("no parent left that this node can build on; stopping");
+                        stopping = true;
                     }
-                    tracing::warn!("proposal failed: {e}");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(self.config.retry_pause) => continue,
+                    break;
+                }
+                let stats = GraphStats { total: store.counts()?.total, recent: store.recent(20)? };
+                let Some((chosen, strategy)) = select_parent(&candidates, &stats, &mut rand::rng()) else {
+                    stopping = true;
+                    break;
+                };
+                let parent = chosen.record.clone();
+                let parent_code = self.code_of(&parent).context("the parent's code vanished")?;
+                let ctx = self.context(&store, &target, &parent, parent_code, &frontier, stats.total)?;
+                tracing::info!(parent = id8(&parent.id), ?strategy, val_bpb = parent.val_bpb.as_f64(), "proposing");
+                let proposal = tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        stopping = true;
+                        break;
+                    }
+                    proposal = self.proposer.propose(&ctx) => proposal,
+                };
+                match proposal {
+                    Ok(proposal) => {
+                        failures = 0;
+                        started += 1;
+                        in_flight.push(self.child(parent, ctx.parent_code, proposal, &shutdown));
+                    }
+                    Err(ProposeError::Exhausted(reason)) => {
+                        tracing::info!(parent = id8(&parent.id), "{reason}");
+                        exhausted.insert(parent.id.clone());
+                    }
+                    Err(e) if e.is_fatal() => return Err(e.into()),
+                    Err(e) => {
+                        failures += 1;
+                        if failures >= MAX_PROPOSER_FAILURES {
+                            bail!("the proposer failed {failures} times in a row; last: {e}");
+                        }
+                        tracing::warn!("proposal failed: {e}");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => stopping = true,
+                            _ = tokio::time::sleep(self.config.retry_pause) => {}
+                        }
                     }
                 }
+            }
+            // Wait for a run to end (dropping those in flight on shutdown ends their processes).
+            let Some(finished) = in_flight.next().await else {
+                if stopping {
+                    break;
+                }
+                continue;
             };
-            let label = format!("exp-{}-{}", unix_now(), id8(&parent.id));
-            let Some(outcome) = self.train(&label, &proposal.code, &shutdown).await? else { break };
-            let status = if !outcome.success() {
-                Status::Crash
-            } else if outcome.val_bpb.is_some_and(|v| v < parent.val_bpb.as_f64()) {
-                Status::Keep
-            } else {
-                Status::Discard
-            };
-            let diff = unified_diff(&ctx.parent_code, &proposal.code);
-            let draft = Draft {
-                parent: Some(&parent),
-                code: &proposal.code,
-                diff,
-                status,
-                description: proposal.description,
-                hypothesis: proposal.hypothesis,
-                agent_model: self.proposer.agent_model(),
-            };
-            self.publish(draft, &outcome).await?;
-            report.count(status);
+            match finished? {
+                Some(Finished::Local(status)) => report.count(status),
+                Some(Finished::Published(published)) => report.count(self.adopt(&store, &mut target, &published)?),
+                None => stopping = true,
+            }
         }
         Ok(report)
     }
 
+    /// Trains a child of `parent`, judges and publishes it (unless the executor's side did);
+    /// `None` on shutdown.
+    async fn child(
+        &self,
+        parent: ExperimentRecord,
+        parent_code: String,
+        proposal: Proposal,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Option<Finished>> {
+        let label = format!("exp-{}-{}", unix_now(), id8(&parent.id));
+        let about = RunAbout {
+            parent: Some(parent.id.clone()),
+            description: proposal.description.clone(),
+            hypothesis: proposal.hypothesis.clone(),
+            agent_model: self.proposer.agent_model(),
+        };
+        let Some(outcome) = self.train(&label, &proposal.code, about, shutdown).await? else { return Ok(None) };
+        if let Some(published) = outcome.published {
+            return Ok(Some(Finished::Published(published)));
+        }
+        let status = if !outcome.success() {
+            Status::Crash
+        } else if outcome.val_bpb.is_some_and(|v| v < parent.val_bpb.as_f64()) {
+            Status::Keep
+        } else {
+            Status::Discard
+        };
+        let draft = Draft {
+            parent: Some(&parent),
+            code: &proposal.code,
+            diff: unified_diff(&parent_code, &proposal.code),
+            status,
+            description: proposal.description,
+            hypothesis: proposal.hypothesis,
+            agent_model: self.proposer.agent_model(),
+        };
+        self.publish(draft, &outcome).await?;
+        Ok(Some(Finished::Local(status)))
+    }
+
     /// Runs and publishes a baseline; `None` on shutdown.
-    async fn baseline(&self, shutdown: &CancellationToken) -> anyhow::Result<Option<Status>> {
+    async fn baseline(
+        &self,
+        store: &DagStore,
+        target: &mut Workspace,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Option<Status>> {
         let code = self.workspace.baseline_code()?;
         tracing::info!("running the baseline (the workspace's train.py)");
-        let Some(outcome) = self.train(&format!("baseline-{}", unix_now()), &code, shutdown).await? else {
-            return Ok(None);
-        };
-        let status = if outcome.success() { Status::Keep } else { Status::Crash };
-        let draft = Draft {
+        let about = RunAbout {
             parent: None,
-            code: &code,
-            diff: String::new(),
-            status,
             description: "baseline".into(),
             hypothesis: String::new(),
             agent_model: "baseline".into(),
         };
-        self.publish(draft, &outcome).await?;
+        let label = format!("baseline-{}", unix_now());
+        let Some(outcome) = self.train(&label, &code, about.clone(), shutdown).await? else {
+            return Ok(None);
+        };
+        let status = if let Some(published) = &outcome.published {
+            self.adopt(store, target, published)?
+        } else {
+            let status = if outcome.success() { Status::Keep } else { Status::Crash };
+            let draft = Draft {
+                parent: None,
+                code: &code,
+                diff: String::new(),
+                status,
+                description: about.description,
+                hypothesis: about.hypothesis,
+                agent_model: about.agent_model,
+            };
+            self.publish(draft, &outcome).await?;
+            status
+        };
         if status == Status::Crash {
             bail!(
                 "the baseline failed, so there is nothing to improve on: {}\n(full log: {})",
                 outcome.error.unwrap_or_default(),
-                outcome.log.display()
+                outcome.log
             );
         }
         Ok(Some(status))
     }
 
-    async fn train(&self, label: &str, code: &str, shutdown: &CancellationToken) -> anyhow::Result<Option<RunOutcome>> {
+    /// A run the executor's side published: its status, and what it tells about `target`.
+    fn adopt(&self, store: &DagStore, target: &mut Workspace, published: &Published) -> anyhow::Result<Status> {
+        let record = store
+            .record(&published.cid)?
+            .with_context(|| format!("record {} was published but is not in the store", id8(&published.cid)))?;
+        if record.status != Status::Crash && record.prepare_cid == target.prepare_cid {
+            if target.dataset_cid.is_empty() {
+                target.dataset_cid = record.dataset_cid.clone();
+            }
+            if target.machine.gpu_class.is_empty() {
+                target.machine.gpu_class = spore_spec::gpu_class(&record.gpu_model);
+                target.machine.gpu_model = record.gpu_model.clone();
+            }
+        }
+        tracing::info!(id = id8(&record.id), status = %record.status, val_bpb = record.val_bpb.as_f64(), "{}", record.description);
+        Ok(record.status)
+    }
+
+    async fn train(
+        &self,
+        label: &str,
+        code: &str,
+        about: RunAbout,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Option<RunOutcome>> {
         let spec = RunSpec {
             label: label.to_string(),
             code: code.to_string(),
             time_budget: self.config.time_budget,
             resource: self.config.resource,
+            about,
         };
-        let _device = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(None),
-            device = self.gpu.lock() => device,
+        // Runs elsewhere (a cluster's GPUs) do not take this machine's device.
+        let _device = if self.executor.uses_local_device() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(None),
+                device = self.gpu.lock() => Some(device),
+            }
+        } else {
+            None
         };
         tokio::select! {
             // Dropping the run kills its process group.
@@ -248,6 +364,7 @@ impl<E: Executor> Research<E> {
     fn context(
         &self,
         store: &DagStore,
+        target: &Workspace,
         parent: &ExperimentRecord,
         parent_code: String,
         frontier: &[ExperimentRecord],
@@ -275,7 +392,7 @@ impl<E: Executor> Research<E> {
             frontier: frontier.iter().take(5).cloned().collect(),
             total_experiments: total,
             best_val_bpb: frontier.first().map(|r| r.val_bpb.as_f64()),
-            profile: self.workspace.machine.profile.clone(),
+            profile: target.machine.profile.clone(),
             time_budget: self.config.time_budget,
         })
     }
@@ -321,7 +438,7 @@ impl<E: Executor> Research<E> {
         match (&outcome.error, crashed) {
             (Some(error), true) => tracing::warn!(
                 id = id8(&record.id),
-                log = %outcome.log.display(),
+                log = %outcome.log,
                 "crash: {}\n{error}",
                 record.description
             ),
@@ -337,6 +454,14 @@ impl<E: Executor> Research<E> {
         let stored = StoredRecord { record, payload, flags, received_at: unix_now() };
         self.node.publish(stored).await
     }
+}
+
+/// How a child run ended.
+enum Finished {
+    /// Judged and published by the loop.
+    Local(Status),
+    /// Published by the executor's side; the loop reads the record.
+    Published(Published),
 }
 
 /// A record before signing.

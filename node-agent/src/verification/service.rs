@@ -26,7 +26,7 @@ use super::sampling::{Candidate, should_spot_check, spot_check_rate};
 use super::tolerance::{MAX_WIDENING, NoiseModel, table_tolerance};
 use crate::node::{NodeHandle, unix_now};
 use crate::research::artifacts::ArtifactStore;
-use crate::research::executor::{Executor, GpuLock, RunSpec};
+use crate::research::executor::{Executor, GpuLock, RunAbout, RunSpec};
 use crate::research::prompt::id8;
 use crate::research::workspace::Workspace;
 use crate::store::DagStore;
@@ -341,6 +341,7 @@ impl<E: Executor> Verifier<E> {
             code,
             time_budget: record.time_budget.as_i64().unwrap_or(0).max(1) as u64,
             resource: self.config.resource,
+            about: RunAbout::default(),
         };
         let outcome = {
             let _device = self.gpu.lock().await;

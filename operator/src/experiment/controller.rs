@@ -87,12 +87,14 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
             }
             let lock = ctx.node_lock(format!("{namespace}/{}", experiment.spec.node));
             let _slot = lock.lock().await;
-            if let Some(limit) = node_limit_reached(&experiment, &namespace, &ctx).await? {
+            let nodes: Api<SporeNode> = Api::namespaced(ctx.client.clone(), &namespace);
+            let node = nodes.get_opt(&experiment.spec.node).await?;
+            if let Some(limit) = node_limit_reached(node.as_ref(), &experiment, &namespace, &ctx).await? {
                 let desired = queued_for_limit(&experiment, limit);
                 write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
                 return Ok(Action::requeue(Duration::from_secs(5)));
             }
-            match pods.create(&PostParams::default(), &training_pod(&experiment, &ctx.settings)).await {
+            match pods.create(&PostParams::default(), &training_pod(&experiment, node.as_ref(), &ctx.settings)).await {
                 Ok(pod) => {
                     ctx.metrics.pods_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     Some(pod)
@@ -191,9 +193,13 @@ pub fn phase_event(previous: Option<ExperimentPhase>, desired: &ExperimentStatus
 /// The owning SporeNode's `maxConcurrentExperiments`, if its live training pods already reach
 /// it. A node that does not exist (yet) sets no limit. Callers hold the node's lock, so counting
 /// and creating cannot interleave within this (leading) replica.
-async fn node_limit_reached(experiment: &Experiment, namespace: &str, ctx: &Context) -> Result<Option<u32>, Error> {
-    let nodes: Api<SporeNode> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(node) = nodes.get_opt(&experiment.spec.node).await? else { return Ok(None) };
+async fn node_limit_reached(
+    node: Option<&SporeNode>,
+    experiment: &Experiment,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Option<u32>, Error> {
+    let Some(node) = node else { return Ok(None) };
     let limit = node.spec.research.max_concurrent_experiments;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let selector = format!("{NODE_LABEL}={}", experiment.spec.node);

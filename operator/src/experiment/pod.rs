@@ -19,9 +19,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
-use spore_crds::Experiment;
 use spore_crds::common::DEFAULT_GPU_RESOURCE;
 use spore_crds::experiment::{CODE_KEY, ConfigMapCodeRef, code_config_map_name};
+use spore_crds::{Experiment, SporeNode};
 
 pub use spore_crds::experiment::EXPERIMENT_LABEL;
 /// Label carrying the owning SporeNode.
@@ -68,11 +68,12 @@ pub fn pod_name(experiment: &Experiment) -> String {
     format!("{}-train", name.chars().take(57).collect::<String>())
 }
 
-/// The pod for `experiment`.
-pub fn training_pod(experiment: &Experiment, settings: &PodSettings) -> Pod {
+/// The pod for `experiment` of `node` (its SporeNode, when it exists: the GPU request when the
+/// Experiment names none, and the node's extra node selector and tolerations).
+pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings: &PodSettings) -> Pod {
     let spec = &experiment.spec;
     let name = experiment.metadata.name.clone().unwrap_or_default();
-    let gpu = spec.gpu.clone().unwrap_or_default();
+    let gpu = spec.gpu.clone().or_else(|| node.map(|n| n.spec.gpu.clone())).unwrap_or_default();
     let resource = gpu.resource_name.clone().unwrap_or_else(|| DEFAULT_GPU_RESOURCE.to_string());
     let mut limits = BTreeMap::new();
     if gpu.count > 0 {
@@ -80,8 +81,17 @@ pub fn training_pod(experiment: &Experiment, settings: &PodSettings) -> Pod {
     }
     let mut labels = BTreeMap::from([(EXPERIMENT_LABEL.to_string(), name.clone())]);
     labels.insert(NODE_LABEL.to_string(), spec.node.clone());
-    let node_selector =
-        gpu.gpu_class.as_ref().map(|class| BTreeMap::from([(GPU_CLASS_LABEL.to_string(), class.clone())]));
+    let mut node_selector = node.map(|n| n.spec.node_selector.clone()).unwrap_or_default();
+    if let Some(class) = &gpu.gpu_class {
+        node_selector.insert(GPU_CLASS_LABEL.to_string(), class.clone());
+    }
+    let mut tolerations = vec![Toleration {
+        key: Some(resource.clone()),
+        operator: Some("Exists".into()),
+        effect: Some("NoSchedule".into()),
+        ..Toleration::default()
+    }];
+    tolerations.extend(node.map(|n| n.spec.tolerations.clone()).unwrap_or_default());
     let scratch_volume =
         Volume { name: "scratch".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() };
     let scratch_mount =
@@ -129,13 +139,8 @@ pub fn training_pod(experiment: &Experiment, settings: &PodSettings) -> Pod {
             active_deadline_seconds: Some(i64::from(spec.time_budget_seconds) + settings.deadline_margin_seconds),
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
-            node_selector,
-            tolerations: Some(vec![Toleration {
-                key: Some(resource.clone()),
-                operator: Some("Exists".into()),
-                effect: Some("NoSchedule".into()),
-                ..Toleration::default()
-            }]),
+            node_selector: (!node_selector.is_empty()).then_some(node_selector),
+            tolerations: Some(tolerations),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
                 run_as_user: Some(65532),
@@ -267,7 +272,7 @@ mod tests {
         assert_eq!(map.metadata.name.as_deref(), Some("e2-code"));
         assert_eq!(map.data.unwrap()["train.py"], "LR = 0.05\n");
         assert_eq!(map.metadata.owner_references.unwrap()[0].uid, "u-2", "deleted with the Experiment");
-        let pod = training_pod(&experiment, &PodSettings::new("img"));
+        let pod = training_pod(&experiment, None, &PodSettings::new("img"));
         let volumes = pod.spec.unwrap().volumes.unwrap();
         let candidate = volumes.iter().find(|v| v.name == "candidate").unwrap();
         assert_eq!(candidate.config_map.as_ref().unwrap().name, "e2-code");
@@ -280,6 +285,40 @@ mod tests {
     }
 
     #[test]
+    fn without_its_own_request_the_run_takes_its_sporenodes() {
+        let experiment: Experiment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment",
+            "metadata": {"name": "e3", "namespace": "lab", "uid": "u-3"},
+            "spec": {"node": "n1", "code": {"inline": "x = 1\n"}}
+        }))
+        .unwrap();
+        let node: SporeNode = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode", "metadata": {"name": "n1"},
+            "spec": {"gpu": {"count": 2, "gpuClass": "H100"}, "nodeSelector": {"pool": "train"},
+                     "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "spore", "effect": "NoSchedule"}]}
+        }))
+        .unwrap();
+        let spec = training_pod(&experiment, Some(&node), &PodSettings::new("img")).spec.unwrap();
+        let limits = spec.init_containers.unwrap()[0].resources.clone().unwrap().limits.unwrap();
+        assert_eq!(limits["nvidia.com/gpu"], Quantity("2".into()));
+        let selector = spec.node_selector.unwrap();
+        assert_eq!((selector["pool"].as_str(), selector[GPU_CLASS_LABEL].as_str()), ("train", "H100"));
+        let keys: Vec<_> = spec.tolerations.unwrap().iter().filter_map(|t| t.key.clone()).collect();
+        assert_eq!(keys, ["nvidia.com/gpu", "dedicated"]);
+        // The Experiment's own request wins; without a SporeNode, one GPU of any class.
+        let mut own = experiment.clone();
+        own.spec.gpu = Some(spore_crds::common::GpuRequest { count: 0, ..Default::default() });
+        let spec = training_pod(&own, Some(&node), &PodSettings::new("img")).spec.unwrap();
+        assert!(spec.init_containers.unwrap()[0].resources.is_none(), "a CPU run asks for no GPU");
+        let spec = training_pod(&experiment, None, &PodSettings::new("img")).spec.unwrap();
+        assert_eq!(
+            spec.init_containers.unwrap()[0].resources.clone().unwrap().limits.unwrap()["nvidia.com/gpu"],
+            Quantity("1".into())
+        );
+        assert_eq!(spec.node_selector, None);
+    }
+
+    #[test]
     fn the_pod_runs_spore_exec_with_a_read_only_candidate_and_a_writable_scratch() {
         let experiment: Experiment = serde_json::from_value(serde_json::json!({
             "apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment",
@@ -288,7 +327,7 @@ mod tests {
                      "code": {"configMapRef": {"name": "cm", "key": "train.py"}}}
         }))
         .unwrap();
-        let pod = training_pod(&experiment, &PodSettings::new("img"));
+        let pod = training_pod(&experiment, None, &PodSettings::new("img"));
         let spec = pod.spec.unwrap();
         let train = &spec.init_containers.as_deref().unwrap()[0];
         let container = &spec.containers[0];

@@ -1,7 +1,9 @@
 //! What a node-agent may do with the Kubernetes API, and nothing more: its own ServiceAccount,
 //! bound by a Role in its namespace to reading Experiments and the ConfigMaps that hold their
 //! code, creating the candidate ConfigMap of a diff run, and writing the Experiments' status
-//! (the CID it published). Pure, tested without a cluster.
+//! (the CID it published). With research on, also creating Experiments (its research loop's
+//! runs) and reading its SporeNode (the GPU class it compares with). Pure, tested without a
+//! cluster.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -28,15 +30,20 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 pub fn role(node: &SporeNode) -> Role {
-    Role {
-        metadata: meta(node, agent_account_name(node)),
-        rules: Some(vec![
-            rule("sporemesh.io", &["experiments"], &["get", "list", "watch"]),
-            rule("sporemesh.io", &["experiments/status"], &["get", "patch"]),
-            // Reading the code of its runs; creating the candidate of a diff run.
-            rule("", &["configmaps"], &["get", "create"]),
-        ]),
+    let research = node.spec.research.enabled;
+    let experiments: &[&str] = if research { &["get", "list", "watch", "create"] } else { &["get", "list", "watch"] };
+    let mut rules = vec![
+        rule("sporemesh.io", &["experiments"], experiments),
+        rule("sporemesh.io", &["experiments/status"], &["get", "patch"]),
+        // Reading the code of its runs; creating the candidate of a diff run.
+        rule("", &["configmaps"], &["get", "create"]),
+    ];
+    if research {
+        let mut own = rule("sporemesh.io", &["sporenodes"], &["get"]);
+        own.resource_names = node.metadata.name.clone().map(|n| vec![n]);
+        rules.push(own);
     }
+    Role { metadata: meta(node, agent_account_name(node)), rules: Some(rules) }
 }
 
 pub fn role_binding(node: &SporeNode) -> RoleBinding {
@@ -79,5 +86,21 @@ mod tests {
         assert_eq!(binding.subjects.unwrap()[0].namespace.as_deref(), Some("ns"));
         assert_eq!(binding.role_ref.name, "lab-agent");
         assert_eq!(service_account(&node).metadata.owner_references.unwrap()[0].uid, "u");
+    }
+
+    #[test]
+    fn with_research_it_creates_experiments_and_reads_its_own_sporenode() {
+        let node: SporeNode = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode",
+            "metadata": {"name": "lab", "namespace": "ns", "uid": "u"}, "spec": {"research": {"enabled": true}}
+        }))
+        .unwrap();
+        let rules = role(&node).rules.unwrap();
+        assert_eq!(rules[0].verbs, ["get", "list", "watch", "create"]);
+        let own = rules.iter().find(|r| r.resources.as_deref() == Some(&["sporenodes".to_string()][..])).unwrap();
+        assert_eq!(
+            (own.verbs.clone(), own.resource_names.clone()),
+            (vec!["get".to_string()], Some(vec!["lab".into()]))
+        );
     }
 }

@@ -132,9 +132,8 @@ pub fn stateful_set(node: &SporeNode, default_image: &str) -> StatefulSet {
         "--grpc-token-file".into(),
         format!("{GRPC_TOKEN_DIR}/{GRPC_TOKEN_KEY}"),
     ];
-    if !node.spec.research.enabled {
-        args.push("--no-train".into());
-    }
+    let (research_args, research_env) = super::research::agent_research(node);
+    args.extend(research_args);
     // The agent is the lab's bridge: only these peers are public, under the SporeNode's policy.
     let bridge = &node.spec.bridge;
     for peer in &bridge.public_peers {
@@ -161,6 +160,7 @@ pub fn stateful_set(node: &SporeNode, default_image: &str) -> StatefulSet {
         image: Some(node.spec.image.clone().unwrap_or_else(|| default_image.to_string())),
         command: Some(vec!["spore".into()]),
         args: Some(args),
+        env: (!research_env.is_empty()).then_some(research_env),
         ports: Some(vec![
             ContainerPort { name: Some("gossip".into()), container_port: GOSSIP_PORT, ..ContainerPort::default() },
             ContainerPort { name: Some("grpc".into()), container_port: GRPC_PORT, ..ContainerPort::default() },

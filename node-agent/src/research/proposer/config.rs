@@ -137,6 +137,19 @@ pub fn load(data_dir: &Path) -> anyhow::Result<Option<LlmConfig>> {
     Ok(Some(config))
 }
 
+/// The LLM named by the environment (`SPORE_LLM_PROVIDER`, `SPORE_LLM_API_KEY`,
+/// `SPORE_LLM_MODEL`, `SPORE_LLM_BASE_URL`): how the operator configures a SporeNode's agent,
+/// the key coming from a Secret. `None` when `SPORE_LLM_PROVIDER` is unset.
+pub fn from_env(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<LlmConfig>> {
+    let Some(provider) = var("SPORE_LLM_PROVIDER").filter(|p| !p.is_empty()) else { return Ok(None) };
+    let key = var("SPORE_LLM_API_KEY").unwrap_or_default();
+    let model = var("SPORE_LLM_MODEL").filter(|m| !m.is_empty());
+    let base_url = var("SPORE_LLM_BASE_URL").filter(|u| !u.is_empty());
+    LlmConfig::new(&provider, &key, model.as_deref(), base_url.as_deref())
+        .map(Some)
+        .context("the LLM named by SPORE_LLM_PROVIDER")
+}
+
 /// Writes `<data_dir>/llm.toml` readable by the owner only.
 pub fn save(data_dir: &Path, config: &LlmConfig) -> anyhow::Result<()> {
     use std::io::Write;
@@ -157,6 +170,25 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn the_environment_names_an_llm_or_none() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(from_env(env(&[])).unwrap(), None);
+        let groq = from_env(env(&[("SPORE_LLM_PROVIDER", "groq"), ("SPORE_LLM_API_KEY", "gsk-1")])).unwrap().unwrap();
+        assert_eq!((groq.model.as_str(), groq.api_key.as_str()), ("openai/gpt-oss-120b", "gsk-1"));
+        let custom = env(&[
+            ("SPORE_LLM_PROVIDER", "custom"),
+            ("SPORE_LLM_API_KEY", "k"),
+            ("SPORE_LLM_MODEL", "qwen"),
+            ("SPORE_LLM_BASE_URL", "http://127.0.0.1:11434/v1/"),
+        ]);
+        assert_eq!(from_env(custom).unwrap().unwrap().base_url().unwrap(), "http://127.0.0.1:11434/v1");
+        let no_key = from_env(env(&[("SPORE_LLM_PROVIDER", "openai")])).unwrap_err();
+        assert!(format!("{no_key:#}").contains("the API key is empty"), "{no_key:#}");
+    }
 
     #[test]
     fn round_trips_with_python_keys_and_owner_only_mode() {

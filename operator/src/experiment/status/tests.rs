@@ -78,7 +78,7 @@ fn failures_are_crashes_with_a_reason() {
 
 #[test]
 fn the_pod_asks_for_gpus_and_runs_restricted() {
-    let pod = training_pod(&experiment(), &PodSettings::new("spore:test"));
+    let pod = training_pod(&experiment(), None, &PodSettings::new("spore:test"));
     let spec = pod.spec.unwrap();
     let container = &spec.containers[0];
     let limits = container.resources.as_ref().unwrap().limits.as_ref().unwrap();

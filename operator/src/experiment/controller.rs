@@ -7,16 +7,15 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus, SporeNode};
 
-use super::pod::{
-    EXPERIMENT_LABEL, NODE_LABEL, PodSettings, inline_code, inline_code_name, is_diff, pod_name, training_pod,
-};
+use super::cache::Cache;
+use super::pod::{PodSettings, inline_code, inline_code_name, is_diff, pod_name, training_pod};
 use super::status::{
     awaiting_candidate, desired_status, differs, is_terminal, overdue_at, overdue_status, with_conditions,
 };
@@ -31,13 +30,15 @@ pub struct Context {
     pub node_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Kubernetes Events on phase changes (what `kubectl describe experiment` shows).
     pub recorder: Recorder,
+    /// Training pods and SporeNodes as the watches see them.
+    pub cache: Cache,
 }
 
 impl Context {
     pub fn new(client: Client, settings: PodSettings, metrics: Arc<crate::serve::Metrics>) -> Self {
         let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
         let recorder = Recorder::new(client.clone(), reporter);
-        Context { client, settings, metrics, node_locks: Default::default(), recorder }
+        Context { client, settings, metrics, node_locks: Default::default(), recorder, cache: Cache::default() }
     }
 
     fn node_lock(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
@@ -61,12 +62,14 @@ async fn timed_reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Resu
 }
 
 async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Pods and SporeNodes are read from the cache, once it has listed them.
+    ctx.cache.ready().await;
     let namespace = experiment.namespace().ok_or(Error::MissingName)?;
     let name = experiment.metadata.name.clone().ok_or(Error::MissingName)?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let finished = experiment.status.as_ref().is_some_and(is_terminal);
     let pod_name = pod_name(&experiment);
-    let pod = match pods.get_opt(&pod_name).await? {
+    let pod = match ctx.cache.pod(&namespace, &pod_name) {
         Some(pod) => Some(pod),
         // A finished run whose pod was cleaned up keeps its status; it is never re-run.
         None if finished => return Ok(Action::await_change()),
@@ -87,9 +90,8 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
             }
             let lock = ctx.node_lock(format!("{namespace}/{}", experiment.spec.node));
             let _slot = lock.lock().await;
-            let nodes: Api<SporeNode> = Api::namespaced(ctx.client.clone(), &namespace);
-            let node = nodes.get_opt(&experiment.spec.node).await?;
-            if let Some(limit) = node_limit_reached(node.as_ref(), &experiment, &namespace, &ctx).await? {
+            let node = ctx.cache.node(&namespace, &experiment.spec.node);
+            if let Some(limit) = node_limit_reached(node.as_ref(), &experiment, &namespace, &ctx) {
                 let desired = queued_for_limit(&experiment, limit);
                 write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
                 return Ok(Action::requeue(Duration::from_secs(5)));
@@ -97,9 +99,12 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
             match pods.create(&PostParams::default(), &training_pod(&experiment, node.as_ref(), &ctx.settings)).await {
                 Ok(pod) => {
                     ctx.metrics.pods_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    ctx.cache.created(&namespace, &experiment.spec.node, &pod_name);
                     Some(pod)
                 }
-                Err(kube::Error::Api(e)) if e.code == 409 => pods.get_opt(&pod_name).await?,
+                // The watch has not shown it yet: the status is written once it has (a status
+                // from a pod read here could be newer than the watch's and go back after).
+                Err(kube::Error::Api(e)) if e.code == 409 => return Ok(Action::requeue(Duration::from_secs(1))),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -193,24 +198,15 @@ pub fn phase_event(previous: Option<ExperimentPhase>, desired: &ExperimentStatus
 /// The owning SporeNode's `maxConcurrentExperiments`, if its live training pods already reach
 /// it. A node that does not exist (yet) sets no limit. Callers hold the node's lock, so counting
 /// and creating cannot interleave within this (leading) replica.
-async fn node_limit_reached(
+fn node_limit_reached(
     node: Option<&SporeNode>,
     experiment: &Experiment,
     namespace: &str,
     ctx: &Context,
-) -> Result<Option<u32>, Error> {
-    let Some(node) = node else { return Ok(None) };
-    let limit = node.spec.research.max_concurrent_experiments;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let selector = format!("{NODE_LABEL}={}", experiment.spec.node);
-    let live = pods
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items
-        .iter()
-        .filter(|p| matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Pending" | "Running") | None))
-        .count();
-    Ok((live >= limit as usize).then_some(limit))
+) -> Option<u32> {
+    let limit = node?.spec.research.max_concurrent_experiments;
+    let live = ctx.cache.live_pods(namespace, &experiment.spec.node);
+    (live >= limit as usize).then_some(limit)
 }
 
 fn queued_for_limit(experiment: &Experiment, limit: u32) -> ExperimentStatus {
@@ -231,12 +227,22 @@ fn error_policy(experiment: Arc<Experiment>, error: &Error, _ctx: Arc<Context>) 
 /// Runs the controller until the watch streams end (or the task is dropped).
 pub async fn run(ctx: Arc<Context>) {
     let experiments: Api<Experiment> = Api::all(ctx.client.clone());
-    let pods: Api<Pod> = Api::all(ctx.client.clone());
     let metrics = ctx.metrics.clone();
-    let results = Controller::new(experiments, watcher::Config::default())
-        .owns(pods, watcher::Config::default().labels(EXPERIMENT_LABEL))
-        .run(timed_reconcile, error_policy, ctx);
-    crate::report(results, "experiment", metrics).await;
+    let Some((pods, nodes)) = ctx.cache.watch(ctx.client.clone()) else {
+        tracing::error!("the Experiment controller runs once per context");
+        return;
+    };
+    // The pods come from the cache's watch: the store has each pod before its Experiment is
+    // reconciled for it.
+    let results = Controller::new(experiments, watcher::Config::default()).owns_stream(pods).run(
+        timed_reconcile,
+        error_policy,
+        ctx,
+    );
+    tokio::select! {
+        () = nodes => tracing::warn!("the SporeNode watch ended"),
+        () = crate::report(results, "experiment", metrics) => {}
+    }
 }
 
 #[cfg(test)]

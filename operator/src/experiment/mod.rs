@@ -1,6 +1,7 @@
 //! The `Experiment` controller: [`pod`] builds the training pod, [`status`] reads its outcome,
-//! [`controller`] ties them to the API server.
+//! [`cache`] holds what the watches see, [`controller`] ties them to the API server.
 
+pub mod cache;
 pub mod controller;
 pub mod pod;
 pub mod status;

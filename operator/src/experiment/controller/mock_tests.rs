@@ -1,5 +1,6 @@
 //! The Experiment reconcile against a fake API server: which calls it makes, in which order,
-//! and what it writes, for each situation an Experiment can be in.
+//! and what it writes, for each situation an Experiment can be in. Pods and SporeNodes come
+//! from the controller's cache (seeded here as its watches would fill it), never from a GET.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,6 @@ use crate::mock_api::{Call, client, echo, not_found};
 
 const POD: &str = "/api/v1/namespaces/lab/pods/lr-train";
 const PODS: &str = "/api/v1/namespaces/lab/pods";
-const NODE: &str = "/apis/sporemesh.io/v1alpha1/namespaces/lab/sporenodes/lab-node";
 const STATUS: &str = "/apis/sporemesh.io/v1alpha1/namespaces/lab/experiments/lr/status";
 const CONFIGMAPS: &str = "/api/v1/namespaces/lab/configmaps";
 
@@ -49,12 +49,17 @@ fn status_written(experiment: &Value, call: &Call) -> (StatusCode, Value) {
     (StatusCode::OK, answer)
 }
 
+/// Reconciles `experiment` with `cached` pods and SporeNodes in the cache.
 async fn run(
     experiment: Value,
+    cached: (Vec<Value>, Vec<Value>),
     handler: impl Fn(&Call) -> (StatusCode, Value) + Send + Sync + 'static,
 ) -> (String, crate::mock_api::Calls) {
     let (client, calls) = client(Box::new(handler));
     let ctx = Arc::new(Context::new(client, PodSettings::new("spore:test"), Arc::default()));
+    let pods = cached.0.into_iter().map(|p| serde_json::from_value(p).expect("a Pod")).collect();
+    let nodes = cached.1.into_iter().map(|n| serde_json::from_value(n).expect("a SporeNode")).collect();
+    ctx.cache.seed(pods, nodes);
     let object: Experiment = serde_json::from_value(experiment).expect("an Experiment");
     let action = reconcile(Arc::new(object), ctx).await.expect("the reconcile succeeds");
     (format!("{action:?}"), calls)
@@ -64,23 +69,14 @@ async fn run(
 async fn a_new_experiment_gets_its_code_and_one_pod_then_a_pending_status() {
     let experiment = experiment_json(json!({"inline": "print(1)\n"}), None);
     let answer = experiment.clone();
-    let (action, calls) = run(experiment, move |call| match (call.method.as_str(), call.path.as_str()) {
-        ("GET", POD) | ("GET", NODE) => not_found(),
-        ("POST", CONFIGMAPS) | ("POST", PODS) => echo(call),
-        ("PATCH", STATUS) => status_written(&answer, call),
-        _ => echo(call), // Events
-    })
-    .await;
-    assert_eq!(
-        calls.lines(),
-        [
-            format!("GET {POD}"),
-            format!("POST {CONFIGMAPS}"),
-            format!("GET {NODE}"),
-            format!("POST {PODS}"),
-            format!("PATCH {STATUS}")
-        ]
-    );
+    let (action, calls) =
+        run(experiment, (vec![], vec![]), move |call| match (call.method.as_str(), call.path.as_str()) {
+            ("POST", CONFIGMAPS) | ("POST", PODS) => echo(call),
+            ("PATCH", STATUS) => status_written(&answer, call),
+            _ => echo(call), // Events
+        })
+        .await;
+    assert_eq!(calls.lines(), [format!("POST {CONFIGMAPS}"), format!("POST {PODS}"), format!("PATCH {STATUS}")]);
     let code = calls.body(&format!("POST {CONFIGMAPS}")).unwrap();
     assert_eq!((code["metadata"]["name"].as_str(), code["immutable"].as_bool()), (Some("lr-code"), Some(true)));
     assert_eq!(code["data"]["train.py"], "print(1)\n");
@@ -97,26 +93,18 @@ async fn a_new_experiment_gets_its_code_and_one_pod_then_a_pending_status() {
 async fn a_node_at_its_limit_queues_the_experiment_and_creates_no_pod() {
     let experiment = experiment_json(by_ref(), None);
     let answer = experiment.clone();
-    let (action, calls) = run(experiment, move |call| match (call.method.as_str(), call.path.as_str()) {
-        ("GET", POD) => not_found(),
-        ("GET", NODE) => (
-            StatusCode::OK,
-            json!({"apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode",
-                   "metadata": {"name": "lab-node", "namespace": "lab"},
-                   "spec": {"research": {"maxConcurrentExperiments": 1}}}),
-        ),
-        ("GET", PODS) => (
-            StatusCode::OK,
-            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [running_pod("2026-12-01T10:00:00Z")]}),
-        ),
-        ("PATCH", STATUS) => status_written(&answer, call),
+    let node = json!({"apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode",
+                      "metadata": {"name": "lab-node", "namespace": "lab"},
+                      "spec": {"research": {"maxConcurrentExperiments": 1}}});
+    // Another run of the node holds its one slot.
+    let mut other = running_pod("2026-12-01T10:00:00Z");
+    other["metadata"]["name"] = json!("other-train");
+    let (action, calls) = run(experiment, (vec![other], vec![node]), move |call| match call.method.as_str() {
+        "PATCH" => status_written(&answer, call),
         _ => echo(call),
     })
     .await;
-    assert_eq!(
-        calls.lines(),
-        [format!("GET {POD}"), format!("GET {NODE}"), format!("GET {PODS}"), format!("PATCH {STATUS}")]
-    );
+    assert_eq!(calls.lines(), [format!("PATCH {STATUS}")]);
     let status = calls.body(&format!("PATCH {STATUS}")).unwrap();
     assert_eq!(status["status"]["phase"], "Queued");
     assert_eq!(
@@ -129,12 +117,10 @@ async fn a_node_at_its_limit_queues_the_experiment_and_creates_no_pod() {
 #[tokio::test]
 async fn a_finished_run_whose_pod_is_gone_is_left_alone() {
     let done = json!({"phase": "Succeeded", "message": "training finished"});
-    let (action, calls) = run(experiment_json(by_ref(), Some(done)), |call| match call.path.as_str() {
-        POD => not_found(),
-        _ => panic!("unexpected call {}", call.line()),
-    })
-    .await;
-    assert_eq!(calls.lines(), [format!("GET {POD}")], "never re-run, never rewritten");
+    let (action, calls) =
+        run(experiment_json(by_ref(), Some(done)), (vec![], vec![]), |call| panic!("unexpected call {}", call.line()))
+            .await;
+    assert!(calls.lines().is_empty(), "never re-run, never rewritten");
     assert_eq!(action, format!("{:?}", Action::await_change()));
 }
 
@@ -146,21 +132,20 @@ async fn an_unchanged_status_is_not_written_again() {
     let pod = running_pod(&k8s_openapi::jiff::Timestamp::from_second(now).unwrap().to_string());
     let experiment = experiment_json(by_ref(), None);
     let (answer, served) = (experiment.clone(), pod.clone());
-    let (_, calls) = run(experiment, move |call| match (call.method.as_str(), call.path.as_str()) {
-        ("GET", POD) => (StatusCode::OK, served.clone()),
-        ("PATCH", STATUS) => status_written(&answer, call),
-        _ => echo(call),
-    })
-    .await;
+    let (_, calls) =
+        run(experiment, (vec![served], vec![]), move |call| match (call.method.as_str(), call.path.as_str()) {
+            ("PATCH", STATUS) => status_written(&answer, call),
+            _ => echo(call),
+        })
+        .await;
     let written = calls.body(&format!("PATCH {STATUS}")).expect("the first status")["status"].clone();
     assert_eq!(written["phase"], "Running");
-    // Second pass with that status stored: only the pod is read.
-    let (action, calls) = run(experiment_json(by_ref(), Some(written)), move |call| match call.path.as_str() {
-        POD => (StatusCode::OK, pod.clone()),
-        _ => panic!("unexpected call {}", call.line()),
+    // Second pass with that status stored: no call at all.
+    let (action, calls) = run(experiment_json(by_ref(), Some(written)), (vec![pod], vec![]), |call| {
+        panic!("unexpected call {}", call.line())
     })
     .await;
-    assert_eq!(calls.lines(), [format!("GET {POD}")]);
+    assert!(calls.lines().is_empty());
     // It looks again in five minutes (the pod is overdue only 450 s from now)...
     assert_eq!(action, format!("{:?}", Action::requeue(Duration::from_secs(300))));
     // ...or when it will be overdue, if that is sooner: started 400 s ago, due in 50 s.
@@ -168,12 +153,12 @@ async fn an_unchanged_status_is_not_written_again() {
     let pod = running_pod(&started.to_string());
     let experiment = experiment_json(by_ref(), Some(json!({"phase": "Running", "pod": "lr-train"})));
     let answer = experiment.clone();
-    let (action, _) = run(experiment, move |call| match (call.method.as_str(), call.path.as_str()) {
-        ("GET", POD) => (StatusCode::OK, pod.clone()),
-        ("PATCH", STATUS) => status_written(&answer, call),
-        _ => echo(call),
-    })
-    .await;
+    let (action, _) =
+        run(experiment, (vec![pod], vec![]), move |call| match (call.method.as_str(), call.path.as_str()) {
+            ("PATCH", STATUS) => status_written(&answer, call),
+            _ => echo(call),
+        })
+        .await;
     let seconds: u64 = action
         .trim_start_matches("Action { requeue_after: Some(")
         .trim_end_matches("s) }")
@@ -186,13 +171,15 @@ async fn an_unchanged_status_is_not_written_again() {
 async fn a_pod_past_its_deadline_fails_the_run_then_is_deleted() {
     let experiment = experiment_json(by_ref(), Some(json!({"phase": "Running", "pod": "lr-train"})));
     let answer = experiment.clone();
-    let (action, calls) = run(experiment, move |call| match (call.method.as_str(), call.path.as_str()) {
-        ("GET", POD) | ("DELETE", POD) => (StatusCode::OK, running_pod("2026-01-01T00:00:00Z")),
-        ("PATCH", STATUS) => status_written(&answer, call),
-        _ => echo(call),
-    })
-    .await;
-    assert_eq!(calls.lines(), [format!("GET {POD}"), format!("PATCH {STATUS}"), format!("DELETE {POD}")]);
+    let overdue = running_pod("2026-01-01T00:00:00Z");
+    let (action, calls) =
+        run(experiment, (vec![overdue], vec![]), move |call| match (call.method.as_str(), call.path.as_str()) {
+            ("DELETE", POD) => (StatusCode::OK, running_pod("2026-01-01T00:00:00Z")),
+            ("PATCH", STATUS) => status_written(&answer, call),
+            _ => echo(call),
+        })
+        .await;
+    assert_eq!(calls.lines(), [format!("PATCH {STATUS}"), format!("DELETE {POD}")]);
     let status = calls.body(&format!("PATCH {STATUS}")).unwrap()["status"].clone();
     assert_eq!((status["phase"].as_str(), status["decision"].as_str()), (Some("Failed"), Some("crash")));
     assert!(status["message"].as_str().unwrap().starts_with("exceeded its deadline of 420 s"), "{status}");
@@ -205,13 +192,14 @@ async fn a_diff_run_waits_for_its_candidate_and_fails_when_the_agent_refuses_it(
     let diff = json!({"diff": "@@ -1 +1 @@\n-a\n+b"});
     let experiment = experiment_json(diff.clone(), None);
     let answer = experiment.clone();
-    let (action, calls) = run(experiment, move |call| match (call.method.as_str(), call.path.as_str()) {
-        ("GET", POD) | ("GET", CANDIDATE) => not_found(),
-        ("PATCH", STATUS) => status_written(&answer, call),
-        _ => echo(call),
-    })
-    .await;
-    assert_eq!(calls.lines(), [format!("GET {POD}"), format!("GET {CANDIDATE}"), format!("PATCH {STATUS}")], "no pod");
+    let (action, calls) =
+        run(experiment, (vec![], vec![]), move |call| match (call.method.as_str(), call.path.as_str()) {
+            ("GET", CANDIDATE) => not_found(),
+            ("PATCH", STATUS) => status_written(&answer, call),
+            _ => echo(call),
+        })
+        .await;
+    assert_eq!(calls.lines(), [format!("GET {CANDIDATE}"), format!("PATCH {STATUS}")], "no pod");
     let status = calls.body(&format!("PATCH {STATUS}")).unwrap()["status"].clone();
     assert_eq!(status["phase"], "Pending");
     assert!(status["message"].as_str().unwrap().starts_with("waiting for SporeNode lab-node's agent"), "{status}");
@@ -220,12 +208,13 @@ async fn a_diff_run_waits_for_its_candidate_and_fails_when_the_agent_refuses_it(
     // The agent said why it cannot: the run fails, and is never looked at again.
     let refused = experiment_json(diff, Some(json!({"phase": "Pending", "codeError": "the diff does not apply"})));
     let answer = refused.clone();
-    let (action, calls) = run(refused, move |call| match (call.method.as_str(), call.path.as_str()) {
-        ("GET", POD) | ("GET", CANDIDATE) => not_found(),
-        ("PATCH", STATUS) => status_written(&answer, call),
-        _ => echo(call),
-    })
-    .await;
+    let (action, calls) =
+        run(refused, (vec![], vec![]), move |call| match (call.method.as_str(), call.path.as_str()) {
+            ("GET", CANDIDATE) => not_found(),
+            ("PATCH", STATUS) => status_written(&answer, call),
+            _ => echo(call),
+        })
+        .await;
     let status = calls.body(&format!("PATCH {STATUS}")).unwrap()["status"].clone();
     assert_eq!((status["phase"].as_str(), status["decision"].as_str()), (Some("Failed"), Some("crash")));
     assert_eq!(status["message"], "the candidate could not be made: the diff does not apply");

@@ -196,9 +196,10 @@ fn chart_lints_and_renders_against_the_real_api(c: &Cluster) -> TestResult {
     c.helm(&["lint", "--strict", &chart])?;
     let plain = c.helm(&["template", "spore", &chart])?;
     assert!(!plain.contains("SPORE_MIRROR_DATABASE_URL"), "no mirror unless enabled");
+    // Its own release name: the cluster-scoped objects must not meet the installed release's.
     let rendered = c.helm(&[
         "template",
-        "spore",
+        "spore-render",
         &chart,
         "--namespace",
         "spore-render",

@@ -20,6 +20,6 @@ mod publisher;
 mod record;
 pub mod workspace;
 
-pub use executor::{KubernetesExecutor, ORIGIN_LABEL, ORIGIN_RESEARCH, experiment_for, outcome_of};
+pub use executor::{KubernetesExecutor, ORIGIN_LABEL, ORIGIN_RESEARCH};
 pub use publisher::{ClusterPublisher, FIELD_MANAGER};
 pub use record::{AGENT_MODEL_ANNOTATION, NotYet, Publication, publication};

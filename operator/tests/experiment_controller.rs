@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use spore_operator::experiment::controller;
@@ -95,7 +96,16 @@ async fn experiments_become_gpu_pods_and_their_results_come_back() {
             None,
         )
         .unwrap();
-    assert!(queued_message.contains("Insufficient nvidia.com/gpu"), "{queued_message}");
+    // The operator counts the GPUs itself: the four wait without a pod, saying why.
+    assert_eq!(
+        queued_message
+            .matches("waiting for GPUs: 16 of 16 nvidia.com/gpu on the nodes it may run on are taken")
+            .count(),
+        4,
+        "{queued_message}"
+    );
+    let pods = kubectl.run(&["get", "pods", "-n", NS, "-o", "jsonpath={.items[*].metadata.name}"], None).unwrap();
+    assert_eq!(pods.split_whitespace().count(), 16, "no pod for a queued Experiment: {pods}");
 
     // Two runs end: one with metrics, one crashing; their GPUs go to queued runs.
     let running_pods: Vec<String> = kubectl
@@ -184,12 +194,36 @@ async fn experiments_become_gpu_pods_and_their_results_come_back() {
     .await
     .unwrap();
 
-    // A restarted controller creates no second pod and keeps the statuses.
+    // A restarted operator (its caches filled afresh) creates no second pod and keeps the
+    // statuses. This one does not count GPUs: the two queued Experiments get pods, which the
+    // scheduler holds, and they stay Queued with the scheduler's reason.
     running.abort();
     let _ = running.await;
-    let restarted = tokio::spawn(controller::run(ctx.clone()));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(ctx);
+    let mut fresh = support::operator_context(&env).await;
+    Arc::get_mut(&mut fresh).expect("a new context").gpu_admission = false;
+    let restarted = tokio::spawn(controller::run(fresh));
+    let k = kubectl.clone();
+    tokio::task::spawn_blocking(move || {
+        let seen = std::cell::RefCell::new(String::new());
+        wait_until_or(
+            Duration::from_secs(60),
+            "pods for the queued two, held by the scheduler",
+            || {
+                let jsonpath = r#"jsonpath={.items[?(@.status.phase=="Queued")].status.message}"#;
+                let queued = k.run(&["get", "experiments", "-n", NS, "-o", jsonpath], None).unwrap_or_default();
+                let pods = pod_phases(&k);
+                *seen.borrow_mut() = format!("pods {pods:?}; queued: {queued}");
+                pods.len() == 20 && queued.matches("Insufficient nvidia.com/gpu").count() == 2
+            },
+            || seen.borrow().clone(),
+        )
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(pod_phases(&kubectl).len(), 20, "one pod per Experiment");
+    assert_eq!(count(&pod_phases(&kubectl), "Pending"), 2);
     assert_eq!(field(&kubectl, "experiment", &good_exp, "{.status.phase}"), "Succeeded");
 
     // Deleting an Experiment removes its pod (owner reference, garbage collector).

@@ -85,6 +85,11 @@ struct RunArgs {
     /// Records per mirror transaction.
     #[arg(long, default_value_t = 5000)]
     mirror_batch: usize,
+    /// Create a training pod only when the nodes it may run on have its GPUs free, by the
+    /// operator's count of its own training pods; otherwise the Experiment waits `Queued` with no
+    /// pod. Turn off where GPU nodes are added on demand (an autoscaler acts on pending pods).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    gpu_admission: bool,
 }
 
 fn identity() -> String {
@@ -110,7 +115,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         tokio::spawn(serve(listener, metrics.clone()));
     }
-    let ctx = Arc::new(Context::new(client.clone(), PodSettings::new(args.agent_image), metrics.clone()));
+    let mut ctx = Context::new(client.clone(), PodSettings::new(args.agent_image), metrics.clone());
+    ctx.gpu_admission = args.gpu_admission;
+    let ctx = Arc::new(ctx);
     let (client_for_fleet, metrics_for_fleet) = (client.clone(), metrics.clone());
     metrics.ready.store(true, Ordering::SeqCst);
     let fleet = args.mirror_database_url.map(|database_url| FleetConfig {

@@ -30,15 +30,25 @@ pub struct Context {
     pub node_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Kubernetes Events on phase changes (what `kubectl describe experiment` shows).
     pub recorder: Recorder,
-    /// Training pods and SporeNodes as the watches see them.
+    /// Training pods, SporeNodes and nodes as the watches see them.
     pub cache: Cache,
+    /// Keep an Experiment `Queued` without a pod while its GPUs are taken ([`super::capacity`]).
+    pub gpu_admission: bool,
 }
 
 impl Context {
     pub fn new(client: Client, settings: PodSettings, metrics: Arc<crate::serve::Metrics>) -> Self {
         let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
         let recorder = Recorder::new(client.clone(), reporter);
-        Context { client, settings, metrics, node_locks: Default::default(), recorder, cache: Cache::default() }
+        Context {
+            client,
+            settings,
+            metrics,
+            node_locks: Default::default(),
+            recorder,
+            cache: Cache::default(),
+            gpu_admission: true,
+        }
     }
 
     fn node_lock(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
@@ -79,7 +89,26 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
             return Ok(if is_terminal(&desired) { Action::await_change() } else { Action::requeue(CANDIDATE_POLL) });
         }
         None => {
-            // The code's ConfigMap first, outside the node's lock: it counts against no limit.
+            // A SporeNode's limit: counting its live pods and creating one is a single step.
+            let node = ctx.cache.node(&namespace, &experiment.spec.node);
+            let _slot = match node.is_some() {
+                true => Some(ctx.node_lock(format!("{namespace}/{}", experiment.spec.node)).lock_owned().await),
+                false => None,
+            };
+            if let Some(limit) = node_limit_reached(node.as_ref(), &experiment, &namespace, &ctx) {
+                let desired = queued_for_limit(&experiment, limit);
+                write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
+                return Ok(Action::requeue(QUEUE_POLL));
+            }
+            let wanted = training_pod(&experiment, node.as_ref(), &ctx.settings);
+            let reservation = match ctx.cache.reserve(&wanted, ctx.gpu_admission) {
+                Ok(reservation) => reservation,
+                Err(room) => {
+                    let desired = queued_for_gpus(&experiment, &room);
+                    write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
+                    return Ok(Action::requeue(QUEUE_POLL));
+                }
+            };
             if let Some(code) = inline_code(&experiment) {
                 let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
                 match maps.create(&PostParams::default(), &code).await {
@@ -88,23 +117,18 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
                     Err(e) => return Err(e.into()),
                 }
             }
-            let lock = ctx.node_lock(format!("{namespace}/{}", experiment.spec.node));
-            let _slot = lock.lock().await;
-            let node = ctx.cache.node(&namespace, &experiment.spec.node);
-            if let Some(limit) = node_limit_reached(node.as_ref(), &experiment, &namespace, &ctx) {
-                let desired = queued_for_limit(&experiment, limit);
-                write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
-                return Ok(Action::requeue(Duration::from_secs(5)));
-            }
-            match pods.create(&PostParams::default(), &training_pod(&experiment, node.as_ref(), &ctx.settings)).await {
+            match pods.create(&PostParams::default(), &wanted).await {
                 Ok(pod) => {
                     ctx.metrics.pods_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    ctx.cache.created(&namespace, &experiment.spec.node, &pod_name);
+                    reservation.keep();
                     Some(pod)
                 }
                 // The watch has not shown it yet: the status is written once it has (a status
                 // from a pod read here could be newer than the watch's and go back after).
-                Err(kube::Error::Api(e)) if e.code == 409 => return Ok(Action::requeue(Duration::from_secs(1))),
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    reservation.keep();
+                    return Ok(Action::requeue(Duration::from_secs(1)));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -135,6 +159,9 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
         overdue.map(|at| at.duration_since(Timestamp::now()).as_secs().max(0) as u64 + 1).unwrap_or(u64::MAX);
     Ok(Action::requeue(Duration::from_secs(until_overdue.min(300))))
 }
+
+/// How often a queued Experiment (a SporeNode's limit, or no free GPU) looks again.
+const QUEUE_POLL: Duration = Duration::from_secs(5);
 
 /// How often a diff run looks for the candidate its node-agent writes.
 const CANDIDATE_POLL: Duration = Duration::from_secs(3);
@@ -216,6 +243,13 @@ fn queued_for_limit(experiment: &Experiment, limit: u32) -> ExperimentStatus {
         "waiting for a slot: SporeNode {} runs at most {limit} experiments at once",
         experiment.spec.node
     ));
+    status
+}
+
+fn queued_for_gpus(experiment: &Experiment, room: &super::capacity::Room) -> ExperimentStatus {
+    let mut status = desired_status(experiment, None);
+    status.phase = spore_crds::ExperimentPhase::Queued;
+    status.message = Some(format!("waiting for GPUs: {}", room.reason().unwrap_or_default()));
     status
 }
 

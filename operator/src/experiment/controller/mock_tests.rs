@@ -49,10 +49,21 @@ fn status_written(experiment: &Value, call: &Call) -> (StatusCode, Value) {
     (StatusCode::OK, answer)
 }
 
-/// Reconciles `experiment` with `cached` pods and SporeNodes in the cache.
+/// Reconciles `experiment` with `cached` pods and SporeNodes in the cache (and no cluster
+/// nodes known: GPUs not counted).
 async fn run(
     experiment: Value,
     cached: (Vec<Value>, Vec<Value>),
+    handler: impl Fn(&Call) -> (StatusCode, Value) + Send + Sync + 'static,
+) -> (String, crate::mock_api::Calls) {
+    run_in_cluster(experiment, cached, None, handler).await
+}
+
+/// [`run`] with the cluster's nodes known, when `cluster_nodes` is given.
+async fn run_in_cluster(
+    experiment: Value,
+    cached: (Vec<Value>, Vec<Value>),
+    cluster_nodes: Option<Vec<Value>>,
     handler: impl Fn(&Call) -> (StatusCode, Value) + Send + Sync + 'static,
 ) -> (String, crate::mock_api::Calls) {
     let (client, calls) = client(Box::new(handler));
@@ -60,6 +71,11 @@ async fn run(
     let pods = cached.0.into_iter().map(|p| serde_json::from_value(p).expect("a Pod")).collect();
     let nodes = cached.1.into_iter().map(|n| serde_json::from_value(n).expect("a SporeNode")).collect();
     ctx.cache.seed(pods, nodes);
+    if let Some(cluster_nodes) = cluster_nodes {
+        ctx.cache.seed_cluster_nodes(
+            cluster_nodes.into_iter().map(|n| serde_json::from_value(n).expect("a Node")).collect(),
+        );
+    }
     let object: Experiment = serde_json::from_value(experiment).expect("an Experiment");
     let action = reconcile(Arc::new(object), ctx).await.expect("the reconcile succeeds");
     (format!("{action:?}"), calls)
@@ -99,19 +115,51 @@ async fn a_node_at_its_limit_queues_the_experiment_and_creates_no_pod() {
     // Another run of the node holds its one slot.
     let mut other = running_pod("2026-12-01T10:00:00Z");
     other["metadata"]["name"] = json!("other-train");
-    let (action, calls) = run(experiment, (vec![other], vec![node]), move |call| match call.method.as_str() {
+    let (action, calls) = run(experiment, (vec![other], vec![node]), status_patches(answer)).await;
+    assert_queued_only(&action, &calls, "waiting for a slot: SporeNode lab-node runs at most 1 experiments at once");
+}
+
+/// Answers status writes with the Experiment carrying them, anything else with its own body.
+fn status_patches(answer: Value) -> impl Fn(&Call) -> (StatusCode, Value) + Send + Sync + 'static {
+    move |call| match call.method.as_str() {
         "PATCH" => status_written(&answer, call),
         _ => echo(call),
-    })
-    .await;
+    }
+}
+
+/// The reconcile wrote only a `Queued` status with `message`, and looks again in 5 s.
+fn assert_queued_only(action: &str, calls: &crate::mock_api::Calls, message: &str) {
     assert_eq!(calls.lines(), [format!("PATCH {STATUS}")]);
     let status = calls.body(&format!("PATCH {STATUS}")).unwrap();
     assert_eq!(status["status"]["phase"], "Queued");
-    assert_eq!(
-        status["status"]["message"],
-        "waiting for a slot: SporeNode lab-node runs at most 1 experiments at once"
-    );
+    assert_eq!(status["status"]["message"], message);
     assert_eq!(action, format!("{:?}", Action::requeue(Duration::from_secs(5))));
+}
+
+#[tokio::test]
+async fn no_free_gpu_queues_the_experiment_with_no_code_and_no_pod() {
+    let experiment = experiment_json(json!({"inline": "print(1)\n"}), None);
+    let answer = experiment.clone();
+    let gpu_node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "g1"},
+                          "status": {"allocatable": {"nvidia.com/gpu": "1"}}});
+    // Another Experiment's pod holds the cluster's one GPU.
+    let mut other = running_pod("2026-12-01T10:00:00Z");
+    other["metadata"]["name"] = json!("other-train");
+    other["spec"]["nodeName"] = json!("g1");
+    other["spec"]["containers"][0]["resources"] = json!({"limits": {"nvidia.com/gpu": "1"}});
+    let cached = (vec![other.clone()], vec![]);
+    let (action, calls) =
+        run_in_cluster(experiment.clone(), cached, Some(vec![gpu_node.clone()]), status_patches(answer)).await;
+    let message =
+        "waiting for GPUs: 1 of 1 nvidia.com/gpu on the nodes it may run on are taken by training pods; it needs 1";
+    assert_queued_only(&action, &calls, message);
+
+    // Once that pod has finished, the Experiment gets its code and its pod.
+    other["status"]["phase"] = json!("Succeeded");
+    let answer = experiment.clone();
+    let (_, calls) =
+        run_in_cluster(experiment, (vec![other], vec![]), Some(vec![gpu_node]), status_patches(answer)).await;
+    assert_eq!(calls.lines(), [format!("POST {CONFIGMAPS}"), format!("POST {PODS}"), format!("PATCH {STATUS}")]);
 }
 
 #[tokio::test]

@@ -3,11 +3,15 @@
 # control plane (16 kwok GPUs), time until every one has a status (a pod, or Queued), reported
 # as Experiments per second, with the apiserver requests the operator made per Experiment.
 #
-#   benches/operator-throughput.sh [COUNT]
+#   benches/operator-throughput.sh [COUNT] [GPU_ADMISSION]
+#
+# GPU_ADMISSION (default true) is the operator's --gpu-admission: with false, every Experiment
+# gets a pod at once and the scheduler holds those that find no GPU.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 count=${1:-1000}
+admission=${2:-true}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/spore/target}
 export K8S_TEST_BIN
 K8S_TEST_BIN=$(scripts/k8s-bins.sh ensure | tail -n 1)
@@ -27,7 +31,7 @@ kubectl create namespace bench >/dev/null
 requests() {
   kubectl get --raw /metrics | awk '/^apiserver_request_total\{/ && (/resource="pods"/ || /resource="sporenodes"/ || (/resource="experiments"/ && /verb="(PATCH|APPLY)"/)) { s += $NF } END { print s + 0 }'
 }
-"$bin/spore-operator" run --leader-election=false --metrics-address 127.0.0.1:0 --health-address 127.0.0.1:0 \
+"$bin/spore-operator" run --leader-election=false --gpu-admission="$admission" --metrics-address 127.0.0.1:0 --health-address 127.0.0.1:0 \
   >"$dir/operator.log" 2>&1 &
 operator=$!
 sleep 2

@@ -1,12 +1,13 @@
 //! `spore-operator`: the Kubernetes side of Spore.
 //!
-//! Built so far: the `Experiment` controller ([`experiment`]) — one training pod per Experiment,
-//! placed on GPU nodes through the device plugin's extended resource, its outcome read back from
-//! the pod's termination message into the Experiment's status — leader election on a Lease
-//! ([`leader`]), the health and metrics endpoints ([`serve`]), and the `SporeNode` controller
+//! The `Experiment` controller ([`experiment`]): one training pod per Experiment, placed on GPU
+//! nodes through the device plugin's extended resource, created only when a SporeNode's limit and
+//! the GPUs allow (else `Queued`), its outcome read back from the pod's termination message into
+//! the Experiment's status, with Events and conditions. The `SporeNode` controller
 //! ([`sporenode`]): identity Secret, config, Services, node-agent StatefulSet, training egress
-//! policy. Still to come (issue 8): per-node concurrency limits, events; and (issue 9) the Postgres mirror. It never imports the node agent: the two talk over the
-//! Kubernetes API and gRPC.
+//! policy. Leader election on a Lease ([`leader`]), the health and metrics endpoints ([`serve`]),
+//! and the Postgres mirror of every node's records ([`mirror`]). It never imports the node
+//! agent: the two talk over the Kubernetes API and gRPC.
 
 pub mod conditions;
 pub mod experiment;

@@ -210,11 +210,12 @@ async fn experiments_become_gpu_pods_and_their_results_come_back() {
             Duration::from_secs(60),
             "pods for the queued two, held by the scheduler",
             || {
-                let jsonpath = r#"jsonpath={.items[?(@.status.phase=="Queued")].status.message}"#;
+                let jsonpath = r#"jsonpath={range .items[?(@.status.phase=="Queued")]}{.status.message}{"\n"}{end}"#;
                 let queued = k.run(&["get", "experiments", "-n", NS, "-o", jsonpath], None).unwrap_or_default();
                 let pods = pod_phases(&k);
                 *seen.borrow_mut() = format!("pods {pods:?}; queued: {queued}");
-                pods.len() == 20 && queued.matches("Insufficient nvidia.com/gpu").count() == 2
+                let held = queued.lines().filter(|m| m.contains("Insufficient nvidia.com/gpu")).count();
+                pods.len() == 20 && held == 2
             },
             || seen.borrow().clone(),
         )

@@ -28,6 +28,7 @@ use crate::common::{Condition, GpuRequest};
     printcolumn(name = "GPU", type_ = "string", json_path = ".status.gpuClass"),
     printcolumn(name = "CID", type_ = "string", json_path = ".status.publishedCidShort"),
     printcolumn(name = "Description", type_ = "string", json_path = ".spec.description", priority = 1),
+    printcolumn(name = "Message", type_ = "string", json_path = ".status.message", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

@@ -164,7 +164,7 @@ fn kubectl_get_experiments_reads_as_a_research_log(c: &Cluster) -> TestResult {
     let ns = "research-log";
     c.namespace(ns)?;
     c.apply(ns, &experiment("lr-0-05"))?;
-    let status = r#"{"status":{"phase":"Succeeded","metrics":{"valBpb":0.9931,"numSteps":953,"numParams":50331648,"peakVramMb":45060.2},
+    let status = r#"{"status":{"phase":"Succeeded","message":"training finished","metrics":{"valBpb":0.9931,"numSteps":953,"numParams":50331648,"peakVramMb":45060.2},
         "parentValBpb":0.9979,"deltaValBpb":-0.0048,"decision":"keep","gpuClass":"H100",
         "publishedCid":"433ed9532e8fbcf47eb69a9ad6a81b82774963aee33ac63b9b70303a0b14c457","publishedCidShort":"433ed9532e8f"}}"#;
     c.run(&["patch", "-n", ns, "experiment", "lr-0-05", "--subresource=status", "--type=merge", "-p", status])?;
@@ -179,6 +179,7 @@ fn kubectl_get_experiments_reads_as_a_research_log(c: &Cluster) -> TestResult {
     }
     let wide = c.run(&["get", "exp", "-n", ns, "-o", "wide"])?;
     assert!(wide.contains("raise the learning rate"), "wide output shows the description: {wide}");
+    assert!(wide.contains("MESSAGE") && wide.contains("training finished"), "and the status message: {wide}");
     Ok(())
 }
 

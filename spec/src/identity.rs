@@ -50,7 +50,9 @@ impl Identity {
 
     /// A fresh identity from the operating system's randomness.
     pub fn generate() -> Self {
-        Identity { signing_key: SigningKey::generate(&mut rand_core::OsRng) }
+        let mut seed = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+        Identity::from_seed(seed)
     }
 
     /// The seed as 64 lowercase hex characters (the `private_key` file's contents).

@@ -25,6 +25,10 @@ use super::pod::NODE_LABEL;
 
 /// How long a created pod the watch has not shown is counted against its node anyway.
 const UNSEEN_FOR: Duration = Duration::from_secs(60);
+/// How long after start a reconcile waits for the nodes (when GPUs are counted): without them a
+/// restarted operator would create a pod for every queued Experiment at once. Nodes that cannot
+/// be listed (no RBAC for them) only delay the first reconciles by this much.
+const NODES_WAIT: Duration = Duration::from_secs(30);
 
 /// Training pods, SporeNodes and cluster nodes, as the watches last saw them.
 pub struct Cache {
@@ -35,6 +39,8 @@ pub struct Cache {
     writers: Mutex<Option<Writers>>,
     /// Pods being created or created here, not yet seen by the watch, with when.
     unseen: Mutex<Vec<(Pod, Instant)>>,
+    /// When the cache was made.
+    born: Instant,
 }
 
 struct Writers {
@@ -49,7 +55,14 @@ impl Default for Cache {
         let (nodes, node_writer) = reflector::store();
         let (cluster_nodes, cluster_node_writer) = reflector::store();
         let writers = Writers { pods: pod_writer, nodes: node_writer, cluster_nodes: cluster_node_writer };
-        Cache { pods, nodes, cluster_nodes, writers: Mutex::new(Some(writers)), unseen: Mutex::default() }
+        Cache {
+            pods,
+            nodes,
+            cluster_nodes,
+            writers: Mutex::new(Some(writers)),
+            unseen: Mutex::default(),
+            born: Instant::now(),
+        }
     }
 }
 
@@ -121,9 +134,14 @@ impl Cache {
         Some((pods, futures_util::future::join(nodes, cluster_nodes).map(|_| ())))
     }
 
-    /// Until the pod and SporeNode stores are filled (without nodes, GPUs are not counted).
-    pub async fn ready(&self) {
+    /// Until the pod and SporeNode stores are filled, and, when GPUs are counted, the nodes too
+    /// (for at most [`NODES_WAIT`] after start; without nodes, GPUs are not counted).
+    pub async fn ready(&self, counting_gpus: bool) {
         let _ = futures_util::future::join(self.pods.wait_until_ready(), self.nodes.wait_until_ready()).await;
+        if counting_gpus {
+            let deadline = tokio::time::Instant::from_std(self.born + NODES_WAIT);
+            let _ = tokio::time::timeout_at(deadline, self.cluster_nodes.wait_until_ready()).await;
+        }
     }
 
     /// The training pod `name` in `namespace`, if the watch has seen it.

@@ -73,7 +73,7 @@ async fn timed_reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Resu
 
 async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Error> {
     // Pods and SporeNodes are read from the cache, once it has listed them.
-    ctx.cache.ready().await;
+    ctx.cache.ready(ctx.gpu_admission).await;
     let namespace = experiment.namespace().ok_or(Error::MissingName)?;
     let name = experiment.metadata.name.clone().ok_or(Error::MissingName)?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);

@@ -67,7 +67,10 @@ async fn run_in_cluster(
     handler: impl Fn(&Call) -> (StatusCode, Value) + Send + Sync + 'static,
 ) -> (String, crate::mock_api::Calls) {
     let (client, calls) = client(Box::new(handler));
-    let ctx = Arc::new(Context::new(client, PodSettings::new("spore:test"), Arc::default()));
+    let mut ctx = Context::new(client, PodSettings::new("spore:test"), Arc::default());
+    // GPUs are counted only where the test gives the nodes.
+    ctx.gpu_admission = cluster_nodes.is_some();
+    let ctx = Arc::new(ctx);
     let pods = cached.0.into_iter().map(|p| serde_json::from_value(p).expect("a Pod")).collect();
     let nodes = cached.1.into_iter().map(|n| serde_json::from_value(n).expect("a SporeNode")).collect();
     ctx.cache.seed(pods, nodes);

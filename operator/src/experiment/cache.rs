@@ -289,6 +289,18 @@ mod tests {
     }
 
     #[test]
+    fn counting_gpus_waits_for_the_nodes_after_start() {
+        let cache = Cache::default();
+        cache.seed(vec![], vec![]);
+        assert!(cache.ready(false).now_or_never().is_some(), "not counting GPUs: pods and SporeNodes suffice");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let _guard = runtime.enter();
+        assert!(cache.ready(true).now_or_never().is_none(), "counting GPUs: not before the nodes are known");
+        cache.seed_cluster_nodes(vec![gpu_node("g1", 8)]);
+        assert!(cache.ready(true).now_or_never().is_some());
+    }
+
+    #[test]
     fn reservations_take_gpus_until_none_are_left() {
         let cache = Cache::default();
         cache.seed(vec![pod("a", "n1", Some("Running"))], vec![]);

@@ -47,13 +47,9 @@ impl Room {
 /// Whether `pod` fits beside the live training pods `others` on `nodes`.
 pub fn room<'a>(pod: &Pod, nodes: &[&Node], others: impl IntoIterator<Item = &'a Pod>) -> Room {
     let Some((resource, asked)) = gpu_request(pod) else { return Room::NotCounted };
-    let eligible: BTreeSet<&str> =
-        nodes.iter().filter(|node| may_run_on(pod, node)).filter_map(|node| node.metadata.name.as_deref()).collect();
-    let total: u64 = nodes
-        .iter()
-        .filter(|node| node.metadata.name.as_deref().is_some_and(|n| eligible.contains(n)))
-        .map(|node| allocatable(node, &resource))
-        .sum();
+    let eligible: Vec<&Node> = nodes.iter().copied().filter(|node| may_run_on(pod, node)).collect();
+    let total: u64 = eligible.iter().map(|node| allocatable(node, &resource)).sum();
+    let eligible: BTreeSet<&str> = eligible.iter().filter_map(|node| node.metadata.name.as_deref()).collect();
     let selector = node_selector(pod);
     let taken: u64 = others
         .into_iter()

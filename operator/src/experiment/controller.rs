@@ -91,12 +91,17 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
         None => {
             // A SporeNode's limit: counting its live pods and creating one is a single step.
             let node = ctx.cache.node(&namespace, &experiment.spec.node);
-            let _slot = match node.is_some() {
-                true => Some(ctx.node_lock(format!("{namespace}/{}", experiment.spec.node)).lock_owned().await),
-                false => None,
+            let _slot = if node.is_some() {
+                Some(ctx.node_lock(format!("{namespace}/{}", experiment.spec.node)).lock_owned().await)
+            } else {
+                None
             };
             if let Some(limit) = node_limit_reached(node.as_ref(), &experiment, &namespace, &ctx) {
-                let desired = queued_for_limit(&experiment, limit);
+                let why = format!(
+                    "waiting for a slot: SporeNode {} runs at most {limit} experiments at once",
+                    experiment.spec.node
+                );
+                let desired = queued(&experiment, why);
                 write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
                 return Ok(Action::requeue(QUEUE_POLL));
             }
@@ -104,7 +109,8 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
             let reservation = match ctx.cache.reserve(&wanted, ctx.gpu_admission) {
                 Ok(reservation) => reservation,
                 Err(room) => {
-                    let desired = queued_for_gpus(&experiment, &room);
+                    let desired =
+                        queued(&experiment, format!("waiting for GPUs: {}", room.reason().unwrap_or_default()));
                     write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
                     return Ok(Action::requeue(QUEUE_POLL));
                 }
@@ -236,20 +242,11 @@ fn node_limit_reached(
     (live >= limit as usize).then_some(limit)
 }
 
-fn queued_for_limit(experiment: &Experiment, limit: u32) -> ExperimentStatus {
+/// A `Queued` status with no pod, saying why.
+fn queued(experiment: &Experiment, why: String) -> ExperimentStatus {
     let mut status = desired_status(experiment, None);
     status.phase = spore_crds::ExperimentPhase::Queued;
-    status.message = Some(format!(
-        "waiting for a slot: SporeNode {} runs at most {limit} experiments at once",
-        experiment.spec.node
-    ));
-    status
-}
-
-fn queued_for_gpus(experiment: &Experiment, room: &super::capacity::Room) -> ExperimentStatus {
-    let mut status = desired_status(experiment, None);
-    status.phase = spore_crds::ExperimentPhase::Queued;
-    status.message = Some(format!("waiting for GPUs: {}", room.reason().unwrap_or_default()));
+    status.message = Some(why);
     status
 }
 

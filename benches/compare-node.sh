@@ -2,7 +2,7 @@
 # Whole-node benchmarks, ours beside the Python reference in one run: ingest, sync, propagation
 # along a line of nodes, peak RSS. See benches/node_bench.py.
 #
-#   benches/compare-node.sh [--records N] [--line-nodes K] [--line-records M]
+#   benches/compare-node.sh [--records N] [--line-nodes K] [--line-records M] [--rust-only]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"

@@ -1,6 +1,6 @@
 """Whole-node benchmarks, ours and the Python reference side by side in one run.
 
-  node_bench.py --spore PATH [--records N] [--line-nodes K] [--line-records M]
+  node_bench.py --spore PATH [--records N] [--line-nodes K] [--line-records M] [--rust-only]
 
 Measures, for each implementation, on this machine and on disk (a temporary directory):
   ingest   N signed records sent over one TCP connection to a full node, until all are stored
@@ -159,11 +159,16 @@ def main():
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--line-nodes", type=int, default=10)
     parser.add_argument("--line-records", type=int, default=1000)
+    parser.add_argument("--rust-only", action="store_true", help="measure only ours (no ratios)")
     args = parser.parse_args()
     frames = make_frames(args.records)
     line_frames = make_frames(args.line_records + args.records)[args.records:]
     root = tempfile.mkdtemp(prefix="spore-node-bench-", dir=os.environ.get("BENCH_DIR"))
-    results = {kind: bench(kind, args.spore, frames, args.line_nodes, line_frames, root) for kind in ("python", "rust")}
+    kinds = ("rust",) if args.rust_only else ("python", "rust")
+    results = {kind: bench(kind, args.spore, frames, args.line_nodes, line_frames, root) for kind in kinds}
+    if args.rust_only:
+        print(json.dumps(results["rust"], indent=1))
+        return
     py, rs = results["python"], results["rust"]
     rows = [
         ("ingest %d records over 1 TCP connection (records/s)" % args.records, py["ingest_rate"], rs["ingest_rate"], rs["ingest_rate"] / py["ingest_rate"]),

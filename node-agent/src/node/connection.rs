@@ -5,20 +5,29 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use spore_spec::frame::{FrameCodec, FrameError};
-use spore_spec::{KeyCache, Message};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::{DriverEvent, KnownIds};
+use super::DriverEvent;
+use super::precheck::Checker;
 use crate::protocol::{Event, PeerId};
 
 /// Bodies queued for one peer before it counts as too slow.
 pub const SEND_QUEUE: usize = 8192;
+
+/// At most this many frames that arrived together are checked and handed to the core at once.
+const CHUNK_FRAMES: usize = 64;
+/// ... and at most about this many bytes of them (also the most one write gathers).
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Chunks of one connection being checked at once: enough to keep every verification thread
+/// busy with one fast peer.
+const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// How long one write may take before the peer counts as stalled.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,7 +48,7 @@ pub fn spawn(
     direction: crate::protocol::Direction,
     events: mpsc::Sender<DriverEvent>,
     shutdown: CancellationToken,
-    known: KnownIds,
+    checker: Checker,
 ) {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
@@ -56,23 +65,50 @@ pub fn spawn(
             return;
         }
         let mut frames = FramedRead::new(read, FrameCodec);
-        let mut keys = KeyCache::new(1024);
+        // Chunks being checked, handed to the core in the order they were read.
+        let mut checking = FuturesOrdered::new();
+        let mut end = None;
         loop {
-            let next = tokio::select! {
-                _ = reader_cancel.cancelled() => break,
-                next = frames.next() => next,
-            };
-            let event = match next {
-                Some(Ok(body)) => pre_check(peer, body, &mut keys, &known),
-                Some(Err(FrameError::TooLarge { declared })) => {
-                    Event::FramingError { peer, reason: format!("frame of {declared} bytes exceeds the limit") }
-                }
-                Some(Err(FrameError::Io(_))) | None => break,
-            };
-            let fatal = matches!(event, Event::FramingError { .. });
-            if reader_events.send(DriverEvent::Protocol(event)).await.is_err() || fatal {
+            if end.is_some() && checking.is_empty() {
                 break;
             }
+            tokio::select! {
+                biased;
+                _ = reader_cancel.cancelled() => {
+                    end = Some(End::Closed);
+                    break;
+                }
+                Some(checked) = checking.next(), if !checking.is_empty() => {
+                    let Some(events) = checked else {
+                        tracing::error!(peer, "checking frames failed; closing the connection");
+                        end = Some(End::Closed);
+                        break;
+                    };
+                    if reader_events.send(DriverEvent::Chunk(events)).await.is_err() {
+                        end = Some(End::Closed);
+                        break;
+                    }
+                }
+                first = frames.next(), if end.is_none() && checking.len() < CHUNKS_IN_FLIGHT => {
+                    // Take what else has already arrived, so one channel message and one
+                    // hand-off to the verification threads serve many frames.
+                    let mut chunk = Vec::new();
+                    let mut bytes = 0;
+                    end = read_end(first, &mut chunk, &mut bytes);
+                    while end.is_none() && chunk.len() < CHUNK_FRAMES && bytes < CHUNK_BYTES {
+                        match frames.next().now_or_never() {
+                            Some(next) => end = read_end(next, &mut chunk, &mut bytes),
+                            None => break,
+                        }
+                    }
+                    if !chunk.is_empty() {
+                        checking.push_back(checker.check_chunk(peer, chunk));
+                    }
+                }
+            }
+        }
+        if let Some(End::Violation(reason)) = end {
+            let _ = reader_events.send(DriverEvent::Protocol(Event::FramingError { peer, reason })).await;
         }
         reader_cancel.cancel();
         let _ = reader_events.send(DriverEvent::Protocol(Event::Disconnected { peer })).await;
@@ -88,15 +124,22 @@ pub fn spawn(
                 _ = writer_cancel.cancelled() => break,
                 body = queue.recv() => match body { Some(body) => body, None => break },
             };
+            // Everything already queued goes out in one write.
             header_and_body.clear();
-            header_and_body.extend_from_slice(&(body.len() as u32).to_be_bytes());
-            header_and_body.extend_from_slice(&body);
+            let mut next = Some(body);
+            while let Some(body) = next.take() {
+                header_and_body.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                header_and_body.extend_from_slice(&body);
+                written += 1;
+                if header_and_body.len() < CHUNK_BYTES {
+                    next = queue.try_recv().ok();
+                }
+            }
             let result = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&header_and_body)).await;
             if !matches!(result, Ok(Ok(()))) {
                 writer_cancel.cancel();
                 break;
             }
-            written += 1;
             if queue.is_empty() && events.send(DriverEvent::Protocol(Event::Drained { peer, written })).await.is_err() {
                 break;
             }
@@ -105,23 +148,24 @@ pub fn spawn(
     });
 }
 
-/// Parses an `experiment` frame and checks its CID and signature here, on the connection's
-/// task, so the work runs beside the core instead of in it, unless its id is among those the
-/// node stored recently (then the core drops it as a duplicate; a lying id gains nothing, as
-/// the core stores nothing unchecked). Anything else, or anything that does not parse, goes to
-/// the core as a plain frame (which judges it).
-fn pre_check(peer: PeerId, body: Bytes, keys: &mut KeyCache, known: &KnownIds) -> Event {
-    if !body.starts_with(b"{\"type\":\"experiment\"") {
-        return Event::Frame { peer, body };
-    }
-    match Message::decode_with_payload_span(&body) {
-        Ok((Message::Experiment(record), Some(span))) => match std::str::from_utf8(&body[span]) {
-            Ok(payload) => {
-                let verdict = (!known.contains(&record.id)).then(|| keys.verify_record(&record));
-                Event::Record { peer, record, payload: payload.to_owned(), verdict, size: body.len() }
-            }
-            Err(_) => Event::Frame { peer, body },
-        },
-        _ => Event::Frame { peer, body },
+/// How a connection's stream ended.
+enum End {
+    Closed,
+    /// A framing violation (oversize length): reported to the core, which discourages the peer.
+    Violation(String),
+}
+
+/// Adds a framed body to `chunk`, or says how the stream ended.
+fn read_end(next: Option<Result<Bytes, FrameError>>, chunk: &mut Vec<Bytes>, bytes: &mut usize) -> Option<End> {
+    match next {
+        Some(Ok(body)) => {
+            *bytes += body.len();
+            chunk.push(body);
+            None
+        }
+        Some(Err(FrameError::TooLarge { declared })) => {
+            Some(End::Violation(format!("frame of {declared} bytes exceeds the limit")))
+        }
+        Some(Err(FrameError::Io(_))) | None => Some(End::Closed),
     }
 }

@@ -7,7 +7,9 @@
 
 mod connection;
 mod known_peers;
+mod precheck;
 pub mod status;
+mod verify_pool;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::protocol::{Action, Direction, Event, PeerId, Protocol, ProtocolConfig, parse_address};
 use crate::store::{DagStore, StoredRecord};
 pub use connection::ConnectionHandle;
+use precheck::Checker;
 
 /// Python's bootstrap peer, dialed only when no peer is configured (as in 0.1.2).
 pub const BOOTSTRAP_PEER: &str = "peer.sporemesh.com:7470";
@@ -32,11 +35,12 @@ pub const BOOTSTRAP_PEER: &str = "peer.sporemesh.com:7470";
 const TICK: Duration = Duration::from_millis(100);
 /// How long a dial may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Events buffered between connections and the core. Small on purpose: when the core is busy,
-/// readers wait and TCP flow control pushes back on senders, instead of memory growing.
-const EVENT_QUEUE: usize = 16384;
+/// Events buffered between connections and the core (a connection's chunk of up to 64 frames
+/// counts as one). Small on purpose: when the core is busy, readers wait and TCP flow control
+/// pushes back on senders, instead of memory growing.
+const EVENT_QUEUE: usize = 16;
 
-/// Ids the node stored recently, shared with the connection tasks (see `connection::pre_check`).
+/// Ids the node stored recently, shared with the connection tasks (see `precheck`).
 #[derive(Debug, Clone)]
 pub struct KnownIds(Arc<std::sync::Mutex<lru::LruCache<String, ()>>>);
 
@@ -63,6 +67,8 @@ impl KnownIds {
 #[derive(Debug)]
 pub enum DriverEvent {
     Protocol(Event),
+    /// What one connection read at once, in order.
+    Chunk(Vec<Event>),
     /// A record this node made: stored and gossiped, then `done` is told.
     Publish {
         record: Box<StoredRecord>,
@@ -181,7 +187,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     config.protocol.validate().map_err(anyhow::Error::msg)?;
     let identity = crate::identity_file::load_or_create(&config.data_dir)?;
-    let store = DagStore::open(&config.store_path())?;
+    let store = DagStore::open_writer(&config.store_path())?;
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
     let local = listener.local_addr()?;
     tracing::info!(node_id = %identity.node_id(), %local, "node listening");
@@ -201,7 +207,8 @@ pub async fn run(
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let next_peer = Arc::new(AtomicU64::new(1));
     let known = KnownIds::new(config.protocol.seen_cache);
-    tokio::spawn(accept_loop(listener, events_tx.clone(), next_peer.clone(), shutdown.clone(), known.clone()));
+    let checker = Checker::new(known.clone());
+    tokio::spawn(accept_loop(listener, events_tx.clone(), next_peer.clone(), shutdown.clone(), checker.clone()));
     let (snapshot_tx, snapshot) = tokio::sync::watch::channel(status::snapshot(&core, local));
     if let Some(ready) = ready {
         let _ = ready.send(NodeHandle { local, snapshot, events: events_tx.clone() });
@@ -218,8 +225,16 @@ pub async fn run(
         grpc: config.grpc,
         snapshot: snapshot_tx,
         known,
+        checker,
+        io: tokio::runtime::Handle::current(),
     };
-    driver.run(events).await
+    // The core runs on a thread of its own, so its store writes never hold up the connections'
+    // tasks (which feed the verification threads) and they never delay it.
+    tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(driver.run(events))
+    })
+    .await?
 }
 
 async fn accept_loop(
@@ -227,7 +242,7 @@ async fn accept_loop(
     events: mpsc::Sender<DriverEvent>,
     next_peer: Arc<AtomicU64>,
     shutdown: CancellationToken,
-    known: KnownIds,
+    checker: Checker,
 ) {
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -239,7 +254,7 @@ async fn accept_loop(
             Ok((stream, remote)) => {
                 backoff = Duration::from_millis(10);
                 let peer = next_peer.fetch_add(1, Ordering::Relaxed);
-                register(peer, stream, remote, Direction::Inbound, &events, &shutdown, &known).await;
+                register(peer, stream, remote, Direction::Inbound, &events, &shutdown, &checker);
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait, do not spin.
@@ -251,16 +266,16 @@ async fn accept_loop(
     }
 }
 
-async fn register(
+fn register(
     peer: PeerId,
     stream: TcpStream,
     remote: SocketAddr,
     direction: Direction,
     events: &mpsc::Sender<DriverEvent>,
     shutdown: &CancellationToken,
-    known: &KnownIds,
+    checker: &Checker,
 ) {
-    connection::spawn(peer, stream, remote, direction, events.clone(), shutdown.clone(), known.clone());
+    connection::spawn(peer, stream, remote, direction, events.clone(), shutdown.clone(), checker.clone());
 }
 
 struct Driver {
@@ -275,6 +290,9 @@ struct Driver {
     grpc: Option<SocketAddr>,
     snapshot: tokio::sync::watch::Sender<status::Snapshot>,
     known: KnownIds,
+    checker: Checker,
+    /// The runtime of the connections (the core's own runs only the core).
+    io: tokio::runtime::Handle,
 }
 
 /// Unix seconds now (0 if the clock is before 1970).
@@ -325,6 +343,12 @@ impl Driver {
             DriverEvent::Register { peer, handle, remote, direction } => {
                 self.connections.insert(peer, handle);
                 Event::Connected { peer, remote, direction }
+            }
+            DriverEvent::Chunk(events) => {
+                for event in events {
+                    self.handle(DriverEvent::Protocol(event))?;
+                }
+                return Ok(());
             }
             DriverEvent::Protocol(event) => {
                 if let Event::Disconnected { peer } = &event {
@@ -390,16 +414,23 @@ impl Driver {
     fn dial(&self, address: String) {
         let events = self.events_tx.clone();
         let shutdown = self.shutdown.clone();
-        let known = self.known.clone();
+        let checker = self.checker.clone();
         let peer = self.next_peer.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
+        self.io.spawn(async move {
             let Some((host, port)) = parse_address(&address) else { return };
             let connected = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect((host.as_str(), port))).await;
             match connected {
                 Ok(Ok(stream)) => {
                     let remote = stream.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], port)));
-                    register(peer, stream, remote, Direction::Outbound { dialed: address }, &events, &shutdown, &known)
-                        .await;
+                    register(
+                        peer,
+                        stream,
+                        remote,
+                        Direction::Outbound { dialed: address },
+                        &events,
+                        &shutdown,
+                        &checker,
+                    );
                 }
                 _ => {
                     tracing::debug!(address, "dial failed");

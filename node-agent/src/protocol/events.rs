@@ -36,6 +36,13 @@ pub enum Event {
         verdict: Option<Result<(), VerifyError>>,
         size: usize,
     },
+    /// `count` `experiment` frames of `bytes` in all whose ids the node stored recently: the
+    /// driver dropped them unparsed, and tells the core for the peer's byte budget and the stats.
+    Duplicates {
+        peer: PeerId,
+        count: u64,
+        bytes: usize,
+    },
     /// The stream could not be framed (oversize length): a protocol violation.
     FramingError {
         peer: PeerId,

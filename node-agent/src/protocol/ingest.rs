@@ -90,7 +90,7 @@ impl Protocol {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.pending);
-        let items: Vec<StoredRecord> = batch.iter().map(|(_, item)| item.clone()).collect();
+        let items: Vec<&StoredRecord> = batch.iter().map(|(_, item)| item).collect();
         // What came over the bridge is remembered as imported (export `own` leaves it out).
         let imported: Vec<bool> = batch.iter().map(|(source, _)| self.is_public(*source)).collect();
         let outcomes = self.store.insert_batch_from(&items, &imported)?;

@@ -193,6 +193,11 @@ impl Protocol {
                     self.on_experiment(peer, *record, payload, verdict)?;
                 }
             }
+            Event::Duplicates { peer, count, bytes } => {
+                if self.admit(peer, bytes, true) {
+                    self.stats.records_duplicate += count;
+                }
+            }
             Event::FramingError { peer, reason } => {
                 self.stats.drop_message(refusal::MessageDrop::BadFrame);
                 self.punish(peer, self.config.ban_score, &reason);

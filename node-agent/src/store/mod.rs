@@ -11,6 +11,7 @@
 //! records that failed a check (validation flags, depth that disagrees with the parent's).
 
 mod browse;
+mod checkpointer;
 mod control;
 mod frontier_class;
 mod lineage;
@@ -80,6 +81,8 @@ pub struct RecordCounts {
 #[derive(Debug)]
 pub struct DagStore {
     conn: Connection,
+    /// Present on the node's writer: checkpoints run there, not on this connection's commits.
+    _checkpointer: Option<checkpointer::Checkpointer>,
 }
 
 impl DagStore {
@@ -93,6 +96,20 @@ impl DagStore {
         Self::init(conn)
     }
 
+    /// The node's writer: like [`DagStore::open`], with checkpoints moved to a thread of their
+    /// own so that commits never wait for the disk to take the log back.
+    pub fn open_writer(path: &Path) -> Result<DagStore, StoreError> {
+        let mut store = Self::open(path)?;
+        match checkpointer::Checkpointer::start(path) {
+            Ok(checkpointer) => {
+                store.conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+                store._checkpointer = Some(checkpointer);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot start the checkpoint thread; checkpoints stay on commit"),
+        }
+        Ok(store)
+    }
+
     /// A private in-memory store (tests, simulations).
     pub fn open_in_memory() -> Result<DagStore, StoreError> {
         Self::init(Connection::open_in_memory()?)
@@ -102,7 +119,7 @@ impl DagStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(schema::PRAGMAS)?;
         conn.execute_batch(schema::SCHEMA)?;
-        Ok(DagStore { conn })
+        Ok(DagStore { conn, _checkpointer: None })
     }
 
     /// True if a record with this CID is stored.
@@ -119,14 +136,14 @@ impl DagStore {
 
     /// Stores a batch in one transaction; duplicates are skipped, the rest is all-or-nothing.
     pub fn insert_batch(&mut self, items: &[StoredRecord]) -> Result<Vec<InsertOutcome>, StoreError> {
-        self.insert_batch_from(items, &[])
+        self.insert_batch_from(&items.iter().collect::<Vec<_>>(), &[])
     }
 
     /// [`DagStore::insert_batch`], remembering in the same transaction which of the records
     /// came from public peers (`imported[i]` for `items[i]`; missing entries are false).
     pub fn insert_batch_from(
         &mut self,
-        items: &[StoredRecord],
+        items: &[&StoredRecord],
         imported: &[bool],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
         let tx = self.conn.transaction()?;

@@ -4,8 +4,9 @@
 //! on whichever connection's commit crosses the threshold. On the node that is the core, and a
 //! checkpoint's disk wait stalls every record behind it. The node's writer turns that off and
 //! this thread, with a connection of its own, checkpoints every [`INTERVAL`] instead (passive: it
-//! never blocks the writer or readers). Durability is unchanged: committed transactions are in
-//! the log either way.
+//! never blocks the writer or readers) and, under a writer that never pauses, now and then holds
+//! it briefly to bound the log ([`LOG_LIMIT_FRAMES`]). Durability is unchanged: committed
+//! transactions are in the log either way.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -15,6 +16,15 @@ use rusqlite::Connection;
 
 /// How often the log is copied back.
 pub const INTERVAL: Duration = Duration::from_millis(250);
+
+/// Past this many frames (64 MiB of 4 KiB pages) the log is not left to grow: a passive
+/// checkpoint never catches up with a writer that never pauses, and the log only starts over
+/// once one has. Then a restarting checkpoint holds the writer for the few frames left, and
+/// the log starts over from its beginning (and is cut back to this size).
+pub const LOG_LIMIT_FRAMES: i64 = 16_384;
+
+/// `journal_size_limit` for the node's store, in bytes.
+pub const LOG_LIMIT_BYTES: i64 = LOG_LIMIT_FRAMES * 4096;
 
 /// Stops the checkpointer (after one last checkpoint) when dropped.
 #[derive(Debug)]
@@ -36,10 +46,17 @@ impl Checkpointer {
                 }
             };
             let _ = conn.busy_timeout(Duration::from_secs(5));
+            let _ = conn.execute_batch(&format!("PRAGMA journal_size_limit = {LOG_LIMIT_BYTES};"));
             loop {
                 let last = !matches!(stopped.recv_timeout(INTERVAL), Err(mpsc::RecvTimeoutError::Timeout));
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "checkpoint failed");
+                match checkpoint(&conn, "PASSIVE") {
+                    Ok(frames) if frames > LOG_LIMIT_FRAMES => {
+                        if let Err(e) = checkpoint(&conn, "RESTART") {
+                            tracing::warn!(error = %e, "restarting checkpoint failed");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
                 }
                 if last {
                     return;
@@ -48,4 +65,9 @@ impl Checkpointer {
         })?;
         Ok(Checkpointer { _stop: stop })
     }
+}
+
+/// Runs a checkpoint of `mode`; returns how many frames the log held.
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| row.get(1))
 }

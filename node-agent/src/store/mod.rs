@@ -102,7 +102,10 @@ impl DagStore {
         let mut store = Self::open(path)?;
         match checkpointer::Checkpointer::start(path) {
             Ok(checkpointer) => {
-                store.conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+                store.conn.execute_batch(&format!(
+                    "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {};",
+                    checkpointer::LOG_LIMIT_BYTES
+                ))?;
                 store._checkpointer = Some(checkpointer);
             }
             Err(e) => tracing::warn!(error = %e, "cannot start the checkpoint thread; checkpoints stay on commit"),
@@ -285,9 +288,6 @@ fn status_text(status: Status) -> &'static str {
 
 fn insert_one(tx: &rusqlite::Transaction<'_>, item: &StoredRecord) -> Result<InsertOutcome, StoreError> {
     let r = &item.record;
-    if tx.prepare_cached("SELECT 1 FROM record WHERE id = ?1")?.exists([&r.id])? {
-        return Ok(InsertOutcome::Duplicate);
-    }
     let val_bpb = r.val_bpb.as_f64();
     let depth = r.depth.as_i64();
     let parent = r.parent.as_deref().filter(|p| !p.is_empty());
@@ -302,7 +302,8 @@ fn insert_one(tx: &rusqlite::Transaction<'_>, item: &StoredRecord) -> Result<Ins
         (Some((Some(parent_depth), _)), Some(d)) => parent_depth.checked_add(1) == Some(d),
         _ => true,
     };
-    // Children that arrived first and claim a depth this record contradicts lose their trust.
+    // Children that arrived first and claim a depth this record contradicts lose their trust
+    // (for a duplicate this repeats what its first insert did).
     if let Some(child_depth) = depth.and_then(|d| d.checked_add(1)) {
         tx.prepare_cached(
             "UPDATE record SET trusted = 0, on_frontier = 0 WHERE parent = ?1 AND depth IS NOT NULL AND depth != ?2",
@@ -317,27 +318,32 @@ fn insert_one(tx: &rusqlite::Transaction<'_>, item: &StoredRecord) -> Result<Ins
                 "SELECT 1 FROM record WHERE parent = ?1 AND status = 'keep' AND trusted = 1 AND val_bpb < ?2",
             )?
             .exists(params![r.id, val_bpb])?;
-    tx.prepare_cached(
-        "INSERT INTO record (id, parent, node_id, status, val_bpb, gpu_model, depth, depth_key, timestamp, ts_key, \
-         trusted, on_frontier, received_at, payload) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?
-    .execute(params![
-        r.id,
-        r.parent,
-        r.node_id,
-        status_text(r.status),
-        val_bpb,
-        r.gpu_model,
-        depth,
-        depth.unwrap_or(i64::MAX),
-        r.timestamp.as_i64(),
-        r.timestamp.as_i64().unwrap_or(i64::MAX),
-        trusted,
-        is_keep && !beaten,
-        item.received_at,
-        item.payload,
-    ])?;
+    // A stored id inserts nothing (and changes nothing): the record is a duplicate.
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO record (id, parent, node_id, status, val_bpb, gpu_model, depth, depth_key, timestamp, \
+             ts_key, trusted, on_frontier, received_at, payload) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT(id) DO NOTHING",
+        )?
+        .execute(params![
+            r.id,
+            r.parent,
+            r.node_id,
+            status_text(r.status),
+            val_bpb,
+            r.gpu_model,
+            depth,
+            depth.unwrap_or(i64::MAX),
+            r.timestamp.as_i64(),
+            r.timestamp.as_i64().unwrap_or(i64::MAX),
+            trusted,
+            is_keep && !beaten,
+            item.received_at,
+            item.payload,
+        ])?;
+    if inserted == 0 {
+        return Ok(InsertOutcome::Duplicate);
+    }
     let seq = tx.last_insert_rowid();
     if let (true, Some(p)) = (is_keep, parent) {
         tx.prepare_cached("UPDATE record SET on_frontier = 0 WHERE id = ?1 AND on_frontier = 1 AND val_bpb > ?2")?

@@ -164,3 +164,25 @@ fn a_rejected_record_leaves_the_frontier_and_its_parent_returns() {
     assert!(store.is_rejected(&lie.id).unwrap());
     assert_eq!(store.rejected().unwrap(), vec![(lie.id.clone(), 1.02)]);
 }
+
+#[test]
+fn the_writer_leaves_checkpoints_to_its_thread_and_they_happen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dag.sqlite");
+    let mut store = DagStore::open_writer(&path).unwrap();
+    let autocheckpoint: i64 = store.conn.query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0)).unwrap();
+    assert_eq!(autocheckpoint, 0, "commits do not checkpoint");
+    let before = std::fs::metadata(&path).unwrap().len();
+    let records: Vec<ExperimentRecord> = (0..200).map(|n| record(None, Status::Keep, 1.0, "H100", n)).collect();
+    let refs: Vec<&ExperimentRecord> = records.iter().collect();
+    insert(&mut store, &refs);
+    // The records reach the database file without this connection (or the test) checkpointing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&path).unwrap().len() <= before + 100_000 {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint copied the log back");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(store);
+    let reopened = DagStore::open(&path).unwrap();
+    assert_eq!(reopened.counts().unwrap().total, 200);
+}

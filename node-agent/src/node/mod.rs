@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::protocol::id_set::IdSet;
 use crate::protocol::{Action, Direction, Event, PeerId, Protocol, ProtocolConfig, parse_address};
 use crate::store::{DagStore, StoredRecord};
 pub use connection::ConnectionHandle;
@@ -42,12 +43,11 @@ const EVENT_QUEUE: usize = 16;
 
 /// Ids the node stored recently, shared with the connection tasks (see `precheck`).
 #[derive(Debug, Clone)]
-pub struct KnownIds(Arc<std::sync::Mutex<lru::LruCache<String, ()>>>);
+pub struct KnownIds(Arc<std::sync::Mutex<IdSet>>);
 
 impl KnownIds {
     fn new(capacity: usize) -> Self {
-        let capacity = std::num::NonZeroUsize::new(capacity).unwrap_or(std::num::NonZeroUsize::MIN);
-        KnownIds(Arc::new(std::sync::Mutex::new(lru::LruCache::new(capacity))))
+        KnownIds(Arc::new(std::sync::Mutex::new(IdSet::new(capacity))))
     }
 
     pub fn contains(&self, id: &str) -> bool {
@@ -57,7 +57,7 @@ impl KnownIds {
     fn extend(&self, ids: Vec<String>) {
         if let Ok(mut set) = self.0.lock() {
             for id in ids {
-                set.put(id, ());
+                set.put(&id);
             }
         }
     }

@@ -31,8 +31,7 @@ impl Protocol {
         verdict: Option<Result<(), VerifyError>>,
     ) -> Result<(), StoreError> {
         // Only recent ids are looked up here; one stored long ago is found by the insert.
-        if self.seen.get(&record.id).is_some() {
-            self.seen.put(record.id.clone(), ());
+        if self.seen.touch(&record.id) {
             self.stats.records_duplicate += 1;
             return Ok(());
         }
@@ -69,7 +68,7 @@ impl Protocol {
                 return Ok(());
             }
         };
-        self.seen.put(record.id.clone(), ());
+        self.seen.put(&record.id);
         let payload = if payload.is_empty() {
             let mut out = Vec::new();
             record.write_wire_payload(&mut out);

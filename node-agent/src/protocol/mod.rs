@@ -17,6 +17,7 @@ mod code;
 mod config;
 mod control;
 mod events;
+pub mod id_set;
 mod ingest;
 mod peer;
 pub mod refusal;
@@ -26,7 +27,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
-use lru::LruCache;
 use spore_spec::{Identity, KeyCache, Message, ValidationPolicy};
 
 pub use bridge::{BridgePolicy, Export, Import};
@@ -62,7 +62,7 @@ pub struct Protocol {
     /// Ordered maps where iteration order decides the order of actions: a simulation with a
     /// seeded RNG must replay exactly.
     peers: BTreeMap<PeerId, PeerState>,
-    seen: LruCache<String, ()>,
+    seen: id_set::IdSet,
     pending: Vec<(PeerId, StoredRecord)>,
     serving: HashMap<PeerId, SyncServe>,
     sync_queue: VecDeque<PeerId>,
@@ -86,7 +86,6 @@ impl std::fmt::Debug for Protocol {
 
 impl Protocol {
     pub fn new(config: ProtocolConfig, identity: Identity, listen_port: u16, store: DagStore) -> Self {
-        let capacity = std::num::NonZeroUsize::new(config.seen_cache).unwrap_or(std::num::NonZeroUsize::MIN);
         Protocol {
             node_id: identity.node_id(),
             identity,
@@ -95,7 +94,7 @@ impl Protocol {
             store,
             keys: KeyCache::default(),
             peers: BTreeMap::new(),
-            seen: LruCache::new(capacity),
+            seen: id_set::IdSet::new(config.seen_cache),
             pending: Vec::new(),
             serving: HashMap::new(),
             sync_queue: VecDeque::new(),

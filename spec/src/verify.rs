@@ -122,9 +122,18 @@ pub fn check_cid(record: &ExperimentRecord, canonical: &[u8]) -> Result<(), Veri
 
 /// CID, then signature: what a receiver requires before storing or relaying a record.
 pub fn verify_record(record: &ExperimentRecord) -> Result<(), VerifyError> {
+    verify_record_with(record, prepare_key)
+}
+
+/// [`verify_record`] with the publisher's key from `key` (a cache, perhaps shared), asked for
+/// only once the CID holds.
+pub fn verify_record_with(
+    record: &ExperimentRecord,
+    key: impl FnOnce(&str) -> Result<VerifyingKey, VerifyError>,
+) -> Result<(), VerifyError> {
     let canonical = record.canonical_bytes();
     check_cid(record, &canonical)?;
-    check_signature(&record.node_id, &record.signature, &canonical)
+    check_signature_with_key(&key(&record.node_id)?, &record.signature, &canonical)
 }
 
 /// Prepared public keys by `node_id` text. Bounded: when full it starts over, which costs one
@@ -158,10 +167,7 @@ impl KeyCache {
 
     /// [`verify_record`] with cached keys.
     pub fn verify_record(&mut self, record: &ExperimentRecord) -> Result<(), VerifyError> {
-        let canonical = record.canonical_bytes();
-        check_cid(record, &canonical)?;
-        let key = self.key(&record.node_id)?;
-        check_signature_with_key(&key, &record.signature, &canonical)
+        verify_record_with(record, |node_id| self.key(node_id))
     }
 
     /// Verifies many records with one batch equation ([`crate::batch`]), falling

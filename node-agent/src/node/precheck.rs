@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{self, BoxFuture};
-use spore_spec::verify::{check_cid, check_signature_with_key};
+use spore_spec::verify::{prepare_key, verify_record_with};
 use spore_spec::{ExperimentRecord, KeyCache, Message, VerifyError};
 
 use super::KnownIds;
@@ -27,13 +27,10 @@ pub struct SharedKeys(Arc<Mutex<KeyCache>>);
 impl SharedKeys {
     /// CID, then signature, with the publisher's key prepared once for the whole node.
     fn verify(&self, record: &ExperimentRecord) -> Result<(), VerifyError> {
-        let canonical = record.canonical_bytes();
-        check_cid(record, &canonical)?;
-        let key = match self.0.lock() {
-            Ok(mut keys) => keys.key(&record.node_id)?,
-            Err(_) => spore_spec::verify::prepare_key(&record.node_id)?,
-        };
-        check_signature_with_key(&key, &record.signature, &canonical)
+        verify_record_with(record, |node_id| match self.0.lock() {
+            Ok(mut keys) => keys.key(node_id),
+            Err(_) => prepare_key(node_id),
+        })
     }
 }
 

@@ -102,6 +102,7 @@ impl DagStore {
         let mut store = Self::open(path)?;
         match checkpointer::Checkpointer::start(path) {
             Ok(checkpointer) => {
+                checkpointer::wait_briefly_when_busy(&store.conn)?;
                 store.conn.execute_batch(&format!(
                     "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {};",
                     checkpointer::LOG_LIMIT_BYTES

@@ -186,3 +186,34 @@ fn the_writer_leaves_checkpoints_to_its_thread_and_they_happen() {
     let reopened = DagStore::open(&path).unwrap();
     assert_eq!(reopened.counts().unwrap().total, 200);
 }
+
+#[test]
+fn the_writer_waits_for_a_lock_held_by_another_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dag.sqlite");
+    let store = DagStore::open_writer(&path).unwrap();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (held, release) = (std::sync::mpsc::channel::<()>(), std::sync::mpsc::channel::<()>());
+    let (tx_held, rx_held) = held;
+    let (tx_release, rx_release) = release;
+    let holder = std::thread::spawn(move || {
+        tx_held.send(()).unwrap();
+        rx_release.recv().unwrap();
+        holder.execute_batch("COMMIT").unwrap();
+    });
+    rx_held.recv().unwrap();
+    // Without a busy handler the write fails at once with "database is locked".
+    let impatient = rusqlite::Connection::open(&path).unwrap();
+    impatient.busy_handler(None).unwrap();
+    assert!(impatient.execute("INSERT INTO imported (id) VALUES ('x')", []).is_err());
+    // The writer waits in short steps and goes on once the lock is released.
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        tx_release.send(()).unwrap();
+    });
+    store.conn.execute("INSERT INTO imported (id) VALUES ('y')", []).unwrap();
+    holder.join().unwrap();
+    let count: i64 = store.conn.query_row("SELECT COUNT(*) FROM imported", [], |row| row.get(0)).unwrap();
+    assert_eq!(count, 1);
+}

@@ -69,7 +69,7 @@ fn write_u_escape(out: &mut Vec<u8>, unit: u16) {
 pub fn write_number(out: &mut Vec<u8>, number: &JsonNumber) {
     match number {
         JsonNumber::Int(text) => out.extend_from_slice(text.as_bytes()),
-        JsonNumber::Float(x) => out.extend_from_slice(crate::number::python_float_repr(*x).as_bytes()),
+        JsonNumber::Float(x) => crate::number::write_python_float(out, *x),
     }
 }
 

@@ -90,46 +90,111 @@ impl fmt::Display for JsonNumber {
 /// (with `.0` added to integral values), otherwise `d[.ddd]e±XX`. Non-finite values are
 /// written as Python's JSON writes them: `NaN`, `Infinity`, `-Infinity`.
 pub fn python_float_repr(x: f64) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_python_float(&mut out, x);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`python_float_repr`] of `x` to `out`.
+pub fn write_python_float(out: &mut Vec<u8>, x: f64) {
     if x.is_nan() {
-        return "NaN".into();
+        return out.extend_from_slice(b"NaN");
     }
     if x.is_infinite() {
-        return if x > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return out.extend_from_slice(if x > 0.0 { b"Infinity" } else { b"-Infinity" });
+    }
+    if x.is_sign_negative() {
+        out.push(b'-');
     }
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return out.extend_from_slice(b"0.0");
     }
-    let shortest = shortest_nearest_exp(x.abs());
-    let (mantissa, exponent) = shortest.split_once('e').unwrap_or((&shortest, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let sign = if x < 0.0 { "-" } else { "" };
+    let mut buffer = ryu::Buffer::new();
+    let (digits, exponent) = shortest_digits(buffer.format_finite(x.abs()));
+    let digits = digits.as_slice();
     if (-4..16).contains(&exponent) {
         let point = exponent + 1; // digits before the decimal point
-        let body = if point <= 0 {
-            format!("0.{}{}", "0".repeat((-point) as usize), digits)
+        if point <= 0 {
+            out.extend_from_slice(b"0.");
+            out.extend(std::iter::repeat_n(b'0', point.unsigned_abs() as usize));
+            out.extend_from_slice(digits);
         } else if digits.len() <= point as usize {
-            format!("{}{}.0", digits, "0".repeat(point as usize - digits.len()))
+            out.extend_from_slice(digits);
+            out.extend(std::iter::repeat_n(b'0', point as usize - digits.len()));
+            out.extend_from_slice(b".0");
         } else {
             let (int_part, frac_part) = digits.split_at(point as usize);
-            format!("{int_part}.{frac_part}")
-        };
-        format!("{sign}{body}")
+            out.extend_from_slice(int_part);
+            out.push(b'.');
+            out.extend_from_slice(frac_part);
+        }
     } else {
-        let exp_sign = if exponent < 0 { '-' } else { '+' };
-        format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs())
+        out.push(digits[0]);
+        if digits.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if exponent < 0 { b'-' } else { b'+' });
+        let magnitude = exponent.unsigned_abs();
+        if magnitude < 10 {
+            out.push(b'0');
+        }
+        out.extend_from_slice(magnitude.to_string().as_bytes());
     }
 }
 
-/// The shortest digits that round-trip and, among those, the nearest to `x` (what David Gay's
-/// `dtoa` mode 0 gives Python), as `d.ddde±X`. Rust's `{:e}` finds the shortest length but
-/// not always the nearest last digit, so the value correctly rounded to that many digits is
-/// preferred whenever it round-trips too.
-fn shortest_nearest_exp(x: f64) -> String {
-    let shortest = format!("{x:e}");
-    let digits = shortest.split('e').next().map_or(1, |m| m.chars().filter(char::is_ascii_digit).count());
-    let nearest = format!("{:.*e}", digits.saturating_sub(1), x);
-    if nearest.parse::<f64>() == Ok(x) { nearest } else { shortest }
+/// The significant digits of Ryū's shortest round-tripping text for a positive finite double
+/// (the same digits as David Gay's `dtoa` mode 0, which Python uses: the shortest, and among
+/// those the nearest), without leading or trailing zeros, and the decimal exponent `E` of
+/// d.ddd × 10^E. Ryū writes `123.45`, `0.00012`, `1.2e-7` or `1e30`; at most 17 digits.
+fn shortest_digits(text: &str) -> (Digits, i32) {
+    let (mantissa, exponent) = match text.split_once('e') {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits = Digits::default();
+    // The decimal exponent of the first digit of `int_part`, then of each digit after it.
+    let mut place = exponent + int_part.len() as i32 - 1;
+    let mut first = None;
+    for &digit in int_part.as_bytes().iter().chain(frac_part.as_bytes()) {
+        if first.is_none() && digit != b'0' {
+            first = Some(place);
+        }
+        if first.is_some() {
+            digits.push(digit);
+        }
+        place -= 1;
+    }
+    digits.trim_trailing_zeros();
+    (digits, first.unwrap_or(0))
+}
+
+/// Up to 24 decimal digits on the stack.
+#[derive(Default)]
+struct Digits {
+    bytes: [u8; 24],
+    len: usize,
+}
+
+impl Digits {
+    fn push(&mut self, digit: u8) {
+        if self.len < self.bytes.len() {
+            self.bytes[self.len] = digit;
+            self.len += 1;
+        }
+    }
+
+    fn trim_trailing_zeros(&mut self) {
+        while self.len > 1 && self.bytes[self.len - 1] == b'0' {
+            self.len -= 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 #[cfg(test)]

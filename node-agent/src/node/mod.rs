@@ -54,6 +54,15 @@ impl KnownIds {
         self.0.lock().is_ok_and(|set| set.contains(id))
     }
 
+    /// For each id, whether it is held; the set is locked once for all of them (a poisoned
+    /// lock holds nothing).
+    pub fn contains_each<'a>(&self, ids: impl Iterator<Item = Option<&'a str>>) -> Vec<bool> {
+        match self.0.lock() {
+            Ok(set) => ids.map(|id| id.is_some_and(|id| set.contains(id))).collect(),
+            Err(_) => ids.map(|_| false).collect(),
+        }
+    }
+
     fn extend(&self, ids: Vec<String>) {
         // Called after every event; most store nothing, and the lock is shared with the
         // verification threads.

@@ -52,9 +52,11 @@ impl Checker {
     /// closes the connection, and the peer's records come again with the next sync).
     pub fn check_chunk(&self, peer: PeerId, mut bodies: Vec<Bytes>) -> BoxFuture<'static, Option<Vec<Event>>> {
         // Records the node already has (most of what a well-connected node hears) go no further.
+        let claims: Vec<Option<&str>> = bodies.iter().map(|body| claimed_id(body)).collect();
+        let mut known = self.known.contains_each(claims.into_iter()).into_iter();
         let (mut count, mut bytes) = (0, 0);
         bodies.retain(|body| {
-            let known = claimed_id(body).is_some_and(|id| self.known.contains(id));
+            let known = known.next().unwrap_or(false);
             if known {
                 count += 1;
                 bytes += body.len();
@@ -151,16 +153,16 @@ pub fn claimed_id(body: &[u8]) -> Option<&str> {
 }
 
 /// The raw text of the JSON string starting at `start` (a quote) and the index after it.
+/// The payload's long strings (`diff`) are skipped with `memchr` rather than byte by byte.
 fn json_string(bytes: &[u8], start: usize) -> Option<(&[u8], usize)> {
     let mut j = start + 1;
-    while j < bytes.len() {
-        match bytes[j] {
-            b'\\' => j += 2,
-            b'"' => return Some((&bytes[start + 1..j], j + 1)),
-            _ => j += 1,
+    loop {
+        j += memchr::memchr2(b'"', b'\\', bytes.get(j..)?)?;
+        if bytes[j] == b'"' {
+            return Some((&bytes[start + 1..j], j + 1));
         }
+        j += 2;
     }
-    None
 }
 
 fn skip_space(bytes: &[u8], mut i: usize) -> usize {
@@ -190,6 +192,8 @@ mod tests {
             br#"{"type":"experiment","payload":{"id":"a\u0062"}}"#,
             br#"{"type":"experiment","payload":{"id":7}}"#,
             br#"{"type":"experiment","payload":{"id":"a""#,
+            br#"{"type":"experiment","payload":{"id":"a\"#,
+            br#"{"type":"experiment","payload":{"x":"\"#,
             br#"{"type":"experiment","payload":{"x":"y"}}"#,
             br#"{"payload":{"id":"a"},"type":"experiment"}"#,
             br#"{"type":"experiment","payload":{"id""a"}}"#,

@@ -194,9 +194,8 @@ fn the_writer_waits_for_a_lock_held_by_another_connection() {
     let store = DagStore::open_writer(&path).unwrap();
     let holder = rusqlite::Connection::open(&path).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let (held, release) = (std::sync::mpsc::channel::<()>(), std::sync::mpsc::channel::<()>());
-    let (tx_held, rx_held) = held;
-    let (tx_release, rx_release) = release;
+    let (tx_held, rx_held) = std::sync::mpsc::channel::<()>();
+    let (tx_release, rx_release) = std::sync::mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
         tx_held.send(()).unwrap();
         rx_release.recv().unwrap();

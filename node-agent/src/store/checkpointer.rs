@@ -69,7 +69,7 @@ impl Checkpointer {
     }
 }
 
-/// How long a connection of the node's store waits for a lock before it reports the store busy.
+/// How long a connection to a store waits for a lock before it reports the store busy.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Each wait for a lock held by the other connection (the writer, or the checkpointer holding

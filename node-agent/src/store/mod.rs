@@ -120,7 +120,7 @@ impl DagStore {
     }
 
     fn init(conn: Connection) -> Result<DagStore, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.busy_timeout(checkpointer::BUSY_TIMEOUT)?;
         conn.execute_batch(schema::PRAGMAS)?;
         conn.execute_batch(schema::SCHEMA)?;
         Ok(DagStore { conn, _checkpointer: None })

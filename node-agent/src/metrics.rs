@@ -117,6 +117,19 @@ fn render(snapshot: &Snapshot, stored: [u64; 3], metrics: &AgentMetrics) -> Stri
         "Syncs received from peers that send an end marker: time from our request to it.",
         &[("_sum", seconds(stats.sync_received_millis)), ("_count", stats.syncs_received.to_string())],
     );
+    let announce = &stats.announce;
+    metric(
+        "spore_announced_ids_total",
+        "counter",
+        "Lazy push between our nodes: ids we announced, asked for, asked again of another announcer, gave up, or ignored with the wanted map full.",
+        &[
+            ("{event=\"announced\"}", announce.ids_announced.to_string()),
+            ("{event=\"requested\"}", announce.ids_requested.to_string()),
+            ("{event=\"retried\"}", announce.retries.to_string()),
+            ("{event=\"abandoned\"}", announce.abandoned.to_string()),
+            ("{event=\"overflow\"}", announce.overflow.to_string()),
+        ],
+    );
     let refused: Vec<(String, String)> = RecordRefusal::ALL
         .iter()
         .map(|r| (format!("{{reason=\"{}\"}}", r.label()), stats.records_refused[*r as usize].to_string()))
@@ -172,6 +185,7 @@ mod tests {
         snapshot.stats.drop_message(MessageDrop::BadFrame);
         snapshot.stats.syncs_served = 2;
         snapshot.stats.sync_served_millis = 1_500;
+        snapshot.stats.announce.retries = 5;
         let metrics = AgentMetrics::default();
         metrics.grpc_streams.store(2, Ordering::Relaxed);
         let text = render(&snapshot, [3, 2, 1], &metrics);
@@ -185,6 +199,7 @@ mod tests {
             "spore_records_received_total{outcome=\"not_imported\"} 4",
             "# TYPE spore_sync_served_seconds summary",
             "spore_sync_served_seconds_sum 1.500",
+            "spore_announced_ids_total{event=\"retried\"} 5",
             "spore_sync_served_seconds_count 2",
             "spore_records_refused_total{reason=\"bad_signature\"} 2",
             "spore_records_refused_total{reason=\"rate_limited\"} 1",

@@ -118,6 +118,9 @@ fn every_bad_input_gets_its_treatment_and_the_node_keeps_serving() {
     let many_peers: Vec<String> = (0..1000).map(|i| format!("10.{}.{}.1:7470", i / 256, i % 256)).collect();
     let pex_flood = Message::PexResponse { peer: many_peers }.encode_body();
     let get_flood = Message::GetRecords { ids: vec!["a".repeat(64); 2000] }.encode_body();
+    let have_flood = Message::Have { ids: vec!["b".repeat(64); 2000] }.encode_body();
+    let have_junk =
+        Message::Have { ids: (0..800).map(|i| format!("{i}")).chain([String::new()]).collect() }.encode_body();
     let own_hello = format!(
         "{{\"type\":\"hello\",\"payload\":{{\"node_id\":\"{}\",\"listen_port\":1,\"capabilities\":[],\"agent\":\"x\"}}}}",
         std::fs::read_to_string(tmp.path().join("identity/node_id")).unwrap()
@@ -148,6 +151,9 @@ fn every_bad_input_gets_its_treatment_and_the_node_keeps_serving() {
         ("pex_response with 1000 addresses", pex_flood, Treatment::Kept),
         ("sync_request with a string", br#"{"type":"sync_request","payload":{"since":"0"}}"#.to_vec(), Treatment::Kept),
         ("get_records with 2000 ids", get_flood, Treatment::Kept),
+        ("have with 2000 ids", have_flood, Treatment::Kept),
+        ("have with 801 ids that are no CIDs", have_junk, Treatment::Kept),
+        ("have with numbers", br#"{"type":"have","payload":{"ids":[1,2]}}"#.to_vec(), Treatment::Kept),
         ("unsigned 0.1.2 dispute", br#"{"type":"dispute","payload":{"experiment_id":"x","challenger_id":"y","challenger_bpb":1.0,"outcome":"rejected","ground_truth_bpb":2.0,"verifier_count":3}}"#.to_vec(), Treatment::Kept),
         ("not JSON", b"hello world".to_vec(), Treatment::Closed),
         ("invalid UTF-8", b"{\"type\":\"\xff\"}".to_vec(), Treatment::Closed),
@@ -242,7 +248,12 @@ fn every_bad_input_gets_its_treatment_and_the_node_keeps_serving() {
     assert_eq!(refused("malformed"), Some(4.0), "unknown field, status KEEP, depth as a string, missing field");
     assert_eq!(refused("import_policy"), Some(0.0), "no bridge here");
     assert_eq!(dropped("no_type"), Some(1.0));
-    assert_eq!(dropped("bad_field"), Some(3.0), "payload not an object, pex numbers, sync since as a string");
+    assert_eq!(dropped("too_large"), Some(3.0), "oversize ping, get_records and have with 2000 ids");
+    assert_eq!(
+        dropped("bad_field"),
+        Some(4.0),
+        "payload not an object, pex numbers, sync since as a string, have numbers"
+    );
     assert!(dropped("garbage").unwrap() >= 5.0, "not JSON, bad UTF-8, BOM, nesting, array, trailing garbage");
     assert!(dropped("sync_too_often").unwrap() >= 1.0, "the sync flood");
 }

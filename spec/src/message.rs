@@ -20,7 +20,7 @@ pub const MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
 pub fn max_body_size(message_type: &str) -> usize {
     match message_type {
         "ping" | "pong" | "pex_request" | "sync_request" | "sync_response" | "hello" => 4 * 1024,
-        "get_records" | "code_request" => 64 * 1024,
+        "get_records" | "have" | "code_request" => 64 * 1024,
         "code_response" => 2 * 1024 * 1024,
         "challenge" | "challenge_response" | "dispute" | "verification" => 16 * 1024,
         "pex_response" => 256 * 1024,
@@ -69,8 +69,14 @@ pub enum Message {
         capabilities: Vec<String>,
         agent: String,
     },
-    /// Our extension: ask for records by CID (orphans' parents).
+    /// Our extension: ask for records by CID (orphans' parents, announced records).
     GetRecords {
+        ids: Vec<String>,
+    },
+    /// Our extension: "I stored these records", sent instead of the records themselves to
+    /// peers that announce the `announce` capability; they ask with `get_records` for the ids
+    /// they lack.
+    Have {
         ids: Vec<String>,
     },
     PexRequest,
@@ -149,6 +155,7 @@ impl Message {
             Message::SyncResponse { .. } => "sync_response",
             Message::Hello { .. } => "hello",
             Message::GetRecords { .. } => "get_records",
+            Message::Have { .. } => "have",
             Message::PexRequest => "pex_request",
             Message::PexResponse { .. } => "pex_response",
             Message::Challenge { .. } => "challenge",
@@ -222,6 +229,7 @@ impl Message {
                 agent: p.string("agent").unwrap_or_default(),
             },
             "get_records" => Message::GetRecords { ids: p.string_list("ids")? },
+            "have" => Message::Have { ids: p.string_list("ids")? },
             "pex_request" => Message::PexRequest,
             "pex_response" => Message::PexResponse { peer: p.string_list("peer")? },
             "challenge" => Message::Challenge {
@@ -299,7 +307,7 @@ impl Message {
                 w.string_list("capabilities", capabilities);
                 w.string("agent", agent);
             }
-            Message::GetRecords { ids } => w.string_list("ids", ids),
+            Message::GetRecords { ids } | Message::Have { ids } => w.string_list("ids", ids),
             Message::PexResponse { peer } => w.string_list("peer", peer),
             Message::Challenge { experiment_id, challenger_id, challenger_bpb, challenger_gpu } => {
                 w.string("experiment_id", experiment_id);
@@ -368,6 +376,7 @@ fn static_type(message_type: &str) -> &'static str {
     match message_type {
         "hello" => "hello",
         "get_records" => "get_records",
+        "have" => "have",
         "sync_request" => "sync_request",
         "sync_response" => "sync_response",
         "pex_response" => "pex_response",
@@ -580,5 +589,10 @@ mod tests {
         assert!(matches!(Message::decode(bad_port), Err(MessageError::BadField { field: "listen_port", .. })));
         let get = Message::GetRecords { ids: vec!["a".into(), "b".into()] };
         assert_eq!(Message::decode(&get.encode_body()).unwrap(), get);
+        let have = Message::Have { ids: vec!["a".into()] };
+        assert_eq!(have.encode_body(), br#"{"type":"have","payload":{"ids":["a"]}}"#.to_vec());
+        assert_eq!(Message::decode(&have.encode_body()).unwrap(), have);
+        let not_a_list = br#"{"type":"have","payload":{"ids":"a"}}"#;
+        assert!(matches!(Message::decode(not_a_list), Err(MessageError::BadField { field: "ids", .. })));
     }
 }

@@ -40,6 +40,12 @@ pub struct ProtocolConfig {
     pub max_pex_addresses: usize,
     /// Ids honoured in one `get_records`.
     pub max_get_records: usize,
+    /// How long a peer that announced a record (`have`) has to send it once asked, before the
+    /// next announcer is asked.
+    pub announce_timeout: Duration,
+    /// Announced ids asked for and not yet received, at most (past it, announcements wait for
+    /// the next cursor sync).
+    pub max_wanted: usize,
     /// How often missing parents are asked for.
     pub orphan_fetch_interval: Duration,
     /// How often our own peers are asked again for what they stored since the last sync
@@ -71,6 +77,8 @@ impl Default for ProtocolConfig {
             seen_cache: 100_000,
             max_pex_addresses: 32,
             max_get_records: 256,
+            announce_timeout: Duration::from_secs(5),
+            max_wanted: 65_536,
             orphan_fetch_interval: Duration::from_secs(30),
             resync_interval: Duration::from_secs(60),
             bridge: None,
@@ -87,8 +95,8 @@ impl ProtocolConfig {
         if self.messages_per_second <= 0.0 || self.bytes_per_second <= 0.0 {
             return Err("rate limits must be positive".into());
         }
-        if self.sync_batch == 0 || self.seen_cache == 0 {
-            return Err("sync_batch and seen_cache must be positive".into());
+        if self.sync_batch == 0 || self.seen_cache == 0 || self.max_get_records == 0 {
+            return Err("sync_batch, seen_cache and max_get_records must be positive".into());
         }
         if self.dial_backoff_initial > self.dial_backoff_max {
             return Err("dial_backoff_initial exceeds dial_backoff_max".into());

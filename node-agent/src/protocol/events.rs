@@ -117,6 +117,8 @@ pub struct Stats {
     /// Sync answers our peers finished, and the time from our request to their end marker.
     pub syncs_received: u64,
     pub sync_received_millis: u64,
+    /// The lazy push between our own nodes.
+    pub announce: super::AnnounceStats,
 }
 
 impl Stats {

@@ -1,6 +1,8 @@
 //! The record pipeline: dedup → CID → signature → `validate()` → batch → store → relay, and
 //! fetching the parents of orphans.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use spore_spec::{ExperimentRecord, Message, ValidationError, VerifyError, validate};
 
@@ -32,6 +34,7 @@ impl Protocol {
     ) -> Result<(), StoreError> {
         // Only recent ids are looked up here; one stored long ago is found by the insert.
         if self.seen.touch(&record.id) {
+            self.wanted.received(&record.id);
             self.stats.records_duplicate += 1;
             return Ok(());
         }
@@ -65,10 +68,13 @@ impl Protocol {
                 if !matches!(e, ValidationError::FutureTimestamp { .. }) {
                     tracing::debug!(peer, id = %record.id, error = %e, "record refused by validation");
                 }
+                // Its CID and signature hold, so every announcer would send the same record.
+                self.wanted.received(&record.id);
                 return Ok(());
             }
         };
         self.seen.put(&record.id);
+        self.wanted.received(&record.id);
         let payload = if payload.is_empty() {
             let mut out = Vec::new();
             record.write_wire_payload(&mut out);
@@ -84,7 +90,8 @@ impl Protocol {
     }
 
     /// Stores the batched records in one transaction, then relays each to every peer but its
-    /// source: a record is relayed only once it is durably stored.
+    /// source: a record is relayed only once it is durably stored. Peers that asked for
+    /// announcements get its id in a `have` after the batch; the others get the record.
     pub(super) fn flush(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
@@ -95,6 +102,7 @@ impl Protocol {
         let imported: Vec<bool> = batch.iter().map(|(source, _)| self.is_public(*source)).collect();
         let outcomes = self.store.insert_batch_from(&items, &imported)?;
         let mut orphan_sources: Vec<PeerId> = Vec::new();
+        let mut announcements: BTreeMap<PeerId, Vec<String>> = BTreeMap::new();
         for ((source, item), outcome) in batch.into_iter().zip(outcomes) {
             let InsertOutcome::Inserted { orphan, .. } = outcome else {
                 self.stats.records_duplicate += 1;
@@ -108,14 +116,24 @@ impl Protocol {
             if orphan && !orphan_sources.contains(&source) {
                 orphan_sources.push(source);
             }
-            let body = experiment_body(&item.payload);
             let from_public = self.is_public(source);
             let targets: Vec<PeerId> =
                 self.peers.keys().copied().filter(|p| *p != source && self.may_export(*p, from_public)).collect();
+            let body = experiment_body(&item.payload);
+            let mut announced = false;
             for peer in targets {
-                self.send_body(peer, body.clone());
+                if self.wants_announcements(peer) {
+                    announcements.entry(peer).or_default().push(item.record.id.clone());
+                    announced = true;
+                } else {
+                    self.send_body(peer, body.clone());
+                }
+            }
+            if announced {
+                self.wanted.remember_body(&item.record.id, body);
             }
         }
+        self.announce(announcements);
         for source in orphan_sources {
             self.fetch_missing_parents(Some(source))?;
         }
@@ -143,10 +161,14 @@ impl Protocol {
     }
 
     pub(super) fn on_get_records(&mut self, peer: PeerId, ids: &[String]) -> Result<(), StoreError> {
+        let public = self.is_public(peer);
         for id in ids.iter().take(self.config.max_get_records) {
-            if let Some(payload) = self.store.payload(id)?
-                && self.may_export(peer, self.store.is_imported(id)?)
-            {
+            if public && !self.may_export(peer, self.store.is_imported(id)?) {
+                continue;
+            }
+            if let Some(body) = self.wanted.announced_body(id) {
+                self.send_body(peer, body);
+            } else if let Some(payload) = self.store.payload(id)? {
                 self.send_body(peer, experiment_body(&payload));
             }
         }

@@ -12,6 +12,7 @@
 //! unusable (unknown fields from newer peers, timestamps ahead of our clock) are dropped and
 //! counted, never punished, so a schema change can never partition the mesh.
 
+mod announce;
 mod bridge;
 mod code;
 mod config;
@@ -29,6 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 use spore_spec::{Identity, KeyCache, Message, ValidationPolicy};
 
+pub use announce::AnnounceStats;
 pub use bridge::{BridgePolicy, Export, Import};
 pub use config::ProtocolConfig;
 pub use events::{Action, Event, Stats};
@@ -39,7 +41,7 @@ use crate::store::{DagStore, StoreError, StoredRecord};
 use sync::SyncServe;
 
 /// Capabilities we announce in `hello`.
-pub const CAPABILITIES: [&str; 2] = ["sync-seq", "get_records"];
+pub const CAPABILITIES: [&str; 3] = ["sync-seq", "get_records", announce::ANNOUNCE];
 
 /// A peer we keep dialing (configured, known, or learned by PEX).
 #[derive(Debug, Clone)]
@@ -72,6 +74,7 @@ pub struct Protocol {
     unix_now: i64,
     last_orphan_fetch: Millis,
     stats: Stats,
+    wanted: announce::Wanted,
     actions: Vec<Action>,
     stored_ids: Vec<String>,
     /// Code served to and fetched from peers; none when this node keeps no artifacts.
@@ -104,6 +107,7 @@ impl Protocol {
             unix_now: 0,
             last_orphan_fetch: 0,
             stats: Stats::default(),
+            wanted: announce::Wanted::default(),
             actions: Vec::new(),
             stored_ids: Vec::new(),
             artifacts: None,
@@ -188,12 +192,12 @@ impl Protocol {
             Event::Disconnected { peer } => self.on_disconnected(peer),
             Event::Frame { peer, body } => self.on_frame(peer, &body)?,
             Event::Record { peer, record, payload, verdict, size } => {
-                if self.admit(peer, size, true) {
+                if self.admit(peer, size, 0.0) {
                     self.on_experiment(peer, *record, payload, verdict)?;
                 }
             }
             Event::Duplicates { peer, count, bytes } => {
-                if self.admit(peer, bytes, true) {
+                if self.admit(peer, bytes, 0.0) {
                     self.stats.records_duplicate += count;
                 }
             }
@@ -327,8 +331,7 @@ impl Protocol {
     }
 
     fn on_frame(&mut self, peer: PeerId, body: &[u8]) -> Result<(), StoreError> {
-        let is_record = body.starts_with(b"{\"type\":\"experiment\"");
-        if !self.admit(peer, body.len(), is_record) {
+        if !self.admit(peer, body.len(), message_tokens(body)) {
             return Ok(());
         }
         let (message, payload_span) = match Message::decode_with_payload_span(body) {
@@ -387,6 +390,7 @@ impl Protocol {
                 self.on_hello(peer, Hello { node_id, listen_port, capabilities })?
             }
             Message::GetRecords { ids } => self.on_get_records(peer, &ids)?,
+            Message::Have { ids } => self.on_have(peer, &ids)?,
             Message::PexRequest => self.on_pex_request(peer),
             Message::PexResponse { peer: addresses } if !self.is_public(peer) => self.on_pex_response(&addresses),
             Message::PexResponse { .. } => {}
@@ -404,15 +408,13 @@ impl Protocol {
         Ok(())
     }
 
-    /// Notes that `peer` spoke and charges its rate budgets; false when the message must be
-    /// dropped (closing connection, or over budget). Records are data: a big sync arrives as
-    /// fast as the peer can send it, so only the byte budget applies to them; every other
-    /// message also spends a message token.
-    fn admit(&mut self, peer: PeerId, size: usize, is_record: bool) -> bool {
+    /// Notes that `peer` spoke and charges its rate budgets (`size` bytes, `tokens` message
+    /// tokens); false when the message must be dropped (closing connection, or over budget).
+    fn admit(&mut self, peer: PeerId, size: usize, tokens: f64) -> bool {
         let now = self.now;
         let Some(state) = self.peers.get_mut(&peer).filter(|p| !p.closing) else { return false };
         state.last_heard = now;
-        if !state.bytes.take(size as f64, now) || (!is_record && !state.messages.take(1.0, now)) {
+        if !state.bytes.take(size as f64, now) || (tokens > 0.0 && !state.messages.take(tokens, now)) {
             self.stats.drop_message(refusal::MessageDrop::RateLimited);
             self.punish(peer, 1, "rate limit exceeded");
             return false;
@@ -553,7 +555,23 @@ impl Protocol {
             self.fetch_missing_parents(None)?;
         }
         self.banned.retain(|_, until| *until > now);
+        self.expire_wanted();
         self.flush()
+    }
+}
+
+/// The message tokens a frame costs. Records are data: a big sync arrives as fast as the peer
+/// can send it, so only the byte budget applies to them. `have` and `get_records` travel with
+/// the records on the lazy-push path, as often as the sender flushes: they cost a sixteenth of
+/// a token and more with their size (a full 64 KiB list about one token), so the ids they move
+/// per second are bounded without punishing a busy honest peer. Every other message costs one.
+fn message_tokens(body: &[u8]) -> f64 {
+    if body.starts_with(b"{\"type\":\"experiment\"") {
+        0.0
+    } else if body.starts_with(b"{\"type\":\"have\"") || body.starts_with(b"{\"type\":\"get_records\"") {
+        1.0 / 16.0 + body.len() as f64 / (64.0 * 1024.0)
+    } else {
+        1.0
     }
 }
 

@@ -28,10 +28,7 @@ pub fn cid_of(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// True for a well-formed CID.
-pub fn is_cid(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
+pub use spore_spec::cid::is_cid;
 
 impl ArtifactStore {
     pub fn new(data_dir: &Path) -> Self {

@@ -1,0 +1,194 @@
+//! Lazy push between our own nodes: a peer that says `announce` in its `hello` is told the ids
+//! of newly stored records (`have`) instead of being sent the records, and asks for the ones
+//! it lacks (`get_records`). In a mesh where every node hears a record from several peers,
+//! each record then crosses each link once, not once per neighbour: the copies a node would
+//! receive and drop become 64-byte ids.
+//!
+//! An id we asked for is remembered with its deadline and the other peers that announced it.
+//! When the deadline passes (the peer went away, or it never answered) the next announcer is
+//! asked; after the last one the id is given up and anti-entropy (the periodic cursor sync)
+//! brings the record. The map of wanted ids is bounded: past the bound, announcements are
+//! ignored and counted, and the same sync catches up.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::num::NonZeroUsize;
+
+use bytes::Bytes;
+use lru::LruCache;
+use spore_spec::Message;
+
+use super::{Millis, PeerId, Protocol};
+use crate::store::StoreError;
+
+/// The capability that asks for `have` instead of records.
+pub const ANNOUNCE: &str = "announce";
+
+/// Other announcers remembered for one wanted id, to ask when the first does not answer.
+const SPARE_ANNOUNCERS: usize = 4;
+
+/// Bodies of the records announced last, kept to answer the `get_records` that follow
+/// without reading the store once per asking peer (about 1.3 MB at typical record sizes).
+const ANNOUNCED_BODIES: usize = 1024;
+
+/// One record we asked for and have not received.
+#[derive(Debug)]
+struct Want {
+    asked: PeerId,
+    asked_at: Millis,
+    spares: Vec<PeerId>,
+}
+
+/// The ids asked for, with their deadlines in asking order, and the bodies of the records
+/// we announced last.
+#[derive(Debug)]
+pub(super) struct Wanted {
+    ids: BTreeMap<String, Want>,
+    /// `(asked_at, id)` in the order asked; an entry is stale when the id was received or
+    /// asked again since.
+    deadlines: VecDeque<(Millis, String)>,
+    announced: LruCache<String, Bytes>,
+}
+
+impl Default for Wanted {
+    fn default() -> Self {
+        Wanted {
+            ids: BTreeMap::new(),
+            deadlines: VecDeque::new(),
+            announced: LruCache::new(NonZeroUsize::new(ANNOUNCED_BODIES).unwrap_or(NonZeroUsize::MIN)),
+        }
+    }
+}
+
+impl Wanted {
+    /// Keeps the `experiment` body of a record we announce, for the requests to come.
+    pub(super) fn remember_body(&mut self, id: &str, body: Bytes) {
+        self.announced.put(id.to_string(), body);
+    }
+
+    /// The body of a record announced recently.
+    pub(super) fn announced_body(&mut self, id: &str) -> Option<Bytes> {
+        self.announced.get(id).cloned()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The record arrived (or was refused on its merits): nothing more to ask.
+    pub(super) fn received(&mut self, id: &str) {
+        self.ids.remove(id);
+    }
+}
+
+/// Counters of the lazy push.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnnounceStats {
+    /// Ids sent in `have` messages.
+    pub ids_announced: u64,
+    /// Announced ids we asked for (the first time).
+    pub ids_requested: u64,
+    /// Asks that went to another announcer because the first did not answer in time.
+    pub retries: u64,
+    /// Ids given up after every announcer was asked (anti-entropy brings them later).
+    pub abandoned: u64,
+    /// Announced ids ignored because the wanted map was full.
+    pub overflow: u64,
+}
+
+impl Protocol {
+    /// Whether records go to `peer` as `have` ids rather than in full.
+    pub(super) fn wants_announcements(&self, peer: PeerId) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.has_capability(ANNOUNCE))
+    }
+
+    /// Sends `have` messages to each peer for its ids, at most `max_get_records` ids in one.
+    pub(super) fn announce(&mut self, announcements: BTreeMap<PeerId, Vec<String>>) {
+        for (peer, ids) in announcements {
+            for chunk in ids.chunks(self.config.max_get_records) {
+                self.stats.announce.ids_announced += chunk.len() as u64;
+                self.send(peer, &Message::Have { ids: chunk.to_vec() });
+            }
+        }
+    }
+
+    /// `peer` stored these records: ask it for the ones we neither hold nor asked for.
+    pub(super) fn on_have(&mut self, peer: PeerId, ids: &[String]) -> Result<(), StoreError> {
+        if !self.may_ask(peer) {
+            return Ok(());
+        }
+        let now = self.now;
+        let mut ask = Vec::new();
+        for id in ids.iter().take(self.config.max_get_records) {
+            if !spore_spec::cid::is_cid(id) || self.seen.contains(id) {
+                continue;
+            }
+            if let Some(want) = self.wanted.ids.get_mut(id) {
+                if want.asked != peer && !want.spares.contains(&peer) && want.spares.len() < SPARE_ANNOUNCERS {
+                    want.spares.push(peer);
+                }
+                continue;
+            }
+            if self.store.contains(id)? {
+                continue;
+            }
+            if self.wanted.ids.len() >= self.config.max_wanted {
+                self.stats.announce.overflow += 1;
+                continue;
+            }
+            self.wanted.ids.insert(id.clone(), Want { asked: peer, asked_at: now, spares: Vec::new() });
+            self.wanted.deadlines.push_back((now, id.clone()));
+            ask.push(id.clone());
+        }
+        if !ask.is_empty() {
+            self.stats.announce.ids_requested += ask.len() as u64;
+            self.send(peer, &Message::GetRecords { ids: ask });
+        }
+        Ok(())
+    }
+
+    /// Asks the next announcer for every id whose deadline passed; gives up ids with none left.
+    pub(super) fn expire_wanted(&mut self) {
+        let timeout = self.config.announce_timeout.as_millis() as Millis;
+        let now = self.now;
+        let mut asks: BTreeMap<PeerId, Vec<String>> = BTreeMap::new();
+        while let Some((asked_at, _)) = self.wanted.deadlines.front() {
+            if now.saturating_sub(*asked_at) < timeout {
+                break;
+            }
+            let Some((asked_at, id)) = self.wanted.deadlines.pop_front() else { break };
+            let Some(want) = self.wanted.ids.get_mut(&id) else { continue };
+            if want.asked_at != asked_at {
+                continue; // asked again since; a later entry holds its deadline
+            }
+            if self.seen.contains(&id) {
+                self.wanted.ids.remove(&id);
+                continue;
+            }
+            let next = want.spares.iter().position(|p| self.peers.get(p).is_some_and(|s| !s.closing));
+            match next {
+                Some(index) => {
+                    let peer = want.spares.remove(index);
+                    want.asked = peer;
+                    want.asked_at = now;
+                    self.wanted.deadlines.push_back((now, id.clone()));
+                    self.stats.announce.retries += 1;
+                    asks.entry(peer).or_default().push(id);
+                }
+                None => {
+                    self.wanted.ids.remove(&id);
+                    self.stats.announce.abandoned += 1;
+                }
+            }
+        }
+        for (peer, ids) in asks {
+            for chunk in ids.chunks(self.config.max_get_records) {
+                self.send(peer, &Message::GetRecords { ids: chunk.to_vec() });
+            }
+        }
+    }
+
+    /// Ids asked for and not yet received.
+    pub fn wanted_count(&self) -> usize {
+        self.wanted.len()
+    }
+}

@@ -6,7 +6,10 @@ use std::path::Path;
 
 #[test]
 fn committed_crd_yaml_is_up_to_date() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // At run time, not compile time: a target directory shared by two checkouts may run a
+    // binary built in the other one.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let root = Path::new(&manifest_dir);
     for dir in [root.to_path_buf(), root.join("../charts/spore/crds")] {
         for (name, yaml) in spore_crds::manifests::crd_files() {
             let path = dir.join(&name);

@@ -7,8 +7,10 @@
 //! An id we asked for is remembered with its deadline and the other peers that announced it.
 //! When the deadline passes (the peer went away, or it never answered) the next announcer is
 //! asked; after the last one the id is given up and anti-entropy (the periodic cursor sync)
-//! brings the record. The map of wanted ids is bounded: past the bound, announcements are
-//! ignored and counted, and the same sync catches up.
+//! brings the record. The map of wanted ids is bounded, and so is what one peer can have us
+//! wait for: past either bound, announcements are ignored (before any store lookup) and
+//! counted, and the same sync catches up. A peer announcing what it never sends can thus
+//! hold at most [`MAX_ASKS_PER_PEER`] entries, for one timeout each.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroUsize;
@@ -25,6 +27,10 @@ pub const ANNOUNCE: &str = "announce";
 
 /// Other announcers remembered for one wanted id, to ask when the first does not answer.
 const SPARE_ANNOUNCERS: usize = 4;
+
+/// Ids asked of one peer and not yet received, at most (four full `get_records`; an honest
+/// peer answers within a round trip).
+pub const MAX_ASKS_PER_PEER: u32 = 1024;
 
 /// Bodies of the records announced last, kept to answer the `get_records` that follow
 /// without reading the store once per asking peer (about 1.3 MB at typical record sizes).
@@ -60,6 +66,10 @@ impl Default for Wanted {
 }
 
 impl Wanted {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
     /// Keeps the `experiment` body of a record we announce, for the requests to come.
     pub(super) fn remember_body(&mut self, id: &str, body: Bytes) {
         self.announced.put(id.to_string(), body);
@@ -68,15 +78,6 @@ impl Wanted {
     /// The body of a record announced recently.
     pub(super) fn announced_body(&mut self, id: &str) -> Option<Bytes> {
         self.announced.get(id).cloned()
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// The record arrived (or was refused on its merits): nothing more to ask.
-    pub(super) fn received(&mut self, id: &str) {
-        self.ids.remove(id);
     }
 }
 
@@ -111,6 +112,23 @@ impl Protocol {
         }
     }
 
+    /// The record arrived (or was refused on its merits): nothing more to ask.
+    pub(super) fn received_wanted(&mut self, id: &str) {
+        if let Some(want) = self.wanted.ids.remove(id) {
+            self.change_asks(want.asked, -1);
+        }
+    }
+
+    fn change_asks(&mut self, peer: PeerId, change: i32) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.asks_outstanding = state.asks_outstanding.saturating_add_signed(change);
+        }
+    }
+
+    fn asks_outstanding(&self, peer: PeerId) -> u32 {
+        self.peers.get(&peer).map_or(u32::MAX, |p| p.asks_outstanding)
+    }
+
     /// `peer` stored these records: ask it for the ones we neither hold nor asked for.
     pub(super) fn on_have(&mut self, peer: PeerId, ids: &[String]) -> Result<(), StoreError> {
         if !self.may_ask(peer) {
@@ -128,11 +146,13 @@ impl Protocol {
                 }
                 continue;
             }
-            if self.store.contains(id)? {
+            if self.wanted.ids.len() >= self.config.max_wanted
+                || self.asks_outstanding(peer) as usize + ask.len() >= MAX_ASKS_PER_PEER as usize
+            {
+                self.stats.announce.overflow += 1;
                 continue;
             }
-            if self.wanted.ids.len() >= self.config.max_wanted {
-                self.stats.announce.overflow += 1;
+            if self.store.contains(id)? {
                 continue;
             }
             self.wanted.ids.insert(id.clone(), Want { asked: peer, asked_at: now, spares: Vec::new() });
@@ -140,6 +160,7 @@ impl Protocol {
             ask.push(id.clone());
         }
         if !ask.is_empty() {
+            self.change_asks(peer, ask.len() as i32);
             self.stats.announce.ids_requested += ask.len() as u64;
             self.send(peer, &Message::GetRecords { ids: ask });
         }
@@ -160,11 +181,16 @@ impl Protocol {
             if want.asked_at != asked_at {
                 continue; // asked again since; a later entry holds its deadline
             }
+            let silent = want.asked;
             if self.seen.contains(&id) {
-                self.wanted.ids.remove(&id);
+                self.received_wanted(&id);
                 continue;
             }
-            let next = want.spares.iter().position(|p| self.peers.get(p).is_some_and(|s| !s.closing));
+            let peers = &self.peers;
+            let next = want
+                .spares
+                .iter()
+                .position(|p| peers.get(p).is_some_and(|s| !s.closing && s.asks_outstanding < MAX_ASKS_PER_PEER));
             match next {
                 Some(index) => {
                     let peer = want.spares.remove(index);
@@ -172,10 +198,12 @@ impl Protocol {
                     want.asked_at = now;
                     self.wanted.deadlines.push_back((now, id.clone()));
                     self.stats.announce.retries += 1;
+                    self.change_asks(silent, -1);
+                    self.change_asks(peer, 1);
                     asks.entry(peer).or_default().push(id);
                 }
                 None => {
-                    self.wanted.ids.remove(&id);
+                    self.received_wanted(&id);
                     self.stats.announce.abandoned += 1;
                 }
             }

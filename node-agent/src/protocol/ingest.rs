@@ -34,7 +34,7 @@ impl Protocol {
     ) -> Result<(), StoreError> {
         // Only recent ids are looked up here; one stored long ago is found by the insert.
         if self.seen.touch(&record.id) {
-            self.wanted.received(&record.id);
+            self.received_wanted(&record.id);
             self.stats.records_duplicate += 1;
             return Ok(());
         }
@@ -69,12 +69,12 @@ impl Protocol {
                     tracing::debug!(peer, id = %record.id, error = %e, "record refused by validation");
                 }
                 // Its CID and signature hold, so every announcer would send the same record.
-                self.wanted.received(&record.id);
+                self.received_wanted(&record.id);
                 return Ok(());
             }
         };
         self.seen.put(&record.id);
-        self.wanted.received(&record.id);
+        self.received_wanted(&record.id);
         let payload = if payload.is_empty() {
             let mut out = Vec::new();
             record.write_wire_payload(&mut out);

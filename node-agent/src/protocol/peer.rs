@@ -83,6 +83,8 @@ pub struct PeerState {
     pub public: bool,
     /// Records accepted from it, when it is public.
     pub imports: TokenBucket,
+    /// Announced ids we asked it for and have not received (lazy push).
+    pub asks_outstanding: u32,
 }
 
 impl PeerState {
@@ -108,6 +110,7 @@ impl PeerState {
                 let rate = config.bridge.as_ref().map_or(f64::MAX, |b| b.records_per_second);
                 TokenBucket::new(rate, rate * 10.0, now)
             },
+            asks_outstanding: 0,
         }
     }
 

@@ -512,3 +512,30 @@ fn an_id_nobody_sends_is_given_up_and_the_wanted_map_is_bounded() {
     assert_eq!(core.stats().announce.abandoned, 2);
     assert!(!disconnected(&on(&mut core, 1, frame(&Message::Have { ids: vec!["x".into(); 1000] }))));
 }
+
+#[test]
+fn one_peer_can_have_us_wait_for_a_bounded_number_of_ids() {
+    let mut core = core(ProtocolConfig::default());
+    connect(&mut core, 1, Direction::Inbound);
+    connect(&mut core, 2, Direction::Inbound);
+    let limit = super::announce::MAX_ASKS_PER_PEER as usize;
+    let fake = |n: usize| format!("{n:064x}");
+    let r = record(1);
+    let ids: Vec<String> = std::iter::once(r.id.clone()).chain((0..limit + 99).map(fake)).collect();
+    let mut asked = 0;
+    for chunk in ids.chunks(256) {
+        asked += ids_in(&on(&mut core, 1, frame(&Message::Have { ids: chunk.to_vec() })), 1, "get_records").len();
+    }
+    assert_eq!(asked, limit, "no more than the limit is asked of one peer");
+    assert_eq!(core.stats().announce.overflow, 100);
+    // Another peer is not held up by it.
+    let other = vec![fake(limit + 500)];
+    assert_eq!(ids_in(&on(&mut core, 2, frame(&Message::Have { ids: other.clone() })), 2, "get_records"), other);
+    assert_eq!(core.wanted_count(), limit + 1);
+    // A record peer 1 does send frees one ask of its budget.
+    let more = vec![fake(limit + 600)];
+    assert!(ids_in(&on(&mut core, 1, frame(&Message::Have { ids: more.clone() })), 1, "get_records").is_empty());
+    on(&mut core, 1, frame(&Message::Experiment(Box::new(r))));
+    assert_eq!(core.wanted_count(), limit);
+    assert_eq!(ids_in(&on(&mut core, 1, frame(&Message::Have { ids: more.clone() })), 1, "get_records"), more);
+}

@@ -6,13 +6,16 @@ Measures, for each implementation, on this machine and on disk (a temporary dire
   ingest   N signed records sent over one TCP connection to a full node, until all are stored
   sync     a fresh node dialing that node, until it holds all N
   line     M records published at one end of a line of K nodes, until the far end holds them
-and each node's peak RSS. Prints a table with the ratios. Run it through
+and each node's peak RSS. Before each implementation's ingest and line runs, the disk writes the
+previous ones left pending are written back (`os.sync()`) and each run's directories are removed
+after it, so neither implementation pays for the other's writes. Prints a table with the ratios. Run it through
 benches/compare-node.sh, which builds `spore` in release mode and finds the Python virtualenv.
 """
 
 import argparse
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import struct
@@ -130,8 +133,16 @@ def ingest(node, frames):
     return time.perf_counter() - start if ok else float("nan")
 
 
+def settle():
+    """Writes back what the previous measurement left dirty, so that neither implementation pays
+    for the other's disk writes (both get this before each of their measurements)."""
+    os.sync()
+    time.sleep(1)
+
+
 def bench(kind, spore, frames, line_nodes, line_frames, root):
     result = {}
+    settle()
     origin = Node(kind, spore, os.path.join(root, kind, "origin"))
     seconds = ingest(origin, frames)
     result["ingest_rate"] = len(frames) / seconds
@@ -143,6 +154,8 @@ def bench(kind, spore, frames, line_nodes, line_frames, root):
     result["sync_rss"] = fresh.peak_rss_mb()
     fresh.stop()
     origin.stop()
+    shutil.rmtree(os.path.join(root, kind))
+    settle()
 
     line = [Node(kind, spore, os.path.join(root, kind, "line0"))]
     for i in range(1, line_nodes):
@@ -155,6 +168,7 @@ def bench(kind, spore, frames, line_nodes, line_frames, root):
     result["line_seconds"] = time.perf_counter() - start if ok else float("nan")
     for node in line:
         node.stop()
+    shutil.rmtree(os.path.join(root, kind))
     return result
 
 
@@ -171,6 +185,7 @@ def main():
     root = tempfile.mkdtemp(prefix="spore-node-bench-", dir=os.environ.get("BENCH_DIR"))
     kinds = ("rust",) if args.rust_only else ("python", "rust")
     results = {kind: bench(kind, args.spore, frames, args.line_nodes, line_frames, root) for kind in kinds}
+    shutil.rmtree(root)
     if args.rust_only:
         print(json.dumps(results["rust"], indent=1))
         return

@@ -121,10 +121,11 @@ fn render(snapshot: &Snapshot, stored: [u64; 3], metrics: &AgentMetrics) -> Stri
     metric(
         "spore_announced_ids_total",
         "counter",
-        "Lazy push between our nodes: ids we announced, asked for, asked again of another announcer, gave up, or ignored with the wanted map full.",
+        "Lazy push between our nodes: ids we announced, asked for, queued behind earlier asks, asked again of another announcer, gave up, or ignored with the wanted map full.",
         &[
             ("{event=\"announced\"}", announce.ids_announced.to_string()),
             ("{event=\"requested\"}", announce.ids_requested.to_string()),
+            ("{event=\"deferred\"}", announce.deferred.to_string()),
             ("{event=\"retried\"}", announce.retries.to_string()),
             ("{event=\"abandoned\"}", announce.abandoned.to_string()),
             ("{event=\"overflow\"}", announce.overflow.to_string()),

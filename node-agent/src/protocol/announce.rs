@@ -7,10 +7,11 @@
 //! An id we asked for is remembered with its deadline and the other peers that announced it.
 //! When the deadline passes (the peer went away, or it never answered) the next announcer is
 //! asked; after the last one the id is given up and anti-entropy (the periodic cursor sync)
-//! brings the record. The map of wanted ids is bounded, and so is what one peer can have us
-//! wait for: past either bound, announcements are ignored (before any store lookup) and
-//! counted, and the same sync catches up. A peer announcing what it never sends can thus
-//! hold at most [`MAX_ASKS_PER_PEER`] entries, for one timeout each.
+//! brings the record. At most [`MAX_ASKS_PER_PEER`] ids are asked of one peer at a time; the
+//! rest of a burst waits in that peer's queue (bounded too) and is asked as records come in.
+//! The map of wanted ids is bounded: past it, or past a peer's queue, announcements are ignored
+//! (before any store lookup) and counted, and the same sync catches up. A peer announcing what
+//! it never sends thus holds a bounded number of entries, for one timeout each.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroUsize;
@@ -32,6 +33,9 @@ const SPARE_ANNOUNCERS: usize = 4;
 /// peer answers within a round trip).
 pub const MAX_ASKS_PER_PEER: u32 = 1024;
 
+/// Announced ids waiting in one peer's queue until its asks drop below the bound, at most.
+pub const MAX_DEFERRED_PER_PEER: usize = 16 * MAX_ASKS_PER_PEER as usize;
+
 /// Bodies of the records announced last, kept to answer the `get_records` that follow
 /// without reading the store once per asking peer (about 1.3 MB at typical record sizes).
 const ANNOUNCED_BODIES: usize = 1024;
@@ -39,8 +43,12 @@ const ANNOUNCED_BODIES: usize = 1024;
 /// One record we asked for and have not received.
 #[derive(Debug)]
 struct Want {
+    /// The announcer it is asked of (or queued for).
     asked: PeerId,
+    /// When it was asked or queued: its deadline runs from then.
     asked_at: Millis,
+    /// False while it waits in the announcer's queue.
+    sent: bool,
     spares: Vec<PeerId>,
 }
 
@@ -92,7 +100,9 @@ pub struct AnnounceStats {
     pub retries: u64,
     /// Ids given up after every announcer was asked (anti-entropy brings them later).
     pub abandoned: u64,
-    /// Announced ids ignored because the wanted map was full.
+    /// Announced ids whose ask waited for the announcer's earlier asks to be answered.
+    pub deferred: u64,
+    /// Announced ids ignored because the wanted map or the announcer's queue was full.
     pub overflow: u64,
 }
 
@@ -114,19 +124,73 @@ impl Protocol {
 
     /// The record arrived (or was refused on its merits): nothing more to ask.
     pub(super) fn received_wanted(&mut self, id: &str) {
-        if let Some(want) = self.wanted.ids.remove(id) {
-            self.change_asks(want.asked, -1);
+        if let Some(want) = self.wanted.ids.remove(id)
+            && want.sent
+        {
+            self.answered(want.asked);
         }
     }
 
-    fn change_asks(&mut self, peer: PeerId, change: i32) {
+    /// One ask of `peer` is settled (answered, or moved on to another announcer).
+    fn answered(&mut self, peer: PeerId) {
         if let Some(state) = self.peers.get_mut(&peer) {
-            state.asks_outstanding = state.asks_outstanding.saturating_add_signed(change);
+            state.asks_outstanding = state.asks_outstanding.saturating_sub(1);
         }
     }
 
-    fn asks_outstanding(&self, peer: PeerId) -> u32 {
-        self.peers.get(&peer).map_or(u32::MAX, |p| p.asks_outstanding)
+    /// Whether `peer` can be asked for one more id, now or from its queue.
+    fn has_room(&self, peer: PeerId) -> bool {
+        self.peers.get(&peer).is_some_and(|s| {
+            !s.closing && (s.asks_outstanding < MAX_ASKS_PER_PEER || s.deferred.len() < MAX_DEFERRED_PER_PEER)
+        })
+    }
+
+    /// Makes `peer` the one asked for the wanted `id`: asked now (added to `asks`) if it is
+    /// under its bound, else queued. The deadline runs from now either way. `has_room` first.
+    fn assign(&mut self, id: &str, peer: PeerId, asks: &mut BTreeMap<PeerId, Vec<String>>) {
+        let (Some(state), Some(want)) = (self.peers.get_mut(&peer), self.wanted.ids.get_mut(id)) else { return };
+        want.asked = peer;
+        want.asked_at = self.now;
+        want.sent = state.asks_outstanding < MAX_ASKS_PER_PEER;
+        if want.sent {
+            state.asks_outstanding += 1;
+            asks.entry(peer).or_default().push(id.to_string());
+        } else {
+            state.deferred.push_back(id.to_string());
+            self.stats.announce.deferred += 1;
+        }
+        self.wanted.deadlines.push_back((self.now, id.to_string()));
+    }
+
+    /// Sends the asks, at most `max_get_records` ids in one `get_records`.
+    fn send_asks(&mut self, asks: BTreeMap<PeerId, Vec<String>>) {
+        for (peer, ids) in asks {
+            self.stats.announce.ids_requested += ids.len() as u64;
+            for chunk in ids.chunks(self.config.max_get_records) {
+                self.send(peer, &Message::GetRecords { ids: chunk.to_vec() });
+            }
+        }
+    }
+
+    /// Asks each peer for the queued ids its bound has room for again.
+    pub(super) fn ask_deferred(&mut self) {
+        let now = self.now;
+        let mut asks: BTreeMap<PeerId, Vec<String>> = BTreeMap::new();
+        for (peer, state) in self.peers.iter_mut() {
+            while state.asks_outstanding < MAX_ASKS_PER_PEER {
+                let Some(id) = state.deferred.pop_front() else { break };
+                let Some(want) = self.wanted.ids.get_mut(&id) else { continue };
+                if want.asked != *peer || want.sent {
+                    continue; // received meanwhile, or moved on to another announcer
+                }
+                want.sent = true;
+                want.asked_at = now;
+                state.asks_outstanding += 1;
+                self.wanted.deadlines.push_back((now, id.clone()));
+                asks.entry(*peer).or_default().push(id);
+            }
+        }
+        self.send_asks(asks);
     }
 
     /// `peer` stored these records: ask it for the ones we neither hold nor asked for.
@@ -135,7 +199,7 @@ impl Protocol {
             return Ok(());
         }
         let now = self.now;
-        let mut ask = Vec::new();
+        let mut asks: BTreeMap<PeerId, Vec<String>> = BTreeMap::new();
         for id in ids.iter().take(self.config.max_get_records) {
             if !spore_spec::cid::is_cid(id) || self.seen.contains(id) {
                 continue;
@@ -146,24 +210,17 @@ impl Protocol {
                 }
                 continue;
             }
-            if self.wanted.ids.len() >= self.config.max_wanted
-                || self.asks_outstanding(peer) as usize + ask.len() >= MAX_ASKS_PER_PEER as usize
-            {
+            if self.wanted.ids.len() >= self.config.max_wanted || !self.has_room(peer) {
                 self.stats.announce.overflow += 1;
                 continue;
             }
             if self.store.contains(id)? {
                 continue;
             }
-            self.wanted.ids.insert(id.clone(), Want { asked: peer, asked_at: now, spares: Vec::new() });
-            self.wanted.deadlines.push_back((now, id.clone()));
-            ask.push(id.clone());
+            self.wanted.ids.insert(id.clone(), Want { asked: peer, asked_at: now, sent: false, spares: Vec::new() });
+            self.assign(id, peer, &mut asks);
         }
-        if !ask.is_empty() {
-            self.change_asks(peer, ask.len() as i32);
-            self.stats.announce.ids_requested += ask.len() as u64;
-            self.send(peer, &Message::GetRecords { ids: ask });
-        }
+        self.send_asks(asks);
         Ok(())
     }
 
@@ -181,38 +238,27 @@ impl Protocol {
             if want.asked_at != asked_at {
                 continue; // asked again since; a later entry holds its deadline
             }
-            let silent = want.asked;
+            let (silent, sent) = (want.asked, want.sent);
+            let spares = std::mem::take(&mut want.spares);
             if self.seen.contains(&id) {
                 self.received_wanted(&id);
                 continue;
             }
-            let peers = &self.peers;
-            let next = want
-                .spares
-                .iter()
-                .position(|p| peers.get(p).is_some_and(|s| !s.closing && s.asks_outstanding < MAX_ASKS_PER_PEER));
-            match next {
-                Some(index) => {
-                    let peer = want.spares.remove(index);
-                    want.asked = peer;
-                    want.asked_at = now;
-                    self.wanted.deadlines.push_back((now, id.clone()));
-                    self.stats.announce.retries += 1;
-                    self.change_asks(silent, -1);
-                    self.change_asks(peer, 1);
-                    asks.entry(peer).or_default().push(id);
-                }
-                None => {
-                    self.received_wanted(&id);
-                    self.stats.announce.abandoned += 1;
-                }
+            let Some(index) = spares.iter().position(|p| self.has_room(*p)) else {
+                self.received_wanted(&id);
+                self.stats.announce.abandoned += 1;
+                continue;
+            };
+            if sent {
+                self.answered(silent);
             }
-        }
-        for (peer, ids) in asks {
-            for chunk in ids.chunks(self.config.max_get_records) {
-                self.send(peer, &Message::GetRecords { ids: chunk.to_vec() });
+            if let Some(want) = self.wanted.ids.get_mut(&id) {
+                want.spares = spares[index + 1..].to_vec();
             }
+            self.stats.announce.retries += 1;
+            self.assign(&id, spares[index], &mut asks);
         }
+        self.send_asks(asks);
     }
 
     /// Ids asked for and not yet received.

@@ -214,7 +214,10 @@ impl Protocol {
             Event::PublishControl(event) => self.on_control(PeerId::MAX, *event)?,
             Event::FetchCode(code_cid) => self.fetch_code(&code_cid),
             Event::Tick => self.on_tick()?,
-            Event::Idle => self.flush()?,
+            Event::Idle => {
+                self.flush()?;
+                self.ask_deferred();
+            }
         }
         Ok(std::mem::take(&mut self.actions))
     }
@@ -556,6 +559,7 @@ impl Protocol {
         }
         self.banned.retain(|_, until| *until > now);
         self.expire_wanted();
+        self.ask_deferred();
         self.flush()
     }
 }

@@ -1,6 +1,7 @@
 //! What the core knows about one connection: direction, identity (from `hello`), rate limits
 //! and misbehaviour.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -85,6 +86,8 @@ pub struct PeerState {
     pub imports: TokenBucket,
     /// Announced ids we asked it for and have not received (lazy push).
     pub asks_outstanding: u32,
+    /// Ids it announced that we will ask it for once `asks_outstanding` allows.
+    pub deferred: VecDeque<String>,
 }
 
 impl PeerState {
@@ -111,6 +114,7 @@ impl PeerState {
                 TokenBucket::new(rate, rate * 10.0, now)
             },
             asks_outstanding: 0,
+            deferred: VecDeque::new(),
         }
     }
 

@@ -514,8 +514,10 @@ fn an_id_nobody_sends_is_given_up_and_the_wanted_map_is_bounded() {
 }
 
 #[test]
-fn one_peer_can_have_us_wait_for_a_bounded_number_of_ids() {
-    let mut core = core(ProtocolConfig::default());
+fn asks_beyond_a_peers_bound_wait_in_its_queue_and_go_out_as_records_come_in() {
+    let config = ProtocolConfig::default();
+    let timeout = config.announce_timeout.as_millis() as u64;
+    let mut core = core(config);
     connect(&mut core, 1, Direction::Inbound);
     connect(&mut core, 2, Direction::Inbound);
     let limit = super::announce::MAX_ASKS_PER_PEER as usize;
@@ -526,16 +528,32 @@ fn one_peer_can_have_us_wait_for_a_bounded_number_of_ids() {
     for chunk in ids.chunks(256) {
         asked += ids_in(&on(&mut core, 1, frame(&Message::Have { ids: chunk.to_vec() })), 1, "get_records").len();
     }
-    assert_eq!(asked, limit, "no more than the limit is asked of one peer");
-    assert_eq!(core.stats().announce.overflow, 100);
+    assert_eq!(asked, limit, "no more than the bound is asked of one peer at a time");
+    assert_eq!(core.stats().announce.deferred, 100);
+    assert_eq!(core.wanted_count(), limit + 100);
     // Another peer is not held up by it.
     let other = vec![fake(limit + 500)];
     assert_eq!(ids_in(&on(&mut core, 2, frame(&Message::Have { ids: other.clone() })), 2, "get_records"), other);
-    assert_eq!(core.wanted_count(), limit + 1);
-    // A record peer 1 does send frees one ask of its budget.
-    let more = vec![fake(limit + 600)];
-    assert!(ids_in(&on(&mut core, 1, frame(&Message::Have { ids: more.clone() })), 1, "get_records").is_empty());
-    on(&mut core, 1, frame(&Message::Experiment(Box::new(r))));
-    assert_eq!(core.wanted_count(), limit);
-    assert_eq!(ids_in(&on(&mut core, 1, frame(&Message::Have { ids: more.clone() })), 1, "get_records"), more);
+    // A record peer 1 sends frees one ask: the first queued id goes out.
+    let freed = on(&mut core, 1, frame(&Message::Experiment(Box::new(r))));
+    assert_eq!(ids_in(&freed, 1, "get_records"), vec![fake(limit - 1)]);
+    // Peer 1 never sends the rest: at the deadline, with nobody else announcing them, they are
+    // given up; queued ones too.
+    core.handle(Event::Tick, 1_000 + timeout, 1_773_100_000).unwrap();
+    assert_eq!(core.wanted_count(), 0);
+    assert_eq!(core.stats().announce.abandoned, (limit + 100) as u64, "peer 1's remaining ones and peer 2's");
+    assert_eq!(core.stats().announce.overflow, 0);
+}
+
+#[test]
+fn a_peer_whose_queue_is_full_is_not_listened_to() {
+    let mut core = core(ProtocolConfig { max_wanted: 1 << 20, ..ProtocolConfig::default() });
+    connect(&mut core, 1, Direction::Inbound);
+    let bound = super::announce::MAX_ASKS_PER_PEER as usize + super::announce::MAX_DEFERRED_PER_PEER;
+    let ids: Vec<String> = (0..bound + 10).map(|n| format!("{n:064x}")).collect();
+    for chunk in ids.chunks(256) {
+        on(&mut core, 1, frame(&Message::Have { ids: chunk.to_vec() }));
+    }
+    assert_eq!(core.wanted_count(), bound);
+    assert_eq!(core.stats().announce.overflow, 10);
 }

@@ -3,17 +3,8 @@
 use bytes::Bytes;
 use spore_spec::Message;
 
-use super::{connect, core, disconnected, frame, on, record, sent_to};
+use super::{connect, core, disconnected, frame, hello_with, on, record, sent_to};
 use crate::protocol::{Action, Direction, Event, PeerId, ProtocolConfig};
-
-fn hello_with(node: u8, capabilities: &[&str]) -> Message {
-    Message::Hello {
-        node_id: format!("{node:02x}").repeat(32),
-        listen_port: 7470,
-        capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
-        agent: "spore-rs".into(),
-    }
-}
 
 fn ids_in(actions: &[Action], peer: PeerId, message_type: &str) -> Vec<String> {
     actions

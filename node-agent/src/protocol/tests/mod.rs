@@ -53,6 +53,16 @@ fn sent_to(actions: &[Action]) -> Vec<(PeerId, String)> {
         .collect()
 }
 
+/// A `hello` from node id `node` repeated, with these capabilities.
+fn hello_with(node: u8, capabilities: &[&str]) -> Message {
+    Message::Hello {
+        node_id: format!("{node:02x}").repeat(32),
+        listen_port: 7470,
+        capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+        agent: "spore-rs".into(),
+    }
+}
+
 fn disconnected(actions: &[Action]) -> bool {
     actions.iter().any(|a| matches!(a, Action::Disconnect { .. }))
 }
@@ -177,12 +187,7 @@ fn sync_requests_fit_the_peer_and_answers_follow_the_drain() {
 
     // A peer of ours is asked only for what it stored after the cursor it gave us.
     connect(&mut core, 2, Direction::Outbound { dialed: "10.0.0.2:7470".into() });
-    let hello = Message::Hello {
-        node_id: "cd".repeat(32),
-        listen_port: 7470,
-        capabilities: vec!["sync-seq".into()],
-        agent: "spore-rs".into(),
-    };
+    let hello = hello_with(0xcd, &["sync-seq"]);
     core.store().set_sync_cursor(&"cd".repeat(32), 42).unwrap();
     let actions = on(&mut core, 2, frame(&hello));
     let request = actions.iter().find_map(|a| match a {
@@ -211,12 +216,7 @@ fn peers_of_ours_are_asked_again_after_the_resync_interval() {
     let resync = config.resync_interval.as_millis() as u64;
     let mut core = core(config);
     connect(&mut core, 1, Direction::Inbound);
-    let hello = Message::Hello {
-        node_id: "ef".repeat(32),
-        listen_port: 7470,
-        capabilities: vec!["sync-seq".into()],
-        agent: "spore-rs".into(),
-    };
+    let hello = hello_with(0xef, &["sync-seq"]);
     let asks = |actions: &[Action]| sent_to(actions).iter().filter(|(_, t)| t == "sync_request").count();
     assert_eq!(asks(&on(&mut core, 1, frame(&hello))), 1, "an inbound peer of ours is asked too");
     let early = core.handle(Event::Tick, 1_000 + resync - 1, 1_773_100_000).unwrap();
@@ -396,12 +396,7 @@ fn finished_syncs_are_counted_for_the_metrics() {
     assert_eq!(sent_to(&served).last().map(|(_, t)| t.as_str()), Some("sync_response"));
     assert_eq!(core.stats().syncs_served, 1);
     connect(&mut core, 2, Direction::Outbound { dialed: "10.0.0.2:7470".into() });
-    let hello = Message::Hello {
-        node_id: "cd".repeat(32),
-        listen_port: 7470,
-        capabilities: vec!["sync-seq".into()],
-        agent: "spore-rs".into(),
-    };
+    let hello = hello_with(0xcd, &["sync-seq"]);
     let asked = on(&mut core, 2, frame(&hello));
     assert!(sent_to(&asked).contains(&(2, "sync_request".into())));
     on(&mut core, 2, frame(&Message::SyncResponse { since: JsonNumber::from(0), count: 0, last_seq: Some(0) }));

@@ -7,8 +7,9 @@
 //! An id we asked for is remembered with its deadline and the other peers that announced it.
 //! When the deadline passes (the peer went away, or it never answered) the next announcer is
 //! asked; after the last one the id is given up and anti-entropy (the periodic cursor sync)
-//! brings the record. At most [`MAX_ASKS_PER_PEER`] ids are asked of one peer at a time; the
+//! brings the record. At most `max_asks_per_peer` ids are asked of one peer at a time; the
 //! rest of a burst waits in that peer's queue (bounded too) and is asked as records come in.
+//! The limits are in [`super::ProtocolConfig`].
 //! The map of wanted ids is bounded: past it, or past a peer's queue, announcements are ignored
 //! (before any store lookup) and counted, and the same sync catches up. A peer announcing what
 //! it never sends thus holds a bounded number of entries, for one timeout each.
@@ -25,20 +26,6 @@ use crate::store::StoreError;
 
 /// The capability that asks for `have` instead of records.
 pub const ANNOUNCE: &str = "announce";
-
-/// Other announcers remembered for one wanted id, to ask when the first does not answer.
-const SPARE_ANNOUNCERS: usize = 4;
-
-/// Ids asked of one peer and not yet received, at most (four full `get_records`; an honest
-/// peer answers within a round trip).
-pub const MAX_ASKS_PER_PEER: u32 = 1024;
-
-/// Announced ids waiting in one peer's queue until its asks drop below the bound, at most.
-pub const MAX_DEFERRED_PER_PEER: usize = 16 * MAX_ASKS_PER_PEER as usize;
-
-/// Bodies of the records announced last, kept to answer the `get_records` that follow
-/// without reading the store once per asking peer (about 1.3 MB at typical record sizes).
-const ANNOUNCED_BODIES: usize = 1024;
 
 /// One record we asked for and have not received.
 #[derive(Debug)]
@@ -63,17 +50,16 @@ pub(super) struct Wanted {
     announced: LruCache<String, Bytes>,
 }
 
-impl Default for Wanted {
-    fn default() -> Self {
+impl Wanted {
+    /// Keeps the bodies of the last `announced_bodies` records announced.
+    pub(super) fn new(announced_bodies: usize) -> Self {
         Wanted {
             ids: BTreeMap::new(),
             deadlines: VecDeque::new(),
-            announced: LruCache::new(NonZeroUsize::new(ANNOUNCED_BODIES).unwrap_or(NonZeroUsize::MIN)),
+            announced: LruCache::new(NonZeroUsize::new(announced_bodies).unwrap_or(NonZeroUsize::MIN)),
         }
     }
-}
 
-impl Wanted {
     fn len(&self) -> usize {
         self.ids.len()
     }
@@ -141,7 +127,9 @@ impl Protocol {
     /// Whether `peer` can be asked for one more id, now or from its queue.
     fn has_room(&self, peer: PeerId) -> bool {
         self.peers.get(&peer).is_some_and(|s| {
-            !s.closing && (s.asks_outstanding < MAX_ASKS_PER_PEER || s.deferred.len() < MAX_DEFERRED_PER_PEER)
+            !s.closing
+                && (s.asks_outstanding < self.config.max_asks_per_peer
+                    || s.deferred.len() < self.config.max_deferred_per_peer)
         })
     }
 
@@ -151,7 +139,7 @@ impl Protocol {
         let (Some(state), Some(want)) = (self.peers.get_mut(&peer), self.wanted.ids.get_mut(id)) else { return };
         want.asked = peer;
         want.asked_at = self.now;
-        want.sent = state.asks_outstanding < MAX_ASKS_PER_PEER;
+        want.sent = state.asks_outstanding < self.config.max_asks_per_peer;
         if want.sent {
             state.asks_outstanding += 1;
             asks.entry(peer).or_default().push(id.to_string());
@@ -174,10 +162,10 @@ impl Protocol {
 
     /// Asks each peer for the queued ids its bound has room for again.
     pub(super) fn ask_deferred(&mut self) {
-        let now = self.now;
+        let (now, bound) = (self.now, self.config.max_asks_per_peer);
         let mut asks: BTreeMap<PeerId, Vec<String>> = BTreeMap::new();
         for (peer, state) in self.peers.iter_mut() {
-            while state.asks_outstanding < MAX_ASKS_PER_PEER {
+            while state.asks_outstanding < bound {
                 let Some(id) = state.deferred.pop_front() else { break };
                 let Some(want) = self.wanted.ids.get_mut(&id) else { continue };
                 if want.asked != *peer || want.sent {
@@ -205,7 +193,10 @@ impl Protocol {
                 continue;
             }
             if let Some(want) = self.wanted.ids.get_mut(id) {
-                if want.asked != peer && !want.spares.contains(&peer) && want.spares.len() < SPARE_ANNOUNCERS {
+                if want.asked != peer
+                    && !want.spares.contains(&peer)
+                    && want.spares.len() < self.config.spare_announcers
+                {
                     want.spares.push(peer);
                 }
                 continue;

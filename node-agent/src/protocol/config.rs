@@ -46,6 +46,17 @@ pub struct ProtocolConfig {
     /// Announced ids asked for and not yet received, at most (past it, announcements wait for
     /// the next cursor sync).
     pub max_wanted: usize,
+    /// Announced ids asked of one peer and not yet received, at most (four full `get_records`;
+    /// an honest peer answers within a round trip).
+    pub max_asks_per_peer: usize,
+    /// Announced ids waiting in one peer's queue until its asks drop below
+    /// `max_asks_per_peer`, at most.
+    pub max_deferred_per_peer: usize,
+    /// Other announcers remembered for one wanted id, to ask when the first does not answer.
+    pub spare_announcers: usize,
+    /// Bodies of the records announced last, kept to answer the `get_records` that follow
+    /// without reading the store once per asking peer (about 1.3 MB at typical record sizes).
+    pub announced_bodies: usize,
     /// How often missing parents are asked for.
     pub orphan_fetch_interval: Duration,
     /// How often our own peers are asked again for what they stored since the last sync
@@ -79,6 +90,10 @@ impl Default for ProtocolConfig {
             max_get_records: 256,
             announce_timeout: Duration::from_secs(5),
             max_wanted: 65_536,
+            max_asks_per_peer: 1_024,
+            max_deferred_per_peer: 16_384,
+            spare_announcers: 4,
+            announced_bodies: 1_024,
             orphan_fetch_interval: Duration::from_secs(30),
             resync_interval: Duration::from_secs(60),
             bridge: None,
@@ -97,6 +112,9 @@ impl ProtocolConfig {
         }
         if self.sync_batch == 0 || self.seen_cache == 0 || self.max_get_records == 0 {
             return Err("sync_batch, seen_cache and max_get_records must be positive".into());
+        }
+        if self.announce_timeout.is_zero() {
+            return Err("announce_timeout must be positive".into());
         }
         if self.dial_backoff_initial > self.dial_backoff_max {
             return Err("dial_backoff_initial exceeds dial_backoff_max".into());

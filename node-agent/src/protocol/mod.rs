@@ -107,7 +107,7 @@ impl Protocol {
             unix_now: 0,
             last_orphan_fetch: 0,
             stats: Stats::default(),
-            wanted: announce::Wanted::default(),
+            wanted: announce::Wanted::new(config.announced_bodies),
             actions: Vec::new(),
             stored_ids: Vec::new(),
             artifacts: None,

@@ -85,7 +85,7 @@ pub struct PeerState {
     /// Records accepted from it, when it is public.
     pub imports: TokenBucket,
     /// Announced ids we asked it for and have not received (lazy push).
-    pub asks_outstanding: u32,
+    pub asks_outstanding: usize,
     /// Ids it announced that we will ask it for once `asks_outstanding` allows.
     pub deferred: VecDeque<String>,
 }

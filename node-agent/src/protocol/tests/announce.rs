@@ -111,7 +111,7 @@ fn asks_beyond_a_peers_bound_wait_in_its_queue_and_go_out_as_records_come_in() {
     let mut core = core(config);
     connect(&mut core, 1, Direction::Inbound);
     connect(&mut core, 2, Direction::Inbound);
-    let limit = crate::protocol::announce::MAX_ASKS_PER_PEER as usize;
+    let limit = ProtocolConfig::default().max_asks_per_peer;
     let fake = |n: usize| format!("{n:064x}");
     let r = record(1);
     let ids: Vec<String> = std::iter::once(r.id.clone()).chain((0..limit + 99).map(fake)).collect();
@@ -138,10 +138,10 @@ fn asks_beyond_a_peers_bound_wait_in_its_queue_and_go_out_as_records_come_in() {
 
 #[test]
 fn a_peer_whose_queue_is_full_is_not_listened_to() {
-    let mut core = core(ProtocolConfig { max_wanted: 1 << 20, ..ProtocolConfig::default() });
+    let config = ProtocolConfig { max_wanted: 1 << 20, ..ProtocolConfig::default() };
+    let bound = config.max_asks_per_peer + config.max_deferred_per_peer;
+    let mut core = core(config);
     connect(&mut core, 1, Direction::Inbound);
-    let bound =
-        crate::protocol::announce::MAX_ASKS_PER_PEER as usize + crate::protocol::announce::MAX_DEFERRED_PER_PEER;
     let ids: Vec<String> = (0..bound + 10).map(|n| format!("{n:064x}")).collect();
     for chunk in ids.chunks(256) {
         on(&mut core, 1, frame(&Message::Have { ids: chunk.to_vec() }));

@@ -107,11 +107,10 @@ fn an_id_nobody_sends_is_given_up_and_the_wanted_map_is_bounded() {
 #[test]
 fn asks_beyond_a_peers_bound_wait_in_its_queue_and_go_out_as_records_come_in() {
     let config = ProtocolConfig::default();
-    let timeout = config.announce_timeout.as_millis() as u64;
+    let (timeout, limit) = (config.announce_timeout.as_millis() as u64, config.max_asks_per_peer);
     let mut core = core(config);
     connect(&mut core, 1, Direction::Inbound);
     connect(&mut core, 2, Direction::Inbound);
-    let limit = ProtocolConfig::default().max_asks_per_peer;
     let fake = |n: usize| format!("{n:064x}");
     let r = record(1);
     let ids: Vec<String> = std::iter::once(r.id.clone()).chain((0..limit + 99).map(fake)).collect();
@@ -148,4 +147,16 @@ fn a_peer_whose_queue_is_full_is_not_listened_to() {
     }
     assert_eq!(core.wanted_count(), bound);
     assert_eq!(core.stats().announce.overflow, 10);
+}
+
+#[test]
+fn have_and_get_records_cost_a_fraction_of_a_message_token_by_size() {
+    let tokens = |message: &Message| crate::protocol::message_tokens(&message.encode_body());
+    assert_eq!(tokens(&Message::Experiment(Box::new(record(1)))), 0.0, "records: only the byte budget");
+    assert_eq!(tokens(&Message::Ping), 1.0);
+    let one = tokens(&Message::Have { ids: vec![record(1).id] });
+    assert!(one > 1.0 / 16.0 && one < 0.07, "one id: about a sixteenth ({one})");
+    let full = Message::GetRecords { ids: vec![record(1).id; 256] };
+    let cost = tokens(&full);
+    assert!(cost > 1.0 && cost < 1.2, "256 ids: a little over one ({cost})");
 }

@@ -59,6 +59,7 @@ fn benches(c: &mut Criterion) {
     let mut cache = KeyCache::default();
     group.bench_function("verify_cid_and_signature", |b| b.iter(|| cache.verify_record(&record)));
     let body = Message::Experiment(Box::new(record.clone())).encode_body();
+    group.bench_function("decode", |b| b.iter(|| Message::decode(&body).is_ok()));
     group.bench_function("parse_and_verify", |b| {
         b.iter(|| match Message::decode(&body) {
             Ok(Message::Experiment(r)) => cache.verify_record(&r).is_ok(),

@@ -296,13 +296,15 @@ impl Parser<'_> {
         self.pos += 1; // opening quote
         let mut out = String::new();
         loop {
+            // The run up to the next quote or backslash, found with `memchr` (a diff is long and
+            // mostly plain), then checked for control characters in one vectorisable pass.
             let run_start = self.pos;
-            while let Some(&b) = self.bytes.get(self.pos) {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
+            let rest = &self.bytes[run_start..];
+            let run = &rest[..memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len())];
+            self.pos += match run.iter().fold(false, |seen, &b| seen | (b < 0x20)) {
+                true => run.iter().position(|&b| b < 0x20).unwrap_or(run.len()),
+                false => run.len(),
+            };
             out.push_str(&self.text[run_start..self.pos]);
             match self.peek()? {
                 b'"' => {
@@ -406,6 +408,19 @@ mod tests {
     fn rejects_deep_nesting_without_overflowing_the_stack() {
         let deep = "[".repeat(100_000);
         assert!(matches!(parse(&deep), Err(JsonError::TooDeep(_))));
+    }
+
+    #[test]
+    fn strings_keep_every_run_and_escape_and_stop_at_the_first_control_character() {
+        let long = "a".repeat(100);
+        let text = format!("\"{long}\\n\\\"x\\u00e9\\\\{long}\"");
+        assert_eq!(parse(&text), Ok(Value::String(format!("{long}\n\"x\u{e9}\\{long}"))));
+        assert_eq!(parse("\"\""), Ok(Value::String(String::new())));
+        assert_eq!(parse("\"ab\u{1}c\"d\""), Err(JsonError::ControlCharacter(3)));
+        assert_eq!(parse("\"a\\nb\tc\""), Err(JsonError::ControlCharacter(5)));
+        assert_eq!(parse("\"abc"), Err(JsonError::UnexpectedEnd));
+        assert_eq!(parse("\"ab\ncd"), Err(JsonError::ControlCharacter(3)));
+        assert_eq!(parse("\"ab\\"), Err(JsonError::UnexpectedEnd));
     }
 
     #[test]

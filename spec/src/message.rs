@@ -186,21 +186,34 @@ impl Message {
     }
 
     fn from_value(body_len: usize, value: Value) -> Result<Message, MessageError> {
-        let Value::Object(_) = value else {
-            return Err(MessageError::NotAnObject(value.type_name()));
+        let entries = match value {
+            Value::Object(entries) => entries,
+            other => return Err(MessageError::NotAnObject(other.type_name())),
         };
-        let Some(Value::String(message_type)) = value.get("type") else {
+        let (mut message_type, mut payload) = (None, None);
+        for (key, value) in entries {
+            match key.as_str() {
+                "type" => message_type = Some(value),
+                "payload" => payload = Some(value),
+                _ => {}
+            }
+        }
+        let Some(Value::String(message_type)) = message_type else {
             return Err(MessageError::NoType);
         };
+        let message_type = message_type.as_str();
         let limit = max_body_size(message_type);
         if body_len > limit {
-            return Err(MessageError::TooLarge { message_type: message_type.clone(), size: body_len, limit });
+            return Err(MessageError::TooLarge { message_type: message_type.to_owned(), size: body_len, limit });
         }
-        let empty = Value::Object(Vec::new());
-        let payload = value.get("payload").unwrap_or(&empty);
+        let payload = payload.unwrap_or(Value::Object(Vec::new()));
         if !matches!(payload, Value::Object(_)) {
             return Err(MessageError::PayloadNotAnObject(payload.type_name()));
         }
+        if message_type == "experiment" {
+            return Ok(Message::Experiment(Box::new(ExperimentRecord::from_owned_value(payload)?)));
+        }
+        let payload = &payload;
         let p = Payload { message_type: static_type(message_type), value: payload };
         if let Some(signed) = payload.get("signed").filter(|_| ControlKind::parse(message_type).is_some()) {
             let event = ControlEvent::from_value(signed).map_err(|_| p.bad("signed", "a control envelope"))?;
@@ -209,8 +222,7 @@ impl Message {
             }
             return Ok(Message::Signed(Box::new(event)));
         }
-        Ok(match message_type.as_str() {
-            "experiment" => Message::Experiment(Box::new(ExperimentRecord::from_value(payload)?)),
+        Ok(match message_type {
             "sync_request" => {
                 Message::SyncRequest { since: p.number_or("since", 0)?, after_seq: p.optional_u64("after_seq")? }
             }
@@ -261,7 +273,7 @@ impl Message {
             "code_response" => Message::CodeResponse { code_cid: p.string("code_cid")?, code: p.string("code")? },
             "ping" => Message::Ping,
             "pong" => Message::Pong,
-            _ => Message::Unknown { message_type: message_type.clone(), payload: payload.clone() },
+            _ => Message::Unknown { message_type: message_type.to_owned(), payload: payload.clone() },
         })
     }
 

@@ -227,7 +227,7 @@ impl ExperimentRecord {
 
     /// Parses wire JSON text (the payload of an `experiment` message, or `to_json()` output).
     pub fn from_json(text: &str) -> Result<Self, RecordError> {
-        Self::from_value(&json::parse(text)?)
+        Self::from_owned_value(json::parse(text)?)
     }
 
     /// Builds a record from a parsed JSON object as Python's `from_json` does, except that
@@ -235,13 +235,22 @@ impl ExperimentRecord {
     /// default to `""` and absent `version` to 1 (Python's dataclass defaults); an absent
     /// `timestamp` is an error (Python substitutes "now", which can never verify).
     pub fn from_value(value: &Value) -> Result<Self, RecordError> {
-        let Value::Object(entries) = value else {
-            return Err(RecordError::NotAnObject(value.type_name()));
+        Self::from_owned_value(value.clone())
+    }
+
+    /// [`ExperimentRecord::from_value`], moving the strings out of `value` instead of copying them.
+    pub fn from_owned_value(value: Value) -> Result<Self, RecordError> {
+        let entries = match value {
+            Value::Object(entries) => entries,
+            other => return Err(RecordError::NotAnObject(other.type_name())),
         };
-        if let Some((unknown, _)) = entries.iter().find(|(k, _)| !SORTED_FIELDS.contains(&k.as_str())) {
-            return Err(RecordError::UnknownField(unknown.clone()));
+        let mut fields = Fields(Default::default());
+        for (key, value) in entries {
+            match field_slot(&key) {
+                Some(slot) => fields.0[slot] = Some(value),
+                None => return Err(RecordError::UnknownField(key)),
+            }
         }
-        let fields = Fields(value);
         let status_text = fields.string("status")?;
         Ok(ExperimentRecord {
             parent: fields.optional_string("parent")?,
@@ -266,10 +275,7 @@ impl ExperimentRecord {
             timestamp: fields.number("timestamp")?,
             signature: fields.string_or_empty("signature")?,
             id: fields.string_or_empty("id")?,
-            version: match value.get("version") {
-                None => JsonNumber::from(1),
-                Some(_) => fields.number("version")?,
-            },
+            version: fields.number_or_one("version")?,
         })
     }
 }
@@ -289,39 +295,59 @@ pub fn canonical_bytes_of_object(entries: &[(String, Value)]) -> Vec<u8> {
     out
 }
 
-struct Fields<'a>(&'a Value);
+/// Where `name` is in [`SORTED_FIELDS`]. A scan for equal strings: most lengths differ, so it
+/// is cheaper than a binary search's ordered comparisons.
+fn field_slot(name: &str) -> Option<usize> {
+    SORTED_FIELDS.iter().position(|field| *field == name)
+}
 
-impl Fields<'_> {
-    fn required(&self, name: &'static str) -> Result<&Value, RecordError> {
-        self.0.get(name).ok_or(RecordError::MissingField(name))
+/// A record's values taken from its JSON object, one slot per field in [`SORTED_FIELDS`] order.
+struct Fields([Option<Value>; SORTED_FIELDS.len()]);
+
+impl Fields {
+    fn take(&mut self, name: &'static str) -> Option<Value> {
+        field_slot(name).and_then(|slot| self.0[slot].take())
     }
 
-    fn string(&self, name: &'static str) -> Result<String, RecordError> {
+    fn required(&mut self, name: &'static str) -> Result<Value, RecordError> {
+        self.take(name).ok_or(RecordError::MissingField(name))
+    }
+
+    fn string(&mut self, name: &'static str) -> Result<String, RecordError> {
         match self.required(name)? {
-            Value::String(s) => Ok(s.clone()),
-            other => Err(wrong(name, "a string", other)),
+            Value::String(s) => Ok(s),
+            other => Err(wrong(name, "a string", &other)),
         }
     }
 
-    fn string_or_empty(&self, name: &'static str) -> Result<String, RecordError> {
-        match self.0.get(name) {
+    fn string_or_empty(&mut self, name: &'static str) -> Result<String, RecordError> {
+        match self.take(name) {
             None => Ok(String::new()),
-            Some(_) => self.string(name),
+            Some(Value::String(s)) => Ok(s),
+            Some(other) => Err(wrong(name, "a string", &other)),
         }
     }
 
-    fn optional_string(&self, name: &'static str) -> Result<Option<String>, RecordError> {
+    fn optional_string(&mut self, name: &'static str) -> Result<Option<String>, RecordError> {
         match self.required(name)? {
             Value::Null => Ok(None),
-            Value::String(s) => Ok(Some(s.clone())),
-            other => Err(wrong(name, "a string or null", other)),
+            Value::String(s) => Ok(Some(s)),
+            other => Err(wrong(name, "a string or null", &other)),
         }
     }
 
-    fn number(&self, name: &'static str) -> Result<JsonNumber, RecordError> {
+    fn number(&mut self, name: &'static str) -> Result<JsonNumber, RecordError> {
         match self.required(name)? {
-            Value::Number(n) => Ok(n.clone()),
-            other => Err(wrong(name, "a number", other)),
+            Value::Number(n) => Ok(n),
+            other => Err(wrong(name, "a number", &other)),
+        }
+    }
+
+    fn number_or_one(&mut self, name: &'static str) -> Result<JsonNumber, RecordError> {
+        match self.take(name) {
+            None => Ok(JsonNumber::from(1)),
+            Some(Value::Number(n)) => Ok(n),
+            Some(other) => Err(wrong(name, "a number", &other)),
         }
     }
 }

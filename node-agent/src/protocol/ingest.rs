@@ -119,6 +119,9 @@ impl Protocol {
             let from_public = self.is_public(source);
             let targets: Vec<PeerId> =
                 self.peers.keys().copied().filter(|p| *p != source && self.may_export(*p, from_public)).collect();
+            if targets.is_empty() {
+                continue;
+            }
             let body = experiment_body(&item.payload);
             let mut announced = false;
             for peer in targets {

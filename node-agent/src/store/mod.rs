@@ -22,7 +22,7 @@ pub use browse::{BrowseRow, KeepPoint, ModelFrontier, NodeTally};
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use spore_spec::{ExperimentRecord, Flag, Status};
 
 /// Why the store failed.
@@ -152,12 +152,15 @@ impl DagStore {
     ) -> Result<Vec<InsertOutcome>, StoreError> {
         let tx = self.conn.transaction()?;
         let mut outcomes = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let outcome = insert_one(&tx, item)?;
-            if imported.get(i).copied().unwrap_or(false) && matches!(outcome, InsertOutcome::Inserted { .. }) {
-                tx.prepare_cached("INSERT OR IGNORE INTO imported (id) VALUES (?1)")?.execute([&item.record.id])?;
+        {
+            let mut inserter = Inserter::new(&tx)?;
+            for (i, item) in items.iter().enumerate() {
+                let outcome = inserter.insert(item)?;
+                if imported.get(i).copied().unwrap_or(false) && matches!(outcome, InsertOutcome::Inserted { .. }) {
+                    tx.prepare_cached("INSERT OR IGNORE INTO imported (id) VALUES (?1)")?.execute([&item.record.id])?;
+                }
+                outcomes.push(outcome);
             }
-            outcomes.push(outcome);
         }
         tx.commit()?;
         Ok(outcomes)
@@ -287,46 +290,61 @@ fn status_text(status: Status) -> &'static str {
     status.as_str()
 }
 
-fn insert_one(tx: &rusqlite::Transaction<'_>, item: &StoredRecord) -> Result<InsertOutcome, StoreError> {
-    let r = &item.record;
-    let val_bpb = r.val_bpb.as_f64();
-    let depth = r.depth.as_i64();
-    let parent = r.parent.as_deref().filter(|p| !p.is_empty());
-    let parent_row: Option<(Option<i64>, i64)> = match parent {
-        Some(p) => tx
-            .prepare_cached("SELECT depth, trusted FROM record WHERE id = ?1")?
-            .query_row([p], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?,
-        None => None,
-    };
-    let depth_ok = match (parent_row, depth) {
-        (Some((Some(parent_depth), _)), Some(d)) => parent_depth.checked_add(1) == Some(d),
-        _ => true,
-    };
-    // Children that arrived first and claim a depth this record contradicts lose their trust
-    // (for a duplicate this repeats what its first insert did).
-    if let Some(child_depth) = depth.and_then(|d| d.checked_add(1)) {
-        tx.prepare_cached(
-            "UPDATE record SET trusted = 0, on_frontier = 0 WHERE parent = ?1 AND depth IS NOT NULL AND depth != ?2",
-        )?
-        .execute(params![r.id, child_depth])?;
-    }
-    let trusted = item.flags.is_empty() && depth_ok;
-    let is_keep = r.status == Status::Keep && trusted;
-    let beaten = is_keep
-        && tx
-            .prepare_cached(
+/// The statements that storing a record runs, looked up in the statement cache once per batch
+/// rather than once per record.
+struct Inserter<'conn> {
+    conn: &'conn Connection,
+    parent: CachedStatement<'conn>,
+    distrust_children: CachedStatement<'conn>,
+    beaten: CachedStatement<'conn>,
+    insert: CachedStatement<'conn>,
+    leave_frontier: CachedStatement<'conn>,
+}
+
+impl<'conn> Inserter<'conn> {
+    fn new(conn: &'conn Connection) -> Result<Self, StoreError> {
+        Ok(Inserter {
+            conn,
+            parent: conn.prepare_cached("SELECT depth, trusted FROM record WHERE id = ?1")?,
+            distrust_children: conn.prepare_cached(
+                "UPDATE record SET trusted = 0, on_frontier = 0 WHERE parent = ?1 AND depth IS NOT NULL AND depth != ?2",
+            )?,
+            beaten: conn.prepare_cached(
                 "SELECT 1 FROM record WHERE parent = ?1 AND status = 'keep' AND trusted = 1 AND val_bpb < ?2",
-            )?
-            .exists(params![r.id, val_bpb])?;
-    // A stored id inserts nothing (and changes nothing): the record is a duplicate.
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO record (id, parent, node_id, status, val_bpb, gpu_model, depth, depth_key, timestamp, \
-             ts_key, trusted, on_frontier, received_at, payload) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT(id) DO NOTHING",
-        )?
-        .execute(params![
+            )?,
+            insert: conn.prepare_cached(
+                "INSERT INTO record (id, parent, node_id, status, val_bpb, gpu_model, depth, depth_key, timestamp, \
+                 ts_key, trusted, on_frontier, received_at, payload) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT(id) DO NOTHING",
+            )?,
+            leave_frontier: conn
+                .prepare_cached("UPDATE record SET on_frontier = 0 WHERE id = ?1 AND on_frontier = 1 AND val_bpb > ?2")?,
+        })
+    }
+
+    fn insert(&mut self, item: &StoredRecord) -> Result<InsertOutcome, StoreError> {
+        let r = &item.record;
+        let val_bpb = r.val_bpb.as_f64();
+        let depth = r.depth.as_i64();
+        let parent = r.parent.as_deref().filter(|p| !p.is_empty());
+        let parent_row: Option<(Option<i64>, i64)> = match parent {
+            Some(p) => self.parent.query_row([p], |row| Ok((row.get(0)?, row.get(1)?))).optional()?,
+            None => None,
+        };
+        let depth_ok = match (parent_row, depth) {
+            (Some((Some(parent_depth), _)), Some(d)) => parent_depth.checked_add(1) == Some(d),
+            _ => true,
+        };
+        // Children that arrived first and claim a depth this record contradicts lose their trust
+        // (for a duplicate this repeats what its first insert did).
+        if let Some(child_depth) = depth.and_then(|d| d.checked_add(1)) {
+            self.distrust_children.execute(params![r.id, child_depth])?;
+        }
+        let trusted = item.flags.is_empty() && depth_ok;
+        let is_keep = r.status == Status::Keep && trusted;
+        let beaten = is_keep && self.beaten.exists(params![r.id, val_bpb])?;
+        // A stored id inserts nothing (and changes nothing): the record is a duplicate.
+        let inserted = self.insert.execute(params![
             r.id,
             r.parent,
             r.node_id,
@@ -342,15 +360,15 @@ fn insert_one(tx: &rusqlite::Transaction<'_>, item: &StoredRecord) -> Result<Ins
             item.received_at,
             item.payload,
         ])?;
-    if inserted == 0 {
-        return Ok(InsertOutcome::Duplicate);
+        if inserted == 0 {
+            return Ok(InsertOutcome::Duplicate);
+        }
+        let seq = self.conn.last_insert_rowid();
+        if let (true, Some(p)) = (is_keep, parent) {
+            self.leave_frontier.execute(params![p, val_bpb])?;
+        }
+        Ok(InsertOutcome::Inserted { seq, orphan: parent.is_some() && parent_row.is_none() })
     }
-    let seq = tx.last_insert_rowid();
-    if let (true, Some(p)) = (is_keep, parent) {
-        tx.prepare_cached("UPDATE record SET on_frontier = 0 WHERE id = ?1 AND on_frontier = 1 AND val_bpb > ?2")?
-            .execute(params![p, val_bpb])?;
-    }
-    Ok(InsertOutcome::Inserted { seq, orphan: parent.is_some() && parent_row.is_none() })
 }
 
 #[cfg(test)]

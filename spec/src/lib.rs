@@ -25,6 +25,7 @@ pub mod number;
 pub mod record;
 pub mod validate;
 pub mod verify;
+pub mod verify_chunk;
 
 pub use cid::cid_of;
 pub use control::{ControlError, ControlEvent, ControlKind};

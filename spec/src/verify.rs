@@ -57,7 +57,7 @@ const fn p_plus(delta: i8) -> [u8; 32] {
     bytes
 }
 
-fn has_small_order(encoding: &[u8; 32]) -> bool {
+pub(crate) fn has_small_order(encoding: &[u8; 32]) -> bool {
     SMALL_ORDER_ENCODINGS.iter().any(|bad| encoding[..31] == bad[..31] && (encoding[31] & 0x7f) == bad[31])
 }
 
@@ -94,7 +94,7 @@ pub fn prepare_key(node_id: &str) -> Result<VerifyingKey, VerifyError> {
     VerifyingKey::from_bytes(&bytes).map_err(|_| VerifyError::BadPublicKey)
 }
 
-fn decode_signature(text: &str) -> Result<Signature, VerifyError> {
+pub(crate) fn decode_signature(text: &str) -> Result<Signature, VerifyError> {
     let bytes: [u8; 64] =
         python_fromhex(text).and_then(|b| b.try_into().ok()).ok_or(VerifyError::MalformedSignature)?;
     Ok(Signature::from_bytes(&bytes))

@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used)] // a test fails loudly on bad fixtures
 
 use spore_spec::json::{self, Value};
-use spore_spec::verify::{check_cid, check_signature};
+use spore_spec::verify::{check_cid, check_signature, prepare_key};
+use spore_spec::verify_chunk::verify_records_exact;
 use spore_spec::{ExperimentRecord, Identity, JsonNumber, Message, ValidationPolicy, validate};
 
 /// A clock late enough for every vector's timestamp.
@@ -116,6 +117,7 @@ fn positive_cases_reproduce_python_bytes_exactly() {
 #[test]
 fn negative_and_quirk_cases_get_pythons_verdict() {
     let mut checked = 0;
+    let mut python_verdicts: Vec<(ExperimentRecord, bool)> = Vec::new();
     for case in cases().iter().filter(|c| string(c, "kind") != "positive") {
         let name = string(case, "name");
         let expect = case.get("expect").unwrap();
@@ -138,9 +140,17 @@ fn negative_and_quirk_cases_get_pythons_verdict() {
         let sig_ok = check_signature(&record.node_id, &record.signature, &canonical).is_ok();
         assert_eq!(sig_ok, boolean(expect, "verify_signature").unwrap(), "{name}: signature verdict");
         assert_eq!(accepted(&record), boolean(expect, "gossip_accepted").unwrap(), "{name}: acceptance");
+        let python = boolean(expect, "verify_cid").unwrap() && boolean(expect, "verify_signature").unwrap();
+        python_verdicts.push((*record, python));
         checked += 1;
     }
     assert!(checked >= 15, "only {checked} negative/quirk cases found");
+    // Checked together, as a node's verification threads check a chunk of frames.
+    let records: Vec<&ExperimentRecord> = python_verdicts.iter().map(|(record, _)| record).collect();
+    let together = verify_records_exact(&records, prepare_key);
+    for ((record, python), ours) in python_verdicts.iter().zip(together) {
+        assert_eq!(ours.is_ok(), *python, "{}: verdict when checked in a chunk", record.id);
+    }
 }
 
 #[test]

@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used)] // a test fails loudly on bad fixtures
 
 use spore_spec::json::{self, Value};
-use spore_spec::verify::{check_cid, check_signature};
+use spore_spec::verify::{check_cid, check_signature, prepare_key};
+use spore_spec::verify_chunk::verify_records_exact;
 use spore_spec::{ExperimentRecord, Identity, Message, ValidationPolicy, validate};
 use spore_tests::python::{generate_reference_records, python_verdicts};
 
@@ -35,6 +36,7 @@ fn python_made_records_get_the_same_bytes_and_verdicts() {
     let lines = generate_reference_records(RECORDS, 20261125);
     assert_eq!(lines.len(), RECORDS);
     let (mut tampered, mut rejected) = (0, 0);
+    let mut python_verdicts: Vec<(ExperimentRecord, bool)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let case = json::parse(line).unwrap();
         let body = text(&case, "wire_body");
@@ -49,7 +51,7 @@ fn python_made_records_get_the_same_bytes_and_verdicts() {
         let sig_ok = check_signature(&record.node_id, &record.signature, &canonical).is_ok();
         assert_eq!(cid_ok, flag(&case, "verify_cid"), "#{i}: CID verdict");
         assert_eq!(sig_ok, flag(&case, "verify_signature"), "#{i}: signature verdict");
-        let python_accepts = cid_ok && sig_ok;
+        let python_accepts = flag(&case, "verify_cid") && flag(&case, "verify_signature");
         let we_accept = python_accepts && validate(&record, &ValidationPolicy::default(), now()).is_ok();
         assert_eq!(we_accept, python_accepts, "#{i}: acceptance");
         if !matches!(field(&case, "tamper_mode"), Value::Null) {
@@ -58,9 +60,16 @@ fn python_made_records_get_the_same_bytes_and_verdicts() {
         if !python_accepts {
             rejected += 1;
         }
+        python_verdicts.push(((*record).clone(), python_accepts));
         // What we relay is byte for byte what Python relays (it re-serialises the parsed record).
         let relayed = Message::Experiment(record).encode_body();
         assert_eq!(String::from_utf8_lossy(&relayed), text(&case, "relay_body"), "#{i}: relayed body");
+    }
+    // Checked together, as a node's verification threads check a chunk of frames.
+    let records: Vec<&ExperimentRecord> = python_verdicts.iter().map(|(record, _)| record).collect();
+    let together = verify_records_exact(&records, prepare_key);
+    for (i, ((_, python), ours)) in python_verdicts.iter().zip(together).enumerate() {
+        assert_eq!(ours.is_ok(), *python, "#{i}: verdict when checked in a chunk");
     }
     assert!(tampered >= RECORDS / 4, "only {tampered} tampered records");
     assert!(rejected >= RECORDS / 5, "only {rejected} rejected records: tampering is not reaching the verdicts");

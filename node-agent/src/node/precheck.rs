@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{self, BoxFuture};
-use spore_spec::verify::{prepare_key, verify_record_with};
+use spore_spec::verify::prepare_key;
+use spore_spec::verify_chunk::{PendingSignature, begin_record_check, finish_signature_checks};
 use spore_spec::{ExperimentRecord, KeyCache, Message, VerifyError};
 
 use super::KnownIds;
@@ -25,9 +26,10 @@ const PARALLEL_FROM: usize = 4;
 pub struct SharedKeys(Arc<Mutex<KeyCache>>);
 
 impl SharedKeys {
-    /// CID, then signature, with the publisher's key prepared once for the whole node.
-    fn verify(&self, record: &ExperimentRecord) -> Result<(), VerifyError> {
-        verify_record_with(record, |node_id| match self.0.lock() {
+    /// CID, then the signature up to its last step, with the publisher's key prepared once for
+    /// the whole node.
+    fn begin(&self, record: &ExperimentRecord) -> Result<PendingSignature, VerifyError> {
+        begin_record_check(record, |node_id| match self.0.lock() {
             Ok(mut keys) => keys.key(node_id),
             Err(_) => prepare_key(node_id),
         })
@@ -65,37 +67,64 @@ impl Checker {
         });
         let duplicates = (count > 0).then_some(Event::Duplicates { peer, count, bytes });
         if bodies.len() < PARALLEL_FROM {
-            let events = bodies.into_iter().map(|body| pre_check(peer, body, &self.keys, &self.known));
-            return future::ready(Some(events.chain(duplicates).collect())).boxed();
+            let events = pre_check(peer, bodies, &self.keys, &self.known).into_iter().chain(duplicates).collect();
+            return future::ready(Some(events)).boxed();
         }
         let checker = self.clone();
         async move {
             let (keys, known) = (checker.keys.clone(), checker.known.clone());
-            let work =
-                move || bodies.into_iter().map(|body| pre_check(peer, body, &keys, &known)).chain(duplicates).collect();
+            let work = move || pre_check(peer, bodies, &keys, &known).into_iter().chain(duplicates).collect();
             checker.pool.run(work).await
         }
         .boxed()
     }
 }
 
-/// Parses an `experiment` frame and checks its CID and signature, unless its id is among those
-/// the node stored recently (then the core drops it as a duplicate; a lying id gains nothing, as
-/// the core stores nothing unchecked). Anything else, or anything that does not parse, goes to
-/// the core as a plain frame (which judges it).
-fn pre_check(peer: PeerId, body: Bytes, keys: &SharedKeys, known: &KnownIds) -> Event {
-    if !body.starts_with(b"{\"type\":\"experiment\"") {
-        return Event::Frame { peer, body };
+/// Parses `experiment` frames and checks their CIDs and signatures, unless a record's id is
+/// among those the node stored recently (then the core drops it as a duplicate; a lying id gains
+/// nothing, as the core stores nothing unchecked). Anything else, or anything that does not
+/// parse, goes to the core as a plain frame (which judges it). The signatures of the chunk are
+/// finished together ([`finish_signature_checks`]: one inversion for all), each with its own
+/// verdict.
+fn pre_check(peer: PeerId, bodies: Vec<Bytes>, keys: &SharedKeys, known: &KnownIds) -> Vec<Event> {
+    let mut events = Vec::with_capacity(bodies.len());
+    let (mut pending, mut slots) = (Vec::new(), Vec::new());
+    for body in bodies {
+        let Some((record, payload)) = parse_experiment(&body) else {
+            events.push(Event::Frame { peer, body });
+            continue;
+        };
+        let verdict = match known.contains(&record.id) {
+            true => None,
+            false => match keys.begin(&record) {
+                Ok(check) => {
+                    slots.push(events.len());
+                    pending.push(check);
+                    Some(Ok(()))
+                }
+                Err(e) => Some(Err(e)),
+            },
+        };
+        events.push(Event::Record { peer, record, payload, verdict, size: body.len() });
     }
-    match Message::decode_with_payload_span(&body) {
-        Ok((Message::Experiment(record), Some(span))) => match std::str::from_utf8(&body[span]) {
-            Ok(payload) => {
-                let verdict = (!known.contains(&record.id)).then(|| keys.verify(&record));
-                Event::Record { peer, record, payload: payload.to_owned(), verdict, size: body.len() }
-            }
-            Err(_) => Event::Frame { peer, body },
-        },
-        _ => Event::Frame { peer, body },
+    for (slot, holds) in slots.into_iter().zip(finish_signature_checks(&pending)) {
+        if let (false, Some(Event::Record { verdict, .. })) = (holds, events.get_mut(slot)) {
+            *verdict = Some(Err(VerifyError::BadSignature));
+        }
+    }
+    events
+}
+
+/// The record of an `experiment` frame and its payload exactly as sent.
+fn parse_experiment(body: &[u8]) -> Option<(Box<ExperimentRecord>, String)> {
+    if !body.starts_with(b"{\"type\":\"experiment\"") {
+        return None;
+    }
+    match Message::decode_with_payload_span(body) {
+        Ok((Message::Experiment(record), Some(span))) => {
+            std::str::from_utf8(&body[span]).ok().map(|payload| (record, payload.to_owned()))
+        }
+        _ => None,
     }
 }
 

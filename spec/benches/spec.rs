@@ -7,7 +7,7 @@
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use spore_spec::frame::FrameCodec;
-use spore_spec::verify_chunk::verify_records_exact;
+use spore_spec::verify_chunk::{PreparedKeyCache, verify_records_exact};
 use spore_spec::{ExperimentRecord, Identity, JsonNumber, KeyCache, Message, Status, verify_record};
 use tokio_util::codec::Decoder;
 
@@ -74,9 +74,8 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("batch");
     group.throughput(Throughput::Elements(refs.len() as u64));
     group.bench_function("verify_records_64", |b| b.iter(|| cache.verify_records(&refs)));
-    group.bench_function("verify_records_exact_64", |b| {
-        b.iter(|| verify_records_exact(&refs, |node_id| cache.key(node_id)))
-    });
+    let mut prepared = PreparedKeyCache::default();
+    group.bench_function("verify_records_exact_64", |b| b.iter(|| verify_records_exact(&refs, &mut prepared)));
     let distinct: Vec<ExperimentRecord> =
         (0..64).map(|n| sample_record(&Identity::from_seed([n as u8; 32]), n)).collect();
     let distinct_refs: Vec<&ExperimentRecord> = distinct.iter().collect();

@@ -4,18 +4,81 @@
 //!
 //! `ed25519-dalek`'s `verify` computes `k = SHA-512(R ‖ A ‖ M) mod ℓ`, then
 //! `R' = [k](−A) + [s]B`, and accepts when `R'` encodes to the signature's `R` byte for byte,
-//! after refusing an `s` that is not below ℓ. The same steps run here, except that the
-//! encodings of a chunk's `R'` come from one batch inversion (`compress_batch_alloc`), which
-//! gives the same bytes as encoding each point alone. Nothing probabilistic is involved, unlike
+//! after refusing an `s` that is not below ℓ. The same steps run here, except that `R'` comes
+//! from tables prepared once per publisher ([`PreparedKey`]; the same point, computed with fewer
+//! additions), and the encodings of a chunk's `R'` come from one batch inversion
+//! (`compress_batch_alloc`), which gives the same bytes as encoding each point alone. Nothing probabilistic is involved, unlike
 //! batch verification ([`crate::batch`]), so a record that Python rejects is rejected here.
 
-use curve25519_dalek::edwards::EdwardsPoint;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{EdwardsPoint, VartimeEdwardsPrecomputation};
 use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::VartimePrecomputedMultiscalarMul;
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha512};
 
 use crate::record::ExperimentRecord;
-use crate::verify::{VerifyError, check_cid, decode_signature, has_small_order};
+use crate::verify::{KeyCache, VerifyError, check_cid, decode_signature, has_small_order};
+
+/// A publisher's key with width-8 tables of multiples of the base point and of the key's
+/// negation (about 20 KiB), so that `[s]B + [k](−A)` takes fewer additions than when the key's
+/// table is built for each signature.
+pub struct PreparedKey {
+    key: VerifyingKey,
+    tables: VartimeEdwardsPrecomputation,
+}
+
+impl PreparedKey {
+    pub fn new(key: VerifyingKey) -> Self {
+        PreparedKey { key, tables: VartimeEdwardsPrecomputation::new([ED25519_BASEPOINT_POINT, -key.to_edwards()]) }
+    }
+}
+
+impl std::fmt::Debug for PreparedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedKey").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+/// Prepared keys by `node_id`: the decoded keys of a [`KeyCache`], and tables for the most
+/// recent publishers (a mesh has few; the tables are dropped all at once when there are more).
+#[derive(Debug)]
+pub struct PreparedKeyCache {
+    keys: KeyCache,
+    prepared: HashMap<String, Arc<PreparedKey>>,
+    capacity: usize,
+}
+
+impl PreparedKeyCache {
+    /// Default capacity: 256 publishers' tables, at most about 5 MiB.
+    pub const DEFAULT_CAPACITY: usize = 256;
+
+    pub fn new(capacity: usize) -> Self {
+        PreparedKeyCache { keys: KeyCache::default(), prepared: HashMap::new(), capacity: capacity.max(1) }
+    }
+
+    /// The prepared key for `node_id`, or why it is unusable (as [`KeyCache::key`]).
+    pub fn key(&mut self, node_id: &str) -> Result<Arc<PreparedKey>, VerifyError> {
+        if let Some(prepared) = self.prepared.get(node_id) {
+            return Ok(prepared.clone());
+        }
+        let prepared = Arc::new(PreparedKey::new(self.keys.key(node_id)?));
+        if self.prepared.len() >= self.capacity {
+            self.prepared.clear();
+        }
+        self.prepared.insert(node_id.to_owned(), prepared.clone());
+        Ok(prepared)
+    }
+}
+
+impl Default for PreparedKeyCache {
+    fn default() -> Self {
+        PreparedKeyCache::new(Self::DEFAULT_CAPACITY)
+    }
+}
 
 /// A signature check done up to the final comparison.
 #[derive(Debug, Clone)]
@@ -29,10 +92,11 @@ pub struct PendingSignature {
 /// Everything of a signature check but encoding the recomputed `R`: the signature's format,
 /// libsodium's small-order `R` list, a canonical `s`, the challenge and the double-base product.
 pub fn begin_signature_check(
-    key: &VerifyingKey,
+    prepared: &PreparedKey,
     signature_hex: &str,
     message: &[u8],
 ) -> Result<PendingSignature, VerifyError> {
+    let key = &prepared.key;
     let signature = decode_signature(signature_hex)?;
     let claimed = *signature.r_bytes();
     if has_small_order(&claimed) {
@@ -44,14 +108,14 @@ pub fn begin_signature_check(
     let mut wide = [0u8; 64];
     wide.copy_from_slice(&hash);
     let k = Scalar::from_bytes_mod_order_wide(&wide);
-    let recomputed = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &-key.to_edwards(), &s);
+    let recomputed = prepared.tables.vartime_multiscalar_mul([s, k]);
     Ok(PendingSignature { recomputed, claimed })
 }
 
 /// CID, then the signature up to its final comparison, as [`crate::verify::verify_record_with`].
 pub fn begin_record_check(
     record: &ExperimentRecord,
-    key: impl FnOnce(&str) -> Result<VerifyingKey, VerifyError>,
+    key: impl FnOnce(&str) -> Result<Arc<PreparedKey>, VerifyError>,
 ) -> Result<PendingSignature, VerifyError> {
     let canonical = record.canonical_bytes();
     check_cid(record, &canonical)?;
@@ -72,13 +136,13 @@ pub fn finish_signature_checks(pending: &[PendingSignature]) -> Vec<bool> {
 /// Verdicts for many records, each exactly [`crate::verify::verify_record_with`]'s.
 pub fn verify_records_exact(
     records: &[&ExperimentRecord],
-    mut key: impl FnMut(&str) -> Result<VerifyingKey, VerifyError>,
+    keys: &mut PreparedKeyCache,
 ) -> Vec<Result<(), VerifyError>> {
     let mut verdicts = Vec::with_capacity(records.len());
     let mut pending = Vec::new();
     let mut slots = Vec::new();
     for record in records {
-        match begin_record_check(record, &mut key) {
+        match begin_record_check(record, |node_id| keys.key(node_id)) {
             Ok(check) => {
                 slots.push(verdicts.len());
                 pending.push(check);
@@ -156,7 +220,7 @@ mod tests {
 
     fn together(records: &[ExperimentRecord]) -> Vec<Result<(), VerifyError>> {
         let refs: Vec<&ExperimentRecord> = records.iter().collect();
-        verify_records_exact(&refs, crate::verify::prepare_key)
+        verify_records_exact(&refs, &mut PreparedKeyCache::new(4))
     }
 
     #[test]

@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used)] // a test fails loudly on bad fixtures
 
 use spore_spec::json::{self, Value};
-use spore_spec::verify::{check_cid, check_signature, prepare_key};
-use spore_spec::verify_chunk::verify_records_exact;
+use spore_spec::verify::{check_cid, check_signature};
+use spore_spec::verify_chunk::{PreparedKeyCache, verify_records_exact};
 use spore_spec::{ExperimentRecord, Identity, JsonNumber, Message, ValidationPolicy, validate};
 
 /// A clock late enough for every vector's timestamp.
@@ -147,7 +147,7 @@ fn negative_and_quirk_cases_get_pythons_verdict() {
     assert!(checked >= 15, "only {checked} negative/quirk cases found");
     // Checked together, as a node's verification threads check a chunk of frames.
     let records: Vec<&ExperimentRecord> = python_verdicts.iter().map(|(record, _)| record).collect();
-    let together = verify_records_exact(&records, prepare_key);
+    let together = verify_records_exact(&records, &mut PreparedKeyCache::default());
     for ((record, python), ours) in python_verdicts.iter().zip(together) {
         assert_eq!(ours.is_ok(), *python, "{}: verdict when checked in a chunk", record.id);
     }

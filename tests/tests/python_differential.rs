@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)] // a test fails loudly on bad fixtures
 
 use spore_spec::json::{self, Value};
-use spore_spec::verify::{check_cid, check_signature, prepare_key};
-use spore_spec::verify_chunk::verify_records_exact;
+use spore_spec::verify::{check_cid, check_signature};
+use spore_spec::verify_chunk::{PreparedKeyCache, verify_records_exact};
 use spore_spec::{ExperimentRecord, Identity, Message, ValidationPolicy, validate};
 use spore_tests::python::{generate_reference_records, python_verdicts};
 
@@ -67,7 +67,7 @@ fn python_made_records_get_the_same_bytes_and_verdicts() {
     }
     // Checked together, as a node's verification threads check a chunk of frames.
     let records: Vec<&ExperimentRecord> = python_verdicts.iter().map(|(record, _)| record).collect();
-    let together = verify_records_exact(&records, prepare_key);
+    let together = verify_records_exact(&records, &mut PreparedKeyCache::default());
     for (i, ((_, python), ours)) in python_verdicts.iter().zip(together).enumerate() {
         assert_eq!(ours.is_ok(), *python, "#{i}: verdict when checked in a chunk");
     }

@@ -10,8 +10,10 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{self, BoxFuture};
 use spore_spec::verify::prepare_key;
-use spore_spec::verify_chunk::{PendingSignature, begin_record_check, finish_signature_checks};
-use spore_spec::{ExperimentRecord, KeyCache, Message, VerifyError};
+use spore_spec::verify_chunk::{
+    PendingSignature, PreparedKey, PreparedKeyCache, begin_record_check, finish_signature_checks,
+};
+use spore_spec::{ExperimentRecord, Message, VerifyError};
 
 use super::KnownIds;
 use super::verify_pool::VerifyPool;
@@ -23,7 +25,7 @@ const PARALLEL_FROM: usize = 4;
 
 /// Prepared public keys, shared by every connection of the node.
 #[derive(Debug, Clone, Default)]
-pub struct SharedKeys(Arc<Mutex<KeyCache>>);
+pub struct SharedKeys(Arc<Mutex<PreparedKeyCache>>);
 
 impl SharedKeys {
     /// CID, then the signature up to its last step, with the publisher's key prepared once for
@@ -31,7 +33,7 @@ impl SharedKeys {
     fn begin(&self, record: &ExperimentRecord) -> Result<PendingSignature, VerifyError> {
         begin_record_check(record, |node_id| match self.0.lock() {
             Ok(mut keys) => keys.key(node_id),
-            Err(_) => prepare_key(node_id),
+            Err(_) => prepare_key(node_id).map(|key| Arc::new(PreparedKey::new(key))),
         })
     }
 }

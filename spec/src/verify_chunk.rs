@@ -7,8 +7,9 @@
 //! after refusing an `s` that is not below ℓ. The same steps run here, except that `R'` comes
 //! from tables prepared once per publisher ([`PreparedKey`]; the same point, computed with fewer
 //! additions), and the encodings of a chunk's `R'` come from one batch inversion
-//! (`compress_batch_alloc`), which gives the same bytes as encoding each point alone. Nothing probabilistic is involved, unlike
-//! batch verification ([`crate::batch`]), so a record that Python rejects is rejected here.
+//! (`compress_batch_alloc`), which gives the same bytes as encoding each point alone. Nothing
+//! probabilistic is involved, unlike batch verification ([`crate::batch`]), so a record that
+//! Python rejects is rejected here.
 
 use std::collections::HashMap;
 use std::sync::Arc;

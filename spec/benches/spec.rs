@@ -7,7 +7,8 @@
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use spore_spec::frame::FrameCodec;
-use spore_spec::verify_chunk::{PreparedKeyCache, verify_records_exact};
+use spore_spec::verify::prepare_key;
+use spore_spec::verify_chunk::{PreparedKey, PreparedKeyCache, verify_records_exact};
 use spore_spec::{ExperimentRecord, Identity, JsonNumber, KeyCache, Message, Status, verify_record};
 use tokio_util::codec::Decoder;
 
@@ -81,6 +82,9 @@ fn benches(c: &mut Criterion) {
     let distinct_refs: Vec<&ExperimentRecord> = distinct.iter().collect();
     group.bench_function("verify_records_64_distinct_keys", |b| b.iter(|| cache.verify_records(&distinct_refs)));
     group.finish();
+
+    let key = prepare_key(&identity.node_id()).expect("a valid key");
+    c.bench_function("key/prepare_tables", |b| b.iter(|| PreparedKey::with_tables(key)));
 
     let frames: Vec<u8> = batch.iter().flat_map(|r| Message::Experiment(Box::new(r.clone())).encode_frame()).collect();
     let mut group = c.benchmark_group("frame");

@@ -147,9 +147,13 @@ fn negative_and_quirk_cases_get_pythons_verdict() {
     assert!(checked >= 15, "only {checked} negative/quirk cases found");
     // Checked together, as a node's verification threads check a chunk of frames.
     let records: Vec<&ExperimentRecord> = python_verdicts.iter().map(|(record, _)| record).collect();
-    let together = verify_records_exact(&records, &mut PreparedKeyCache::default());
-    for ((record, python), ours) in python_verdicts.iter().zip(together) {
-        assert_eq!(ours.is_ok(), *python, "{}: verdict when checked in a chunk", record.id);
+    // Once with every publisher's tables prepared at first sight, once with none.
+    for prepare_after in [1, u32::MAX] {
+        let mut keys = PreparedKeyCache::new(PreparedKeyCache::DEFAULT_TABLE_CAPACITY, prepare_after);
+        let together = verify_records_exact(&records, &mut keys);
+        for ((record, python), ours) in python_verdicts.iter().zip(together) {
+            assert_eq!(ours.is_ok(), *python, "{}: verdict when checked in a chunk ({prepare_after})", record.id);
+        }
     }
 }
 

@@ -67,9 +67,13 @@ fn python_made_records_get_the_same_bytes_and_verdicts() {
     }
     // Checked together, as a node's verification threads check a chunk of frames.
     let records: Vec<&ExperimentRecord> = python_verdicts.iter().map(|(record, _)| record).collect();
-    let together = verify_records_exact(&records, &mut PreparedKeyCache::default());
-    for (i, ((_, python), ours)) in python_verdicts.iter().zip(together).enumerate() {
-        assert_eq!(ours.is_ok(), *python, "#{i}: verdict when checked in a chunk");
+    // Once with every publisher's tables prepared at first sight, once with none.
+    for prepare_after in [1, u32::MAX] {
+        let mut keys = PreparedKeyCache::new(PreparedKeyCache::DEFAULT_TABLE_CAPACITY, prepare_after);
+        let together = verify_records_exact(&records, &mut keys);
+        for (i, ((_, python), ours)) in python_verdicts.iter().zip(together).enumerate() {
+            assert_eq!(ours.is_ok(), *python, "#{i}: verdict when checked in a chunk ({prepare_after})");
+        }
     }
     assert!(tampered >= RECORDS / 4, "only {tampered} tampered records");
     assert!(rejected >= RECORDS / 5, "only {rejected} rejected records: tampering is not reaching the verdicts");

@@ -104,24 +104,31 @@ impl std::fmt::Debug for PreparedKey {
 #[derive(Debug)]
 struct Entry {
     key: Arc<PreparedKey>,
+    /// Uses since the key was decoded or last lost its tables.
     uses: u32,
+    /// The cache's clock at the last use.
+    last_used: u64,
 }
 
 /// Decoded keys by `node_id` text, with tables for the frequent publishers.
 ///
 /// A key gets its tables at its `prepare_after`-th use, so a publisher seen once (or a peer
 /// inventing keys) costs no more than plain verification. At most `table_capacity` keys hold
-/// tables; when one more qualifies, every key's tables and use count are dropped and the
-/// counting starts over. Publishers that keep publishing earn their tables back within
-/// `prepare_after` records, and a round robin over more publishers than that pays at most one
-/// preparation per `prepare_after` records. Like [`KeyCache`], the map starts over when it
-/// holds [`KeyCache::DEFAULT_CAPACITY`] keys, whatever ids peers invent.
+/// tables; when one more qualifies, the least recently used of them loses its tables and has to
+/// earn them again with `prepare_after` more uses. Each preparation follows `prepare_after` uses
+/// of its key that no other preparation counted, so whatever the mix of publishers there is at
+/// most one preparation per `prepare_after` records (at the defaults about 4 µs a record, when
+/// a signature takes 20–35 µs), and a peer publishing from fresh keys takes one key's tables per
+/// `prepare_after` of its records. Like [`KeyCache`], the map starts over when it holds
+/// [`KeyCache::DEFAULT_CAPACITY`] keys, whatever ids peers invent.
 #[derive(Debug)]
 pub struct PreparedKeyCache {
     entries: HashMap<String, Result<Entry, VerifyError>>,
-    with_tables: usize,
+    /// The ids of the keys that hold tables.
+    tabled: Vec<String>,
     table_capacity: usize,
     prepare_after: u32,
+    clock: u64,
 }
 
 impl PreparedKeyCache {
@@ -133,48 +140,57 @@ impl PreparedKeyCache {
     pub fn new(table_capacity: usize, prepare_after: u32) -> Self {
         PreparedKeyCache {
             entries: HashMap::new(),
-            with_tables: 0,
+            tabled: Vec::new(),
             table_capacity: table_capacity.max(1),
             prepare_after: prepare_after.max(1),
+            clock: 0,
         }
     }
 
     /// The prepared key for `node_id`, or why it is unusable (as [`KeyCache::key`]).
     pub fn key(&mut self, node_id: &str) -> Result<Arc<PreparedKey>, VerifyError> {
-        let prepare_after = self.prepare_after;
+        self.clock += 1;
+        let (now, prepare_after) = (self.clock, self.prepare_after);
         let entry = self.entry(node_id)?;
         entry.uses = entry.uses.saturating_add(1);
+        entry.last_used = now;
         if entry.key.tables.is_some() || entry.uses < prepare_after {
             return Ok(entry.key.clone());
         }
-        if self.with_tables >= self.table_capacity {
-            self.drop_tables();
+        if self.tabled.len() >= self.table_capacity {
+            self.evict_least_recent();
         }
         let entry = self.entry(node_id)?;
         entry.key = Arc::new(PreparedKey::with_tables(entry.key.key));
         let key = entry.key.clone();
-        self.with_tables += 1;
+        self.tabled.push(node_id.to_owned());
         Ok(key)
     }
 
     fn entry(&mut self, node_id: &str) -> Result<&mut Entry, VerifyError> {
         if self.entries.len() >= KeyCache::DEFAULT_CAPACITY && !self.entries.contains_key(node_id) {
             self.entries.clear();
-            self.with_tables = 0;
+            self.tabled.clear();
         }
-        let new = || prepare_key(node_id).map(|key| Entry { key: Arc::new(PreparedKey::new(key)), uses: 0 });
+        let new =
+            || prepare_key(node_id).map(|key| Entry { key: Arc::new(PreparedKey::new(key)), uses: 0, last_used: 0 });
         self.entries.entry(node_id.to_owned()).or_insert_with(new).as_mut().map_err(|e| e.clone())
     }
 
-    /// Drops every key's tables and use count.
-    fn drop_tables(&mut self) {
-        for entry in self.entries.values_mut().flatten() {
-            if entry.key.tables.is_some() {
-                entry.key = Arc::new(PreparedKey::new(entry.key.key));
-            }
+    /// Takes the tables of the key used least recently; it counts its uses from zero again.
+    fn evict_least_recent(&mut self) {
+        let last_used = |id: &String| match self.entries.get(id) {
+            Some(Ok(entry)) => entry.last_used,
+            _ => 0,
+        };
+        let Some(index) = (0..self.tabled.len()).min_by_key(|&i| last_used(&self.tabled[i])) else {
+            return;
+        };
+        let id = self.tabled.swap_remove(index);
+        if let Some(Ok(entry)) = self.entries.get_mut(&id) {
+            entry.key = Arc::new(PreparedKey::new(entry.key.key));
             entry.uses = 0;
         }
-        self.with_tables = 0;
     }
 }
 
@@ -412,26 +428,31 @@ mod tests {
     }
 
     #[test]
-    fn keys_get_tables_at_the_nth_use_and_a_full_cache_starts_over() {
+    fn keys_get_tables_at_the_nth_use_and_the_least_recent_loses_them() {
         let ids: Vec<String> = (1..=3u8).map(|n| Identity::from_seed([n; 32]).node_id()).collect();
         let mut cache = PreparedKeyCache::new(2, 3);
-        let has_tables = |cache: &mut PreparedKeyCache, id: &str| cache.key(id).map(|key| key.has_tables());
-        assert_eq!(has_tables(&mut cache, &ids[0]), Ok(false));
-        assert_eq!(has_tables(&mut cache, &ids[0]), Ok(false));
-        assert_eq!(has_tables(&mut cache, &ids[0]), Ok(true), "the third use prepares");
-        assert_eq!(has_tables(&mut cache, &ids[0]), Ok(true));
+        let mut has_tables = |id: &str| cache.key(id).map(|key| key.has_tables());
+        assert_eq!(has_tables(&ids[0]), Ok(false));
+        assert_eq!(has_tables(&ids[0]), Ok(false));
+        assert_eq!(has_tables(&ids[0]), Ok(true), "the third use prepares");
         for _ in 0..3 {
-            has_tables(&mut cache, &ids[1]).unwrap();
+            has_tables(&ids[1]).unwrap();
         }
-        assert_eq!(has_tables(&mut cache, &ids[1]), Ok(true));
-        // A third frequent key: the cache holds two tables, so everyone's are dropped first.
+        assert_eq!(has_tables(&ids[0]), Ok(true));
+        assert_eq!(has_tables(&ids[1]), Ok(true));
+        // A third frequent key: the cache holds two tables, so the least recently used key,
+        // ids[0], gives up its own.
         for _ in 0..2 {
-            assert_eq!(has_tables(&mut cache, &ids[2]), Ok(false));
+            assert_eq!(has_tables(&ids[2]), Ok(false));
         }
-        assert_eq!(has_tables(&mut cache, &ids[2]), Ok(true));
-        assert_eq!(has_tables(&mut cache, &ids[0]), Ok(false), "dropped, and counting again");
-        assert_eq!(has_tables(&mut cache, &ids[1]), Ok(false));
-        assert_eq!(has_tables(&mut cache, "zz"), Err(VerifyError::BadPublicKey));
+        assert_eq!(has_tables(&ids[2]), Ok(true));
+        assert_eq!(has_tables(&ids[1]), Ok(true), "a recent key keeps its tables");
+        assert_eq!(has_tables(&ids[0]), Ok(false), "the evicted key counts again");
+        assert_eq!(has_tables(&ids[0]), Ok(false));
+        assert_eq!(has_tables(&ids[0]), Ok(true), "and earns them back, from ids[2] this time");
+        assert_eq!(has_tables(&ids[1]), Ok(true));
+        assert_eq!(has_tables(&ids[2]), Ok(false));
+        assert_eq!(has_tables("zz"), Err(VerifyError::BadPublicKey));
     }
 
     /// ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.

@@ -5,7 +5,8 @@ machine's drift between minutes would swamp a comparison of separate runs.
   ab.py line BIN...       1,000 records published at one end of a line of 10 nodes: time, and
                           the CPU all ten nodes used (from /proc)
   ab.py sync N BIN...     a fresh node syncing N records from a node that ingested them: time,
-                          the fresh node's CPU by thread and the serving node's CPU
+                          the fresh node's CPU by thread and the serving node's CPU (with
+                          AB_BUSY=1 also the machine's busy share every 100 ms of the sync)
 
 Three rounds; each round runs every build once, in the order given. Run with the Python
 reference's virtualenv (benches/compare-node.sh prints how to find it: scripts/python-ref.sh).
@@ -16,6 +17,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -46,15 +48,45 @@ def thread_seconds(node):
     return out
 
 
+class BusySampler(threading.Thread):
+    """The whole machine's busy share (from /proc/stat) every 100 ms, while it runs."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples, self.done = [], threading.Event()
+
+    @staticmethod
+    def totals():
+        values = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+        return sum(values), values[3] + values[4]
+
+    def run(self):
+        total, idle = self.totals()
+        while not self.done.wait(0.1):
+            now_total, now_idle = self.totals()
+            self.samples.append(1 - (now_idle - idle) / max(1, now_total - total))
+            total, idle = now_total, now_idle
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        return " ".join("%.0f" % (100 * busy) for busy in self.samples)
+
+
 def sync(spore, frames, root):
     origin = nb.Node("rust", spore, os.path.join(root, "origin"))
     nb.ingest(origin, frames)
     nb.settle()
     served_before = cpu_seconds(origin)
+    sampler = BusySampler() if os.environ.get("AB_BUSY") else None
+    if sampler:
+        sampler.start()
     start = time.perf_counter()
     fresh = nb.Node("rust", spore, os.path.join(root, "fresh"), peers=[origin.address()])
     fresh.wait_count(len(frames))
     wall = time.perf_counter() - start
+    if sampler:
+        print("  busy %% every 100 ms: %s" % sampler.stop(), flush=True)
     threads = thread_seconds(fresh)
     served = cpu_seconds(origin) - served_before
     fresh.stop()

@@ -339,7 +339,7 @@ mod tests {
     }
 
     /// The chunk verdicts, which must be the same whether keys get tables at once, never, or
-    /// from a cache so small that they are dropped again and again.
+    /// from a cache so small that they are evicted again and again.
     fn together(records: &[ExperimentRecord]) -> Vec<Result<(), VerifyError>> {
         let refs: Vec<&ExperimentRecord> = records.iter().collect();
         let runs = [(1024, 1), (2, 1), (1024, u32::MAX)]

@@ -12,6 +12,16 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/spore/target}
+# The jail every train.py runs in (bubblewrap); without it spore run refuses to train.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null ||
+      { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
+  else
+    echo "research: bubblewrap is missing; run: sudo apt-get install bubblewrap" >&2
+    exit 1
+  fi
+fi
 # shellcheck source=scripts/torch-env.sh
 source scripts/torch-env.sh
 cargo build --release --locked -p spore-agent --bin spore -p spore-eval --bin spore-eval

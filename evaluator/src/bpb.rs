@@ -9,6 +9,7 @@ use serde::Serialize;
 use tch::{CModule, Device, Kind, Reduction, Tensor};
 
 use crate::EvalError;
+use crate::causal::{Dice, check_batch};
 
 /// What `prepare.py` pins for the profile that ran: printed in its `eval` block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +35,8 @@ pub struct Evaluation {
     pub device: String,
 }
 
-/// Loads a TorchScript module (`torch.jit.trace`/`script` + `save`) onto `device`.
+/// Loads a TorchScript module (`torch.jit.trace`/`script` + `save`) onto `device`, once its code
+/// has passed [`crate::graph::check_archive`].
 pub fn load_model(path: &std::path::Path, device: Device, max_bytes: u64) -> Result<CModule, EvalError> {
     let size = std::fs::metadata(path)
         .map_err(|e| EvalError::Model(format!("no exported model at {}: {e}", path.display())))?
@@ -42,6 +44,7 @@ pub fn load_model(path: &std::path::Path, device: Device, max_bytes: u64) -> Res
     if size > max_bytes {
         return Err(EvalError::Model(format!("{} is {size} bytes, over the limit of {max_bytes}", path.display())));
     }
+    crate::graph::check_archive(path)?;
     let mut module = CModule::load_on_device(path, device).map_err(|e| {
         EvalError::Model(format!("{} is not a loadable TorchScript model: {}", path.display(), first_line(&e)))
     })?;
@@ -49,8 +52,16 @@ pub fn load_model(path: &std::path::Path, device: Device, max_bytes: u64) -> Res
     Ok(module)
 }
 
-/// Runs `model` over the validation tokens.
-pub fn evaluate(model: &CModule, tokens: &[i64], plan: &EvalPlan, device: Device) -> Result<Evaluation, EvalError> {
+/// Runs `model` over the validation tokens, and refuses it if it looks ahead
+/// ([`crate::causal`]: a few scored batches, chosen by `dice`, run again with later tokens
+/// changed).
+pub fn evaluate(
+    model: &CModule,
+    tokens: &[i64],
+    plan: &EvalPlan,
+    device: Device,
+    dice: &mut Dice,
+) -> Result<Evaluation, EvalError> {
     if plan.seq_len < 1 || plan.batch_size < 1 || plan.eval_tokens < 1 {
         return Err(EvalError::Usage("seq_len, batch_size and eval_tokens must be positive".into()));
     }
@@ -65,10 +76,12 @@ pub fn evaluate(model: &CModule, tokens: &[i64], plan: &EvalPlan, device: Device
     }
     let started = Instant::now();
     let all = Tensor::f_from_slice(&tokens[..(rows * plan.seq_len + 1) as usize]).map_err(torch)?;
+    let checked = dice.batches(((rows + plan.batch_size - 1) / plan.batch_size) as usize);
     let (nats, bytes) = tch::no_grad(|| -> Result<(f64, i64), EvalError> {
         let mut total_nats = 0.0f64;
         let mut total_bytes = 0i64;
         let mut start = 0;
+        let mut batch = 0;
         while start < rows {
             let count = plan.batch_size.min(rows - start);
             let n = count * plan.seq_len;
@@ -78,7 +91,7 @@ pub fn evaluate(model: &CModule, tokens: &[i64], plan: &EvalPlan, device: Device
             let inputs = inputs.f_to_device(device).map_err(torch)?;
             let targets = targets.f_to_device(device).map_err(torch)?;
             let logits = model
-                .forward_ts(&[inputs])
+                .forward_ts(&[&inputs])
                 .map_err(|e| EvalError::Model(format!("the model's forward pass failed: {}", first_line(&e))))?;
             let shape = logits.size();
             if shape != [count, plan.seq_len, plan.vocab_size] {
@@ -87,6 +100,10 @@ pub fn evaluate(model: &CModule, tokens: &[i64], plan: &EvalPlan, device: Device
                     plan.seq_len, plan.vocab_size
                 )));
             }
+            if checked.contains(&batch) {
+                check_batch(model, &inputs, &logits, plan.vocab_size, dice)?;
+            }
+            batch += 1;
             let logits = logits.f_to_kind(Kind::Float).and_then(|t| t.f_view([n, plan.vocab_size])).map_err(torch)?;
             let nats =
                 logits.f_cross_entropy_loss::<Tensor>(&targets, None, Reduction::None, -100, 0.0).map_err(torch)?;
@@ -123,7 +140,7 @@ fn torch(e: tch::TchError) -> EvalError {
 }
 
 /// libtorch errors carry a C++ backtrace after the message; the first line says what happened.
-fn first_line(e: &tch::TchError) -> String {
+pub(crate) fn first_line(e: &tch::TchError) -> String {
     let text = e.to_string();
     text.lines().find(|l| !l.trim().is_empty()).unwrap_or("unknown libtorch error").trim().to_string()
 }

@@ -1,10 +1,13 @@
 //! Spore's trusted evaluator. The code being judged (`train.py`) only trains and exports its
 //! model (TorchScript); this crate, on libtorch through `tch`, measures `val_bpb` on a
-//! validation split the training process could not read ([`bpb`]), and probes the GPU
+//! validation split the training process could not read ([`bpb`]), refuses models that look
+//! ahead ([`causal`]) or that reach outside the model ([`graph`]), and probes the GPU
 //! ([`probe`]). It runs as its own process (`spore-eval`), so a model that crashes libtorch
 //! takes down the evaluation, never the node.
 
 pub mod bpb;
+pub mod causal;
+pub mod graph;
 pub mod probe;
 pub mod tokens;
 

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use spore_eval::EvalError;
 use spore_eval::bpb::{EvalPlan, evaluate, load_model};
+use spore_eval::causal::Dice;
 use tch::Device;
 
 #[derive(Debug, Parser)]
@@ -91,7 +92,7 @@ fn run(command: Command) -> Result<String, EvalError> {
             let plan = EvalPlan { seq_len, eval_tokens, vocab_size, bos, batch_size };
             let tokens = spore_eval::tokens::read_tokens(&val, val_sha256.as_deref(), vocab_size)?;
             let module = load_model(&model, device, max_model_bytes)?;
-            json(serde_json::to_string(&evaluate(&module, &tokens, &plan, device)?))
+            json(serde_json::to_string(&evaluate(&module, &tokens, &plan, device, &mut Dice::new())?))
         }
     }
 }

@@ -22,7 +22,7 @@ fn executor(dir: &Path, margin: Duration) -> LocalExecutor {
         env: Vec::new(),
         show_progress: false,
         measure: Measure::Reported,
-        sandbox: None,
+        jail: None,
     }
 }
 

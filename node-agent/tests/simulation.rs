@@ -192,7 +192,7 @@ impl Network {
                 for end in written {
                     touched.insert(end.node);
                     let written = self.written_count.get(&end).copied().unwrap_or(0);
-                    self.feed(end.node, Event::Drained { peer: end.peer, written });
+                    self.feed(end.node, Event::Drained { peer: end.peer, written, bytes: u64::MAX });
                 }
                 for node in touched {
                     self.feed(node, Event::Idle);

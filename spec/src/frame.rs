@@ -13,6 +13,9 @@ pub use crate::message::MAX_MESSAGE_SIZE;
 /// Length of the header.
 pub const HEADER_SIZE: usize = 4;
 
+/// Most the decoder reserves ahead of the bytes it has.
+const RESERVE_STEP: usize = 64 * 1024;
+
 /// What [`check`] found at the front of a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameCheck {
@@ -70,8 +73,10 @@ impl Decoder for FrameCodec {
                 Ok(Some(src.split_to(len).freeze()))
             }
             FrameCheck::Incomplete(total) => {
+                // Room grows with the bytes that actually arrive: a header declaring 10 MiB
+                // and nothing after it costs the sender, not us.
                 if let Some(total) = total {
-                    src.reserve(total.saturating_sub(src.len()));
+                    src.reserve(total.saturating_sub(src.len()).min(RESERVE_STEP));
                 }
                 Ok(None)
             }
@@ -117,5 +122,13 @@ mod tests {
         assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), Bytes::from_static(b"{}"));
         assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), Bytes::from_static(b"[1]"));
         assert!(codec.decode(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_declared_length_reserves_no_more_than_a_step() {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&(MAX_MESSAGE_SIZE as u32).to_be_bytes());
+        assert!(FrameCodec.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() <= HEADER_SIZE + RESERVE_STEP + 64, "capacity {}", buf.capacity());
     }
 }

@@ -5,14 +5,28 @@
 //! as a float (an IEEE double, correctly rounded), and must accept the tokens Python accepts
 //! (`NaN`, `Infinity`, `-Infinity`). It refuses what Rust cannot represent faithfully (a lone
 //! UTF-16 surrogate) and bounds what could exhaust memory or the stack (nesting depth, integer
-//! digits), each with a typed error. Objects keep key order (the wire envelope is not sorted);
-//! a duplicate key keeps its first position and takes the last value, as a Python dict does.
+//! digits, values per document), each with a typed error. Objects keep key order (the wire
+//! envelope is not sorted). A duplicate key is refused: `json.dumps` never writes one, and a
+//! reader that took the first or the last value would disagree with another that took the other
+//! (a message charged as one type and handled as another). Parsing is linear in the input:
+//! duplicate keys are found with a hash set once an object is past a few members.
+
+use std::collections::HashSet;
 
 use crate::number::{JsonNumber, MAX_INT_DIGITS};
 
 /// Deepest nesting accepted. Records and messages nest at most three levels; Python itself dies
 /// with a `RecursionError` near 1000.
 pub const MAX_DEPTH: usize = 64;
+
+/// Most values (objects, arrays, strings, numbers, literals; keys not counted) in one document.
+/// A record has about 25 and the largest honest message (a `pex_response` or `get_records` at
+/// its size cap) a few thousand; the bound keeps a 10 MiB frame of `[0,0,0,…]` from becoming
+/// hundreds of megabytes of parsed values.
+pub const MAX_VALUES: usize = 1 << 16;
+
+/// Objects up to this many members look for duplicate keys by scanning; larger ones by hash.
+const SCAN_MEMBERS: usize = 16;
 
 /// A parsed JSON value.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +86,10 @@ pub enum JsonError {
     ControlCharacter(usize),
     #[error("lone UTF-16 surrogate \\u{code:04x} at byte {at}: not representable, record dropped")]
     LoneSurrogate { code: u32, at: usize },
+    #[error("duplicate key {key:?} at byte {at}")]
+    DuplicateKey { key: String, at: usize },
+    #[error("more than {MAX_VALUES} values (at byte {0})")]
+    TooManyValues(usize),
 }
 
 /// Parses UTF-8 bytes as one JSON document (surrounding whitespace allowed).
@@ -91,7 +109,7 @@ pub type MemberSpans = Vec<(String, std::ops::Range<usize>)>;
 /// Parses one JSON document and also returns, when it is an object, the byte range of each
 /// top-level member's value in `text` (so a message's payload can be kept exactly as sent).
 pub fn parse_with_spans(text: &str) -> Result<(Value, MemberSpans), JsonError> {
-    let mut parser = Parser { text, bytes: text.as_bytes(), pos: 0, spans: Vec::new() };
+    let mut parser = Parser { text, bytes: text.as_bytes(), pos: 0, spans: Vec::new(), values: 0 };
     parser.skip_ws();
     let value = parser.value(0)?;
     parser.skip_ws();
@@ -101,12 +119,64 @@ pub fn parse_with_spans(text: &str) -> Result<(Value, MemberSpans), JsonError> {
     Ok((value, parser.spans))
 }
 
+/// The string value of `key` in a top-level object, found without building any value: the
+/// other members are skipped structurally (strings with `memchr`), so the cost is one linear pass
+/// and no allocation beyond the keys. `Ok(None)` when the text is not an object, or an object
+/// without that key or with a non-string value there; an error when the object is cut short or
+/// names the key twice. It does not validate what it skips: [`parse`] does that afterwards.
+pub fn top_level_string(text: &str, key: &str) -> Result<Option<String>, JsonError> {
+    let mut parser = Parser { text, bytes: text.as_bytes(), pos: 0, spans: Vec::new(), values: 0 };
+    parser.skip_ws();
+    if parser.bytes.get(parser.pos) != Some(&b'{') {
+        return Ok(None);
+    }
+    parser.pos += 1;
+    let mut found: Option<Option<String>> = None;
+    parser.skip_ws();
+    if parser.peek()? == b'}' {
+        return Ok(None);
+    }
+    loop {
+        parser.skip_ws();
+        if parser.peek()? != b'"' {
+            return Err(parser.unexpected());
+        }
+        let at = parser.pos;
+        let name = parser.string()?;
+        parser.skip_ws();
+        parser.expect(b':')?;
+        parser.skip_ws();
+        if name == key {
+            if found.is_some() {
+                return Err(JsonError::DuplicateKey { key: name, at });
+            }
+            found = Some(match parser.peek()? {
+                b'"' => Some(parser.string()?),
+                _ => {
+                    parser.skip_value()?;
+                    None
+                }
+            });
+        } else {
+            parser.skip_value()?;
+        }
+        parser.skip_ws();
+        match parser.peek()? {
+            b',' => parser.pos += 1,
+            b'}' => return Ok(found.flatten()),
+            _ => return Err(parser.unexpected()),
+        }
+    }
+}
+
 struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
     /// Value ranges of the top-level object's members.
     spans: MemberSpans,
+    /// Values read so far.
+    values: usize,
 }
 
 impl Parser<'_> {
@@ -146,6 +216,10 @@ impl Parser<'_> {
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
+        self.values += 1;
+        if self.values > MAX_VALUES {
+            return Err(JsonError::TooManyValues(self.pos));
+        }
         match self.peek()? {
             b'{' => self.object(depth + 1),
             b'[' => self.array(depth + 1),
@@ -164,12 +238,58 @@ impl Parser<'_> {
         }
     }
 
+    /// Moves past one value without reading it: brackets counted (to [`MAX_DEPTH`]), strings
+    /// jumped over.
+    fn skip_value(&mut self) -> Result<(), JsonError> {
+        let mut depth = 0usize;
+        loop {
+            match self.peek()? {
+                b'"' => self.skip_string()?,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(JsonError::TooDeep(self.pos));
+                    }
+                    self.pos += 1;
+                }
+                b'}' | b']' if depth > 0 => {
+                    depth -= 1;
+                    self.pos += 1;
+                }
+                b',' | b'}' | b']' if depth == 0 => return Ok(()),
+                _ => self.pos += 1,
+            }
+            if depth == 0 && matches!(self.bytes.get(self.pos), None | Some(b',' | b'}' | b']')) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Moves past the string starting at the current quote.
+    fn skip_string(&mut self) -> Result<(), JsonError> {
+        self.pos += 1;
+        loop {
+            let rest = &self.bytes[self.pos..];
+            self.pos += memchr::memchr2(b'"', b'\\', rest).ok_or(JsonError::UnexpectedEnd)?;
+            if self.bytes[self.pos] == b'"' {
+                self.pos += 1;
+                return Ok(());
+            }
+            self.pos += 2;
+            if self.pos > self.bytes.len() {
+                return Err(JsonError::UnexpectedEnd);
+            }
+        }
+    }
+
     fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
         if depth > MAX_DEPTH {
             return Err(JsonError::TooDeep(self.pos));
         }
         self.pos += 1;
         let mut entries: Vec<(String, Value)> = Vec::new();
+        // The keys of a large object, for finding duplicates in O(1).
+        let mut keys: Option<HashSet<String>> = None;
         self.skip_ws();
         if self.peek()? == b'}' {
             self.pos += 1;
@@ -180,7 +300,15 @@ impl Parser<'_> {
             if self.peek()? != b'"' {
                 return Err(self.unexpected());
             }
+            let key_at = self.pos;
             let key = self.string()?;
+            let duplicate = match &mut keys {
+                Some(keys) => !keys.insert(key.clone()),
+                None => entries.iter().any(|(k, _)| *k == key),
+            };
+            if duplicate {
+                return Err(JsonError::DuplicateKey { key, at: key_at });
+            }
             self.skip_ws();
             self.expect(b':')?;
             self.skip_ws();
@@ -189,9 +317,9 @@ impl Parser<'_> {
             if depth == 1 {
                 self.spans.push((key.clone(), start..self.pos));
             }
-            match entries.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = value,
-                None => entries.push((key, value)),
+            entries.push((key, value));
+            if keys.is_none() && entries.len() == SCAN_MEMBERS {
+                keys = Some(entries.iter().map(|(k, _)| k.clone()).collect());
             }
             self.skip_ws();
             match self.peek()? {
@@ -380,12 +508,49 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_key_keeps_position_and_takes_last_value() {
-        let v = parse(r#"{"a":1,"b":2,"a":3}"#).unwrap();
-        let Value::Object(entries) = v else { panic!("not an object") };
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].0, "a");
-        assert_eq!(entries[0].1, Value::Number(JsonNumber::int_from_text("3").unwrap()));
+    fn duplicate_keys_are_refused_in_small_and_large_objects() {
+        assert_eq!(
+            parse(r#"{"a":1,"b":2,"a":3}"#),
+            Err(JsonError::DuplicateKey { key: "a".into(), at: 13 })
+        );
+        let mut large: Vec<String> = (0..100).map(|i| format!("\"k{i}\":{i}")).collect();
+        assert!(parse(&format!("{{{}}}", large.join(","))).is_ok());
+        large.push("\"k7\":0".into());
+        assert!(matches!(parse(&format!("{{{}}}", large.join(","))), Err(JsonError::DuplicateKey { .. })));
+        // The same key at different levels is no duplicate.
+        assert!(parse(r#"{"a":{"a":1},"b":[{"a":2},{"a":3}]}"#).is_ok());
+    }
+
+    #[test]
+    fn an_object_of_many_keys_parses_in_linear_time_and_too_many_values_are_refused() {
+        // 60,000 members: a quadratic duplicate scan would compare 1.8 billion key pairs.
+        let members: Vec<String> = (0..60_000).map(|i| format!("\"{i}\":0")).collect();
+        let text = format!("{{{}}}", members.join(","));
+        let Ok(Value::Object(entries)) = parse(&text) else { panic!("not parsed") };
+        assert_eq!(entries.len(), 60_000);
+        let zeros = format!("[{}0]", "0,".repeat(MAX_VALUES));
+        assert!(matches!(parse(&zeros), Err(JsonError::TooManyValues(_))));
+        let fits = format!("[{}0]", "0,".repeat(MAX_VALUES - 2));
+        assert!(parse(&fits).is_ok());
+    }
+
+    #[test]
+    fn top_level_string_skims_to_the_key() {
+        let text = r#" {"payload": {"type": "inner", "x": ["}", "\"", {"a": [1, 2]}]}, "type" : "ping"} "#;
+        assert_eq!(top_level_string(text, "type"), Ok(Some("ping".into())));
+        assert_eq!(top_level_string(r#"{"a":1}"#, "type"), Ok(None));
+        assert_eq!(top_level_string(r#"{"type":7}"#, "type"), Ok(None));
+        assert_eq!(top_level_string(r#"{}"#, "type"), Ok(None));
+        assert!(matches!(
+            top_level_string(r#"{"type":"experiment","payload":{},"type":"ping"}"#, "type"),
+            Err(JsonError::DuplicateKey { .. })
+        ));
+        assert_eq!(top_level_string("[1]", "type"), Ok(None));
+        for bad in ["{", r#"{"a":"#, r#"{"a":"x"#, r#"{"a":[[[["#] {
+            assert!(top_level_string(bad, "type").is_err(), "{bad:?}");
+        }
+        let deep = format!(r#"{{"a":{}}}"#, "[".repeat(10_000));
+        assert!(matches!(top_level_string(&deep, "type"), Err(JsonError::TooDeep(_))));
     }
 
     #[test]

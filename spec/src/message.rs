@@ -15,8 +15,14 @@ use crate::record::{ExperimentRecord, RecordError};
 /// Bodies larger than this are refused by the frame decoder (Python's `MAX_MESSAGE_SIZE`).
 pub const MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
 
-/// Largest body accepted for each message type. Control messages are tiny; an `experiment`
-/// carries a diff, which for a rewritten `train.py` can approach the frame cap.
+/// Largest `experiment` body: the record (its diff of a rewritten `train.py` included) and the
+/// envelope. Python's records are a few kilobytes; a diff that replaces a 25 KB `train.py` whole
+/// is about 60 KB of escaped JSON.
+pub const MAX_RECORD_MESSAGE_SIZE: usize = 1024 * 1024;
+
+/// Largest body accepted for each message type, decided from the envelope's `type` before the
+/// body is parsed. Control messages are tiny; an `experiment` carries a diff; a type we do not
+/// know is read only to be logged.
 pub fn max_body_size(message_type: &str) -> usize {
     match message_type {
         "ping" | "pong" | "pex_request" | "sync_request" | "sync_response" | "hello" => 4 * 1024,
@@ -24,7 +30,7 @@ pub fn max_body_size(message_type: &str) -> usize {
         "code_response" => 2 * 1024 * 1024,
         "challenge" | "challenge_response" | "dispute" | "verification" => 16 * 1024,
         "pex_response" => 256 * 1024,
-        _ => MAX_MESSAGE_SIZE,
+        _ => MAX_RECORD_MESSAGE_SIZE,
     }
 }
 
@@ -178,14 +184,30 @@ impl Message {
 
     /// [`Message::decode`], also returning the byte range of the payload in `body`, so an
     /// `experiment` can be stored and relayed exactly as its sender wrote it.
+    ///
+    /// The type and its size cap are found first, by a linear skim that builds no value
+    /// ([`Message::peek_type`]), so an oversize body costs one pass and no allocation.
     pub fn decode_with_payload_span(body: &[u8]) -> Result<(Message, Option<std::ops::Range<usize>>), MessageError> {
         let text = std::str::from_utf8(body).map_err(|e| json::JsonError::InvalidUtf8(e.valid_up_to()))?;
+        if let Some(message_type) = json::top_level_string(text, "type")? {
+            let limit = max_body_size(&message_type);
+            if body.len() > limit {
+                return Err(MessageError::TooLarge { message_type, size: body.len(), limit });
+            }
+        }
         let (value, spans) = json::parse_with_spans(text)?;
         let span = spans.into_iter().rev().find(|(key, _)| key == "payload").map(|(_, range)| range);
-        Ok((Self::from_value(body.len(), value)?, span))
+        Ok((Self::from_value(value)?, span))
     }
 
-    fn from_value(body_len: usize, value: Value) -> Result<Message, MessageError> {
+    /// The envelope's `type`, read without parsing the body (the size caps and rate charges are
+    /// decided from it). `None` for a body that is not a JSON object with one string `type`.
+    pub fn peek_type(body: &[u8]) -> Option<String> {
+        let text = std::str::from_utf8(body).ok()?;
+        json::top_level_string(text, "type").ok().flatten()
+    }
+
+    fn from_value(value: Value) -> Result<Message, MessageError> {
         let entries = match value {
             Value::Object(entries) => entries,
             other => return Err(MessageError::NotAnObject(other.type_name())),
@@ -202,10 +224,6 @@ impl Message {
             return Err(MessageError::NoType);
         };
         let message_type = message_type.as_str();
-        let limit = max_body_size(message_type);
-        if body_len > limit {
-            return Err(MessageError::TooLarge { message_type: message_type.to_owned(), size: body_len, limit });
-        }
         let payload = payload.unwrap_or(Value::Object(Vec::new()));
         if !matches!(payload, Value::Object(_)) {
             return Err(MessageError::PayloadNotAnObject(payload.type_name()));

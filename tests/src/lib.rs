@@ -6,6 +6,8 @@
 //! - [`records`]: records for tests;
 //! - [`seed`]: a plausible research DAG (explorer tests and benchmarks), also `spore-seed`;
 //! - [`python`]: the real Python reference peer (`sporemesh` 0.1.2) as an oracle;
+//! - [`wire`]: a blocking client that speaks the wire protocol to a node (as a peer or an
+//!   attacker);
 //! - [`testenv`]: a real Kubernetes control plane (with fake GPU nodes) and PostgreSQL, also
 //!   usable from the shell as `spore-testenv`.
 
@@ -16,3 +18,4 @@ pub mod python;
 pub mod records;
 pub mod seed;
 pub mod testenv;
+pub mod wire;

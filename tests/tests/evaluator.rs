@@ -302,3 +302,68 @@ fn in_a_pod_training_and_evaluation_are_separate_steps_and_only_the_second_has_t
     assert_eq!(code_rc, Some(1));
     assert!(message.contains("no exported model"), "{message}");
 }
+
+/// TorchScript models that cheat: one reads the next token (every position, or only in the last
+/// quarter of each row), one reads a file; and an honest causal one.
+const CHEATING_MODELS: &str = r#"
+import torch
+V, T = 257, 256
+class Causal(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(V, V)
+    def forward(self, x):
+        return self.emb(x)
+class Peek(torch.nn.Module):
+    def __init__(self, start: int):
+        super().__init__()
+        self.start = start
+    def forward(self, x):
+        following = torch.cat([x[:, 1:], x[:, -1:]], dim=1)
+        peek = torch.nn.functional.one_hot(following, V).float() * 20.0
+        position = torch.arange(x.size(1)).view(1, -1, 1)
+        return torch.where(position >= self.start, peek, torch.zeros_like(peek))
+class ReadsFiles(torch.nn.Module):
+    def forward(self, x):
+        t = torch.from_file("/etc/hostname", False, 1, dtype=torch.uint8)
+        return torch.zeros(x.size(0), x.size(1), V) + t.float().sum()
+torch.jit.script(Causal()).save("causal.pt")
+torch.jit.script(Peek(0)).save("peek.pt")
+torch.jit.script(Peek(3 * T // 4)).save("peek_late.pt")
+torch.jit.script(ReadsFiles()).save("files.pt")
+"#;
+
+#[test]
+fn models_that_look_ahead_or_read_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = prepare(dir.path(), &dir.path().join("data"));
+    let plan = &manifest["eval"];
+    let made = Command::new(workspace_python()).args(["-c", CHEATING_MODELS]).current_dir(dir.path()).output().unwrap();
+    ok(&made);
+    let measure = |model: &str| {
+        Command::new(spore_eval())
+            .args(["bpb", "--model", model, "--val"])
+            .arg(plan["val_path"].as_str().unwrap())
+            .args(["--val-sha256", plan["val_sha256"].as_str().unwrap(), "--device", "cpu"])
+            .args(bpb_args(plan))
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let honest = measure("causal.pt");
+    let measured: Value = serde_json::from_str(ok(&honest).lines().next().unwrap()).unwrap();
+    assert!(measured["val_bpb"].as_f64().unwrap() > 1.0, "{measured}");
+    for (model, why) in [
+        ("peek.pt", "looks ahead"),
+        ("peek_late.pt", "looks ahead"),
+        ("files.pt", "from_file"),
+    ] {
+        // Several times: the checked batches and cuts are random; a cheat must never pass.
+        for _ in 0..3 {
+            let out = measure(model);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{model} was measured: {}", String::from_utf8_lossy(&out.stdout));
+            assert!(stderr.contains(why), "{model}: {stderr}");
+        }
+    }
+}

@@ -4,13 +4,14 @@
 //! message, where the operator reads it: the metrics as JSON on success (exit 0), the reason
 //! and the log's tail on failure (exit 1). Kubernetes keeps at most 4,096 bytes of it.
 //!
-//! `--phase all` (default) trains and measures in one process, `train.py` sandboxed where the OS
-//! allows. A pod usually cannot create user namespaces, so the operator splits the work:
-//! `--phase train` (an init container) prepares the data, deletes the validation split before
-//! `train.py` starts, and leaves the exported model and the summary in `<work-dir>/out/`;
-//! `--phase evaluate` (the pod's container, the only one that mounts the validation volume)
-//! prepares the split there, reads it, deletes it unless the evaluator can be sandboxed, and has
-//! `spore-eval` measure the model.
+//! `--phase all` (default) trains and measures in one process, `train.py` and the evaluator in
+//! the jail; where the jail cannot be built it refuses, unless `--unsandboxed`. A pod usually
+//! cannot create user namespaces, so the operator splits the work and the pod is the boundary:
+//! `--phase train` (an init container, run `--unsandboxed`) prepares the data, deletes the
+//! validation split before `train.py` starts, and leaves the exported model and the summary in
+//! `<work-dir>/out/`; `--phase evaluate` (the pod's container, the only one that mounts the
+//! validation volume) prepares the split there, reads it, deletes it unless the evaluator can be
+//! jailed, and has `spore-eval` measure the model.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,10 +22,11 @@ use clap::{Args, ValueEnum};
 use spore_agent::research::evaluator::Evaluator;
 use spore_agent::research::executor::{Executor, RunAbout, RunSpec};
 use spore_agent::research::local::{LocalExecutor, MODEL_FILE, Measure};
-use spore_agent::research::sandbox::Sandbox;
+use spore_agent::research::jail;
 use spore_agent::research::summary::Summary;
 use spore_agent::research::workspace::{self, Workspace};
 
+use super::jail::JailArgs;
 use super::metric::MetricArgs;
 
 /// Kubernetes's limit on a termination message.
@@ -72,6 +74,8 @@ pub struct ExecArgs {
     termination_log: PathBuf,
     #[command(flatten)]
     metric: MetricArgs,
+    #[command(flatten)]
+    jail: JailArgs,
 }
 
 fn truncated(text: &str) -> &str {
@@ -155,26 +159,28 @@ fn train(args: ExecArgs) -> anyhow::Result<ExitCode> {
     // The data (and the evaluation plan) are prepared here, before the candidate runs.
     let program = args.metric.program().filter(|_| args.phase != Phase::Train);
     let prepared = Workspace::prepare(&harness, &args.python, program.as_deref())?;
-    let (measure, sandbox) = match (args.phase, program) {
+    let train_data = prepared.eval.iter().map(|plan| plan.train_dir.clone()).collect();
+    let (python, jail) = args.jail.training_jail(&args.python, &[harness.as_path()], train_data)?;
+    let measure = match (args.phase, program) {
         // The split the candidate must not have is gone before it starts.
         (Phase::Train, _) => {
             let plan = prepared.eval.as_ref().context("the harness's prepare.py printed no evaluation plan")?;
             std::fs::remove_dir_all(&plan.val_root)
                 .with_context(|| format!("remove the validation split {}", plan.val_root.display()))?;
-            (Measure::ExportOnly, None)
+            Measure::ExportOnly
         }
-        (_, Some(_)) => args.metric.executor_parts(&prepared, margin)?,
-        (_, None) => (Measure::Reported, None),
+        (_, Some(_)) => args.metric.measure(&prepared, margin, jail.clone())?,
+        (_, None) => Measure::Reported,
     };
     let executor = LocalExecutor {
-        python: args.python.clone(),
+        python,
         workspace: harness,
         runs_dir: args.work_dir.join("run"),
         margin,
-        env: Vec::new(),
+        env: prepared.eval.as_ref().map(|plan| plan.data_env()).unwrap_or_default(),
         show_progress: false,
         measure,
-        sandbox,
+        jail,
     };
     let spec = RunSpec {
         label: "train".into(),
@@ -219,11 +225,17 @@ fn evaluate(args: ExecArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("the training step left no summary in {}", out.display()))?;
     let prepared = Workspace::prepare(&harness(&args)?, &args.python, Some(&program))?;
     let plan = prepared.eval.clone().context("the harness's prepare.py printed no evaluation plan")?;
-    let sandboxed = Sandbox::available();
-    let evaluator = Evaluator { program, plan, sandboxed, timeout: Duration::from_secs(args.margin_seconds) };
+    // The evaluator is trusted; the model it loads is not: jailed where possible, else (a pod)
+    // with the split deleted before the model is loaded.
+    let jail = match args.jail.unsandboxed || jail::check().is_err() {
+        true => None,
+        false => args.jail.training_jail(&args.python, &[], Vec::new())?.1,
+    };
+    let jailed = jail.is_some();
+    let evaluator = Evaluator { program, plan, jail, timeout: Duration::from_secs(args.margin_seconds) };
     let runtime = tokio::runtime::Runtime::new()?;
     let split = runtime.block_on(evaluator.read_split()).map_err(anyhow::Error::msg)?;
-    if !sandboxed {
+    if !jailed {
         // The model runs inside the evaluator: without a sandbox, it must find no split to read.
         std::fs::remove_dir_all(&evaluator.plan.val_root)
             .with_context(|| format!("remove {}", evaluator.plan.val_root.display()))?;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 use spore_agent::research::evaluator::{Evaluator, find_program};
+use spore_agent::research::jail::Jail;
 use spore_agent::research::local::Measure;
-use spore_agent::research::sandbox::Sandbox;
 use spore_agent::research::workspace::Workspace;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -35,27 +35,19 @@ impl MetricArgs {
         (self.metric == Metric::Evaluator).then(|| find_program(self.evaluator.as_deref()))
     }
 
-    /// How runs in `workspace` are measured, and their sandbox.
-    pub fn executor_parts(
-        &self,
-        workspace: &Workspace,
-        timeout: Duration,
-    ) -> anyhow::Result<(Measure, Option<Sandbox>)> {
+    /// How runs in `workspace` are measured; the evaluator runs in `jail` (the one `train.py`
+    /// runs in: the model it loads comes from there).
+    pub fn measure(&self, workspace: &Workspace, timeout: Duration, jail: Option<Jail>) -> anyhow::Result<Measure> {
         let Some(program) = self.program() else {
             tracing::warn!("--metric reported: records carry the val_bpb that train.py prints, unverified");
-            return Ok((Measure::Reported, None));
+            return Ok(Measure::Reported);
         };
         let Some(plan) = workspace.eval.clone() else {
             bail!("the workspace's prepare.py printed no evaluation plan");
         };
-        let sandboxed = Sandbox::available();
-        if !sandboxed {
-            tracing::warn!(
-                "this OS refuses unprivileged user namespaces: train.py runs unsandboxed, with the validation \
-                 split only kept out of its environment"
-            );
+        if jail.is_none() {
+            tracing::warn!("--unsandboxed: the model is measured by an evaluator that runs without the jail");
         }
-        let sandbox = sandboxed.then(|| plan.training_sandbox());
-        Ok((Measure::Evaluator(Evaluator { program, plan, sandboxed, timeout }), sandbox))
+        Ok(Measure::Evaluator(Evaluator { program, plan, jail, timeout }))
     }
 }

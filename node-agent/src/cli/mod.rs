@@ -7,6 +7,7 @@ mod admin;
 mod daemon;
 mod exec;
 mod explorer;
+mod jail;
 mod metric;
 mod node_config;
 mod peers;

@@ -19,6 +19,7 @@ use spore_agent::research::workspace::Workspace;
 use spore_agent::verification::service::{Rerun, Verifier, VerifierConfig};
 use tokio_util::sync::CancellationToken;
 
+use super::jail::JailArgs;
 use super::metric::MetricArgs;
 use super::{DataDir, node_config};
 
@@ -122,6 +123,8 @@ pub struct RunArgs {
     deadline_margin: u64,
     #[command(flatten)]
     metric: MetricArgs,
+    #[command(flatten)]
+    jail: JailArgs,
     /// Train nothing of our own: only re-run other nodes' records (spot-checks, challenges).
     #[arg(long)]
     verify_only: bool,
@@ -236,26 +239,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(workspace = %dir.display(), python = %args.python.display(), "preparing the workspace");
         let workspace = Workspace::prepare(&dir, &args.python, args.metric.program().as_deref())?;
         let margin = Duration::from_secs(args.deadline_margin);
-        let (measure, sandbox) = args.metric.executor_parts(&workspace, margin)?;
+        let train_data = workspace.eval.iter().map(|plan| plan.train_dir.clone()).collect();
+        let (python, jail) = args.jail.training_jail(&args.python, &[data_dir.as_path(), dir.as_path()], train_data)?;
+        let env = workspace.eval.as_ref().map(|plan| plan.data_env()).unwrap_or_default();
+        let measure = args.metric.measure(&workspace, margin, jail.clone())?;
         tracing::info!(
             gpu = %workspace.machine.gpu_model,
             class = %workspace.machine.gpu_class,
             torch = %workspace.machine.torch_version,
             cuda = %workspace.machine.cuda_version,
             evaluator = matches!(measure, Measure::Evaluator(_)),
-            sandbox = sandbox.is_some(),
+            jail = jail.is_some(),
             dataset = &workspace.dataset_cid[..8],
             "workspace ready"
         );
         let executor = LocalExecutor {
-            python: args.python.clone(),
+            python,
             workspace: dir,
             runs_dir: data_dir.join("run"),
             margin,
-            env: Vec::new(),
+            env,
             show_progress: true,
             measure,
-            sandbox,
+            jail,
         };
         // Re-runs only mean something when measured here: re-running needs the evaluator.
         if matches!(executor.measure, Measure::Evaluator(_)) {

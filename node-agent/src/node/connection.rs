@@ -29,6 +29,9 @@ const CHUNK_BYTES: usize = 256 * 1024;
 /// busy with one fast peer.
 const CHUNKS_IN_FLIGHT: usize = 4;
 
+/// The writer reports progress to the core at least this often (in bytes written).
+const REPORT_BYTES: u64 = 1024 * 1024;
+
 /// How long one write may take before the peer counts as stalled.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -117,7 +120,7 @@ pub fn spawn(
     let writer_cancel = cancel.clone();
     tokio::spawn(async move {
         let mut header_and_body = Vec::new();
-        let mut written = 0u64;
+        let (mut written, mut written_bytes, mut reported_bytes) = (0u64, 0u64, 0u64);
         loop {
             let body = tokio::select! {
                 biased;
@@ -131,6 +134,7 @@ pub fn spawn(
                 header_and_body.extend_from_slice(&(body.len() as u32).to_be_bytes());
                 header_and_body.extend_from_slice(&body);
                 written += 1;
+                written_bytes += body.len() as u64;
                 if header_and_body.len() < CHUNK_BYTES {
                     next = queue.try_recv().ok();
                 }
@@ -140,8 +144,14 @@ pub fn spawn(
                 writer_cancel.cancel();
                 break;
             }
-            if queue.is_empty() && events.send(DriverEvent::Protocol(Event::Drained { peer, written })).await.is_err() {
-                break;
+            // The core learns what went out when the queue is empty, and after every
+            // megabyte while it is not (what it may still queue for the peer depends on it).
+            if queue.is_empty() || written_bytes - reported_bytes >= REPORT_BYTES {
+                reported_bytes = written_bytes;
+                let drained = Event::Drained { peer, written, bytes: written_bytes };
+                if events.send(DriverEvent::Protocol(drained)).await.is_err() {
+                    break;
+                }
             }
         }
         let _ = write.shutdown().await;

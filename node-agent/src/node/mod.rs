@@ -210,8 +210,13 @@ pub async fn run(
     if !config.genesis {
         let known = known_peers::load(&config.data_dir);
         let public: &[String] = config.protocol.bridge.as_ref().map_or(&[], |b| &b.public_peers);
-        for address in config.peers.iter().chain(known.iter()).chain(public) {
+        // Configured and public peers are redialed whenever they drop; peers merely remembered
+        // from earlier runs are dialed once, within the outbound limit, like any learned peer.
+        for address in config.peers.iter().chain(public) {
             core.add_dial_target(address, true);
+        }
+        for address in &known {
+            core.add_dial_target(address, false);
         }
         // A bridge reaches the public mesh through its public peers only, never the bootstrap.
         if config.peers.is_empty() && known.is_empty() && public.is_empty() && config.bootstrap {

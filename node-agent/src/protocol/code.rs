@@ -1,9 +1,10 @@
 //! Code fetching (Python 0.1.6's `code_request`/`code_response`): a node that wants to re-run a
 //! record asks its peers for the `train.py` behind the record's `code_cid`; a peer that has it
-//! answers (nobody answers "no"). Whatever arrives is stored only if its SHA-256 is the CID it
-//! claims — a mismatch is forgery and costs the sender — so a response can be accepted from
-//! anyone, asked or not. Answers are capped in size; requests come through the ordinary
-//! per-peer message budget.
+//! answers (nobody answers "no"). Code is fetched, never pushed: a `code_response` is read only
+//! for a CID this node asked for and still waits for (at most `max_code_wanted`, for
+//! `code_wait`), and stored only if its SHA-256 is that CID — a mismatch is forgery and costs
+//! the sender. Answers are capped in size and charged to the asker (`Protocol::answer`);
+//! requests come through the ordinary per-peer message budget.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -24,6 +25,11 @@ impl Protocol {
         if !is_cid(code_cid) || artifacts.contains(code_cid) {
             return;
         }
+        if !self.code_wanted.contains_key(code_cid) && self.code_wanted.len() >= self.config.max_code_wanted {
+            tracing::warn!(code_cid, "too many code fetches waiting; not asking");
+            return;
+        }
+        self.code_wanted.insert(code_cid.to_string(), self.now);
         let request = Message::CodeRequest { code_cid: code_cid.to_string() };
         let peers: Vec<PeerId> = self.peers.keys().copied().filter(|p| self.may_ask(*p)).collect();
         for peer in peers {
@@ -39,13 +45,17 @@ impl Protocol {
         let Ok(Some(code)) = artifacts.get(code_cid) else { return };
         if code.len() <= MAX_CODE_BYTES {
             let response = Message::CodeResponse { code_cid: code_cid.to_string(), code: STANDARD.encode(&code) };
-            self.send(peer, &response);
+            self.answer(peer, response.encode_body().into());
         }
     }
 
     pub(super) fn on_code_response(&mut self, peer: PeerId, code_cid: &str, code: &str) {
         let Some(artifacts) = &self.artifacts else { return };
-        if !is_cid(code_cid) || artifacts.contains(code_cid) {
+        if !self.code_wanted.contains_key(code_cid) {
+            self.stats.drop_message(super::refusal::MessageDrop::Unsolicited);
+            return;
+        }
+        if artifacts.contains(code_cid) {
             return;
         }
         let bytes = match STANDARD.decode(code) {
@@ -59,6 +69,7 @@ impl Protocol {
             self.punish(peer, FORGED_CODE_POINTS, "code_response whose SHA-256 is not its code_cid");
             return;
         }
+        self.code_wanted.remove(code_cid);
         match artifacts.put(&bytes) {
             Ok(_) => self.stats.code_fetched += 1,
             Err(e) => tracing::warn!(error = %e, "storing fetched code failed"),

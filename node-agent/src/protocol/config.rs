@@ -7,6 +7,10 @@ use std::time::Duration;
 pub struct ProtocolConfig {
     /// Inbound connections accepted at once (Bitcoin Core's default is 125).
     pub max_inbound: usize,
+    /// Connections one IP address may hold at once (loopback exempt: local tools share it).
+    pub max_inbound_per_ip: usize,
+    /// Addresses learned by PEX waiting to be dialed, at most.
+    pub max_dial_book: usize,
     /// Outbound connections kept at once (configured peers are always dialed).
     pub max_outbound: usize,
     /// Sustained non-record messages per second from one peer, and the burst above it.
@@ -40,6 +44,14 @@ pub struct ProtocolConfig {
     pub max_pex_addresses: usize,
     /// Ids honoured in one `get_records`.
     pub max_get_records: usize,
+    /// Answers (`get_records`, `code_request`) are queued for a peer only while its unwritten
+    /// bytes stay under this, and for all peers together under `max_answer_bytes_total`; each
+    /// answer is also charged to the asker's byte budget.
+    pub max_answer_bytes_per_peer: u64,
+    pub max_answer_bytes_total: u64,
+    /// Code CIDs we asked peers for and still wait for, at most, and how long we wait.
+    pub max_code_wanted: usize,
+    pub code_wait: Duration,
     /// How long a peer that announced a record (`have`) has to send it once asked, before the
     /// next announcer is asked.
     pub announce_timeout: Duration,
@@ -70,6 +82,8 @@ impl Default for ProtocolConfig {
     fn default() -> Self {
         ProtocolConfig {
             max_inbound: 125,
+            max_inbound_per_ip: 8,
+            max_dial_book: 1_024,
             max_outbound: 16,
             messages_per_second: 200.0,
             message_burst: 2_000.0,
@@ -88,6 +102,10 @@ impl Default for ProtocolConfig {
             seen_cache: 100_000,
             max_pex_addresses: 32,
             max_get_records: 256,
+            max_answer_bytes_per_peer: 2 * 1024 * 1024,
+            max_answer_bytes_total: 64 * 1024 * 1024,
+            max_code_wanted: 256,
+            code_wait: Duration::from_secs(120),
             announce_timeout: Duration::from_secs(5),
             max_wanted: 65_536,
             max_asks_per_peer: 1_024,

@@ -48,10 +48,12 @@ pub enum Event {
         peer: PeerId,
         reason: String,
     },
-    /// The peer's send queue ran empty after `written` bodies in all (the driver counts).
+    /// The peer's writer wrote `written` bodies of `bytes` bytes in all (the driver counts):
+    /// sent when its queue runs empty, and after every megabyte while it does not.
     Drained {
         peer: PeerId,
         written: u64,
+        bytes: u64,
     },
     DialFailed {
         address: String,

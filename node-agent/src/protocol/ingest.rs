@@ -163,16 +163,28 @@ impl Protocol {
         Ok(())
     }
 
+    /// Answers with the records asked for that we have: each id once, only well-formed CIDs,
+    /// and each answer charged to the asker ([`Protocol::answer`]); once one is refused, the
+    /// rest of the request is dropped.
     pub(super) fn on_get_records(&mut self, peer: PeerId, ids: &[String]) -> Result<(), StoreError> {
         let public = self.is_public(peer);
+        let mut asked = std::collections::HashSet::new();
         for id in ids.iter().take(self.config.max_get_records) {
+            if !spore_spec::cid::is_cid(id) || !asked.insert(id.as_str()) {
+                continue;
+            }
             if public && !self.may_export(peer, self.store.is_imported(id)?) {
                 continue;
             }
-            if let Some(body) = self.wanted.announced_body(id) {
-                self.send_body(peer, body);
-            } else if let Some(payload) = self.store.payload(id)? {
-                self.send_body(peer, experiment_body(&payload));
+            let body = match self.wanted.announced_body(id) {
+                Some(body) => body,
+                None => match self.store.payload(id)? {
+                    Some(payload) => experiment_body(&payload),
+                    None => continue,
+                },
+            };
+            if !self.answer(peer, body) {
+                break;
             }
         }
         Ok(())

@@ -12,6 +12,7 @@
 //! unusable (unknown fields from newer peers, timestamps ahead of our clock) are dropped and
 //! counted, never punished, so a schema change can never partition the mesh.
 
+mod addresses;
 mod announce;
 mod bridge;
 mod code;
@@ -79,6 +80,8 @@ pub struct Protocol {
     stored_ids: Vec<String>,
     /// Code served to and fetched from peers; none when this node keeps no artifacts.
     artifacts: Option<ArtifactStore>,
+    /// Code CIDs asked of peers, with when we asked: only these are accepted.
+    code_wanted: HashMap<String, Millis>,
 }
 
 impl std::fmt::Debug for Protocol {
@@ -111,6 +114,7 @@ impl Protocol {
             actions: Vec::new(),
             stored_ids: Vec::new(),
             artifacts: None,
+            code_wanted: HashMap::new(),
             config,
         }
     }
@@ -205,7 +209,12 @@ impl Protocol {
                 self.stats.drop_message(refusal::MessageDrop::BadFrame);
                 self.punish(peer, self.config.ban_score, &reason);
             }
-            Event::Drained { peer, written } => self.on_drained(peer, written)?,
+            Event::Drained { peer, written, bytes } => {
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.written_bytes = state.written_bytes.max(bytes);
+                }
+                self.on_drained(peer, written)?
+            }
             Event::DialFailed { address } => self.on_dial_failed(&address),
             Event::Publish(stored) => {
                 self.pending.push((PeerId::MAX, *stored));
@@ -230,8 +239,26 @@ impl Protocol {
     fn send_body(&mut self, peer: PeerId, body: Bytes) {
         if let Some(state) = self.peers.get_mut(&peer).filter(|p| !p.closing) {
             state.enqueued += 1;
+            state.enqueued_bytes += body.len() as u64;
             self.actions.push(Action::Send { peer, body });
         }
+    }
+
+    /// Queues an answer to something `peer` asked, charged to it: its byte budget pays for the
+    /// answer, and none is queued while the bytes it has not read yet (or those of every peer
+    /// together) are over their caps. False when refused: the caller answers no further.
+    fn answer(&mut self, peer: PeerId, body: Bytes) -> bool {
+        let size = body.len() as u64;
+        let total: u64 = self.peers.values().map(PeerState::queued_bytes).sum();
+        let (now, per_peer) = (self.now, self.config.max_answer_bytes_per_peer);
+        let Some(state) = self.peers.get_mut(&peer).filter(|p| !p.closing) else { return false };
+        let fits = state.queued_bytes() + size <= per_peer && total + size <= self.config.max_answer_bytes_total;
+        if !fits || !state.bytes.take(size as f64, now) {
+            self.stats.drop_message(refusal::MessageDrop::AnswerRefused);
+            return false;
+        }
+        self.send_body(peer, body);
+        true
     }
 
     /// Asks the driver to close the connection; from now on the peer is ignored.
@@ -264,6 +291,11 @@ impl Protocol {
             return;
         }
         let inbound = matches!(direction, Direction::Inbound);
+        let from_ip = self.peers.values().filter(|p| p.remote.ip() == remote.ip() && !p.closing).count();
+        if inbound && !remote.ip().is_loopback() && from_ip >= self.config.max_inbound_per_ip {
+            self.actions.push(Action::Disconnect { peer, reason: "connection limit of its address".into() });
+            return;
+        }
         let count = self.peers.values().filter(|p| matches!(p.direction, Direction::Inbound) == inbound).count();
         let limit =
             if inbound { self.config.max_inbound } else { self.config.max_outbound.max(self.persistent_count()) };
@@ -293,8 +325,15 @@ impl Protocol {
         };
         self.send(peer, &hello);
         if !inbound {
-            self.send(peer, &Message::PexRequest);
+            self.ask_for_peers(peer);
         }
+    }
+
+    fn ask_for_peers(&mut self, peer: PeerId) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.pex_asked = true;
+        }
+        self.send(peer, &Message::PexRequest);
     }
 
     fn persistent_count(&self) -> usize {
@@ -334,7 +373,12 @@ impl Protocol {
     }
 
     fn on_frame(&mut self, peer: PeerId, body: &[u8]) -> Result<(), StoreError> {
-        if !self.admit(peer, body.len(), message_tokens(body)) {
+        let message_type = Message::peek_type(body);
+        if !self.admit(peer, body.len(), message_tokens(message_type.as_deref(), body.len())) {
+            return Ok(());
+        }
+        if !self.solicited(peer, message_type.as_deref()) {
+            self.stats.drop_message(refusal::MessageDrop::Unsolicited);
             return Ok(());
         }
         let (message, payload_span) = match Message::decode_with_payload_span(body) {
@@ -395,8 +439,14 @@ impl Protocol {
             Message::GetRecords { ids } => self.on_get_records(peer, &ids)?,
             Message::Have { ids } => self.on_have(peer, &ids)?,
             Message::PexRequest => self.on_pex_request(peer),
-            Message::PexResponse { peer: addresses } if !self.is_public(peer) => self.on_pex_response(&addresses),
-            Message::PexResponse { .. } => {}
+            Message::PexResponse { peer: addresses } => {
+                let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
+                state.pex_asked = false;
+                let teller = state.remote.ip();
+                if !self.is_public(peer) {
+                    self.on_pex_response(teller, &addresses);
+                }
+            }
             Message::Ping => self.send(peer, &Message::Pong),
             Message::Pong => {}
             Message::Signed(event) => self.on_control(peer, *event)?,
@@ -409,6 +459,17 @@ impl Protocol {
             Message::Unknown { message_type, .. } => tracing::debug!(peer, message_type, "unknown message type"),
         }
         Ok(())
+    }
+
+    /// Whether an answer-type message from `peer` answers something we asked: a `pex_response`
+    /// only after our `pex_request`, a `code_response` only while we wait for code (its CID is
+    /// checked once decoded). Anything else is not an answer.
+    fn solicited(&self, peer: PeerId, message_type: Option<&str>) -> bool {
+        match message_type {
+            Some("pex_response") => self.peers.get(&peer).is_some_and(|p| p.pex_asked),
+            Some("code_response") => !self.code_wanted.is_empty(),
+            _ => true,
+        }
     }
 
     /// Notes that `peer` spoke and charges its rate budgets (`size` bytes, `tokens` message
@@ -464,14 +525,17 @@ impl Protocol {
         self.send(peer, &Message::PexResponse { peer: addresses });
     }
 
-    fn on_pex_response(&mut self, addresses: &[String]) {
+    /// Addresses a peer at `teller` offered: dialed once each (never persistent), if they may
+    /// be learned from it ([`addresses::may_learn`]) and the dial book has room.
+    fn on_pex_response(&mut self, teller: IpAddr, offered: &[String]) {
         let connected: Vec<String> = self.peers.values().filter_map(PeerState::listen_address).collect();
         let own = format!("127.0.0.1:{}", self.listen_port);
-        for address in addresses.iter().take(self.config.max_pex_addresses) {
-            if parse_address(address).is_none() || connected.contains(address) || *address == own {
+        for address in offered.iter().take(self.config.max_pex_addresses) {
+            if !addresses::may_learn(teller, address) || connected.contains(address) || *address == own {
                 continue;
             }
-            if !self.dial_book.contains_key(address) {
+            let learned = self.dial_book.values().filter(|t| !t.persistent).count();
+            if !self.dial_book.contains_key(address) && learned < self.config.max_dial_book {
                 self.add_dial_target(address, false);
             }
         }
@@ -558,6 +622,8 @@ impl Protocol {
             self.fetch_missing_parents(None)?;
         }
         self.banned.retain(|_, until| *until > now);
+        let code_wait = self.config.code_wait.as_millis() as Millis;
+        self.code_wanted.retain(|_, asked| now.saturating_sub(*asked) < code_wait);
         self.expire_wanted();
         self.ask_deferred();
         self.flush()
@@ -570,13 +636,14 @@ impl Protocol {
 /// a token and one more per 16 KiB (a list of 256 ids, about 17 KiB, a little over one), so
 /// the ids they move per second (about 50,000 sustained) are bounded without punishing a busy
 /// honest peer that flushes often. Every other message costs one.
-fn message_tokens(body: &[u8]) -> f64 {
-    if body.starts_with(b"{\"type\":\"experiment\"") {
-        0.0
-    } else if body.starts_with(b"{\"type\":\"have\"") || body.starts_with(b"{\"type\":\"get_records\"") {
-        1.0 / 16.0 + body.len() as f64 / (16.0 * 1024.0)
-    } else {
-        1.0
+///
+/// The type is the one the body decodes to ([`Message::peek_type`]; a body with two `type`
+/// keys has none and costs one token before it is refused as garbage).
+fn message_tokens(message_type: Option<&str>, size: usize) -> f64 {
+    match message_type {
+        Some("experiment") => 0.0,
+        Some("have" | "get_records") => 1.0 / 16.0 + size as f64 / (16.0 * 1024.0),
+        _ => 1.0,
     }
 }
 

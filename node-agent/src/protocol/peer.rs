@@ -80,6 +80,12 @@ pub struct PeerState {
     pub closing: bool,
     /// Bodies queued for it so far (compared with the driver's count of bodies written).
     pub enqueued: u64,
+    /// Bytes queued for it so far, and written as the driver last reported.
+    pub enqueued_bytes: u64,
+    pub written_bytes: u64,
+    /// We sent it a `pex_request` and have not had the answer: only then is a `pex_response`
+    /// read.
+    pub pex_asked: bool,
     /// A public peer of the bridge (see `bridge.rs`), not a lab peer.
     pub public: bool,
     /// Records accepted from it, when it is public.
@@ -108,6 +114,9 @@ impl PeerState {
             last_sync_request: None,
             closing: false,
             enqueued: 0,
+            enqueued_bytes: 0,
+            written_bytes: 0,
+            pex_asked: false,
             public: false,
             imports: {
                 let rate = config.bridge.as_ref().map_or(f64::MAX, |b| b.records_per_second);
@@ -133,6 +142,12 @@ impl PeerState {
     /// True when the peer says it speaks our extension `capability`.
     pub fn has_capability(&self, capability: &str) -> bool {
         self.hello.as_ref().is_some_and(|h| h.capabilities.iter().any(|c| c == capability))
+    }
+
+    /// Bytes queued for it and not yet written, as far as the core knows (an upper bound: the
+    /// driver reports progress now and then).
+    pub fn queued_bytes(&self) -> u64 {
+        self.enqueued_bytes.saturating_sub(self.written_bytes)
     }
 
     pub fn silent_for(&self, now: Millis) -> Duration {

@@ -121,10 +121,15 @@ pub enum MessageDrop {
     SyncTooOften,
     /// A frame whose length prefix is over the limit: the stream cannot be read on.
     BadFrame,
+    /// An answer nobody asked for (`pex_response`, `code_response`): never read further.
+    Unsolicited,
+    /// A request whose answer would pass the asker's queued-bytes or byte budget: the rest of
+    /// it is not answered.
+    AnswerRefused,
 }
 
 impl MessageDrop {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 9;
     pub const ALL: [MessageDrop; Self::COUNT] = [
         Self::TooLarge,
         Self::BadField,
@@ -133,6 +138,8 @@ impl MessageDrop {
         Self::RateLimited,
         Self::SyncTooOften,
         Self::BadFrame,
+        Self::Unsolicited,
+        Self::AnswerRefused,
     ];
 
     pub fn label(self) -> &'static str {
@@ -144,6 +151,8 @@ impl MessageDrop {
             Self::RateLimited => "rate_limited",
             Self::SyncTooOften => "sync_too_often",
             Self::BadFrame => "bad_frame",
+            Self::Unsolicited => "unsolicited",
+            Self::AnswerRefused => "answer_refused",
         }
     }
 

@@ -3,8 +3,9 @@
 //! `train.py` exported, and probes the machine with it.
 //!
 //! The validation split is read here, checked against the manifest's SHA-256, and piped into the
-//! evaluator, which runs in a [`Sandbox`] where the split's directory is hidden: the model being
-//! judged executes inside the evaluator and must not find the data by path.
+//! evaluator, which runs in a [`Jail`] that shows it only its own program, its libraries and the
+//! model: the model being judged executes inside the evaluator and must find nothing to read,
+//! the split least of all.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,7 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::sandbox::Sandbox;
+use super::jail::Jail;
 use super::workspace::Machine;
 
 /// What `prepare.py` pins for the profile that runs (its `eval` block).
@@ -34,9 +35,13 @@ pub struct EvalPlan {
 }
 
 impl EvalPlan {
-    /// Where a training process runs: no validation data, training data read-only.
-    pub fn training_sandbox(&self) -> Sandbox {
-        Sandbox { hidden: vec![self.val_root.clone()], read_only: vec![self.train_dir.clone()] }
+    /// The environment that lets the harness find the training data from inside a jail (where
+    /// `$HOME` is a private `/tmp`): the cache root the plan's data lives under.
+    pub fn data_env(&self) -> Vec<(String, String)> {
+        match self.train_dir.parent() {
+            Some(root) => vec![("SPORE_DATA_CACHE".into(), root.display().to_string())],
+            None => Vec::new(),
+        }
     }
 }
 
@@ -55,8 +60,9 @@ pub struct Evaluation {
 pub struct Evaluator {
     pub program: PathBuf,
     pub plan: EvalPlan,
-    /// Run it with the split's directory hidden (where the OS allows).
-    pub sandboxed: bool,
+    /// Where it runs (its program and the model are added); `None` only where no jail can be
+    /// built, and then the caller deletes the split before the model is loaded.
+    pub jail: Option<Jail>,
     pub timeout: Duration,
 }
 
@@ -126,10 +132,21 @@ impl Evaluator {
                 self.plan.val_sha256
             ));
         }
-        let mut command = if self.sandboxed {
-            Sandbox { hidden: vec![self.plan.val_root.clone()], read_only: Vec::new() }.command(&self.program)
-        } else {
-            tokio::process::Command::new(&self.program)
+        let (mut command, _jail_run) = match &self.jail {
+            Some(jail) => {
+                let mut jail = jail.clone();
+                let program = std::fs::canonicalize(&self.program)
+                    .map_err(|e| format!("cannot find the evaluator {}: {e}", self.program.display()))?;
+                let model = std::path::absolute(model).map_err(|e| format!("model path: {e}"))?;
+                jail.read_only.extend([program.clone(), model.clone()]);
+                let cwd = model.parent().unwrap_or(Path::new("/")).to_path_buf();
+                let (mut command, run) = jail.command(&program, &cwd)?;
+                if let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") {
+                    command.env("LD_LIBRARY_PATH", paths);
+                }
+                (command, Some(run))
+            }
+            None => (tokio::process::Command::new(&self.program), None),
         };
         command
             .arg("bpb")

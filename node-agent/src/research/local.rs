@@ -8,13 +8,18 @@
 //! (`time_budget + margin`): a run that hangs silently is killed with its whole process group.
 //! Dropping the future (shutdown) kills the group too.
 //!
-//! How the run is measured is its [`Measure`]. With an [`Evaluator`], the child runs in a
-//! [`Sandbox`] (where the OS allows) in which the
-//! validation split's directory is empty and the training data read-only, and without network;
-//! after it exits, the model it exported (`SPORE_MODEL_PATH`, in the run directory) is measured
-//! by the evaluator and then deleted. The `val_bpb` the script printed is kept only as a hint;
-//! a large difference is logged and written to `run.log`.
+//! The child runs in a [`Jail`] unless the user opted out (`--unsandboxed`): it sees its run
+//! directory (read-write, its size watched here), the harness files in it read-only, the Python
+//! installation and the training data read-only, and nothing else of the machine; no network,
+//! no capabilities, its own PID namespace, resource limits. Jailed or not, its environment is
+//! only what the runner sets (no API keys or tokens of the node reach it).
+//!
+//! How the run is measured is its [`Measure`]. With an [`Evaluator`], after the child exits the
+//! model it exported (`SPORE_MODEL_PATH`, in the run directory) is measured by the evaluator and
+//! then deleted. The `val_bpb` the script printed is kept only as a hint; a large difference is
+//! logged and written to `run.log`.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -27,7 +32,7 @@ use nix::unistd::Pid;
 use super::evaluator::Evaluator;
 use super::executor::{Executor, ExecutorError, RunOutcome, RunSpec, valid_label};
 use super::progress::{ProgressReporter, parse_progress};
-use super::sandbox::Sandbox;
+use super::jail::{Jail, JailRun};
 use super::summary::{Summary, parse_summary};
 
 /// Output kept in memory for the summary and the crash tail (the log file has all of it).
@@ -64,15 +69,21 @@ pub struct LocalExecutor {
     pub runs_dir: PathBuf,
     /// Time allowed beyond the budget (start-up, compilation, evaluation).
     pub margin: Duration,
-    /// Extra environment for the child.
+    /// The child's environment beyond what the runner sets (it inherits nothing of the node's).
     pub env: Vec<(String, String)>,
     /// Show a progress bar / progress lines.
     pub show_progress: bool,
     /// How the run is measured.
     pub measure: Measure,
-    /// Where the child runs: hidden and read-only directories, no network.
-    pub sandbox: Option<Sandbox>,
+    /// Where the child runs; `None` only when the user chose `--unsandboxed`.
+    pub jail: Option<Jail>,
 }
+
+/// How often the run directory's size is checked against the jail's disk limit.
+const DISK_CHECK: Duration = Duration::from_millis(250);
+/// Files a run directory may hold (a run that makes millions of empty files fills the disk's
+/// inode table, not its bytes).
+const MAX_RUN_FILES: u64 = 100_000;
 
 /// Kills the process group when dropped, unless disarmed.
 struct GroupGuard(Option<i32>);
@@ -127,12 +138,8 @@ impl Executor for LocalExecutor {
             .map_err(|source| ExecutorError::Io { path: log_path.display().to_string(), source })?;
         let (reader, writer) = std::io::pipe().map_err(|source| ExecutorError::Io { path: "pipe".into(), source })?;
         let writer_err = writer.try_clone().map_err(|source| ExecutorError::Io { path: "pipe".into(), source })?;
-        let mut command = match &self.sandbox {
-            Some(sandbox) => sandbox.command(&self.python),
-            None => tokio::process::Command::new(&self.python),
-        };
+        let (mut command, _jail_run) = self.command(&dir)?;
         command
-            .env_remove("SPORE_VAL_CACHE")
             .env("SPORE_MODEL_PATH", dir.join(MODEL_FILE))
             .arg("-u")
             .arg("train.py")
@@ -158,10 +165,24 @@ impl Executor for LocalExecutor {
         });
 
         let deadline = Duration::from_secs(spec.time_budget) + self.margin;
-        let waited = tokio::time::timeout(deadline, child.wait()).await;
+        let disk_mb = self.jail.as_ref().map(|j| j.limits.disk_mb);
+        let waited = tokio::time::timeout(deadline, async {
+            tokio::select! {
+                status = child.wait() => Ok(status),
+                over = over_quota(&dir, disk_mb) => Err(over),
+            }
+        })
+        .await;
+        let mut over_disk = None;
         let (exit_code, killed_at_deadline) = match waited {
-            Ok(Ok(status)) => (status.code().or_else(|| signal_of(&status).map(|s| 128 + s)), false),
-            Ok(Err(e)) => return Err(ExecutorError::Other(format!("waiting for train.py: {e}"))),
+            Ok(Ok(Ok(status))) => (status.code().or_else(|| signal_of(&status).map(|s| 128 + s)), false),
+            Ok(Ok(Err(e))) => return Err(ExecutorError::Other(format!("waiting for train.py: {e}"))),
+            Ok(Err(ref over)) => {
+                guard.kill();
+                let _ = child.wait().await;
+                over_disk = Some(over.clone());
+                (None, false)
+            }
             Err(_) => {
                 guard.kill();
                 let _ = child.wait().await;
@@ -170,7 +191,7 @@ impl Executor for LocalExecutor {
         };
         // Whatever the child left behind in its group goes with it.
         let signal = match &waited {
-            Ok(Ok(status)) => signal_of(status),
+            Ok(Ok(Ok(status))) => signal_of(status),
             _ => None,
         };
         guard.kill();
@@ -184,7 +205,9 @@ impl Executor for LocalExecutor {
 
         let parsed = parse_summary(&tail);
         let mut val_bpb = None;
-        let error = if killed_at_deadline {
+        let error = if let Some(over) = over_disk {
+            Some(format!("killed: {over}\n{}", last_lines(&tail, CRASH_TAIL_LINES)))
+        } else if killed_at_deadline {
             Some(format!(
                 "killed at the deadline: no result after {} s (time budget {} s + margin {} s)\n{}",
                 deadline.as_secs(),
@@ -229,6 +252,30 @@ impl Executor for LocalExecutor {
 }
 
 impl LocalExecutor {
+    /// The command that runs `train.py` in `dir`: in the jail (its run directory writable, the
+    /// harness files in it read-only) or, opted out, directly; either way with a clean
+    /// environment.
+    fn command(&self, dir: &Path) -> Result<(tokio::process::Command, Option<JailRun>), ExecutorError> {
+        let Some(jail) = &self.jail else {
+            let mut command = tokio::process::Command::new(&self.python);
+            command.current_dir(dir).env_clear();
+            for name in ["PATH", "HOME", "LANG", "CUDA_VISIBLE_DEVICES"] {
+                if let Some(value) = std::env::var_os(name) {
+                    command.env(name, value);
+                }
+            }
+            return Ok((command, None));
+        };
+        let mut jail = jail.clone();
+        jail.writable.push(dir.to_path_buf());
+        let entries = std::fs::read_dir(dir)
+            .map_err(|source| ExecutorError::Io { path: dir.display().to_string(), source })?;
+        let harness = entries.flatten().map(|e| e.path()).filter(|p| p.file_name() != Some(OsStr::new("train.py")));
+        jail.read_only.extend(harness);
+        let (command, run) = jail.command(&self.python, dir).map_err(ExecutorError::Other)?;
+        Ok((command, Some(run)))
+    }
+
     /// The run's metric as its [`Measure`] says (none for [`Measure::ExportOnly`]).
     async fn measured(&self, dir: &Path, summary: &Summary, log_path: &Path) -> Result<Option<f64>, String> {
         let evaluator = match &self.measure {
@@ -263,6 +310,45 @@ impl LocalExecutor {
         }
         Ok(Some(evaluation.val_bpb))
     }
+}
+
+/// Resolves (with the reason) once `dir` holds more than `disk_mb` MiB or [`MAX_RUN_FILES`]
+/// files; never without a limit.
+async fn over_quota(dir: &Path, disk_mb: Option<u64>) -> String {
+    let Some(disk_mb) = disk_mb else { return std::future::pending().await };
+    loop {
+        tokio::time::sleep(DISK_CHECK).await;
+        let walk = dir.to_path_buf();
+        let Ok((bytes, files)) = tokio::task::spawn_blocking(move || usage(&walk)).await else { continue };
+        if bytes > disk_mb * 1024 * 1024 {
+            return format!("the run directory passed its {disk_mb} MiB limit ({} MiB)", bytes / (1024 * 1024));
+        }
+        if files > MAX_RUN_FILES {
+            return format!("the run directory passed {MAX_RUN_FILES} files");
+        }
+    }
+}
+
+/// Bytes and files under `dir` (stopping early past the file limit): each file counts its
+/// length or its allocated blocks, whichever is more. Symbolic links are not followed.
+fn usage(dir: &Path) -> (u64, u64) {
+    let (mut bytes, mut files) = (0u64, 0u64);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            files += 1;
+            if files > MAX_RUN_FILES {
+                return (bytes, files);
+            }
+            match entry.metadata() {
+                Ok(meta) if meta.is_dir() => stack.push(entry.path()),
+                Ok(meta) => bytes += meta.len().max(std::os::unix::fs::MetadataExt::blocks(&meta) * 512),
+                Err(_) => {}
+            }
+        }
+    }
+    (bytes, files)
 }
 
 fn signal_of(status: &std::process::ExitStatus) -> Option<i32> {

@@ -1,6 +1,6 @@
 //! Research: the runner, the research loop and the proposers — what `spore run` does besides
 //! gossip. [`workspace`] holds the harness and baseline, [`local`] runs `train.py` through the
-//! [`executor::Executor`] trait (in a [`sandbox`]), [`summary`] reads its result, [`evaluator`]
+//! [`executor::Executor`] trait (in a [`jail`]), [`summary`] reads its result, [`evaluator`]
 //! measures the exported model, [`parent`] and [`prompt`] decide
 //! what to build on and what to ask, [`proposer`] produces the change, [`research_loop`] judges,
 //! signs and publishes, storing code and diffs in [`artifacts`].
@@ -9,6 +9,7 @@ pub mod artifacts;
 pub mod diff;
 pub mod evaluator;
 pub mod executor;
+pub mod jail;
 pub mod local;
 pub mod parent;
 pub mod patch;
@@ -16,7 +17,6 @@ pub mod progress;
 pub mod prompt;
 pub mod proposer;
 pub mod research_loop;
-pub mod sandbox;
 pub mod summary;
 #[cfg(test)]
 mod test_support;

@@ -152,7 +152,9 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
                 "train",
                 settings,
                 spec.time_budget_seconds,
-                vec!["--phase".into(), "train".into(), "--code-dir".into(), CODE_DIR.into()],
+                // The pod is this step's jail (restricted, no token, no egress): a container
+                // cannot nest the node-agent's user-namespace jail, so it is waived explicitly.
+                ["--phase", "train", "--code-dir", CODE_DIR, "--unsandboxed"].map(String::from).to_vec(),
                 format!("{SCRATCH_DIR}/data"),
                 mounts,
                 &limits,
@@ -337,7 +339,17 @@ mod tests {
         let args = train.args.as_deref().unwrap();
         assert_eq!(
             args,
-            ["--budget-seconds", "300", "--phase", "train", "--code-dir", CODE_DIR, "--work-dir", SCRATCH_DIR]
+            [
+                "--budget-seconds",
+                "300",
+                "--phase",
+                "train",
+                "--code-dir",
+                CODE_DIR,
+                "--unsandboxed",
+                "--work-dir",
+                SCRATCH_DIR
+            ]
         );
         let args = container.args.as_deref().unwrap();
         assert_eq!(args, ["--budget-seconds", "300", "--phase", "evaluate", "--work-dir", SCRATCH_DIR]);

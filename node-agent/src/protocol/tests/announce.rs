@@ -151,7 +151,10 @@ fn a_peer_whose_queue_is_full_is_not_listened_to() {
 
 #[test]
 fn have_and_get_records_cost_a_fraction_of_a_message_token_by_size() {
-    let tokens = |message: &Message| crate::protocol::message_tokens(&message.encode_body());
+    let tokens = |message: &Message| {
+        let body = message.encode_body();
+        crate::protocol::message_tokens(Message::peek_type(&body).as_deref(), body.len())
+    };
     assert_eq!(tokens(&Message::Experiment(Box::new(record(1)))), 0.0, "records: only the byte budget");
     assert_eq!(tokens(&Message::Ping), 1.0);
     let one = tokens(&Message::Have { ids: vec![record(1).id] });

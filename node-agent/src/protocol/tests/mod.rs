@@ -9,6 +9,8 @@ use super::{Action, Direction, Event, PeerId, Protocol, ProtocolConfig};
 use crate::store::DagStore;
 
 mod announce;
+mod answers;
+mod peer_tables;
 
 fn core(config: ProtocolConfig) -> Protocol {
     Protocol::new(config, Identity::from_seed([1; 32]), 7470, DagStore::open_in_memory().unwrap())
@@ -174,11 +176,11 @@ fn sync_requests_fit_the_peer_and_answers_follow_the_drain() {
     let request = Message::SyncRequest { since: JsonNumber::from(0), after_seq: None };
     let first = on(&mut core, 1, frame(&request));
     assert_eq!(sent_to(&first).iter().filter(|(_, t)| t == "experiment").count(), 2);
-    let second = on(&mut core, 1, Event::Drained { peer: 1, written: u64::MAX });
+    let second = on(&mut core, 1, Event::Drained { peer: 1, written: u64::MAX, bytes: u64::MAX });
     assert_eq!(sent_to(&second).iter().filter(|(_, t)| t == "experiment").count(), 2);
-    let third = on(&mut core, 1, Event::Drained { peer: 1, written: u64::MAX });
+    let third = on(&mut core, 1, Event::Drained { peer: 1, written: u64::MAX, bytes: u64::MAX });
     assert_eq!(sent_to(&third).iter().filter(|(_, t)| t == "experiment").count(), 1);
-    let last = on(&mut core, 1, Event::Drained { peer: 1, written: u64::MAX });
+    let last = on(&mut core, 1, Event::Drained { peer: 1, written: u64::MAX, bytes: u64::MAX });
     let end = last.iter().find_map(|a| match a {
         Action::Send { body, .. } => Message::decode(body).ok(),
         _ => None,

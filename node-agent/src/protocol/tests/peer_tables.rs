@@ -1,0 +1,52 @@
+//! Peer tables an attacker cannot grow or steer: one address holds a few inbound slots, PEX
+//! from a public peer never points inward, and the learned part of the dial book is bounded.
+
+use std::net::SocketAddr;
+
+use super::*;
+
+fn dials(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Dial { address } => Some(address.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn connect_from(core: &mut Protocol, peer: PeerId, remote: SocketAddr, direction: Direction) -> Vec<Action> {
+    core.handle(Event::Connected { peer, remote, direction }, 1_000, 0).unwrap()
+}
+
+#[test]
+fn one_address_holds_a_few_inbound_slots_but_loopback_is_exempt() {
+    let mut core = core(ProtocolConfig { max_inbound_per_ip: 3, ..ProtocolConfig::default() });
+    let attacker = |port| SocketAddr::from(([203, 0, 113, 50], port));
+    for peer in 1..=3 {
+        assert!(!disconnected(&connect_from(&mut core, peer, attacker(50_000 + peer as u16), Direction::Inbound)));
+    }
+    let refused = connect_from(&mut core, 4, attacker(50_004), Direction::Inbound);
+    assert!(disconnected(&refused), "a fourth connection from one address is refused");
+    // Another address still gets in, and so does loopback (local tools), however many.
+    let other = SocketAddr::from(([198, 51, 100, 1], 7000));
+    assert!(!disconnected(&connect_from(&mut core, 5, other, Direction::Inbound)));
+    for peer in 6..=12 {
+        let local = SocketAddr::from(([127, 0, 0, 1], 40_000 + peer as u16));
+        assert!(!disconnected(&connect_from(&mut core, peer, local, Direction::Inbound)));
+    }
+}
+
+#[test]
+fn a_public_peer_cannot_steer_dials_inward_and_learned_addresses_are_bounded() {
+    let mut core = core(ProtocolConfig { max_dial_book: 5, max_outbound: 64, ..ProtocolConfig::default() });
+    let public = SocketAddr::from(([100, 128, 0, 7], 7470));
+    connect_from(&mut core, 1, public, Direction::Outbound { dialed: "100.128.0.7:7470".into() });
+    let mut offered: Vec<String> =
+        ["127.0.0.1:22", "10.0.0.1:7470", "169.254.169.254:80", "internal.lab:7470"].map(String::from).to_vec();
+    offered.extend((1..=20).map(|i| format!("100.129.0.{i}:7470")));
+    on(&mut core, 1, frame(&Message::PexResponse { peer: offered }));
+    let dialed = dials(&core.handle(Event::Tick, 2_000, 0).unwrap());
+    assert_eq!(dialed.len(), 5, "the learned part of the dial book is bounded: {dialed:?}");
+    assert!(dialed.iter().all(|a| a.starts_with("100.129.0.")), "only global addresses: {dialed:?}");
+}

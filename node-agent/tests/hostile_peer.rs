@@ -104,10 +104,10 @@ fn a_hostile_peer_can_neither_freeze_flood_nor_fill_the_node() {
     let mut node = SporeNode::start(Path::new(SPORE), tmp.path(), free_port().unwrap(), &[]);
     let port = node.port;
 
-    // One 8 MiB ping of 650,000 keys, from four connections at once: refused by its size before
+    // One 8 MiB ping of 800,000 keys, from four connections at once: refused by its size before
     // it is parsed (it once took the node minutes).
     during("wide pings", port, || {
-        let body = wide_body("ping", 650_000);
+        let body = wide_body("ping", 800_000);
         assert!(body.len() > 8 * 1024 * 1024 && body.len() < 10 * 1024 * 1024);
         let senders: Vec<JoinHandle<()>> = (0..4)
             .map(|_| {

@@ -10,7 +10,8 @@
 //!   `/dev` (plus `/dev/nvidia*` where the machine has them);
 //! - the paths it is given read-only (the Python installation, the training data, the harness)
 //!   or read-write (its run directory), each at its own path;
-//! - a private `/tmp` of bounded size, which is also `$HOME`.
+//! - a private `/tmp` of bounded size, which is also `$HOME`; the rest of the new root is
+//!   read-only.
 //!
 //! It never sees the data directory (identity, `llm.toml`, the store, other runs), the caller's
 //! `$HOME`, or the validation split. Its environment is cleared (no API keys, no tokens), it has
@@ -208,7 +209,9 @@ impl Jail {
         for (path, writable) in binds {
             command.arg(if writable { "--bind" } else { "--ro-bind" }).arg(path).arg(path);
         }
-        command.arg("--chdir").arg(cwd).arg("--").arg(program);
+        // The new root (a tmpfs holding the mount points' parents) becomes read-only: only the
+        // writable binds and the size-limited /tmp take writes.
+        command.args(["--remount-ro", "/"]).arg("--chdir").arg(cwd).arg("--").arg(program);
         command.env_clear();
         command.envs([
             ("PATH", "/usr/local/bin:/usr/bin:/bin"),

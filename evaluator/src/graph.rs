@@ -3,8 +3,9 @@
 //! here first. Operators of two namespaces are allowed, `aten` (tensor math) and `prim` (the
 //! interpreter's own), except the two `aten` operators that touch files (`from_file`, `save`);
 //! any other namespace (`c10d` networking, `profiler`, custom libraries, ...) is refused. An
-//! archive whose entries are compressed is refused too: `torch.jit.save` stores them plain, and
-//! text this check cannot read must not reach libtorch.
+//! archive with entries stored in another way than plain or deflated (all `torch.jit.save`
+//! writes, and all libtorch reads) is refused too: text this check cannot read must not reach
+//! libtorch.
 
 use std::io::Read;
 use std::path::Path;
@@ -22,22 +23,27 @@ const MAX_CODE_BYTES: u64 = 16 << 20;
 pub fn check_archive(path: &Path) -> Result<(), EvalError> {
     let refuse = |why: String| EvalError::Model(format!("{}: {why}", path.display()));
     let file = std::fs::File::open(path).map_err(|e| refuse(format!("cannot open: {e}")))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| refuse(format!("not a TorchScript archive: {e}")))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| {
+        EvalError::Model(format!("{} is not a loadable TorchScript model (not a zip archive: {e})", path.display()))
+    })?;
     let mut code_files = 0;
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).map_err(|e| refuse(format!("unreadable archive entry: {e}")))?;
-        if entry.compression() != zip::CompressionMethod::Stored {
-            return Err(refuse(format!("entry {} is compressed; torch.jit.save stores entries plain", entry.name())));
+        if !matches!(entry.compression(), zip::CompressionMethod::Stored | zip::CompressionMethod::Deflated) {
+            return Err(refuse(format!("entry {} is compressed with {:?}", entry.name(), entry.compression())));
         }
         let name = entry.name().to_string();
         if !(name.contains("/code/") && name.ends_with(".py")) {
             continue;
         }
-        if entry.size() > MAX_CODE_BYTES {
-            return Err(refuse(format!("code entry {name} is {} bytes", entry.size())));
-        }
         let mut text = String::new();
-        entry.read_to_string(&mut text).map_err(|e| refuse(format!("code entry {name} is not text: {e}")))?;
+        (&mut entry)
+            .take(MAX_CODE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| refuse(format!("code entry {name} is not text: {e}")))?;
+        if text.len() as u64 > MAX_CODE_BYTES {
+            return Err(refuse(format!("code entry {name} is over {MAX_CODE_BYTES} bytes")));
+        }
         check_code(&text).map_err(|why| refuse(format!("{name}: {why}")))?;
         code_files += 1;
     }

@@ -307,11 +307,10 @@ fn in_a_pod_training_and_evaluation_are_separate_steps_and_only_the_second_has_t
 /// quarter of each row), one reads a file; and an honest causal one.
 const CHEATING_MODELS: &str = r#"
 import torch
-V, T = 257, 256
 class Causal(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.emb = torch.nn.Embedding(V, V)
+        self.emb = torch.nn.Embedding(257, 257)
     def forward(self, x):
         return self.emb(x)
 class Peek(torch.nn.Module):
@@ -320,16 +319,16 @@ class Peek(torch.nn.Module):
         self.start = start
     def forward(self, x):
         following = torch.cat([x[:, 1:], x[:, -1:]], dim=1)
-        peek = torch.nn.functional.one_hot(following, V).float() * 20.0
+        peek = torch.nn.functional.one_hot(following, 257).float() * 20.0
         position = torch.arange(x.size(1)).view(1, -1, 1)
         return torch.where(position >= self.start, peek, torch.zeros_like(peek))
 class ReadsFiles(torch.nn.Module):
     def forward(self, x):
         t = torch.from_file("/etc/hostname", False, 1, dtype=torch.uint8)
-        return torch.zeros(x.size(0), x.size(1), V) + t.float().sum()
+        return torch.zeros(x.size(0), x.size(1), 257) + t.float().sum()
 torch.jit.script(Causal()).save("causal.pt")
 torch.jit.script(Peek(0)).save("peek.pt")
-torch.jit.script(Peek(3 * T // 4)).save("peek_late.pt")
+torch.jit.script(Peek(3 * 256 // 4)).save("peek_late.pt")
 torch.jit.script(ReadsFiles()).save("files.pt")
 "#;
 
@@ -338,7 +337,9 @@ fn models_that_look_ahead_or_read_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = prepare(dir.path(), &dir.path().join("data"));
     let plan = &manifest["eval"];
-    let made = Command::new(workspace_python()).args(["-c", CHEATING_MODELS]).current_dir(dir.path()).output().unwrap();
+    // torch.jit.script reads the classes' source: a file, not `-c`.
+    std::fs::write(dir.path().join("models.py"), CHEATING_MODELS).unwrap();
+    let made = Command::new(workspace_python()).arg("models.py").current_dir(dir.path()).output().unwrap();
     ok(&made);
     let measure = |model: &str| {
         Command::new(spore_eval())

@@ -43,6 +43,51 @@ pub enum RecordCommand {
 
 /// Records stored per transaction by `import`.
 const IMPORT_BATCH: usize = 10_000;
+/// Lines `check` reads before it checks them, spread over every core.
+const CHECK_CHUNK: usize = 4_096;
+
+/// `record check` on every core: lines are gathered in chunks, each chunk split into one slice
+/// per thread, and the verdicts printed in input order. Each thread keeps its publishers' keys
+/// prepared across chunks.
+struct ParallelCheck {
+    now: i64,
+    lines: Vec<Vec<u8>>,
+    keys: Vec<spore_spec::verify_chunk::PreparedKeyCache>,
+}
+
+impl ParallelCheck {
+    fn new(now: i64) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ParallelCheck { now, lines: Vec::new(), keys: (0..threads).map(|_| Default::default()).collect() }
+    }
+
+    fn push(&mut self, line: &[u8]) {
+        self.lines.push(line.to_vec());
+    }
+
+    fn is_full(&self) -> bool {
+        self.lines.len() >= CHECK_CHUNK
+    }
+
+    fn flush(&mut self, out: &mut impl Write) -> anyhow::Result<()> {
+        let lines: Vec<&[u8]> = self.lines.iter().map(Vec::as_slice).collect();
+        let per_thread = lines.len().div_ceil(self.keys.len()).max(1);
+        let now = self.now;
+        let reports: Vec<Vec<record_tools::CheckReport>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = lines
+                .chunks(per_thread)
+                .zip(self.keys.iter_mut())
+                .map(|(slice, keys)| scope.spawn(move || record_tools::check_lines(slice, now, keys)))
+                .collect();
+            workers.into_iter().map(|w| w.join().map_err(|_| anyhow::anyhow!("a check thread failed"))).collect::<anyhow::Result<Vec<_>>>()
+        })?;
+        for report in reports.iter().flatten() {
+            writeln!(out, "{}", report.to_json_line())?;
+        }
+        self.lines.clear();
+        Ok(())
+    }
+}
 
 /// Calls `each` with every non-blank line (without its line ending).
 fn for_each_line(mut input: impl BufRead, mut each: impl FnMut(&[u8]) -> anyhow::Result<()>) -> anyhow::Result<()> {
@@ -67,10 +112,15 @@ pub fn run(command: RecordCommand) -> anyhow::Result<ExitCode> {
     match command {
         RecordCommand::Check { file } => {
             let now = spore_agent::node::unix_now();
+            let mut checker = ParallelCheck::new(now);
             for_each_line(open_input(&file)?, |line| {
-                writeln!(stdout, "{}", record_tools::check_line(line, now).to_json_line())?;
+                checker.push(line);
+                if checker.is_full() {
+                    checker.flush(&mut stdout)?;
+                }
                 Ok(())
             })?;
+            checker.flush(&mut stdout)?;
             Ok(ExitCode::SUCCESS)
         }
         RecordCommand::Sign { file, data_dir } => {

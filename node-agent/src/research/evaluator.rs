@@ -139,8 +139,7 @@ impl Evaluator {
                     .map_err(|e| format!("cannot find the evaluator {}: {e}", self.program.display()))?;
                 let model = std::path::absolute(model).map_err(|e| format!("model path: {e}"))?;
                 jail.read_only.extend([program.clone(), model.clone()]);
-                let cwd = model.parent().unwrap_or(Path::new("/")).to_path_buf();
-                let (mut command, run) = jail.command(&program, &cwd)?;
+                let (mut command, run) = jail.command(&program, Path::new("/"))?;
                 if let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") {
                     command.env("LD_LIBRARY_PATH", paths);
                 }

@@ -14,6 +14,18 @@ impl DagStore {
         Ok(stmt.query_row([event_id], |_| Ok(())).optional()?.is_some())
     }
 
+    /// Events stored about `experiment_id`, and signed by `actor`.
+    pub fn control_counts(&self, experiment_id: &str, actor: &str) -> Result<(u64, u64), StoreError> {
+        let count = |sql: &str, key: &str| -> Result<u64, StoreError> {
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            Ok(stmt.query_row([key], |row| row.get::<_, i64>(0))?.max(0) as u64)
+        };
+        Ok((
+            count("SELECT COUNT(*) FROM control_event WHERE experiment_id = ?1", experiment_id)?,
+            count("SELECT COUNT(*) FROM control_event WHERE actor = ?1", actor)?,
+        ))
+    }
+
     /// Stores a verified event; false when its `event_id` was there already (the first wins:
     /// an actor cannot replace its challenge or its vote).
     pub fn insert_control(&self, event: &ControlEvent, received_at: i64) -> Result<bool, StoreError> {

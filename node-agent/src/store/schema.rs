@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS control_event (
     envelope      TEXT NOT NULL                    -- the verified envelope, compact JSON
 );
 CREATE INDEX IF NOT EXISTS control_event_experiment ON control_event(experiment_id);
+CREATE INDEX IF NOT EXISTS control_event_actor ON control_event(actor);
 CREATE TABLE IF NOT EXISTS rejected (
     id           TEXT PRIMARY KEY,                 -- a record a dispute found false
     ground_truth REAL NOT NULL,

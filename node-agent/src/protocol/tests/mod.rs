@@ -10,6 +10,7 @@ use crate::store::DagStore;
 
 mod announce;
 mod answers;
+mod control_caps;
 mod peer_tables;
 
 fn core(config: ProtocolConfig) -> Protocol {

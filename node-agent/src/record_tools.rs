@@ -130,10 +130,10 @@ fn acceptance_error(value: &Value, canonical: &[u8], report: &CheckReport, now: 
     // The signature over the record's own canonical bytes: the verdict above when those are the
     // bytes it was checked over (always, for a record whose CID holds), else checked again.
     let signed = record.canonical_bytes();
-    if signed != canonical || !report.sig_ok {
-        if let Err(e) = check_signature(&record.node_id, &record.signature, &signed) {
-            return Some(e.to_string());
-        }
+    if (signed != canonical || !report.sig_ok)
+        && let Err(e) = check_signature(&record.node_id, &record.signature, &signed)
+    {
+        return Some(e.to_string());
     }
     validate(&record, &ValidationPolicy::default(), now).err().map(|e| e.to_string())
 }

@@ -191,7 +191,16 @@ fn every_bad_input_gets_its_treatment_and_the_node_keeps_serving() {
     let refused = |reason: &str| node.metric(&format!("spore_records_refused_total{{reason=\"{reason}\"}}"));
     let dropped = |reason: &str| node.metric(&format!("spore_messages_dropped_total{{reason=\"{reason}\"}}"));
     let counters = || {
-        let reasons = ["bad_frame", "too_large", "bad_field", "no_type", "garbage", "rate_limited", "sync_too_often", "unsolicited"];
+        let reasons = [
+            "bad_frame",
+            "too_large",
+            "bad_field",
+            "no_type",
+            "garbage",
+            "rate_limited",
+            "sync_too_often",
+            "unsolicited",
+        ];
         reasons.map(|r| format!("{r}={:?}", dropped(r))).join(" ")
     };
     // The two oversize frames (the unasked PEX flood made it dial nobody).
@@ -209,6 +218,9 @@ fn every_bad_input_gets_its_treatment_and_the_node_keeps_serving() {
     assert_eq!(dropped("too_large"), Some(4.0), "oversize ping, get_records and have with 2000 ids, 10 MiB blob");
     assert_eq!(dropped("bad_field"), Some(3.0), "payload not an object, sync since as a string, have numbers");
     assert_eq!(dropped("unsolicited"), Some(2.0), "the two pex_responses nobody asked for");
-    assert!(dropped("garbage").unwrap() >= 6.0, "not JSON, bad UTF-8, BOM, nesting, array, trailing garbage, two types");
+    assert!(
+        dropped("garbage").unwrap() >= 6.0,
+        "not JSON, bad UTF-8, BOM, nesting, array, trailing garbage, two types"
+    );
     assert!(dropped("sync_too_often").unwrap() >= 1.0, "the sync flood");
 }

@@ -68,14 +68,8 @@ impl Node {
         let install = PythonInstall::probe(Path::new(PYTHON), &[&self.data]).unwrap();
         let mut read_only = install.paths;
         read_only.push(self.train_data.clone());
-        let limits = Limits {
-            memory_mb: Some(512),
-            processes: 64,
-            file_size_mb: 64,
-            open_files: 256,
-            tmp_mb: 16,
-            disk_mb: 100,
-        };
+        let limits =
+            Limits { memory_mb: Some(512), processes: 64, file_size_mb: 64, open_files: 256, tmp_mb: 16, disk_mb: 100 };
         LocalExecutor {
             python: install.executable,
             workspace: self.workspace.clone(),
@@ -111,7 +105,8 @@ impl Node {
 }
 
 fn run(executor: &LocalExecutor, label: &str, code: &str) -> (RunOutcome, String) {
-    let spec = RunSpec { label: label.into(), code: code.into(), time_budget: 20, resource: 100, about: RunAbout::default() };
+    let spec =
+        RunSpec { label: label.into(), code: code.into(), time_budget: 20, resource: 100, about: RunAbout::default() };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let outcome = runtime.block_on(executor.run(&spec)).unwrap();
     let log = std::fs::read_to_string(&outcome.log).unwrap();
@@ -189,7 +184,9 @@ for target in targets:
         assert!(path.starts_with(&own) || !path.exists(), "planted outside its own run: {line}");
     }
     assert_eq!(std::fs::read_to_string(own.join("prepare.py")).unwrap(), "VALUE = 7\n");
-    let next = format!("import json, prepare, hashlib\nprint('json from', json.__file__)\nprint('VALUE', prepare.VALUE)\n{SUMMARY}");
+    let next = format!(
+        "import json, prepare, hashlib\nprint('json from', json.__file__)\nprint('VALUE', prepare.VALUE)\n{SUMMARY}"
+    );
     let (outcome, log) = run(&executor, "next", &next);
     assert!(outcome.success(), "the next run is not affected: {:?}", outcome.error);
     assert!(log.contains("json from /usr/lib/python3") && log.contains("VALUE 7"), "{log}");
@@ -296,7 +293,9 @@ except OSError as e:
     assert!(error.contains("100 MiB limit"), "{error}");
 
     // Memory past the limit: the run fails, the node does not.
-    let memory = format!("chunks = []\nfor _ in range(64):\n    chunks.append(bytearray(64 << 20))\nprint('LEAK 4 GiB allocated')\n{SUMMARY}");
+    let memory = format!(
+        "chunks = []\nfor _ in range(64):\n    chunks.append(bytearray(64 << 20))\nprint('LEAK 4 GiB allocated')\n{SUMMARY}"
+    );
     let (outcome, log) = run(&executor, "memory", &memory);
     assert!(!outcome.success(), "allocating 4 GiB under a 512 MiB limit succeeded:\n{log}");
     assert_clean("memory", &log);

@@ -91,9 +91,8 @@ fn big_record(size: usize) -> ExperimentRecord {
 
 fn artifact_count(data_dir: &Path) -> usize {
     fn walk(dir: &Path) -> usize {
-        std::fs::read_dir(dir).map_or(0, |entries| {
-            entries.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()
-        })
+        std::fs::read_dir(dir)
+            .map_or(0, |entries| entries.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum())
     }
     walk(&data_dir.join("artifact"))
 }

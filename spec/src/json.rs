@@ -509,10 +509,7 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_refused_in_small_and_large_objects() {
-        assert_eq!(
-            parse(r#"{"a":1,"b":2,"a":3}"#),
-            Err(JsonError::DuplicateKey { key: "a".into(), at: 13 })
-        );
+        assert_eq!(parse(r#"{"a":1,"b":2,"a":3}"#), Err(JsonError::DuplicateKey { key: "a".into(), at: 13 }));
         let mut large: Vec<String> = (0..100).map(|i| format!("\"k{i}\":{i}")).collect();
         assert!(parse(&format!("{{{}}}", large.join(","))).is_ok());
         large.push("\"k7\":0".into());

@@ -354,11 +354,7 @@ fn models_that_look_ahead_or_read_files_are_refused() {
     let honest = measure("causal.pt");
     let measured: Value = serde_json::from_str(ok(&honest).lines().next().unwrap()).unwrap();
     assert!(measured["val_bpb"].as_f64().unwrap() > 1.0, "{measured}");
-    for (model, why) in [
-        ("peek.pt", "looks ahead"),
-        ("peek_late.pt", "looks ahead"),
-        ("files.pt", "from_file"),
-    ] {
+    for (model, why) in [("peek.pt", "looks ahead"), ("peek_late.pt", "looks ahead"), ("files.pt", "from_file")] {
         // Several times: the checked batches and cuts are random; a cheat must never pass.
         for _ in 0..3 {
             let out = measure(model);

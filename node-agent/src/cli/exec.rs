@@ -21,8 +21,8 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use spore_agent::research::evaluator::Evaluator;
 use spore_agent::research::executor::{Executor, RunAbout, RunSpec};
-use spore_agent::research::local::{LocalExecutor, MODEL_FILE, Measure};
 use spore_agent::research::jail;
+use spore_agent::research::local::{LocalExecutor, MODEL_FILE, Measure};
 use spore_agent::research::summary::Summary;
 use spore_agent::research::workspace::{self, Workspace};
 

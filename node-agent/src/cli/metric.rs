@@ -48,6 +48,6 @@ impl MetricArgs {
         if jail.is_none() {
             tracing::warn!("--unsandboxed: the model is measured by an evaluator that runs without the jail");
         }
-        Ok(Measure::Evaluator(Evaluator { program, plan, jail, timeout }))
+        Ok(Measure::Evaluator(Box::new(Evaluator { program, plan, jail, timeout })))
     }
 }

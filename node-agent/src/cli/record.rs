@@ -79,7 +79,10 @@ impl ParallelCheck {
                 .zip(self.keys.iter_mut())
                 .map(|(slice, keys)| scope.spawn(move || record_tools::check_lines(slice, now, keys)))
                 .collect();
-            workers.into_iter().map(|w| w.join().map_err(|_| anyhow::anyhow!("a check thread failed"))).collect::<anyhow::Result<Vec<_>>>()
+            workers
+                .into_iter()
+                .map(|w| w.join().map_err(|_| anyhow::anyhow!("a check thread failed")))
+                .collect::<anyhow::Result<Vec<_>>>()
         })?;
         for report in reports.iter().flatten() {
             writeln!(out, "{}", report.to_json_line())?;

@@ -24,7 +24,7 @@ pub const MAX_PER_ACTOR: u64 = 100_000;
 impl Protocol {
     /// A signed event from `peer` (or from this node, `PeerId::MAX`).
     pub(super) fn on_control(&mut self, peer: PeerId, event: ControlEvent) -> Result<(), StoreError> {
-        if self.store.has_control(&event.event_id())? {
+        if self.store.has_control(event.event_id())? {
             self.stats.controls_duplicate += 1;
             return Ok(());
         }
@@ -34,7 +34,7 @@ impl Protocol {
             self.punish(peer, FORGED_CONTROL_POINTS, &format!("forged control event: {e}"));
             return Ok(());
         }
-        let (about, by) = self.store.control_counts(&event.experiment_id(), &event.actor())?;
+        let (about, by) = self.store.control_counts(event.experiment_id(), event.actor())?;
         if about >= MAX_PER_EXPERIMENT || by >= MAX_PER_ACTOR {
             self.stats.controls_rejected += 1;
             tracing::debug!(peer, event_id = %event.event_id(), "control event over its experiment's or signer's cap");

@@ -31,8 +31,8 @@ use nix::unistd::Pid;
 
 use super::evaluator::Evaluator;
 use super::executor::{Executor, ExecutorError, RunOutcome, RunSpec, valid_label};
-use super::progress::{ProgressReporter, parse_progress};
 use super::jail::{Jail, JailRun};
+use super::progress::{ProgressReporter, parse_progress};
 use super::summary::{Summary, parse_summary};
 
 /// Output kept in memory for the summary and the crash tail (the log file has all of it).
@@ -52,7 +52,7 @@ pub enum Measure {
     /// The value the script prints (Python 0.1.2's behaviour).
     Reported,
     /// The trusted evaluator's measurement of the exported model, which is then deleted.
-    Evaluator(Evaluator),
+    Evaluator(Box<Evaluator>),
     /// Nothing yet: the exported model is kept in the run directory for an evaluation step that
     /// runs elsewhere (a training pod's evaluation container); the run succeeds without a metric.
     ExportOnly,
@@ -268,8 +268,8 @@ impl LocalExecutor {
         };
         let mut jail = jail.clone();
         jail.writable.push(dir.to_path_buf());
-        let entries = std::fs::read_dir(dir)
-            .map_err(|source| ExecutorError::Io { path: dir.display().to_string(), source })?;
+        let entries =
+            std::fs::read_dir(dir).map_err(|source| ExecutorError::Io { path: dir.display().to_string(), source })?;
         let harness = entries.flatten().map(|e| e.path()).filter(|p| p.file_name() != Some(OsStr::new("train.py")));
         jail.read_only.extend(harness);
         let (command, run) = jail.command(&self.python, dir).map_err(ExecutorError::Other)?;

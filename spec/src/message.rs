@@ -34,6 +34,20 @@ pub fn max_body_size(message_type: &str) -> usize {
     }
 }
 
+/// The envelope's `type` as [`json::top_level_string`] finds it, read straight from the front of
+/// the body when it is laid out as every peer writes it (`{"type":"<plain name>"`), so the
+/// common case costs no pass over the body. A second `type` later in the body is no way around
+/// the cap of the first: the full parse refuses duplicate keys.
+fn envelope_type(text: &str) -> Result<Option<std::borrow::Cow<'_, str>>, json::JsonError> {
+    if let Some(rest) = text.strip_prefix("{\"type\":\"")
+        && let Some(end) = rest.find(['"', '\\'])
+        && rest.as_bytes()[end] == b'"'
+    {
+        return Ok(Some(std::borrow::Cow::Borrowed(&rest[..end])));
+    }
+    Ok(json::top_level_string(text, "type")?.map(std::borrow::Cow::Owned))
+}
+
 /// The outcome a challenger announces in a `dispute`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisputeOutcome {
@@ -189,10 +203,14 @@ impl Message {
     /// ([`Message::peek_type`]), so an oversize body costs one pass and no allocation.
     pub fn decode_with_payload_span(body: &[u8]) -> Result<(Message, Option<std::ops::Range<usize>>), MessageError> {
         let text = std::str::from_utf8(body).map_err(|e| json::JsonError::InvalidUtf8(e.valid_up_to()))?;
-        if let Some(message_type) = json::top_level_string(text, "type")? {
+        if let Some(message_type) = envelope_type(text)? {
             let limit = max_body_size(&message_type);
             if body.len() > limit {
-                return Err(MessageError::TooLarge { message_type, size: body.len(), limit });
+                return Err(MessageError::TooLarge {
+                    message_type: message_type.into_owned(),
+                    size: body.len(),
+                    limit,
+                });
             }
         }
         let (value, spans) = json::parse_with_spans(text)?;
@@ -204,7 +222,7 @@ impl Message {
     /// decided from it). `None` for a body that is not a JSON object with one string `type`.
     pub fn peek_type(body: &[u8]) -> Option<String> {
         let text = std::str::from_utf8(body).ok()?;
-        json::top_level_string(text, "type").ok().flatten()
+        envelope_type(text).ok().flatten().map(std::borrow::Cow::into_owned)
     }
 
     fn from_value(value: Value) -> Result<Message, MessageError> {

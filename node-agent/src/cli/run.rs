@@ -291,6 +291,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             wait_for_signal().await;
             tracing::info!("shutting down");
             on_signal.cancel();
+            // A shutdown that hangs (a wedged task, a stuck store) must not keep the process:
+            // a plain thread ends it after the grace period, and a second signal at once.
+            std::thread::spawn(|| {
+                std::thread::sleep(SHUTDOWN_GRACE);
+                eprintln!("spore: shutdown took over {} s; exiting now", SHUTDOWN_GRACE.as_secs());
+                std::process::exit(1);
+            });
+            wait_for_signal().await;
+            eprintln!("spore: second signal; exiting now");
+            std::process::exit(130);
         });
         let grpc = if args.no_grpc {
             None
@@ -487,6 +497,9 @@ fn hint_port(e: anyhow::Error, port: Option<u16>) -> anyhow::Error {
         _ => e,
     }
 }
+
+/// How long a clean shutdown may take after SIGTERM or Ctrl-C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub(super) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

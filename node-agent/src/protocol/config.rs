@@ -23,6 +23,9 @@ pub struct ProtocolConfig {
     pub sync_batch: usize,
     /// Sync answers served at once; more wait their turn.
     pub max_concurrent_sync_serves: usize,
+    /// A sync answer whose reader takes longer than this to read one page is ended with its
+    /// connection, so slow readers cannot hold every serving slot.
+    pub sync_stall: Duration,
     /// A peer may ask for a sync at most this often.
     pub min_sync_interval: Duration,
     /// How long to wait for a peer's `hello` (0.1.2 peers never send one) before asking it for
@@ -91,6 +94,7 @@ impl Default for ProtocolConfig {
             byte_burst: 256.0 * 1024.0 * 1024.0,
             sync_batch: 256,
             max_concurrent_sync_serves: 4,
+            sync_stall: Duration::from_secs(30),
             min_sync_interval: Duration::from_secs(10),
             hello_wait: Duration::from_millis(500),
             ban_score: 100,

@@ -101,6 +101,8 @@ pub struct Stats {
     pub peers_banned: u64,
     pub controls_accepted: u64,
     pub controls_duplicate: u64,
+    /// Sync answers ended because their reader stalled.
+    pub syncs_stalled: u64,
     pub controls_rejected: u64,
     /// Unsigned 0.1.2 control messages received (and otherwise ignored).
     pub control_hints: u64,

@@ -622,6 +622,7 @@ impl Protocol {
             self.fetch_missing_parents(None)?;
         }
         self.banned.retain(|_, until| *until > now);
+        self.end_stalled_syncs()?;
         let code_wait = self.config.code_wait.as_millis() as Millis;
         self.code_wanted.retain(|_, asked| now.saturating_sub(*asked) < code_wait);
         self.expire_wanted();

@@ -26,6 +26,9 @@ pub(super) struct SyncServe {
     page_end: u64,
     /// When its first page went out.
     started_at: Millis,
+    /// When its last page went out: a reader that takes longer than `sync_stall` to read a
+    /// page loses its slot (one of `max_concurrent_sync_serves`) and its connection.
+    page_at: Millis,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +76,10 @@ impl Protocol {
             Some(seq) => Position::AfterSeq(i64::try_from(seq).unwrap_or(i64::MAX)),
             None => Position::Ordered(None),
         };
-        self.serving.insert(peer, SyncServe { since, position, sent: 0, started: false, page_end: 0, started_at: 0 });
+        self.serving.insert(
+            peer,
+            SyncServe { since, position, sent: 0, started: false, page_end: 0, started_at: 0, page_at: 0 },
+        );
         self.sync_queue.push_back(peer);
         self.start_queued_syncs()
     }
@@ -143,6 +149,7 @@ impl Protocol {
             serve.position = next;
             serve.sent += sent;
             serve.page_end = page_end;
+            serve.page_at = self.now;
         }
         Ok(Some(sent))
     }
@@ -151,6 +158,28 @@ impl Protocol {
     fn exportable(&self, peer: PeerId, payload: &str) -> Result<bool, StoreError> {
         let Ok(record) = spore_spec::ExperimentRecord::from_json(payload) else { return Ok(false) };
         Ok(self.may_export(peer, self.store.is_imported(&record.id)?))
+    }
+
+    /// Ends the answers whose reader has not taken a page for `sync_stall`: their slots go to
+    /// the next in line.
+    pub(super) fn end_stalled_syncs(&mut self) -> Result<(), StoreError> {
+        let stall = self.config.sync_stall.as_millis() as Millis;
+        let now = self.now;
+        let stalled: Vec<PeerId> = self
+            .serving
+            .iter()
+            .filter(|(_, serve)| serve.started && now.saturating_sub(serve.page_at) > stall)
+            .map(|(peer, _)| *peer)
+            .collect();
+        if stalled.is_empty() {
+            return Ok(());
+        }
+        for peer in stalled {
+            self.stats.syncs_stalled += 1;
+            self.serving.remove(&peer);
+            self.disconnect(peer, "too slow to read a sync answer");
+        }
+        self.start_queued_syncs()
     }
 
     /// The driver wrote `written` bodies to `peer` so far: send the next page if the last one

@@ -52,9 +52,13 @@ impl ArtifactStore {
         let io = |source| ArtifactError::Io { cid: cid.clone(), source };
         let dir = path.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).map_err(io)?;
+        // Written whole and on disk before it gets its name, so a crash never leaves a torn
+        // artifact under a CID.
         let tmp = dir.join(format!(".{cid}.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, bytes).map_err(io)?;
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        std::io::Write::write_all(&mut file, bytes).and_then(|()| file.sync_all()).map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
         Ok(cid)
     }
 

@@ -72,17 +72,22 @@ fn malformed_payloads_are_typed_errors() {
 
 #[test]
 fn the_size_cap_comes_before_the_parse_and_one_type_is_all_a_body_may_have() {
-    // A ping of a million keys is refused for its size without being parsed; broken JSON by the
-    // same linear skim.
+    // A ping of a million keys, or of broken JSON, is refused for its size without being parsed;
+    // with its type written last, after one linear skim (broken JSON then fails the skim).
     let keys: Vec<String> = (0..1_000_000).map(|i| format!("\"{i}\":0")).collect();
     let wide = format!(r#"{{"type":"ping","payload":{{{}}}}}"#, keys.join(","));
     assert!(matches!(Message::decode(wide.as_bytes()), Err(MessageError::TooLarge { size, .. }) if size == wide.len()));
+    let last = format!(r#"{{"payload":{{{}}},"type":"ping"}}"#, keys.join(","));
+    assert!(matches!(Message::decode(last.as_bytes()), Err(MessageError::TooLarge { .. })));
     let broken = format!(r#"{{"type":"ping","payload":{{"x":[{}"#, "1,".repeat(5000));
-    assert!(matches!(Message::decode(broken.as_bytes()), Err(MessageError::Json(json::JsonError::UnexpectedEnd))));
+    assert!(matches!(Message::decode(broken.as_bytes()), Err(MessageError::TooLarge { .. })));
+    let broken_last = format!(r#"{{"payload":{{"x":[{}"#, "1,".repeat(5000));
+    assert!(matches!(Message::decode(broken_last.as_bytes()), Err(MessageError::Json(json::JsonError::UnexpectedEnd))));
     // A second `type` would let a body be charged as one type and handled as another.
     let twice = br#"{"type":"experiment","type":"ping","payload":{}}"#;
     assert!(matches!(Message::decode(twice), Err(MessageError::Json(json::JsonError::DuplicateKey { .. }))));
-    assert_eq!(Message::peek_type(twice), None);
+    assert_eq!(Message::peek_type(twice).as_deref(), Some("experiment"), "the first, read from the front");
+    assert_eq!(Message::peek_type(br#"{"payload":{},"type":"ping","type":"x"}"#), None, "skimmed: refused");
     assert_eq!(Message::peek_type(br#"{"payload":{"type":"x"},"type":"ping"}"#).as_deref(), Some("ping"));
     // An experiment over the record cap is refused whatever it holds.
     let big = format!(r#"{{"type":"experiment","payload":{{"diff":"{}"}}}}"#, "x".repeat(MAX_RECORD_MESSAGE_SIZE));

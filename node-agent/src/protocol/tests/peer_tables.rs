@@ -1,5 +1,6 @@
 //! Peer tables an attacker cannot grow or steer: one address holds a few inbound slots, PEX
-//! from a public peer never points inward, and the learned part of the dial book is bounded.
+//! from a public peer never points inward, the learned part of the dial book is bounded, and
+//! slow readers cannot hold the sync slots.
 
 use std::net::SocketAddr;
 
@@ -49,4 +50,26 @@ fn a_public_peer_cannot_steer_dials_inward_and_learned_addresses_are_bounded() {
     let dialed = dials(&core.handle(Event::Tick, 2_000, 0).unwrap());
     assert_eq!(dialed.len(), 5, "the learned part of the dial book is bounded: {dialed:?}");
     assert!(dialed.iter().all(|a| a.starts_with("100.129.0.")), "only global addresses: {dialed:?}");
+}
+
+#[test]
+fn readers_that_stall_lose_their_sync_slot_to_the_next_in_line() {
+    let config = ProtocolConfig { sync_batch: 1, max_concurrent_sync_serves: 1, ..ProtocolConfig::default() };
+    let mut core = core(config);
+    connect(&mut core, 9, Direction::Inbound);
+    for n in 0..3 {
+        on(&mut core, 9, frame(&Message::Experiment(Box::new(record(n)))));
+    }
+    connect(&mut core, 1, Direction::Inbound);
+    connect(&mut core, 2, Direction::Inbound);
+    let request = Message::SyncRequest { since: JsonNumber::from(0), after_seq: None };
+    let first = on(&mut core, 1, frame(&request));
+    assert_eq!(sent_to(&first).iter().filter(|(p, t)| *p == 1 && t == "experiment").count(), 1);
+    // The only slot is taken: the second asker waits.
+    assert!(sent_to(&on(&mut core, 2, frame(&request))).iter().all(|(_, t)| t != "experiment"));
+    // The first never reads its page: after the stall limit it is dropped, the second served.
+    let later = core.handle(Event::Tick, 1_000 + 31_000, 1_773_100_000).unwrap();
+    assert!(later.iter().any(|a| matches!(a, Action::Disconnect { peer: 1, .. })), "{later:?}");
+    assert!(sent_to(&later).iter().any(|(p, t)| *p == 2 && t == "experiment"), "{later:?}");
+    assert_eq!(core.stats().syncs_stalled, 1);
 }

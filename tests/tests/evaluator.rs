@@ -178,6 +178,21 @@ except OSError as e:
 print("VAL_CACHE_ENV", os.environ.get("SPORE_VAL_CACHE"))
 "#;
 
+/// Lines a hostile `train.py` runs first: a module that announces itself, under the names the
+/// harness imports, in every directory of the scratch volume it can write.
+const PLANT: &str = r#"
+import os, pathlib
+_scratch = pathlib.Path(os.getcwd()).parents[1]
+for _dir in [_scratch, _scratch / "harness", _scratch / "out", _scratch / "data", _scratch / "run"]:
+    for _name in ["prepare.py", "json.py", "hashlib.py", "batching.py", "sitecustomize.py"]:
+        try:
+            _dir.mkdir(parents=True, exist_ok=True)
+            (_dir / _name).write_text("import sys\nprint('PLANTED MODULE RAN', file=sys.stderr)\nraise SystemExit(3)\n")
+            print("PLANTED", _dir / _name)
+        except OSError:
+            pass
+"#;
+
 /// The real train.py with [`DATA_PROBE`] run before training.
 fn probing_train_py() -> String {
     let train_py = repo_workspace("train.py").replace("\ndef main():\n", &format!("{DATA_PROBE}\n\ndef main():\n"));
@@ -220,9 +235,22 @@ fn exec(dir: &Path, cache: &Path, train_py: &str) -> (Option<i32>, String) {
 
 /// `spore exec --phase PHASE` on `code/train.py` in `work`: exit code, termination message, log.
 fn spore_exec(phase: &str, code: &Path, work: &Path, cache: &Path) -> (Option<i32>, String, String) {
+    spore_exec_with(phase, code, work, cache, &[])
+}
+
+/// [`spore_exec`] with more arguments.
+fn spore_exec_with(
+    phase: &str,
+    code: &Path,
+    work: &Path,
+    cache: &Path,
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
     let message = work.with_extension(format!("{phase}-termination-log"));
     let out = Command::new(workspace_bin("spore-agent", "spore"))
-        .args(["exec", "--budget-seconds", "3", "--margin-seconds", "120", "--phase", phase, "--python"])
+        .args(["exec", "--budget-seconds", "3", "--margin-seconds", "120", "--phase", phase])
+        .args(extra)
+        .arg("--python")
         .arg(workspace_python())
         .arg("--code-dir")
         .arg(code)
@@ -276,11 +304,13 @@ fn in_a_pod_training_and_evaluation_are_separate_steps_and_only_the_second_has_t
     let (scratch, validation) = (dir.path().join("scratch"), dir.path().join("validation"));
     let code = dir.path().join("code");
     std::fs::create_dir_all(&code).unwrap();
-    std::fs::write(code.join("train.py"), probing_train_py()).unwrap();
+    // The candidate also plants modules wherever it can write in the scratch volume, where the
+    // evaluate step once ran the harness from.
+    std::fs::write(code.join("train.py"), format!("{PLANT}\n{}", probing_train_py())).unwrap();
     let step = |phase: &str, cache: &Path| spore_exec(phase, &code, &scratch, cache);
     // The operator's pod: the train step's cache in the scratch volume, the evaluate step's in
-    // the validation volume.
-    let (code_rc, message, log) = step("train", &scratch.join("data"));
+    // the validation volume; the train step runs as the pod runs it, outside the jail.
+    let (code_rc, message, log) = spore_exec_with("train", &code, &scratch, &scratch.join("data"), &["--unsandboxed"]);
     assert_eq!(code_rc, Some(0), "{message}\n{log}");
     let trained: Value = serde_json::from_str(&message).unwrap();
     assert!(trained["num_steps"].as_i64().unwrap() > 0 && trained.get("val_bpb").is_none(), "{trained}");
@@ -290,8 +320,10 @@ fn in_a_pod_training_and_evaluation_are_separate_steps_and_only_the_second_has_t
     assert!(!scratch.join("data-val").exists());
     assert!(scratch.join("out/model.pt").is_file() && scratch.join("out/summary.json").is_file());
 
+    assert!(log.contains("PLANTED"), "the candidate planted its modules: {log}");
     let (code_rc, message, log) = step("evaluate", &validation.join("data"));
     assert_eq!(code_rc, Some(0), "{message}\n{log}");
+    assert!(!log.contains("PLANTED MODULE RAN"), "the evaluate step ran a planted module: {log}");
     let measured: Value = serde_json::from_str(&message).unwrap();
     assert!(measured["val_bpb"].as_f64().unwrap() > 1.0, "{measured}");
     assert_eq!(measured["num_steps"], trained["num_steps"]);

@@ -10,8 +10,9 @@
 //! `--phase train` (an init container, run `--unsandboxed`) prepares the data, deletes the
 //! validation split before `train.py` starts, and leaves the exported model and the summary in
 //! `<work-dir>/out/`; `--phase evaluate` (the pod's container, the only one that mounts the
-//! validation volume) prepares the split there, reads it, deletes it unless the evaluator can be
-//! jailed, and has `spore-eval` measure the model.
+//! validation volume) writes the built-in harness afresh where the training step could not
+//! (`--eval-harness-dir`), prepares the split with it, reads it, deletes it unless the evaluator
+//! can be jailed, and has `spore-eval` measure the model: nothing the training step wrote runs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +60,11 @@ pub struct ExecArgs {
     /// Directory with the harness (`prepare.py`, …); default: the files built into spore.
     #[arg(long)]
     harness_dir: Option<PathBuf>,
+    /// Phase `evaluate`: where the harness built into spore is written afresh (emptied first)
+    /// and run from; give a directory the training step cannot write (default: a new directory
+    /// under $TMPDIR). Never the scratch volume: a candidate could have planted modules there.
+    #[arg(long)]
+    eval_harness_dir: Option<PathBuf>,
     /// Python interpreter with torch.
     #[arg(long, env = "SPORE_PYTHON", default_value = "python3")]
     python: PathBuf,
@@ -103,6 +109,20 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
             Err(e)
         }
     }
+}
+
+/// The evaluate phase's harness: the built-in files, written into a directory emptied first, so
+/// nothing the training step wrote is beside `prepare.py` when it runs.
+fn fresh_harness(args: &ExecArgs) -> anyhow::Result<PathBuf> {
+    let dir = match &args.eval_harness_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("spore-eval-harness-{}", std::process::id())),
+    };
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("empty {}", dir.display()))?;
+    }
+    workspace::materialize(&dir)?;
+    Ok(dir)
 }
 
 fn harness(args: &ExecArgs) -> anyhow::Result<PathBuf> {
@@ -223,7 +243,7 @@ fn evaluate(args: ExecArgs) -> anyhow::Result<ExitCode> {
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .with_context(|| format!("the training step left no summary in {}", out.display()))?;
-    let prepared = Workspace::prepare(&harness(&args)?, &args.python, Some(&program))?;
+    let prepared = Workspace::prepare(&fresh_harness(&args)?, &args.python, Some(&program))?;
     let plan = prepared.eval.clone().context("the harness's prepare.py printed no evaluation plan")?;
     // The evaluator is trusted; the model it loads is not: jailed where possible, else (a pod)
     // with the split deleted before the model is loaded.

@@ -39,6 +39,12 @@ pub const CODE_DIR: &str = "/spore/candidate";
 pub const SCRATCH_DIR: &str = "/scratch";
 /// The evaluation container's own volume: its data cache with the validation split.
 pub const VALIDATION_DIR: &str = "/validation";
+/// Where the evaluation container writes the harness it runs, in its own volume.
+pub const EVAL_HARNESS_DIR: &str = "/validation/harness";
+/// Size limits of the pod's volumes: the training step's scratch (its run, data cache and
+/// model) and the evaluation step's own (the validation split and the harness).
+pub const SCRATCH_SIZE: &str = "32Gi";
+pub const VALIDATION_SIZE: &str = "8Gi";
 
 /// What the controller needs besides the Experiment itself.
 #[derive(Debug, Clone)]
@@ -92,8 +98,7 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
         ..Toleration::default()
     }];
     tolerations.extend(node.map(|n| n.spec.tolerations.clone()).unwrap_or_default());
-    let scratch_volume =
-        Volume { name: "scratch".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() };
+    let scratch_volume = Volume { name: "scratch".into(), empty_dir: Some(bounded(SCRATCH_SIZE)), ..Volume::default() };
     let scratch_mount =
         VolumeMount { name: "scratch".into(), mount_path: SCRATCH_DIR.into(), ..VolumeMount::default() };
     let (volumes, mounts) = match code_config_map(experiment) {
@@ -119,11 +124,7 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
     };
     let mut volumes = volumes.unwrap_or_default();
     volumes.push(scratch_volume);
-    volumes.push(Volume {
-        name: "validation".into(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Volume::default()
-    });
+    volumes.push(Volume { name: "validation".into(), empty_dir: Some(bounded(VALIDATION_SIZE)), ..Volume::default() });
     let mut mounts = mounts.unwrap_or_default();
     mounts.push(scratch_mount.clone());
     Pod {
@@ -163,7 +164,8 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
                 "evaluate",
                 settings,
                 spec.time_budget_seconds,
-                vec!["--phase".into(), "evaluate".into()],
+                // The harness runs from the validation volume, which the train step never mounts.
+                ["--phase", "evaluate", "--eval-harness-dir", EVAL_HARNESS_DIR].map(String::from).to_vec(),
                 format!("{VALIDATION_DIR}/data"),
                 vec![
                     scratch_mount,
@@ -180,6 +182,11 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
         }),
         status: None,
     }
+}
+
+/// An emptyDir that the kubelet evicts the pod for filling past `size`.
+fn bounded(size: &str) -> EmptyDirVolumeSource {
+    EmptyDirVolumeSource { size_limit: Some(Quantity(size.into())), ..EmptyDirVolumeSource::default() }
 }
 
 /// One `spore exec` step of the pod, restricted, its data cache at `data_cache`.
@@ -352,7 +359,19 @@ mod tests {
             ]
         );
         let args = container.args.as_deref().unwrap();
-        assert_eq!(args, ["--budget-seconds", "300", "--phase", "evaluate", "--work-dir", SCRATCH_DIR]);
+        assert_eq!(
+            args,
+            [
+                "--budget-seconds",
+                "300",
+                "--phase",
+                "evaluate",
+                "--eval-harness-dir",
+                EVAL_HARNESS_DIR,
+                "--work-dir",
+                SCRATCH_DIR
+            ]
+        );
         let cache = |c: &Container| c.env.as_deref().unwrap()[0].clone();
         assert_eq!(
             (cache(train).name.as_str(), cache(train).value.as_deref()),
@@ -371,6 +390,10 @@ mod tests {
         let volumes = spec.volumes.unwrap();
         assert!(volumes.iter().any(|v| v.name == "scratch" && v.empty_dir.is_some()));
         assert!(volumes.iter().any(|v| v.name == "validation" && v.empty_dir.is_some()));
+        // Every emptyDir is bounded; the harness the evaluation runs lives where training never
+        // writes.
+        assert!(volumes.iter().filter_map(|v| v.empty_dir.as_ref()).all(|d| d.size_limit.is_some()));
+        assert!(EVAL_HARNESS_DIR.starts_with(VALIDATION_DIR));
         assert_eq!(train.security_context, container.security_context);
         let security = container.security_context.as_ref().unwrap();
         assert_eq!(security.read_only_root_filesystem, Some(true));

@@ -1,7 +1,7 @@
 """`spore record check`'s work in the Python reference peer: parse each line and verify its CID
 and signature, as `spore.record.ExperimentRecord` does.
 
-    record_check_reference.py generate FILE N   write N signed records (~2.5 KB each, 8 publishers)
+    record_check_reference.py generate FILE N   write N signed records (about 2.5 KB each, 8 publishers)
     record_check_reference.py check FILE        check every line; print `<lines> <seconds>`
 
 Run with the reference virtualenv: benches/record-check.sh does.
@@ -22,9 +22,9 @@ def generate(path, count):
     with open(path, "w") as out:
         for n in range(count):
             rec = sample_record(keys[n % len(keys)], n)
-            rec.diff = rec.diff * 4
+            rec.diff = rec.diff * 2
             rec.sign(keys[n % len(keys)])
-            out.write(rec.to_json() + "\n")
+            out.write(json.dumps(json.loads(rec.to_json()), separators=(",", ":")) + "\n")
 
 
 def check(path):

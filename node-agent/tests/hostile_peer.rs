@@ -205,3 +205,40 @@ fn a_hostile_peer_can_neither_freeze_flood_nor_fill_the_node() {
     assert!(unsolicited >= 1.0, "the pushed code and the unasked PEX were counted: {unsolicited}");
     node.stop();
 }
+
+/// A `hello` naming another node, as a stranger would send it to lock that node out.
+fn impersonation(node_id: &str) -> Vec<u8> {
+    format!(
+        r#"{{"type":"hello","payload":{{"node_id":"{node_id}","listen_port":7470,"capabilities":["sync-seq"],"agent":"x"}}}}"#
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_stranger_claiming_a_nodes_id_cannot_lock_it_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut target = SporeNode::start(Path::new(SPORE), &tmp.path().join("a"), free_port().unwrap(), &[]);
+    // The honest node's identity exists before it runs; the stranger claims it first.
+    let honest_dir = tmp.path().join("b");
+    spore_tests::nodes::init_identity(Path::new(SPORE), &honest_dir);
+    let honest_id = std::fs::read_to_string(honest_dir.join("identity/node_id")).unwrap().trim().to_string();
+    let mut stranger = Client::connect(target.port).unwrap();
+    stranger.send_body(&impersonation(&honest_id));
+    assert!(stranger.ping(Duration::from_secs(5)).is_some(), "a bare claim is taken at first");
+    // The honest node dials in and proves its key: it is kept, the stranger is dropped.
+    let mut honest = SporeNode::start(Path::new(SPORE), &honest_dir, free_port().unwrap(), &[target.address()]);
+    let proven = || {
+        target.status()["peers"]
+            .as_array()
+            .is_some_and(|peers| peers.iter().any(|p| p["node_id"] == honest_id.as_str() && p["authenticated"] == true))
+    };
+    spore_tests::nodes::wait_until(Duration::from_secs(15), "the honest node connected and proved its key", proven);
+    assert_eq!(stranger.wait_for_type("pong", Duration::from_secs(3)), None, "the stranger's connection is closed");
+    // A stranger who claims it again now is refused at once.
+    let mut again = Client::connect(target.port).unwrap();
+    again.send_body(&impersonation(&honest_id));
+    assert_eq!(again.wait_for_type("pong", Duration::from_secs(3)), None);
+    assert!(proven(), "the honest node stays");
+    honest.stop();
+    target.stop();
+}

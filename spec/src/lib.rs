@@ -18,6 +18,7 @@ pub mod control;
 pub mod encode;
 pub mod frame;
 pub mod gpu_class;
+pub mod handshake;
 pub mod identity;
 pub mod json;
 pub mod message;

@@ -25,7 +25,7 @@ pub const MAX_RECORD_MESSAGE_SIZE: usize = 1024 * 1024;
 /// know is read only to be logged.
 pub fn max_body_size(message_type: &str) -> usize {
     match message_type {
-        "ping" | "pong" | "pex_request" | "sync_request" | "sync_response" | "hello" => 4 * 1024,
+        "ping" | "pong" | "pex_request" | "sync_request" | "sync_response" | "hello" | "auth" => 4 * 1024,
         "get_records" | "have" | "code_request" => 64 * 1024,
         "code_response" => 2 * 1024 * 1024,
         "challenge" | "challenge_response" | "dispute" | "verification" => 16 * 1024,
@@ -82,12 +82,18 @@ pub enum Message {
         count: u64,
         last_seq: Option<u64>,
     },
-    /// Our extension, sent first on every connection: who we are and where we listen.
+    /// Our extension, sent first on every connection: who we are and where we listen, and a
+    /// fresh nonce for the other side to sign (`crate::handshake`).
     Hello {
         node_id: String,
         listen_port: u16,
         capabilities: Vec<String>,
         agent: String,
+        nonce: Option<String>,
+    },
+    /// Our extension: the answer to the other side's `hello` nonce, proving our `node_id`.
+    Auth {
+        signature: String,
     },
     /// Our extension: ask for records by CID (orphans' parents, announced records).
     GetRecords {
@@ -174,6 +180,7 @@ impl Message {
             Message::SyncRequest { .. } => "sync_request",
             Message::SyncResponse { .. } => "sync_response",
             Message::Hello { .. } => "hello",
+            Message::Auth { .. } => "auth",
             Message::GetRecords { .. } => "get_records",
             Message::Have { .. } => "have",
             Message::PexRequest => "pex_request",
@@ -275,7 +282,13 @@ impl Message {
                     .ok_or_else(|| p.bad("listen_port", "a port number"))?,
                 capabilities: p.string_list("capabilities")?,
                 agent: p.string("agent").unwrap_or_default(),
+                nonce: match payload.get("nonce") {
+                    None => None,
+                    Some(Value::String(nonce)) if nonce.len() <= 128 => Some(nonce.clone()),
+                    Some(_) => return Err(p.bad("nonce", "a string of at most 128 characters")),
+                },
             },
+            "auth" => Message::Auth { signature: p.string("signature")? },
             "get_records" => Message::GetRecords { ids: p.string_list("ids")? },
             "have" => Message::Have { ids: p.string_list("ids")? },
             "pex_request" => Message::PexRequest,
@@ -349,12 +362,16 @@ impl Message {
                     w.number("last_seq", &JsonNumber::Int(seq.to_string()));
                 }
             }
-            Message::Hello { node_id, listen_port, capabilities, agent } => {
+            Message::Hello { node_id, listen_port, capabilities, agent, nonce } => {
                 w.string("node_id", node_id);
                 w.number("listen_port", &JsonNumber::Int(listen_port.to_string()));
                 w.string_list("capabilities", capabilities);
                 w.string("agent", agent);
+                if let Some(nonce) = nonce {
+                    w.string("nonce", nonce);
+                }
             }
+            Message::Auth { signature } => w.string("signature", signature),
             Message::GetRecords { ids } | Message::Have { ids } => w.string_list("ids", ids),
             Message::PexResponse { peer } => w.string_list("peer", peer),
             Message::Challenge { experiment_id, challenger_id, challenger_bpb, challenger_gpu } => {
@@ -423,6 +440,7 @@ fn write_signed(out: &mut Vec<u8>, event: &ControlEvent) {
 fn static_type(message_type: &str) -> &'static str {
     match message_type {
         "hello" => "hello",
+        "auth" => "auth",
         "get_records" => "get_records",
         "have" => "have",
         "sync_request" => "sync_request",

@@ -47,6 +47,12 @@ fn stop_child(child: &mut Child, signal: Signal) {
     let _ = child.wait();
 }
 
+/// `spore init --data-dir D`: the identity, store and config of a node that has not run yet.
+pub fn init_identity(bin: &Path, data_dir: &Path) {
+    let status = Command::new(bin).args(["init", "--data-dir"]).arg(data_dir).status().expect("run spore init");
+    assert!(status.success(), "spore init --data-dir {} failed", data_dir.display());
+}
+
 /// A `spore run --no-train` process.
 #[derive(Debug)]
 pub struct SporeNode {

@@ -206,7 +206,9 @@ pub async fn run(
     let local = listener.local_addr()?;
     tracing::info!(node_id = %identity.node_id(), %local, "node listening");
     let artifacts = crate::research::artifacts::ArtifactStore::new(&config.data_dir);
-    let mut core = Protocol::new(config.protocol.clone(), identity, local.port(), store).with_artifacts(artifacts);
+    let mut core = Protocol::new(config.protocol.clone(), identity, local.port(), store)
+        .with_artifacts(artifacts)
+        .with_nonce_key(rand::random());
     if !config.genesis {
         let known = known_peers::load(&config.data_dir);
         let public: &[String] = config.protocol.bridge.as_ref().map_or(&[], |b| &b.public_peers);

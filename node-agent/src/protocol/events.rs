@@ -103,6 +103,9 @@ pub struct Stats {
     pub controls_duplicate: u64,
     /// Sync answers ended because their reader stalled.
     pub syncs_stalled: u64,
+    /// Peers that proved their `node_id`, and `auth` answers that did not.
+    pub peers_authenticated: u64,
+    pub auth_failed: u64,
     pub controls_rejected: u64,
     /// Unsigned 0.1.2 control messages received (and otherwise ignored).
     pub control_hints: u64,

@@ -19,6 +19,7 @@ mod code;
 mod config;
 mod control;
 mod events;
+mod handshake;
 pub mod id_set;
 mod ingest;
 mod peer;
@@ -29,6 +30,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
+use sha2::Digest;
 use spore_spec::{Identity, KeyCache, Message, ValidationPolicy};
 
 pub use announce::AnnounceStats;
@@ -42,7 +44,8 @@ use crate::store::{DagStore, StoreError, StoredRecord};
 use sync::SyncServe;
 
 /// Capabilities we announce in `hello`.
-pub const CAPABILITIES: [&str; 3] = ["sync-seq", "get_records", announce::ANNOUNCE];
+pub const CAPABILITIES: [&str; 4] =
+    ["sync-seq", "get_records", announce::ANNOUNCE, spore_spec::handshake::AUTH_CAPABILITY];
 
 /// A peer we keep dialing (configured, known, or learned by PEX).
 #[derive(Debug, Clone)]
@@ -82,6 +85,10 @@ pub struct Protocol {
     artifacts: Option<ArtifactStore>,
     /// Code CIDs asked of peers, with when we asked: only these are accepted.
     code_wanted: HashMap<String, Millis>,
+    /// Secret of the `hello` nonces (random from the driver; derived from the identity where
+    /// none is given, as in simulations).
+    nonce_key: [u8; 32],
+    nonces_made: u64,
 }
 
 impl std::fmt::Debug for Protocol {
@@ -90,8 +97,14 @@ impl std::fmt::Debug for Protocol {
     }
 }
 
+/// The default secret of the `hello` nonces: the identity's seed, hashed with a domain tag.
+fn identity_seed(identity: &Identity) -> Vec<u8> {
+    format!("spore-nonce-key\n{}", identity.seed_hex()).into_bytes()
+}
+
 impl Protocol {
     pub fn new(config: ProtocolConfig, identity: Identity, listen_port: u16, store: DagStore) -> Self {
+        let nonce_key = sha2::Sha256::digest(identity_seed(&identity)).into();
         Protocol {
             node_id: identity.node_id(),
             identity,
@@ -115,8 +128,16 @@ impl Protocol {
             stored_ids: Vec::new(),
             artifacts: None,
             code_wanted: HashMap::new(),
+            nonce_key,
+            nonces_made: 0,
             config,
         }
+    }
+
+    /// Makes the `hello` nonces from `key` (random bytes from the driver).
+    pub fn with_nonce_key(mut self, key: [u8; 32]) -> Self {
+        self.nonce_key = key;
+        self
     }
 
     /// Serves and fetches code from `artifacts`.
@@ -316,12 +337,15 @@ impl Protocol {
         };
         let mut state = PeerState::new(remote, direction, self.now, &self.config);
         state.public = public;
+        state.nonce = self.fresh_nonce(peer);
+        let nonce = Some(state.nonce.clone());
         self.peers.insert(peer, state);
         let hello = Message::Hello {
             node_id: self.node_id.clone(),
             listen_port: self.listen_port,
             capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
             agent: format!("spore-rs/{}", env!("CARGO_PKG_VERSION")),
+            nonce,
         };
         self.send(peer, &hello);
         if !inbound {
@@ -433,9 +457,10 @@ impl Protocol {
             }
             Message::SyncRequest { since, after_seq } => self.on_sync_request(peer, &since, after_seq)?,
             Message::SyncResponse { last_seq, .. } => self.on_sync_response(peer, last_seq)?,
-            Message::Hello { node_id, listen_port, capabilities, .. } => {
-                self.on_hello(peer, Hello { node_id, listen_port, capabilities })?
+            Message::Hello { node_id, listen_port, capabilities, nonce, .. } => {
+                self.on_hello(peer, Hello { node_id, listen_port, capabilities }, nonce)?
             }
+            Message::Auth { signature } => self.on_auth(peer, &signature)?,
             Message::GetRecords { ids } => self.on_get_records(peer, &ids)?,
             Message::Have { ids } => self.on_have(peer, &ids)?,
             Message::PexRequest => self.on_pex_request(peer),
@@ -484,32 +509,6 @@ impl Protocol {
             return false;
         }
         true
-    }
-
-    fn on_hello(&mut self, peer: PeerId, hello: Hello) -> Result<(), StoreError> {
-        if hello.node_id == self.node_id {
-            self.disconnect(peer, "connected to ourselves");
-            return Ok(());
-        }
-        let duplicate = self
-            .peers
-            .iter()
-            .any(|(id, p)| *id != peer && p.hello.as_ref().is_some_and(|h| h.node_id == hello.node_id));
-        let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
-        state.hello = Some(hello);
-        if duplicate {
-            self.disconnect(peer, "already connected to this node");
-            return Ok(());
-        }
-        // A peer that speaks our dialect gets a cursor-based sync right away, whichever side
-        // dialed (0.1.2 peers are only asked on connections we opened, as Python does).
-        if state.sync_requested_at.is_none()
-            && (state.has_capability("sync-seq") || matches!(state.direction, Direction::Outbound { .. }))
-            && self.may_ask(peer)
-        {
-            self.request_sync(peer)?;
-        }
-        Ok(())
     }
 
     fn on_pex_request(&mut self, peer: PeerId) {

@@ -86,6 +86,10 @@ pub struct PeerState {
     /// We sent it a `pex_request` and have not had the answer: only then is a `pex_response`
     /// read.
     pub pex_asked: bool,
+    /// The nonce our `hello` asked it to sign.
+    pub nonce: String,
+    /// Its `auth` proved the `node_id` of its `hello` (`spore_spec::handshake`).
+    pub authenticated: bool,
     /// A public peer of the bridge (see `bridge.rs`), not a lab peer.
     pub public: bool,
     /// Records accepted from it, when it is public.
@@ -117,6 +121,8 @@ impl PeerState {
             enqueued_bytes: 0,
             written_bytes: 0,
             pex_asked: false,
+            nonce: String::new(),
+            authenticated: false,
             public: false,
             imports: {
                 let rate = config.bridge.as_ref().map_or(f64::MAX, |b| b.records_per_second);

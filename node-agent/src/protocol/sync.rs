@@ -11,7 +11,7 @@
 use spore_spec::{JsonNumber, Message};
 
 use super::ingest::experiment_body;
-use super::{Direction, Millis, PeerId, Protocol};
+use super::{Millis, PeerId, Protocol};
 use crate::store::{StoreError, SyncCursor};
 
 /// Where an answer in progress stands.
@@ -199,8 +199,10 @@ impl Protocol {
             self.stats.syncs_received += 1;
             self.stats.sync_received_millis += self.now.saturating_sub(asked_at);
         }
-        let asked = state.sync_requested_at.is_some() && matches!(state.direction, Direction::Outbound { .. });
-        if let (true, Some(hello), Some(seq)) = (asked, &state.hello, last_seq) {
+        // A cursor is kept only for a node that proved its id: a peer claiming another's id
+        // must not move that node's cursor.
+        let trusted = state.sync_requested_at.is_some() && state.authenticated;
+        if let (true, Some(hello), Some(seq)) = (trusted, &state.hello, last_seq) {
             let node_id = hello.node_id.clone();
             self.store.set_sync_cursor(&node_id, i64::try_from(seq).unwrap_or(i64::MAX))?;
         }

@@ -117,8 +117,22 @@ fn sync_response_end_marker_round_trips() {
         listen_port: 7470,
         capabilities: vec!["sync-seq".into()],
         agent: "spore-rs/0.1.0".into(),
+        nonce: None,
     };
     assert_eq!(Message::decode(&hello.encode_body()).unwrap(), hello);
+    let with_nonce = Message::Hello {
+        node_id: "ab".into(),
+        listen_port: 7470,
+        capabilities: vec!["auth".into()],
+        agent: "spore-rs/0.1.0".into(),
+        nonce: Some("0f".repeat(32)),
+    };
+    assert_eq!(Message::decode(&with_nonce.encode_body()).unwrap(), with_nonce);
+    let auth = Message::Auth { signature: "11".repeat(64) };
+    assert_eq!(Message::decode(&auth.encode_body()).unwrap(), auth);
+    let long_nonce =
+        format!(r#"{{"type":"hello","payload":{{"node_id":"ab","listen_port":1,"nonce":"{}"}}}}"#, "x".repeat(200));
+    assert!(matches!(Message::decode(long_nonce.as_bytes()), Err(MessageError::BadField { field: "nonce", .. })));
     let bad_port = br#"{"type":"hello","payload":{"node_id":"ab","listen_port":70000}}"#;
     assert!(matches!(Message::decode(bad_port), Err(MessageError::BadField { field: "listen_port", .. })));
     let get = Message::GetRecords { ids: vec!["a".into(), "b".into()] };

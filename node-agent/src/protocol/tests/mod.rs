@@ -10,6 +10,7 @@ use crate::store::DagStore;
 
 mod announce;
 mod answers;
+mod auth;
 mod control_caps;
 mod peer_tables;
 
@@ -63,6 +64,7 @@ fn hello_with(node: u8, capabilities: &[&str]) -> Message {
         listen_port: 7470,
         capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
         agent: "spore-rs".into(),
+        nonce: None,
     }
 }
 
@@ -138,7 +140,13 @@ fn pex_advertises_only_addresses_that_can_be_dialed() {
     connect(&mut core, 1, Direction::Inbound); // never says hello: its port is ephemeral
     connect(&mut core, 2, Direction::Outbound { dialed: "peer.example:7470".into() });
     connect(&mut core, 3, Direction::Inbound);
-    let hello = Message::Hello { node_id: "ab".repeat(32), listen_port: 9000, capabilities: vec![], agent: "x".into() };
+    let hello = Message::Hello {
+        node_id: "ab".repeat(32),
+        listen_port: 9000,
+        capabilities: vec![],
+        agent: "x".into(),
+        nonce: None,
+    };
     on(&mut core, 3, frame(&hello));
     let actions = on(&mut core, 1, frame(&Message::PexRequest));
     let Some(Action::Send { body, .. }) = actions.iter().find(|a| matches!(a, Action::Send { peer: 1, .. })) else {
@@ -209,6 +217,7 @@ fn connecting_to_ourselves_is_detected() {
         listen_port: 7470,
         capabilities: vec![],
         agent: "x".into(),
+        nonce: None,
     };
     assert!(disconnected(&on(&mut core, 1, frame(&hello))));
 }

@@ -108,6 +108,23 @@ async fn experiments_become_gpu_pods_and_their_results_come_back() {
     );
     let pods = pod_phases(&kubectl);
     assert_eq!(pods.len(), 16, "no pod for a queued Experiment: {pods:?}");
+    // Each pod has its own deny-all policy, in and out, whatever its SporeNode's state.
+    let policies = kubectl
+        .run(
+            &[
+                "get",
+                "networkpolicies",
+                "-n",
+                NS,
+                "-l",
+                "sporemesh.io/experiment",
+                "-o",
+                "jsonpath={range .items[*]}{.spec.policyTypes}{\"\\n\"}{end}",
+            ],
+            None,
+        )
+        .unwrap();
+    assert_eq!(policies.lines().filter(|l| l.contains("Ingress") && l.contains("Egress")).count(), 16, "{policies}");
 
     // Two runs end: one with metrics, one crashing; their GPUs go to queued runs.
     let running_pods: Vec<String> = kubectl

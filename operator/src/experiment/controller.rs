@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -15,7 +16,7 @@ use kube::{Client, Resource, ResourceExt};
 use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus, SporeNode};
 
 use super::cache::Cache;
-use super::pod::{PodSettings, inline_code, inline_code_name, is_diff, pod_name, training_pod};
+use super::pod::{PodSettings, inline_code, inline_code_name, is_diff, isolation_policy, pod_name, training_pod};
 use super::status::{
     awaiting_candidate, desired_status, differs, is_terminal, overdue_at, overdue_status, with_conditions,
 };
@@ -115,6 +116,13 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
                     return Ok(Action::requeue(QUEUE_POLL));
                 }
             };
+            // Deny-all first: the pod never exists without its network closed.
+            let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+            match policies.create(&PostParams::default(), &isolation_policy(&experiment)).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
             if let Some(code) = inline_code(&experiment) {
                 let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
                 match maps.create(&PostParams::default(), &code).await {

@@ -16,8 +16,9 @@ use k8s_openapi::api::core::v1::{
     PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, SecurityContext, Toleration, Volume,
     VolumeMount,
 };
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::Resource;
 use spore_crds::common::DEFAULT_GPU_RESOURCE;
 use spore_crds::experiment::{CODE_KEY, ConfigMapCodeRef, code_config_map_name};
@@ -219,6 +220,36 @@ fn step(
         volume_mounts: Some(mounts),
         termination_message_policy: Some("File".into()),
         ..Container::default()
+    }
+}
+
+/// The name of the policy that isolates an Experiment's pod.
+pub fn isolation_policy_name(experiment: &Experiment) -> String {
+    let name = experiment.metadata.name.as_deref().unwrap_or_default();
+    format!("{}-isolated", name.chars().take(54).collect::<String>())
+}
+
+/// No traffic in or out of the Experiment's pod, whether or not its SporeNode (and that node's
+/// egress policy) exists: owned by the Experiment, created before the pod.
+pub fn isolation_policy(experiment: &Experiment) -> NetworkPolicy {
+    let name = experiment.metadata.name.clone().unwrap_or_default();
+    NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(isolation_policy_name(experiment)),
+            namespace: experiment.metadata.namespace.clone(),
+            labels: Some(BTreeMap::from([(EXPERIMENT_LABEL.to_string(), name.clone())])),
+            owner_references: experiment.controller_owner_ref(&()).map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(EXPERIMENT_LABEL.to_string(), name)])),
+                ..LabelSelector::default()
+            }),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(vec![]),
+            egress: Some(vec![]),
+        }),
     }
 }
 

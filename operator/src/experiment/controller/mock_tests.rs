@@ -18,6 +18,7 @@ const POD: &str = "/api/v1/namespaces/lab/pods/lr-train";
 const PODS: &str = "/api/v1/namespaces/lab/pods";
 const STATUS: &str = "/apis/sporemesh.io/v1alpha1/namespaces/lab/experiments/lr/status";
 const CONFIGMAPS: &str = "/api/v1/namespaces/lab/configmaps";
+const POLICIES: &str = "/apis/networking.k8s.io/v1/namespaces/lab/networkpolicies";
 
 fn experiment_json(code: Value, status: Option<Value>) -> Value {
     let mut object = json!({
@@ -95,12 +96,21 @@ async fn a_new_experiment_gets_its_code_and_one_pod_then_a_pending_status() {
             _ => echo(call), // Events
         })
         .await;
-    assert_eq!(calls.lines(), [format!("POST {CONFIGMAPS}"), format!("POST {PODS}"), format!("PATCH {STATUS}")]);
+    assert_eq!(
+        calls.lines(),
+        [format!("POST {POLICIES}"), format!("POST {CONFIGMAPS}"), format!("POST {PODS}"), format!("PATCH {STATUS}")]
+    );
     let code = calls.body(&format!("POST {CONFIGMAPS}")).unwrap();
     assert_eq!((code["metadata"]["name"].as_str(), code["immutable"].as_bool()), (Some("lr-code"), Some(true)));
     assert_eq!(code["data"]["train.py"], "print(1)\n");
     let pod = calls.body(&format!("POST {PODS}")).unwrap();
     assert_eq!(pod["metadata"]["labels"]["sporemesh.io/experiment"], "lr");
+    // The pod's network is closed both ways by a policy of its own, made before it.
+    let policy = calls.body(&format!("POST {POLICIES}")).unwrap();
+    assert_eq!(policy["spec"]["podSelector"]["matchLabels"]["sporemesh.io/experiment"], "lr");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!((policy["spec"]["ingress"].clone(), policy["spec"]["egress"].clone()), (json!([]), json!([])));
+    assert_eq!(policy["metadata"]["ownerReferences"][0]["uid"], "u-1");
     assert_eq!(pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"], "1");
     let status = calls.body(&format!("PATCH {STATUS}")).unwrap();
     assert_eq!(status["status"]["phase"], "Pending");
@@ -162,7 +172,10 @@ async fn no_free_gpu_queues_the_experiment_with_no_code_and_no_pod() {
     let answer = experiment.clone();
     let (_, calls) =
         run_in_cluster(experiment, (vec![other], vec![]), Some(vec![gpu_node]), status_patches(answer)).await;
-    assert_eq!(calls.lines(), [format!("POST {CONFIGMAPS}"), format!("POST {PODS}"), format!("PATCH {STATUS}")]);
+    assert_eq!(
+        calls.lines(),
+        [format!("POST {POLICIES}"), format!("POST {CONFIGMAPS}"), format!("POST {PODS}"), format!("PATCH {STATUS}")]
+    );
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@
 mod addresses;
 mod announce;
 mod bridge;
+mod charges;
 mod code;
 mod config;
 mod control;
@@ -23,6 +24,7 @@ mod handshake;
 pub mod id_set;
 mod ingest;
 mod peer;
+mod pex;
 pub mod refusal;
 mod sync;
 
@@ -41,6 +43,7 @@ pub use peer::{Direction, Hello, Millis, PeerId, PeerState, format_address, pars
 
 use crate::research::artifacts::ArtifactStore;
 use crate::store::{DagStore, StoreError, StoredRecord};
+use charges::message_tokens;
 use sync::SyncServe;
 
 /// Capabilities we announce in `hello`.
@@ -265,23 +268,6 @@ impl Protocol {
         }
     }
 
-    /// Queues an answer to something `peer` asked, charged to it: its byte budget pays for the
-    /// answer, and none is queued while the bytes it has not read yet (or those of every peer
-    /// together) are over their caps. False when refused: the caller answers no further.
-    fn answer(&mut self, peer: PeerId, body: Bytes) -> bool {
-        let size = body.len() as u64;
-        let total: u64 = self.peers.values().map(PeerState::queued_bytes).sum();
-        let (now, per_peer) = (self.now, self.config.max_answer_bytes_per_peer);
-        let Some(state) = self.peers.get_mut(&peer).filter(|p| !p.closing) else { return false };
-        let fits = state.queued_bytes() + size <= per_peer && total + size <= self.config.max_answer_bytes_total;
-        if !fits || !state.bytes.take(size as f64, now) {
-            self.stats.drop_message(refusal::MessageDrop::AnswerRefused);
-            return false;
-        }
-        self.send_body(peer, body);
-        true
-    }
-
     /// Asks the driver to close the connection; from now on the peer is ignored.
     fn disconnect(&mut self, peer: PeerId, reason: &str) {
         if let Some(state) = self.peers.get_mut(&peer).filter(|p| !p.closing) {
@@ -351,13 +337,6 @@ impl Protocol {
         if !inbound {
             self.ask_for_peers(peer);
         }
-    }
-
-    fn ask_for_peers(&mut self, peer: PeerId) {
-        if let Some(state) = self.peers.get_mut(&peer) {
-            state.pex_asked = true;
-        }
-        self.send(peer, &Message::PexRequest);
     }
 
     fn persistent_count(&self) -> usize {
@@ -486,60 +465,6 @@ impl Protocol {
         Ok(())
     }
 
-    /// Whether an answer-type message from `peer` answers something we asked: a `pex_response`
-    /// only after our `pex_request`, a `code_response` only while we wait for code (its CID is
-    /// checked once decoded). Anything else is not an answer.
-    fn solicited(&self, peer: PeerId, message_type: Option<&str>) -> bool {
-        match message_type {
-            Some("pex_response") => self.peers.get(&peer).is_some_and(|p| p.pex_asked),
-            Some("code_response") => !self.code_wanted.is_empty(),
-            _ => true,
-        }
-    }
-
-    /// Notes that `peer` spoke and charges its rate budgets (`size` bytes, `tokens` message
-    /// tokens); false when the message must be dropped (closing connection, or over budget).
-    fn admit(&mut self, peer: PeerId, size: usize, tokens: f64) -> bool {
-        let now = self.now;
-        let Some(state) = self.peers.get_mut(&peer).filter(|p| !p.closing) else { return false };
-        state.last_heard = now;
-        if !state.bytes.take(size as f64, now) || (tokens > 0.0 && !state.messages.take(tokens, now)) {
-            self.stats.drop_message(refusal::MessageDrop::RateLimited);
-            self.punish(peer, 1, "rate limit exceeded");
-            return false;
-        }
-        true
-    }
-
-    fn on_pex_request(&mut self, peer: PeerId) {
-        // Across the bridge no addresses travel, either way.
-        let public = self.is_public(peer);
-        let addresses: Vec<String> = self
-            .peers
-            .iter()
-            .filter(|(id, state)| **id != peer && !public && !state.public)
-            .filter_map(|(_, state)| state.listen_address())
-            .take(self.config.max_pex_addresses)
-            .collect();
-        self.send(peer, &Message::PexResponse { peer: addresses });
-    }
-
-    /// Addresses a peer at `teller` offered: dialed once each (never persistent), if they may
-    /// be learned from it ([`addresses::may_learn`]) and the dial book has room.
-    fn on_pex_response(&mut self, teller: IpAddr, offered: &[String]) {
-        let connected: Vec<String> = self.peers.values().filter_map(PeerState::listen_address).collect();
-        let own = format!("127.0.0.1:{}", self.listen_port);
-        for address in offered.iter().take(self.config.max_pex_addresses) {
-            if !addresses::may_learn(teller, address) || connected.contains(address) || *address == own {
-                continue;
-            }
-            let learned = self.dial_book.values().filter(|t| !t.persistent).count();
-            if !self.dial_book.contains_key(address) && learned < self.config.max_dial_book {
-                self.add_dial_target(address, false);
-            }
-        }
-    }
-
     fn on_tick(&mut self) -> Result<(), StoreError> {
         let now = self.now;
         // Redial and PEX-learned dials that are due.
@@ -627,23 +552,6 @@ impl Protocol {
         self.expire_wanted();
         self.ask_deferred();
         self.flush()
-    }
-}
-
-/// The message tokens a frame costs. Records are data: a big sync arrives as fast as the peer
-/// can send it, so only the byte budget applies to them. `have` and `get_records` travel with
-/// the records on the lazy-push path, as often as the sender flushes: they cost a sixteenth of
-/// a token and one more per 16 KiB (a list of 256 ids, about 17 KiB, a little over one), so
-/// the ids they move per second (about 50,000 sustained) are bounded without punishing a busy
-/// honest peer that flushes often. Every other message costs one.
-///
-/// The type is the one the body decodes to ([`Message::peek_type`]; a body with two `type`
-/// keys has none and costs one token before it is refused as garbage).
-fn message_tokens(message_type: Option<&str>, size: usize) -> f64 {
-    match message_type {
-        Some("experiment") => 0.0,
-        Some("have" | "get_records") => 1.0 / 16.0 + size as f64 / (16.0 * 1024.0),
-        _ => 1.0,
     }
 }
 

@@ -9,16 +9,6 @@ use super::*;
 use crate::protocol::refusal::MessageDrop;
 use crate::research::artifacts::{ArtifactStore, cid_of};
 
-fn dials(actions: &[Action]) -> Vec<String> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Dial { address } => Some(address.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn tick(core: &mut Protocol, now: u64) -> Vec<Action> {
     core.handle(Event::Tick, now, 1_773_100_000).unwrap()
 }

@@ -68,6 +68,17 @@ fn hello_with(node: u8, capabilities: &[&str]) -> Message {
     }
 }
 
+/// The addresses the core asked the driver to dial.
+fn dials(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Dial { address } => Some(address.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn disconnected(actions: &[Action]) -> bool {
     actions.iter().any(|a| matches!(a, Action::Disconnect { .. }))
 }

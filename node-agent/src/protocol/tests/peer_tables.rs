@@ -6,16 +6,6 @@ use std::net::SocketAddr;
 
 use super::*;
 
-fn dials(actions: &[Action]) -> Vec<String> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Dial { address } => Some(address.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn connect_from(core: &mut Protocol, peer: PeerId, remote: SocketAddr, direction: Direction) -> Vec<Action> {
     core.handle(Event::Connected { peer, remote, direction }, 1_000, 0).unwrap()
 }

@@ -295,15 +295,22 @@ impl JailRun {
 
 impl Drop for JailRun {
     fn drop(&mut self) {
-        // The PID namespace is gone with the run; its tasks may take a moment to leave.
-        for dir in [self.pids.take(), self.memory.take()].into_iter().flatten() {
-            for _ in 0..50 {
-                if std::fs::remove_dir(&dir).is_ok() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
+        // The PID namespace is gone with the run; its tasks may take a moment to leave. The
+        // retries run on a thread of their own: this drop happens inside async runners.
+        let dirs: Vec<PathBuf> = [self.pids.take(), self.memory.take()].into_iter().flatten().collect();
+        if dirs.is_empty() {
+            return;
         }
+        std::thread::spawn(move || {
+            for dir in dirs {
+                for _ in 0..50 {
+                    if std::fs::remove_dir(&dir).is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        });
     }
 }
 

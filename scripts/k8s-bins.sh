@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes test control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, helm) from Go modules into a keyed cache, once per key.
+# kube-scheduler, kubectl, kwok, helm) and a real node's kubelet and kube-proxy from Go modules into a keyed cache, once per key.
 #
 #   scripts/k8s-bins.sh ensure   build if missing; print the bin directory on the last line
 #   scripts/k8s-bins.sh path     print the bin directory if it is complete, else exit 1
@@ -62,7 +62,8 @@ build_k8s() {
   done
   (cd "$root/tools/k8s-bins" && go build -trimpath -ldflags "$ldf" -o "$dest/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet \
+    k8s.io/kubernetes/cmd/kube-proxy)
 }
 
 build_etcd() {
@@ -99,11 +100,11 @@ ensure() {
   timed etcd build_etcd "$tmp"
   timed kwok build_kwok "$tmp"
   timed helm build_helm "$tmp"
-  timed "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl" build_k8s "$tmp"
+  timed "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy" build_k8s "$tmp"
   mkdir -p "$tmp/kwok-stages"
   cp -r "$(kwok_stage_dir)"/. "$tmp/kwok-stages/"
   chmod -R u+w "$tmp/kwok-stages"
-  for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm; do
+  for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm; do
     [ -x "$tmp/$b" ] || { echo "k8s-bins: $b missing after build" >&2; exit 1; }
   done
   echo "built in $((SECONDS - start)) s on $(date -u +%FT%TZ)" >"$tmp/.complete"

@@ -2,6 +2,7 @@
 //!
 //! - [`bins`]: the workspace's binaries for tests of other packages;
 //! - [`fake_llm`]: a local server speaking LLM providers' wire formats;
+//! - [`oci`]: the project's container images, run under runc as a pod runs them;
 //! - [`nodes`]: real `spore run` and Python node processes for end-to-end tests;
 //! - [`records`]: records for tests;
 //! - [`seed`]: a plausible research DAG (explorer tests and benchmarks), also `spore-seed`;
@@ -14,6 +15,7 @@
 pub mod bins;
 pub mod fake_llm;
 pub mod nodes;
+pub mod oci;
 pub mod python;
 pub mod records;
 pub mod seed;

@@ -36,3 +36,7 @@ app.kubernetes.io/component: operator
 {{- define "spore.agentImage" -}}
 {{- printf "%s:%s" .Values.agentImage.repository (default .Chart.AppVersion .Values.agentImage.tag) -}}
 {{- end -}}
+
+{{- define "spore.trainingImage" -}}
+{{- printf "%s:%s" .Values.trainingImage.repository (default .Chart.AppVersion .Values.trainingImage.tag) -}}
+{{- end -}}

@@ -57,9 +57,15 @@ struct MirrorArgs {
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// Image of node-agents and training pods (it provides `spore` and `spore exec`).
+    /// Image of node-agents (`spore`), for SporeNodes that name none.
     #[arg(long, default_value = "ghcr.io/spore-mesh/spore:0.1.0")]
     agent_image: String,
+    /// Image of training pods (`spore exec`, `spore-eval`, Python and torch).
+    #[arg(long, default_value = "ghcr.io/spore-mesh/spore-trainer:0.1.0")]
+    training_image: String,
+    /// A Secret (in the pod's namespace) for pulling those images (repeatable).
+    #[arg(long = "image-pull-secret")]
+    image_pull_secrets: Vec<String>,
     /// Where `/metrics` is served.
     #[arg(long, default_value = "127.0.0.1:8080")]
     metrics_address: SocketAddr,
@@ -115,7 +121,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         tokio::spawn(serve(listener, metrics.clone()));
     }
-    let mut ctx = Context::new(client.clone(), PodSettings::new(args.agent_image), metrics.clone());
+    let mut settings = PodSettings::new(args.agent_image).with_training_image(args.training_image);
+    settings.image_pull_secrets = args.image_pull_secrets;
+    let mut ctx = Context::new(client.clone(), settings, metrics.clone());
     ctx.gpu_admission = args.gpu_admission;
     let ctx = Arc::new(ctx);
     let (client_for_fleet, metrics_for_fleet) = (client.clone(), metrics.clone());

@@ -12,9 +12,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, KeyToPath, Pod,
-    PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, SecurityContext, Toleration, Volume,
-    VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, KeyToPath,
+    LocalObjectReference, Pod, PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, SecurityContext,
+    Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -46,12 +46,20 @@ pub const EVAL_HARNESS_DIR: &str = "/validation/harness";
 /// model) and the evaluation step's own (the validation split and the harness).
 pub const SCRATCH_SIZE: &str = "32Gi";
 pub const VALIDATION_SIZE: &str = "8Gi";
+/// Each step's own `/tmp` (the image's `$HOME` and `$TMPDIR` under a read-only root: torch's
+/// and Triton's caches), not shared, so nothing the training step leaves there reaches the
+/// evaluation step.
+pub const TMP_SIZE: &str = "4Gi";
 
 /// What the controller needs besides the Experiment itself.
 #[derive(Debug, Clone)]
 pub struct PodSettings {
-    /// The image with `spore` and the training harness.
+    /// The node-agent image (`spore`), for SporeNodes that name none.
     pub image: String,
+    /// The training pods' image: `spore exec`, `spore-eval`, Python and torch.
+    pub training_image: String,
+    /// Secrets for pulling both images, given to every pod the operator creates.
+    pub image_pull_secrets: Vec<String>,
     /// The pod's `activeDeadlineSeconds` is the training budget plus this.
     pub deadline_margin_seconds: i64,
     /// A pod still live this long past its deadline is failed by the operator.
@@ -61,11 +69,26 @@ pub struct PodSettings {
 impl PodSettings {
     /// Settings with `image` and the default deadline margin and grace.
     pub fn new(image: impl Into<String>) -> Self {
+        let image = image.into();
         PodSettings {
-            image: image.into(),
+            training_image: image.clone(),
+            image,
+            image_pull_secrets: Vec::new(),
             deadline_margin_seconds: DEADLINE_MARGIN_SECONDS,
             overdue_grace_seconds: OVERDUE_GRACE_SECONDS,
         }
+    }
+
+    /// These settings with their own training image.
+    pub fn with_training_image(mut self, image: impl Into<String>) -> Self {
+        self.training_image = image.into();
+        self
+    }
+
+    /// The pods' `imagePullSecrets`, none when no secret is named.
+    pub fn pull_secrets(&self) -> Option<Vec<LocalObjectReference>> {
+        (!self.image_pull_secrets.is_empty())
+            .then(|| self.image_pull_secrets.iter().map(|name| LocalObjectReference { name: name.clone() }).collect())
     }
 }
 
@@ -126,8 +149,11 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
     let mut volumes = volumes.unwrap_or_default();
     volumes.push(scratch_volume);
     volumes.push(Volume { name: "validation".into(), empty_dir: Some(bounded(VALIDATION_SIZE)), ..Volume::default() });
+    volumes.push(Volume { name: "tmp-train".into(), empty_dir: Some(bounded(TMP_SIZE)), ..Volume::default() });
+    volumes.push(Volume { name: "tmp-evaluate".into(), empty_dir: Some(bounded(TMP_SIZE)), ..Volume::default() });
     let mut mounts = mounts.unwrap_or_default();
     mounts.push(scratch_mount.clone());
+    mounts.push(tmp_mount("tmp-train"));
     Pod {
         metadata: ObjectMeta {
             name: Some(pod_name(experiment)),
@@ -143,6 +169,7 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
             enable_service_links: Some(false),
             node_selector: (!node_selector.is_empty()).then_some(node_selector),
             tolerations: Some(tolerations),
+            image_pull_secrets: settings.pull_secrets(),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
                 run_as_user: Some(65532),
@@ -170,6 +197,7 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
                 format!("{VALIDATION_DIR}/data"),
                 vec![
                     scratch_mount,
+                    tmp_mount("tmp-evaluate"),
                     VolumeMount {
                         name: "validation".into(),
                         mount_path: VALIDATION_DIR.into(),
@@ -186,6 +214,10 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
 }
 
 /// An emptyDir that the kubelet evicts the pod for filling past `size`.
+fn tmp_mount(volume: &str) -> VolumeMount {
+    VolumeMount { name: volume.into(), mount_path: "/tmp".into(), ..VolumeMount::default() }
+}
+
 fn bounded(size: &str) -> EmptyDirVolumeSource {
     EmptyDirVolumeSource { size_limit: Some(Quantity(size.into())), ..EmptyDirVolumeSource::default() }
 }
@@ -205,7 +237,7 @@ fn step(
     args.extend(["--work-dir".into(), SCRATCH_DIR.into()]);
     Container {
         name: name.into(),
-        image: Some(settings.image.clone()),
+        image: Some(settings.training_image.clone()),
         command: Some(vec!["spore".into(), "exec".into()]),
         args: Some(args),
         env: Some(vec![EnvVar { name: "SPORE_DATA_CACHE".into(), value: Some(data_cache), ..EnvVar::default() }]),

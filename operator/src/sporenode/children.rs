@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretVolumeSource, SecurityContext, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Service,
+    ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -18,7 +18,7 @@ use kube::Resource;
 use spore_crds::SporeNode;
 use spore_crds::sporenode::{ExportPolicy, ImportPolicy};
 
-use crate::experiment::pod::NODE_LABEL;
+use crate::experiment::pod::{NODE_LABEL, PodSettings};
 
 /// Ports of a node-agent.
 pub const GOSSIP_PORT: i32 = 7470;
@@ -110,9 +110,22 @@ pub fn services(node: &SporeNode) -> [Service; 2] {
     [headless, gossip]
 }
 
+/// A TCP probe of the gossip port: the agent has opened its store and listens for peers.
+fn gossip_probe(period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(GOSSIP_PORT),
+            host: None,
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        ..Probe::default()
+    }
+}
+
 /// The node-agent: one replica, its identity Secret mounted read-only where `spore` looks
-/// for it, its store on a volume claim.
-pub fn stateful_set(node: &SporeNode, default_image: &str) -> StatefulSet {
+/// for it, its store on a volume claim; ready (and alive) while its gossip port accepts.
+pub fn stateful_set(node: &SporeNode, settings: &PodSettings) -> StatefulSet {
     let labels = BTreeMap::from([(AGENT_LABEL.to_string(), name(node))]);
     let mut args = vec![
         "run".to_string(),
@@ -157,7 +170,7 @@ pub fn stateful_set(node: &SporeNode, default_image: &str) -> StatefulSet {
     }
     let container = Container {
         name: "spore".into(),
-        image: Some(node.spec.image.clone().unwrap_or_else(|| default_image.to_string())),
+        image: Some(node.spec.image.clone().unwrap_or_else(|| settings.image.clone())),
         command: Some(vec!["spore".into()]),
         args: Some(args),
         env: (!research_env.is_empty()).then_some(research_env),
@@ -193,6 +206,9 @@ pub fn stateful_set(node: &SporeNode, default_image: &str) -> StatefulSet {
             capabilities: Some(k8s_openapi::api::core::v1::Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
             ..SecurityContext::default()
         }),
+        readiness_probe: Some(gossip_probe(5, 3)),
+        // Opening its store can take a while on a large DAG: a minute before it counts as dead.
+        liveness_probe: Some(Probe { initial_delay_seconds: Some(60), ..gossip_probe(20, 3) }),
         ..Container::default()
     };
     let claim = PersistentVolumeClaim {
@@ -228,6 +244,7 @@ pub fn stateful_set(node: &SporeNode, default_image: &str) -> StatefulSet {
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![container],
+                    image_pull_secrets: settings.pull_secrets(),
                     service_account_name: Some(super::access::agent_account_name(node)),
                     volumes: Some(vec![
                         Volume {

@@ -129,7 +129,7 @@ async fn reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Er
     let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), &namespace);
     // Without a key the agent could not start: wait for the Secret instead of crash-looping.
     if node_id.is_some() {
-        apply(&stateful_sets, &stateful_set(&node, &ctx.settings.image)).await?;
+        apply(&stateful_sets, &stateful_set(&node, &ctx.settings)).await?;
     }
     apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &namespace), &training_egress_policy(&node)).await?;
 

@@ -1,7 +1,8 @@
 //! `spore-testenv`: start, inspect and stop real test services from the shell.
 //!
 //! ```text
-//! spore-testenv up --dir D [--k8s] [--gpus N] [--postgres]   start; writes D/env.sh
+//! spore-testenv up --dir D [--k8s] [--gpus N] [--real-node] [--postgres]
+//!                                                            start; writes D/env.sh
 //! spore-testenv down --dir D                                 stop everything D started
 //! spore-testenv stop --dir D SERVICE                         stop one service (fault tests)
 //! spore-testenv start --dir D SERVICE                        start it again, same port
@@ -33,6 +34,10 @@ enum Command {
         /// GPUs on fake nodes, four per node.
         #[arg(long, default_value_t = 16)]
         gpus: u32,
+        /// With --k8s: a real kubelet and containerd node running the project's images
+        /// (scripts/images.sh build --profile dev; as root).
+        #[arg(long, requires = "k8s")]
+        real_node: bool,
         /// A fresh PostgreSQL cluster.
         #[arg(long)]
         postgres: bool,
@@ -63,9 +68,9 @@ enum Command {
 
 fn run(cli: Cli) -> Result<(), spore_tests::testenv::TestEnvError> {
     match cli.command {
-        Command::Up { dir, k8s, gpus, postgres } => {
+        Command::Up { dir, k8s, gpus, real_node, postgres } => {
             let started = std::time::Instant::now();
-            let options = TestEnvOptions { dir, kubernetes: k8s, gpus, postgres };
+            let options = TestEnvOptions { dir, kubernetes: k8s, gpus, real_node, postgres };
             let env = TestEnv::up(&options)?;
             println!(
                 "ready in {:.1} s; source {}",

@@ -136,6 +136,8 @@ pub fn control_plane_services(
                 "--allow-privileged=true".into(),
                 // Namespaces need no default ServiceAccount before their first pod (kwok pods use no token).
                 "--disable-admission-plugins=ServiceAccount".into(),
+                // `kubectl logs` of a real node's pods: its InternalIP, not its name through DNS.
+                "--kubelet-preferred-address-types=InternalIP".into(),
                 "--v=1".into(),
             ],
         ),

@@ -2,6 +2,8 @@
 //!
 //! - `kubernetes`: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok with
 //!   fake GPU nodes, an admin kubeconfig and a restricted user's kubeconfig;
+//! - `real_node`: beside the fake nodes, a real kubelet and containerd that run the project's
+//!   images as real containers;
 //! - `postgres`: a fresh PostgreSQL cluster.
 //!
 //! Everything the environment started is recorded in `<dir>/state.json` (command lines, ports,
@@ -13,6 +15,7 @@ pub mod pki;
 pub mod ports;
 pub mod postgres;
 pub mod process;
+pub mod real_node;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,13 +57,15 @@ pub struct TestEnvOptions {
     pub kubernetes: bool,
     /// GPUs on fake nodes (four per node), with `kubernetes`.
     pub gpus: u32,
+    /// A real node (with `kubernetes`): needs root, containerd, runc and the CNI plugins.
+    pub real_node: bool,
     pub postgres: bool,
 }
 
 impl TestEnvOptions {
     /// Default: 16 GPUs as 4 nodes × 4 (plus one CPU-only node).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        TestEnvOptions { dir: dir.into(), kubernetes: false, gpus: 16, postgres: false }
+        TestEnvOptions { dir: dir.into(), kubernetes: false, gpus: 16, real_node: false, postgres: false }
     }
 }
 
@@ -72,6 +77,8 @@ struct EnvState {
     kubeconfig: Option<PathBuf>,
     restricted_kubeconfig: Option<PathBuf>,
     database_url: Option<String>,
+    #[serde(default)]
+    real_node: Option<real_node::RealNodeState>,
 }
 
 /// A running environment. Dropping one that this process started stops it.
@@ -82,6 +89,8 @@ pub struct TestEnv {
     owned: bool,
     /// Delete `dir` when dropped (environments made by [`TestEnv::kubernetes_with_crds`]).
     remove_dir: bool,
+    /// This process's hold on the machine's one real node.
+    node_lock: Option<real_node::NodeLock>,
 }
 
 /// The user of the restricted kubeconfig (no permissions until a test grants some).
@@ -106,12 +115,17 @@ impl TestEnv {
                 kubeconfig: None,
                 restricted_kubeconfig: None,
                 database_url: None,
+                real_node: None,
             },
             owned: true,
             remove_dir: false,
+            node_lock: None,
         };
         if options.kubernetes {
             env.start_kubernetes(options.gpus)?;
+            if options.real_node {
+                env.start_real_node()?;
+            }
         }
         if options.postgres {
             env.start_postgres()?;
@@ -124,21 +138,28 @@ impl TestEnv {
     /// A control plane with `gpus` fake GPUs in a fresh temporary directory (removed on drop),
     /// with the Spore CRDs installed and Established: the start of every operator test.
     pub fn kubernetes_with_crds(name: &str, gpus: u32) -> Result<TestEnv, TestEnvError> {
-        TestEnv::with_crds(name, gpus, false)
+        TestEnv::with_crds(name, gpus, false, false)
     }
 
     /// [`TestEnv::kubernetes_with_crds`] and a PostgreSQL server.
     pub fn kubernetes_with_crds_and_postgres(name: &str, gpus: u32) -> Result<TestEnv, TestEnvError> {
-        TestEnv::with_crds(name, gpus, true)
+        TestEnv::with_crds(name, gpus, true, false)
     }
 
-    fn with_crds(name: &str, gpus: u32, postgres: bool) -> Result<TestEnv, TestEnvError> {
+    /// [`TestEnv::kubernetes_with_crds`] (four fake GPUs) and a real node with the project's
+    /// images: waits while another real node runs on this machine.
+    pub fn real_node_with_crds(name: &str) -> Result<TestEnv, TestEnvError> {
+        TestEnv::with_crds(name, 4, false, true)
+    }
+
+    fn with_crds(name: &str, gpus: u32, postgres: bool, real_node: bool) -> Result<TestEnv, TestEnvError> {
         let dir = std::env::temp_dir().join(format!("spore-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut options = TestEnvOptions::new(&dir);
         options.kubernetes = true;
         options.gpus = gpus;
         options.postgres = postgres;
+        options.real_node = real_node;
         let mut env = TestEnv::up(&options)?;
         env.remove_dir = true;
         let kubectl = env.kubectl()?;
@@ -213,6 +234,40 @@ impl TestEnv {
         })
     }
 
+    fn start_real_node(&mut self) -> Result<(), TestEnvError> {
+        self.node_lock = Some(real_node::lock()?);
+        let bin = self.state.bin_dir.clone().ok_or_else(|| TestEnvError::Setup("no Kubernetes binaries".into()))?;
+        let kubeconfig =
+            self.kubeconfig().map(Path::to_path_buf).ok_or_else(|| TestEnvError::Setup("no kubeconfig".into()))?;
+        let pause = crate::oci::pause_image().map_err(|e| TestEnvError::Setup(format!("the pause image: {e:#}")))?;
+        let images = crate::oci::built_images().map_err(|e| TestEnvError::Setup(format!("{e:#}")))?;
+        let (node, specs) = real_node::prepare(&self.dir.join("node"), &bin, &kubeconfig, &pause.reference)?;
+        let socket = node.socket.clone();
+        self.state.real_node = Some(node);
+        let first = self.state.services.len();
+        self.state.services.extend(specs.into_iter().map(Service::new));
+        self.save()?;
+        for index in first..self.state.services.len() {
+            let service = &mut self.state.services[index];
+            service.start()?;
+            if !wait_for_port(service.spec.port, Duration::from_secs(60)) || !service.is_running() {
+                return Err(TestEnvError::Startup { service: service.spec.name.clone(), log: service.log_tail(20) });
+            }
+            let is_containerd = service.spec.name == "containerd";
+            self.save()?;
+            if is_containerd {
+                for image in std::iter::once(&pause).chain(&images) {
+                    real_node::import(&socket, &image.layout)?;
+                }
+            }
+        }
+        self.kubectl()?.run(
+            &["wait", "--for=condition=Ready", "--timeout=120s", &format!("node/{}", real_node::NODE_NAME)],
+            None,
+        )?;
+        Ok(())
+    }
+
     fn start_postgres(&mut self) -> Result<(), TestEnvError> {
         let spec = postgres::init_cluster(&self.dir)?;
         let port = spec.port;
@@ -235,7 +290,7 @@ impl TestEnv {
             std::fs::read_to_string(dir.join("state.json")).map_err(|_| TestEnvError::NotAnEnv(dir.to_path_buf()))?;
         let state: EnvState =
             serde_json::from_str(&text).map_err(|e| TestEnvError::Setup(format!("bad state.json: {e}")))?;
-        Ok(TestEnv { dir: dir.to_path_buf(), state, owned: false, remove_dir: false })
+        Ok(TestEnv { dir: dir.to_path_buf(), state, owned: false, remove_dir: false, node_lock: None })
     }
 
     fn save(&self) -> Result<(), TestEnvError> {
@@ -266,8 +321,17 @@ impl TestEnv {
         std::fs::write(self.dir.join("env.sh"), text).map_err(|e| TestEnvError::io("write env.sh", e))
     }
 
-    /// Stops every service, in reverse start order.
+    /// Stops every service, in reverse start order; a real node's containers are killed between
+    /// its kubelet and its containerd, and what they mounted and created is removed.
     pub fn down(&mut self) {
+        if let Some(node) = self.state.real_node.clone() {
+            for name in ["kube-proxy", "kubelet"] {
+                let _ = self.service(name).map(Service::stop);
+            }
+            real_node::kill_containers(&node);
+            let _ = self.service("containerd").map(Service::stop);
+            real_node::clean_up(&node);
+        }
         for service in self.state.services.iter_mut().rev() {
             service.stop();
         }

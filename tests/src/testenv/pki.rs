@@ -8,7 +8,7 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
-use super::TestEnvError;
+use super::{TestEnvError, real_node};
 
 /// Paths of everything the PKI wrote, and the CA to issue client certificates with.
 pub struct Pki {
@@ -83,7 +83,7 @@ impl Pki {
             "kubernetes.default.svc.cluster.local".into(),
         ])
         .map_err(|e| pki_err("serving params", e))?;
-        for ip in ["127.0.0.1", "10.0.0.1"] {
+        for ip in ["127.0.0.1", "10.0.0.1", real_node::NODE_IP] {
             serving
                 .subject_alt_names
                 .push(SanType::IpAddress(ip.parse().map_err(|_| TestEnvError::Setup(format!("bad IP {ip}")))?));

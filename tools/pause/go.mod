@@ -1,0 +1,3 @@
+module sporepause
+
+go 1.26.8

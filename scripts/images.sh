@@ -259,6 +259,10 @@ case "$command" in
     mkdir -p "$cache"
     build | tee "$cache/latest-$profile.txt.tmp"
     mv "$cache/latest-$profile.txt.tmp" "$cache/latest-$profile.txt"
+    # The disk keeps one generation per profile (and the pause image): the training image is
+    # 2.6 GB packed.
+    mapfile -t keep < <(cat "$cache"/latest-*.txt | awk '{print $3}'; pause_image | awk '{print $3}')
+    "${oci[@]}" prune "$cache" "${keep[@]}"
     ;;
   tag) tag ;;
   pause) pause_image ;;

@@ -14,6 +14,11 @@
         full name (io.containerd.image.name, which `ctr images import` uses) and the tag
         (org.opencontainers.image.ref.name, which skopeo's oci: transport uses).
 
+    oci_image.py prune CACHE LAYOUT...
+        Deletes from CACHE (scripts/images.sh's cache) every layout but the LAYOUTs, every
+        packed layer none of them holds, and every unpacked root file system (CACHE/../bundles,
+        the tests' runc bundles) of an image none of them is.
+
 Layers are zstd-compressed (application/vnd.oci.image.layer.v1.tar+zstd), which containerd
 1.5+ and every current registry accept; zstd -T0 packs a torch install in seconds, not minutes.
 """
@@ -148,6 +153,39 @@ def image(args):
     print(manifest_desc["digest"])
 
 
+def prune(cache, keep):
+    keep = {os.path.realpath(k) for k in keep if os.path.isfile(os.path.join(k, "index.json"))}
+    blobs, manifests = set(), set()
+    for layout in keep:
+        blobs.update(os.listdir(os.path.join(layout, "blobs", "sha256")))
+        with open(os.path.join(layout, "index.json")) as f:
+            manifests.update(m["digest"].split(":", 1)[1] for m in json.load(f)["manifests"])
+    oci = os.path.join(cache, "oci")
+    for name in os.listdir(oci) if os.path.isdir(oci) else []:
+        path = os.path.realpath(os.path.join(oci, name))
+        if path not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+    layers = os.path.join(cache, "layers")
+    for name in os.listdir(layers) if os.path.isdir(layers) else []:
+        if not name.endswith(".json"):
+            continue
+        prefix = os.path.join(layers, name[: -len(".json")])
+        with open(prefix + ".json") as f:
+            digest = json.load(f)["digest"].split(":", 1)[1]
+        if digest not in blobs:
+            for suffix in (".json", ".tar.zst"):
+                if os.path.exists(prefix + suffix):
+                    os.remove(prefix + suffix)
+    bundles = os.path.join(os.path.dirname(os.path.realpath(cache)), "bundles")
+    for name in os.listdir(bundles) if os.path.isdir(bundles) else []:
+        if name.split(".", 1)[0] not in manifests:
+            path = os.path.join(bundles, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,8 +197,13 @@ def main():
     p.add_argument("--config", required=True)
     p.add_argument("--ref", action="append", required=True)
     p.add_argument("--layer", action="append", required=True)
+    p = sub.add_parser("prune")
+    p.add_argument("cache")
+    p.add_argument("keep", nargs="*")
     args = parser.parse_args()
-    if args.command == "layer":
+    if args.command == "prune":
+        prune(args.cache, args.keep)
+    elif args.command == "layer":
         layer(args.src, args.prefix)
     else:
         image(args)

@@ -96,6 +96,14 @@ pub fn control_plane_services(
     };
     let kwok_config = dir.join("kwok.yaml");
     write_kwok_config(&kwok_config, bin)?;
+    // The apiserver's client certificate for kubelets (`kubectl logs`, `exec` on a real node).
+    let kubelet_client = pki.client_cert("kube-apiserver-kubelet-client", Some("system:masters"))?;
+    let (kubelet_client_cert, kubelet_client_key) =
+        (dir.join("pki/kubelet-client.crt"), dir.join("pki/kubelet-client.key"));
+    std::fs::write(&kubelet_client_cert, &kubelet_client.cert_pem)
+        .map_err(|e| TestEnvError::io("write kubelet client cert", e))?;
+    std::fs::write(&kubelet_client_key, &kubelet_client.key_pem)
+        .map_err(|e| TestEnvError::io("write kubelet client key", e))?;
     let services = vec![
         spec(
             "etcd",
@@ -138,6 +146,8 @@ pub fn control_plane_services(
                 "--disable-admission-plugins=ServiceAccount".into(),
                 // `kubectl logs` of a real node's pods: its InternalIP, not its name through DNS.
                 "--kubelet-preferred-address-types=InternalIP".into(),
+                format!("--kubelet-client-certificate={}", p(&kubelet_client_cert)),
+                format!("--kubelet-client-key={}", p(&kubelet_client_key)),
                 "--v=1".into(),
             ],
         ),

@@ -160,7 +160,9 @@ impl TestEnv {
         options.gpus = gpus;
         options.postgres = postgres;
         options.real_node = real_node;
-        let mut env = TestEnv::up(&options)?;
+        let mut env = TestEnv::up(&options).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&dir);
+        })?;
         env.remove_dir = true;
         let kubectl = env.kubectl()?;
         kubectl.run(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/../crds")], None)?;
@@ -241,7 +243,13 @@ impl TestEnv {
             self.kubeconfig().map(Path::to_path_buf).ok_or_else(|| TestEnvError::Setup("no kubeconfig".into()))?;
         let pause = crate::oci::pause_image().map_err(|e| TestEnvError::Setup(format!("the pause image: {e:#}")))?;
         let images = crate::oci::built_images().map_err(|e| TestEnvError::Setup(format!("{e:#}")))?;
-        let (node, specs) = real_node::prepare(&self.dir.join("node"), &bin, &kubeconfig, &pause.reference)?;
+        let (node, specs) = real_node::prepare(
+            &self.dir.join("node"),
+            &bin,
+            &kubeconfig,
+            &self.dir.join("pki/ca.crt"),
+            &pause.reference,
+        )?;
         let socket = node.socket.clone();
         self.state.real_node = Some(node);
         let first = self.state.services.len();
@@ -256,16 +264,30 @@ impl TestEnv {
             let is_containerd = service.spec.name == "containerd";
             self.save()?;
             if is_containerd {
+                let mut wanted = Vec::new();
                 for image in std::iter::once(&pause).chain(&images) {
-                    real_node::import(&socket, &image.layout)?;
+                    let (digest, _) = image.manifest().map_err(|e| TestEnvError::Setup(format!("{e:#}")))?;
+                    wanted.push((image.reference.clone(), digest, image.layout.clone()));
                 }
+                real_node::sync_images(&socket, &wanted)?;
             }
         }
-        self.kubectl()?.run(
-            &["wait", "--for=condition=Ready", "--timeout=120s", &format!("node/{}", real_node::NODE_NAME)],
-            None,
-        )?;
-        Ok(())
+        // The kubelet registers the node, then reports it Ready once the runtime and CNI are up.
+        let kubectl = self.kubectl()?;
+        let node = format!("node/{}", real_node::NODE_NAME);
+        let ready = "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}";
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let mut last = String::new();
+        while std::time::Instant::now() < deadline {
+            match kubectl.run(&["get", &node, "-o", ready], None) {
+                Ok(status) if status.trim() == "True" => return Ok(()),
+                Ok(status) => last = format!("Ready={status}"),
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let log = self.service("kubelet").map(|s| s.log_tail(20)).unwrap_or_default();
+        Err(TestEnvError::Timeout { what: format!("{node} to be Ready"), last: format!("{last}\n{log}") })
     }
 
     fn start_postgres(&mut self) -> Result<(), TestEnvError> {

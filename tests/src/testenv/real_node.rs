@@ -31,10 +31,23 @@ pub const POD_SUBNET: &str = "10.89.0.0/24";
 const CNI_BIN_DIR: &str = "/usr/lib/cni";
 const LOCK_PATH: &str = "/run/spore-real-node.lock";
 
+/// containerd's root (its content store and unpacked snapshots) lives here between runs, so a
+/// warm run imports nothing: the training image alone is 2.6 GB packed, 5.6 GB unpacked.
+pub fn cache_root() -> PathBuf {
+    std::env::var_os("SPORE_REAL_NODE_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/root"))
+            .join(".cache/spore/real-node")
+    })
+}
+
 /// What `down` needs to undo.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RealNodeState {
     pub dir: PathBuf,
+    /// containerd's root, from [`cache_root`].
+    pub root: PathBuf,
     pub socket: PathBuf,
     /// Network namespaces that existed before the node started (the rest are its pods').
     pub netns_before: Vec<String>,
@@ -114,6 +127,7 @@ pub fn prepare(
     dir: &Path,
     bin: &Path,
     kubeconfig: &Path,
+    ca_cert: &Path,
     sandbox_image: &str,
 ) -> Result<(RealNodeState, Vec<ServiceSpec>), TestEnvError> {
     check_host()?;
@@ -122,6 +136,8 @@ pub fn prepare(
         std::fs::create_dir_all(d(sub)).map_err(|e| TestEnvError::io(format!("create {sub}"), e))?;
     }
     let socket = d("containerd/containerd.sock");
+    let root = cache_root().join("containerd");
+    std::fs::create_dir_all(&root).map_err(|e| TestEnvError::io(format!("create {}", root.display()), e))?;
     let containerd_metrics = free_port()?;
     write(
         &d("containerd/config.toml"),
@@ -150,7 +166,7 @@ state = "{state}"
 [plugins."io.containerd.internal.v1.opt"]
   path = "{opt}"
 "#,
-            root = d("containerd/root").display(),
+            root = root.display(),
             state = d("containerd/state").display(),
             socket = socket.display(),
             cni = d("cni/net.d").display(),
@@ -180,17 +196,18 @@ state = "{state}"
              containerRuntimeEndpoint: unix://{socket}\nresolvConf: \"\"\n\
              address: {NODE_IP}\nport: {kubelet_port}\nreadOnlyPort: 0\n\
              healthzBindAddress: 127.0.0.1\nhealthzPort: {healthz_port}\n\
-             authentication: {{anonymous: {{enabled: false}}, webhook: {{enabled: true}}}}\n\
+             authentication: {{anonymous: {{enabled: false}}, webhook: {{enabled: true}}, x509: {{clientCAFile: {ca}}}}}\n\
              authorization: {{mode: Webhook}}\n\
              # The machine's disk is shared with everything else: never evict the tests' pods.\n\
              evictionHard: {{memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}}\n\
              imageGCHighThresholdPercent: 100\nserializeImagePulls: false\n",
             socket = socket.display(),
+            ca = ca_cert.display(),
         ),
     )?;
     let netns_before = netns_names();
     create_bridge()?;
-    let state = RealNodeState { dir: dir.to_path_buf(), socket: socket.clone(), netns_before };
+    let state = RealNodeState { dir: dir.to_path_buf(), root, socket: socket.clone(), netns_before };
     let services = vec![
         ServiceSpec {
             name: "containerd".into(),
@@ -228,8 +245,51 @@ fn ctr(socket: &Path) -> Command {
     command
 }
 
+/// The node's images as containerd lists them: (reference, manifest digest).
+fn present(socket: &Path) -> Result<Vec<(String, String)>, TestEnvError> {
+    let out = ctr(socket).args(["images", "list"]).output().map_err(|e| TestEnvError::io("run ctr images list", e))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            Some((fields.first()?.to_string(), fields.get(2)?.to_string()))
+        })
+        .collect())
+}
+
+/// Makes the node hold exactly `images` (reference, manifest digest, OCI layout): imports those
+/// it lacks, and deletes every other image so that containerd collects its content and
+/// snapshots (the disk holds one generation of the project's images).
+pub fn sync_images(socket: &Path, images: &[(String, String, PathBuf)]) -> Result<(), TestEnvError> {
+    let have = present(socket)?;
+    for (reference, digest, layout) in images {
+        if !have.iter().any(|(r, d)| r == reference && d == digest) {
+            import(socket, layout)?;
+        }
+    }
+    let stale: Vec<String> = present(socket)?
+        .into_iter()
+        .filter(|(reference, digest)| {
+            !images.iter().any(|(r, d, _)| r == reference || (reference.starts_with("sha256:") && d == digest))
+        })
+        .map(|(reference, _)| reference)
+        .collect();
+    if !stale.is_empty() {
+        let out = ctr(socket)
+            .args(["images", "rm", "--sync"])
+            .args(&stale)
+            .output()
+            .map_err(|e| TestEnvError::io("run ctr images rm", e))?;
+        if !out.status.success() {
+            return Err(TestEnvError::Setup(format!("ctr images rm: {}", String::from_utf8_lossy(&out.stderr))));
+        }
+    }
+    Ok(())
+}
+
 /// Imports an OCI image layout into the node's containerd (the kubelet then finds it present).
-pub fn import(socket: &Path, layout: &Path) -> Result<(), TestEnvError> {
+fn import(socket: &Path, layout: &Path) -> Result<(), TestEnvError> {
     let mut tar = Command::new("tar")
         .arg("--create")
         .arg("--file=-")
@@ -287,11 +347,11 @@ pub fn clean_up(state: &RealNodeState) {
         }
     }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let dir = state.dir.display().to_string();
+    let (dir, root) = (state.dir.display().to_string(), state.root.display().to_string());
     let mut ours: Vec<&str> = mounts
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
-        .filter(|point| point.starts_with(&dir) || point.starts_with("/run/netns/cni-"))
+        .filter(|point| point.starts_with(&dir) || point.starts_with(&root) || point.starts_with("/run/netns/cni-"))
         .collect();
     ours.reverse();
     for point in ours {

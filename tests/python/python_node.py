@@ -49,7 +49,7 @@ def record(parent, depth, n):
 
 async def run(args):
     os.makedirs(os.path.join(args.data_dir, "db"), exist_ok=True)
-    config = NodeConfig(host="127.0.0.1", port=args.port, peer=args.peer, data_dir=args.data_dir)
+    config = NodeConfig(host=args.host, port=args.port, peer=args.peer, data_dir=args.data_dir)
     node = SporeNode(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -81,6 +81,7 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run")
     r.add_argument("--port", type=int, required=True)
+    r.add_argument("--host", default="127.0.0.1")
     r.add_argument("--data-dir", required=True)
     r.add_argument("--peer", action="append", default=[])
     r.add_argument("--genesis", action="store_true")

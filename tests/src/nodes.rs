@@ -295,6 +295,8 @@ pub struct PythonNodeOptions {
     pub publish_delay: Duration,
     /// Offset of the published records' numbers (distinct nodes publish distinct records).
     pub offset: usize,
+    /// Where it listens (default 127.0.0.1).
+    pub host: Option<String>,
 }
 
 impl PythonNode {
@@ -302,7 +304,8 @@ impl PythonNode {
         let mut command = Command::new(crate::python::require_python());
         command
             .arg(crate::python::script("python_node.py"))
-            .args(["run", "--port", &port.to_string(), "--data-dir"])
+            .args(["run", "--port", &port.to_string(), "--host", options.host.as_deref().unwrap_or("127.0.0.1")])
+            .arg("--data-dir")
             .arg(data_dir)
             .args(["--publish", &options.publish.to_string()])
             .args(["--publish-delay", &options.publish_delay.as_secs_f64().to_string()])

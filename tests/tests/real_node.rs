@@ -1,19 +1,26 @@
 //! The real node: a kubelet and containerd beside the fake GPU nodes, running the project's
-//! images as real containers. An Experiment becomes a training pod the kubelet runs under the
-//! restricted Pod Security Standard: its train step trains the workspace's model on CPU, its
-//! evaluate step measures it with `spore-eval`, and the operator reads the result back from the
-//! containers' termination messages.
+//! images as real containers under the restricted Pod Security Standard.
+//!
+//! - An Experiment becomes a training pod: its train step trains the workspace's model on CPU,
+//!   its evaluate step measures it with `spore-eval`, and the operator reads the result back
+//!   from the containers' termination messages.
+//! - `helm install` of the chart with the built images: the operator runs in its pod and leads;
+//!   a SporeNode becomes an agent pod (ready by its probe) that gossips with a real Python peer
+//!   on the host and publishes an Experiment's record to it; killed, the agent comes back with
+//!   its identity and store; `helm uninstall` leaves nothing running.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use spore_tests::nodes::{PythonNode, PythonNodeOptions};
 use spore_tests::oci::image;
 use spore_tests::testenv::TestEnv;
 use spore_tests::testenv::kubernetes::Kubectl;
 use spore_tests::testenv::ports::free_port;
-use spore_tests::testenv::real_node::{NODE_LABEL, NODE_NAME};
+use spore_tests::testenv::real_node::{NODE_IP, NODE_LABEL, NODE_NAME};
 
 /// The operator, out of the cluster (the in-cluster install is the chart's test).
 struct Operator(Child);
@@ -99,4 +106,161 @@ fn an_experiment_trains_and_is_evaluated_in_real_containers_on_the_real_node() {
     assert!(logs("evaluate").contains("[spore] evaluator: val_bpb"), "{}", logs("evaluate"));
     let listed = kubectl.run(&["get", "experiments", "-n", "lab"], None).unwrap();
     assert!(listed.contains("Succeeded") && listed.contains(&format!("{val_bpb}")[..4]), "{listed}");
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool, why: impl Fn() -> String) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{}", why());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn helm(env: &TestEnv, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(env.bin("helm").unwrap())
+        .args(args)
+        .env("KUBECONFIG", env.kubeconfig().unwrap())
+        .env("HELM_CACHE_HOME", env.dir().join("helm/cache"))
+        .env("HELM_CONFIG_HOME", env.dir().join("helm/config"))
+        .env("HELM_DATA_HOME", env.dir().join("helm/data"))
+        .output()
+        .unwrap();
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+/// The records in an agent's store (its volume), read with the host's `spore`.
+fn stored_ids(data_dir: &Path) -> String {
+    let out = Command::new(spore_tests::bins::workspace_bin("spore-agent", "spore"))
+        .args(["record", "export", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn helm_install_runs_the_operator_and_an_agent_that_publishes_to_a_python_peer() {
+    let env = TestEnv::real_node_with_crds("real-node-helm").expect("a control plane with a real node");
+    let kubectl = env.kubectl().unwrap();
+    let k = |args: &[&str]| kubectl.run(args, None).unwrap_or_else(|e| panic!("kubectl {args:?}: {e}"));
+    // Only the real node takes the pods that have no GPU (the fake CPU node would only pretend).
+    k(&["cordon", "sim-cpu-0"]);
+    for namespace in ["spore-system", "lab"] {
+        k(&["create", "namespace", namespace]);
+        k(&["label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"]);
+    }
+    let tag = image("spore").reference.rsplit_once(':').unwrap().1.to_string();
+    let set = |key: &str, value: &str| format!("--set={key}={value}");
+    helm(
+        &env,
+        &[
+            "install",
+            "spore",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/spore"),
+            "--namespace",
+            "spore-system",
+            &set("image.tag", &tag),
+            &set("agentImage.tag", &tag),
+            &set("trainingImage.tag", &tag),
+            "--set-string=nodeSelector.sporemesh\\.io/real-node=true",
+            "--wait",
+            "--timeout=120s",
+        ],
+    )
+    .unwrap();
+    // The operator's pod is ready by its own probe and holds the Lease.
+    let operator_pod = k(&["get", "pods", "-n", "spore-system", "-o", "jsonpath={.items[0].metadata.name}"]);
+    wait_for(
+        "the operator to lead",
+        Duration::from_secs(60),
+        || jsonpath(&kubectl, "spore-system", "lease/spore-operator", "{.spec.holderIdentity}") == operator_pod,
+        || kubectl.run(&["logs", "-n", "spore-system", &operator_pod], None).unwrap_or_default(),
+    );
+
+    // A real Python 0.1.2 peer on the host, where the node's pods reach it: the lab's public peer.
+    let python_port = free_port().unwrap();
+    let python = PythonNode::start(
+        &env.dir().join("python"),
+        python_port,
+        &PythonNodeOptions { genesis: true, host: Some(NODE_IP.into()), ..Default::default() },
+    );
+    // The agent's store: a volume on the node that outlives the pod.
+    let store = env.dir().join("agent-store");
+    std::fs::create_dir_all(&store).unwrap();
+    nix::unistd::chown(&store, Some(nix::unistd::Uid::from_raw(65532)), Some(nix::unistd::Gid::from_raw(65532)))
+        .unwrap();
+    let train_py = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workspace/train.py")).unwrap();
+    let manifest = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "lab-agent-store"},
+         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                  "persistentVolumeReclaimPolicy": "Retain", "claimRef": {"namespace": "lab", "name": "data-lab-0"},
+                  "hostPath": {"path": store, "type": "Directory"}}},
+        {"apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode", "metadata": {"name": "lab", "namespace": "lab"},
+         "spec": {"research": {"enabled": false}, "gpu": {"count": 0}, "nodeSelector": {NODE_LABEL: "true"},
+                  "storage": {"size": "1Gi", "storageClassName": ""},
+                  "bridge": {"publicPeers": [format!("{NODE_IP}:{python_port}")], "export": "own"}}}
+    ]});
+    kubectl.run(&["apply", "-f", "-"], Some(&manifest.to_string())).unwrap();
+    let agent_log = || kubectl.run(&["logs", "-n", "lab", "lab-0"], None).unwrap_or_else(|e| e.to_string());
+    let ready =
+        || jsonpath(&kubectl, "lab", "pod/lab-0", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True";
+    wait_for("the agent pod to be ready", Duration::from_secs(90), ready, agent_log);
+    assert_eq!(jsonpath(&kubectl, "lab", "pod/lab-0", "{.spec.nodeName}"), NODE_NAME);
+    let node_id = jsonpath(&kubectl, "lab", "sporenode/lab", "{.status.nodeId}");
+
+    let experiment = serde_json::json!({"apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment",
+        "metadata": {"name": "baseline", "namespace": "lab"},
+        "spec": {"node": "lab", "code": {"inline": train_py}, "timeBudgetSeconds": 20, "description": "baseline on CPU"}});
+    kubectl.run(&["apply", "-f", "-"], Some(&experiment.to_string())).unwrap();
+    let published = || jsonpath(&kubectl, "lab", "experiment/baseline", "{.status.publishedCid}");
+    wait_for(
+        "the agent to publish the Experiment",
+        Duration::from_secs(420),
+        || published().len() == 64,
+        || {
+            format!(
+                "{}\n{}",
+                kubectl.run(&["get", "-n", "lab", "experiment/baseline", "-o", "yaml"], None).unwrap_or_default(),
+                agent_log()
+            )
+        },
+    );
+    let cid = published();
+    assert_eq!(jsonpath(&kubectl, "lab", "experiment/baseline", "{.status.decision}"), "keep");
+    // Gossip: the record reached the Python peer outside the cluster.
+    wait_for(
+        "the Python peer to hold the record",
+        Duration::from_secs(60),
+        || python.ids().contains(&cid),
+        || python.log(),
+    );
+
+    // Killed, the agent comes back with its identity and its store.
+    let agent_pid = k(&["get", "pod", "-n", "lab", "lab-0", "-o", "jsonpath={.metadata.uid}"]);
+    k(&["delete", "pod", "-n", "lab", "lab-0", "--grace-period=0", "--force"]);
+    wait_for(
+        "a new agent pod to be ready",
+        Duration::from_secs(90),
+        || {
+            jsonpath(&kubectl, "lab", "pod/lab-0", "{.metadata.uid}") != agent_pid
+                && jsonpath(&kubectl, "lab", "pod/lab-0", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True"
+        },
+        agent_log,
+    );
+    assert!(agent_log().contains(&format!("node_id=\"{}", &node_id[..16])), "{}", agent_log());
+    assert!(stored_ids(&store).contains(&cid), "the store kept the record");
+
+    // Uninstalled (after the lab's own objects), nothing of it runs on the node.
+    k(&["delete", "sporenode", "-n", "lab", "lab", "--wait=true"]);
+    k(&["delete", "experiment", "-n", "lab", "baseline", "--wait=true"]);
+    helm(&env, &["uninstall", "spore", "--namespace", "spore-system", "--wait", "--timeout=120s"]).unwrap();
+    wait_for(
+        "every pod to be gone",
+        Duration::from_secs(120),
+        || k(&["get", "pods", "-A", "-o", "name"]).trim().is_empty(),
+        || k(&["get", "pods", "-A"]),
+    );
 }

@@ -11,6 +11,7 @@ use super::TestEnvError;
 use super::pki::{ClientCert, Pki};
 use super::ports::free_port;
 use super::process::{Service, ServiceSpec, wait_for_port};
+use super::real_node;
 
 /// Our kwok stages (pod completion driven by test annotations); kwok's defaults are added.
 const OUR_STAGES: &str = include_str!("../../support/kwok/stages.yaml");
@@ -78,6 +79,7 @@ pub fn control_plane_services(
     bin: &Path,
     pki: &Pki,
     admin_kubeconfig: &Path,
+    real_node: bool,
 ) -> Result<(Vec<ServiceSpec>, u16), TestEnvError> {
     let (etcd, peer, api, kcm, scheduler, kwok) =
         (free_port()?, free_port()?, free_port()?, free_port()?, free_port()?, free_port()?);
@@ -129,8 +131,10 @@ pub fn control_plane_services(
             vec![
                 b("kube-apiserver"),
                 format!("--etcd-servers=http://127.0.0.1:{etcd}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
+                // With a real node, its pods reach the apiserver through the `kubernetes` Service,
+                // whose endpoint is the advertised address: the node's bridge.
+                format!("--bind-address={}", if real_node { "0.0.0.0" } else { "127.0.0.1" }),
+                format!("--advertise-address={}", if real_node { real_node::NODE_IP } else { "127.0.0.1" }),
                 format!("--secure-port={api}"),
                 format!("--cert-dir={}", d("apiserver-certs")),
                 format!("--tls-cert-file={}", p(&pki.serving_cert)),
@@ -143,7 +147,9 @@ pub fn control_plane_services(
                 "--authorization-mode=RBAC".into(),
                 "--allow-privileged=true".into(),
                 // Namespaces need no default ServiceAccount before their first pod (kwok pods use no token).
-                "--disable-admission-plugins=ServiceAccount".into(),
+                // Fake nodes run no pod that talks to the apiserver; a real node's pods get their
+                // service-account tokens.
+                format!("--disable-admission-plugins={}", if real_node { "" } else { "ServiceAccount" }),
                 // `kubectl logs` of a real node's pods: its InternalIP, not its name through DNS.
                 "--kubelet-preferred-address-types=InternalIP".into(),
                 format!("--kubelet-client-certificate={}", p(&kubelet_client_cert)),

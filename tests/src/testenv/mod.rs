@@ -122,7 +122,12 @@ impl TestEnv {
             node_lock: None,
         };
         if options.kubernetes {
-            env.start_kubernetes(options.gpus)?;
+            if options.real_node {
+                // The apiserver advertises the node's bridge address: the bridge comes first.
+                env.node_lock = Some(real_node::lock()?);
+                real_node::create_bridge()?;
+            }
+            env.start_kubernetes(options.gpus, options.real_node)?;
             if options.real_node {
                 env.start_real_node()?;
             }
@@ -179,13 +184,13 @@ impl TestEnv {
         Ok(env)
     }
 
-    fn start_kubernetes(&mut self, gpus: u32) -> Result<(), TestEnvError> {
+    fn start_kubernetes(&mut self, gpus: u32, real_node: bool) -> Result<(), TestEnvError> {
         let bin = kubernetes::bin_dir()?;
         let pki = pki::Pki::create(&self.dir.join("pki"))?;
         let ca_pem = std::fs::read_to_string(&pki.ca_cert).map_err(|e| TestEnvError::io("read CA", e))?;
         let admin = self.dir.join("admin.kubeconfig");
         let restricted = self.dir.join("restricted.kubeconfig");
-        let (specs, api_port) = kubernetes::control_plane_services(&self.dir, &bin, &pki, &admin)?;
+        let (specs, api_port) = kubernetes::control_plane_services(&self.dir, &bin, &pki, &admin, real_node)?;
         kubernetes::write_kubeconfig(
             &admin,
             api_port,
@@ -237,7 +242,6 @@ impl TestEnv {
     }
 
     fn start_real_node(&mut self) -> Result<(), TestEnvError> {
-        self.node_lock = Some(real_node::lock()?);
         let bin = self.state.bin_dir.clone().ok_or_else(|| TestEnvError::Setup("no Kubernetes binaries".into()))?;
         let kubeconfig =
             self.kubeconfig().map(Path::to_path_buf).ok_or_else(|| TestEnvError::Setup("no kubeconfig".into()))?;

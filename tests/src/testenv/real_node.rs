@@ -51,6 +51,8 @@ pub struct RealNodeState {
     pub socket: PathBuf,
     /// Network namespaces that existed before the node started (the rest are its pods').
     pub netns_before: Vec<String>,
+    /// Its `--cleanup` removes the rules kube-proxy wrote.
+    pub kube_proxy: PathBuf,
 }
 
 /// Holds the machine's one real node slot while alive.
@@ -113,7 +115,7 @@ fn netns_names() -> Vec<String> {
 }
 
 /// Creates the bridge with the node's address (a leftover one of a killed run is replaced).
-fn create_bridge() -> Result<(), TestEnvError> {
+pub fn create_bridge() -> Result<(), TestEnvError> {
     let _ = run("ip", &["link", "delete", BRIDGE]);
     run("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
     run("ip", &["addr", "add", &format!("{NODE_IP}/24"), "dev", BRIDGE])?;
@@ -181,7 +183,7 @@ state = "{state}"
             "plugins": [{
                 "type": "bridge", "bridge": BRIDGE, "isGateway": true, "ipMasq": false, "hairpinMode": true,
                 "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET, "gateway": NODE_IP}]],
-                         "dataDir": d("cni/ipam")}
+                         "routes": [{"dst": "0.0.0.0/0"}], "dataDir": d("cni/ipam")}
             }]
         })
         .to_string(),
@@ -206,8 +208,14 @@ state = "{state}"
         ),
     )?;
     let netns_before = netns_names();
-    create_bridge()?;
-    let state = RealNodeState { dir: dir.to_path_buf(), root, socket: socket.clone(), netns_before };
+    let state = RealNodeState {
+        dir: dir.to_path_buf(),
+        root,
+        socket: socket.clone(),
+        netns_before,
+        kube_proxy: bin.join("kube-proxy"),
+    };
+    let (proxy_metrics, proxy_healthz) = (free_port()?, free_port()?);
     let services = vec![
         ServiceSpec {
             name: "containerd".into(),
@@ -234,6 +242,28 @@ state = "{state}"
             log: dir.join("../logs/kubelet.log"),
             run_as: None,
             port: healthz_port,
+        },
+        // Services for the node's pods (the operator reaches the apiserver through `kubernetes`);
+        // traffic to a Service is masqueraded, so a pod answering a pod on the same bridge
+        // answers through the node.
+        ServiceSpec {
+            name: "kube-proxy".into(),
+            argv: vec![
+                bin.join("kube-proxy").display().to_string(),
+                format!("--kubeconfig={}", kubeconfig.display()),
+                format!("--hostname-override={NODE_NAME}"),
+                "--proxy-mode=iptables".into(),
+                format!("--cluster-cidr={POD_SUBNET}"),
+                "--masquerade-all".into(),
+                "--conntrack-max-per-core=0".into(),
+                format!("--metrics-bind-address=127.0.0.1:{proxy_metrics}"),
+                format!("--healthz-bind-address=127.0.0.1:{proxy_healthz}"),
+                "--v=1".into(),
+            ],
+            env: Vec::new(),
+            log: dir.join("../logs/kube-proxy.log"),
+            run_as: None,
+            port: proxy_healthz,
         },
     ];
     Ok((state, services))
@@ -363,6 +393,13 @@ pub fn clean_up(state: &RealNodeState) {
     for name in netns_names() {
         if name.starts_with("cni-") && !state.netns_before.contains(&name) {
             let _ = std::fs::remove_file(Path::new("/run/netns").join(name));
+        }
+    }
+    let _ = Command::new(&state.kube_proxy).args(["--cleanup", "--proxy-mode=iptables"]).output();
+    // The kubelet's canary chains (it watches them to notice a firewall flush).
+    for program in ["iptables", "ip6tables"] {
+        for table in ["mangle", "nat", "filter"] {
+            let _ = Command::new(program).args(["-t", table, "-X", "KUBE-KUBELET-CANARY"]).output();
         }
     }
     let _ = run("ip", &["link", "delete", BRIDGE]);

@@ -357,6 +357,30 @@ mod tests {
     }
 
     #[test]
+    fn training_pods_use_the_training_image_and_the_pull_secrets() {
+        let experiment: Experiment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment",
+            "metadata": {"name": "e4", "namespace": "lab", "uid": "u-4"},
+            "spec": {"node": "n1", "code": {"inline": "x = 1\n"}}
+        }))
+        .unwrap();
+        let mut settings = PodSettings::new("registry.lab/spore:1").with_training_image("registry.lab/spore-trainer:1");
+        settings.image_pull_secrets = vec!["regcred".into()];
+        let spec = training_pod(&experiment, None, &settings).spec.unwrap();
+        assert_eq!(spec.image_pull_secrets.unwrap()[0].name, "regcred");
+        let steps = [spec.init_containers.unwrap().remove(0), spec.containers[0].clone()];
+        for step in &steps {
+            assert_eq!(step.image.as_deref(), Some("registry.lab/spore-trainer:1"));
+        }
+        // Each step has a /tmp of its own under the read-only root.
+        let tmp =
+            |c: &Container| c.volume_mounts.clone().unwrap().into_iter().find(|m| m.mount_path == "/tmp").unwrap().name;
+        assert_eq!((tmp(&steps[0]), tmp(&steps[1])), ("tmp-train".to_string(), "tmp-evaluate".to_string()));
+        let no_secrets = training_pod(&experiment, None, &PodSettings::new("img")).spec.unwrap();
+        assert!(no_secrets.image_pull_secrets.is_none());
+    }
+
+    #[test]
     fn without_its_own_request_the_run_takes_its_sporenodes() {
         let experiment: Experiment = serde_json::from_value(serde_json::json!({
             "apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment",

@@ -299,3 +299,27 @@ pub fn training_egress_policy(node: &SporeNode) -> NetworkPolicy {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_is_probed_on_its_gossip_port_and_pulls_with_the_secrets() {
+        let node: SporeNode = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode",
+            "metadata": {"name": "lab", "namespace": "lab"}, "spec": {}
+        }))
+        .unwrap();
+        let mut settings = PodSettings::new("registry.lab/spore:1").with_training_image("registry.lab/spore-trainer:1");
+        settings.image_pull_secrets = vec!["regcred".into()];
+        let pod = stateful_set(&node, &settings).spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
+        let agent = &pod.containers[0];
+        assert_eq!(agent.image.as_deref(), Some("registry.lab/spore:1"), "the agent image, not the trainer");
+        for probe in [agent.readiness_probe.clone().unwrap(), agent.liveness_probe.clone().unwrap()] {
+            let port = probe.tcp_socket.unwrap().port;
+            assert_eq!(port, k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(GOSSIP_PORT));
+        }
+    }
+}

@@ -357,6 +357,9 @@ impl TestEnv {
             real_node::kill_containers(&node);
             let _ = self.service("containerd").map(Service::stop);
             real_node::clean_up(&node);
+        } else if self.node_lock.is_some() {
+            // The bridge came up, the node did not.
+            real_node::delete_bridge();
         }
         for service in self.state.services.iter_mut().rev() {
             service.stop();

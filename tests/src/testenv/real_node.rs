@@ -396,11 +396,34 @@ pub fn clean_up(state: &RealNodeState) {
         }
     }
     let _ = Command::new(&state.kube_proxy).args(["--cleanup", "--proxy-mode=iptables"]).output();
-    // The kubelet's canary chains (it watches them to notice a firewall flush).
+    remove_kube_chains();
+    delete_bridge();
+}
+
+/// Deletes the node's bridge.
+pub fn delete_bridge() {
+    let _ = run("ip", &["link", "delete", BRIDGE]);
+}
+
+/// Removes the firewall chains the kubelet and kube-proxy leave (`KUBE-FIREWALL`, canaries,
+/// hints) and the rules that jump to them.
+fn remove_kube_chains() {
     for program in ["iptables", "ip6tables"] {
         for table in ["mangle", "nat", "filter"] {
-            let _ = Command::new(program).args(["-t", table, "-X", "KUBE-KUBELET-CANARY"]).output();
+            let Ok(out) = Command::new(program).args(["-t", table, "-S"]).output() else { continue };
+            let rules = String::from_utf8_lossy(&out.stdout).into_owned();
+            for line in rules.lines().filter(|l| l.starts_with("-A ") && l.contains("-j KUBE-")) {
+                // The shell splits the rule as iptables printed it (comments are quoted).
+                let delete = format!("{program} -t {table} -D {}", &line[3..]);
+                let _ = Command::new("sh").args(["-c", &delete]).output();
+            }
+            let chains: Vec<&str> =
+                rules.lines().filter_map(|l| l.strip_prefix("-N ")).filter(|c| c.starts_with("KUBE-")).collect();
+            for flag in ["-F", "-X"] {
+                for chain in &chains {
+                    let _ = Command::new(program).args(["-t", table, flag, chain]).output();
+                }
+            }
         }
     }
-    let _ = run("ip", &["link", "delete", BRIDGE]);
 }

@@ -10,6 +10,8 @@
 #   scripts/images.sh push REGISTRY [--profile P]     copy the images to REGISTRY/NAME:TAG (skopeo)
 #   scripts/images.sh pause                           the test node's pod sandbox image (tools/pause);
 #                                                     print "NAME REF LAYOUT"
+#   scripts/images.sh coredns                         the test cluster's DNS (CoreDNS from the Go
+#                                                     module proxy); print "NAME REF LAYOUT"
 #
 # Images: spore-operator (the controller), spore (the node agent), spore-trainer (training and
 # evaluation pods: Python, torch, gcc, spore, spore-eval). Each is tagged VERSION (the chart's
@@ -26,6 +28,7 @@ cd "$root"
 
 cache=${SPORE_IMAGE_CACHE:-$HOME/.cache/spore/images}
 prefix=${SPORE_IMAGE_PREFIX:-ghcr.io/spore-mesh}
+COREDNS_VERSION=v1.15.0
 suite=bookworm
 mirror=${SPORE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Fixed times make layers reproducible and reusable across commits.
@@ -235,6 +238,26 @@ pause_image() {
   echo "pause $ref $out"
 }
 
+# The test cluster's DNS: one static Go binary.
+layer_coredns() {
+  mkdir -p "$1/usr/local/bin"
+  GOBIN="$1/usr/local/bin" GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-modcacherw \
+    go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+}
+
+coredns_image() {
+  mkdir -p "$cache/work"
+  local k l
+  k=$({ echo "$COREDNS_VERSION"; go version; declare -f layer_coredns; } | key)
+  l=$(layer coredns "$k" layer_coredns)
+  local out="$cache/oci/coredns-$k" ref="localhost/spore-coredns:$k"
+  if [ ! -f "$out/index.json" ]; then
+    echo '{"Entrypoint": ["/usr/local/bin/coredns"], "User": "65532:65532"}' >"$cache/work/coredns.config.json"
+    "${oci[@]}" image --out "$out" --config "$cache/work/coredns.config.json" --ref "$ref" --layer "$l" >/dev/null
+  fi
+  echo "coredns $ref $out"
+}
+
 layout_of() {
   local dir="$cache/oci/$1-$(tag)"
   [ -f "$dir/index.json" ] || die "no image $1 at $dir; run: scripts/images.sh build --profile $profile"
@@ -261,11 +284,13 @@ case "$command" in
     mv "$cache/latest-$profile.txt.tmp" "$cache/latest-$profile.txt"
     # The disk keeps one generation per profile (and the pause image): the training image is
     # 2.6 GB packed.
-    mapfile -t keep < <(cat "$cache"/latest-*.txt | awk '{print $3}'; pause_image | awk '{print $3}')
+    mapfile -t keep < <(cat "$cache"/latest-*.txt | awk '{print $3}'; pause_image | awk '{print $3}'
+      [ -f "$cache/latest-coredns.txt" ] && awk '{print $3}' "$cache/latest-coredns.txt")
     "${oci[@]}" prune "$cache" "${keep[@]}"
     ;;
   tag) tag ;;
   pause) pause_image ;;
+  coredns) coredns_image | tee "$cache/latest-coredns.txt" ;;
   archive)
     [ ${#positional[@]} -eq 2 ] || die "usage: $0 archive NAME FILE"
     tar --create --file="${positional[1]}" --directory "$(layout_of "${positional[0]}")" --sort=name .
@@ -279,5 +304,5 @@ case "$command" in
       done
     done
     ;;
-  *) die "usage: $0 build|tag|archive|push|pause" ;;
+  *) die "usage: $0 build|tag|archive|push|pause|coredns" ;;
 esac

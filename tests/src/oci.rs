@@ -45,19 +45,20 @@ pub fn built_images() -> anyhow::Result<Vec<Image>> {
         .collect()
 }
 
-/// The pod sandbox image of the test node's containerd, built by `scripts/images.sh pause`.
-pub fn pause_image() -> anyhow::Result<Image> {
+/// An image of the test cluster itself, built by `scripts/images.sh COMMAND` (`pause`, the pod
+/// sandbox; `coredns`, the cluster DNS).
+pub fn infrastructure_image(command: &str) -> anyhow::Result<Image> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/images.sh");
-    let out = Command::new("bash").arg(&script).arg("pause").stderr(Stdio::inherit()).output()?;
+    let out = Command::new("bash").arg(&script).arg(command).stderr(Stdio::inherit()).output()?;
     if !out.status.success() {
-        bail!("{} pause failed", script.display());
+        bail!("{} {command} failed", script.display());
     }
     let text = String::from_utf8_lossy(&out.stdout);
     match text.lines().last().unwrap_or_default().split_whitespace().collect::<Vec<_>>()[..] {
         [name, reference, layout] => {
             Ok(Image { name: name.into(), reference: reference.into(), layout: layout.into() })
         }
-        _ => bail!("{} pause printed {text:?}", script.display()),
+        _ => bail!("{} {command} printed {text:?}", script.display()),
     }
 }
 

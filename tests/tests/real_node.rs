@@ -7,7 +7,8 @@
 //! - `helm install` of the chart with the built images: the operator runs in its pod and leads;
 //!   a SporeNode becomes an agent pod (ready by its probe) that gossips with a real Python peer
 //!   on the host and publishes an Experiment's record to it; killed, the agent comes back with
-//!   its identity and store; `helm uninstall` leaves nothing running.
+//!   its identity and store; the operator mirrors the record into PostgreSQL through the
+//!   agent's gRPC API, found by the cluster's DNS; `helm uninstall` leaves nothing running.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
@@ -55,7 +56,7 @@ fn jsonpath(kubectl: &Kubectl, namespace: &str, what: &str, path: &str) -> Strin
 
 #[test]
 fn an_experiment_trains_and_is_evaluated_in_real_containers_on_the_real_node() {
-    let env = TestEnv::real_node_with_crds("real-node").expect("a control plane with a real node");
+    let env = TestEnv::real_node_with_crds("real-node", false).expect("a control plane with a real node");
     let kubectl = env.kubectl().unwrap();
     let nodes =
         kubectl.run(&["get", "node", NODE_NAME, "-o", "jsonpath={.status.nodeInfo.containerRuntimeVersion}"], None);
@@ -143,7 +144,7 @@ fn stored_ids(data_dir: &Path) -> String {
 
 #[test]
 fn helm_install_runs_the_operator_and_an_agent_that_publishes_to_a_python_peer() {
-    let env = TestEnv::real_node_with_crds("real-node-helm").expect("a control plane with a real node");
+    let env = TestEnv::real_node_with_crds("real-node-helm", true).expect("a control plane with a real node");
     let kubectl = env.kubectl().unwrap();
     let k = |args: &[&str]| kubectl.run(args, None).unwrap_or_else(|e| panic!("kubectl {args:?}: {e}"));
     // Only the real node takes the pods that have no GPU (the fake CPU node would only pretend).
@@ -152,6 +153,17 @@ fn helm_install_runs_the_operator_and_an_agent_that_publishes_to_a_python_peer()
         k(&["create", "namespace", namespace]);
         k(&["label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"]);
     }
+    // The mirror's database, where the node's pods reach it.
+    let database_url = env.database_url().unwrap().replace("127.0.0.1", NODE_IP);
+    k(&[
+        "create",
+        "secret",
+        "generic",
+        "spore-mirror-db",
+        "-n",
+        "spore-system",
+        &format!("--from-literal=url={database_url}"),
+    ]);
     let tag = image("spore").reference.rsplit_once(':').unwrap().1.to_string();
     let set = |key: &str, value: &str| format!("--set={key}={value}");
     helm(
@@ -166,6 +178,7 @@ fn helm_install_runs_the_operator_and_an_agent_that_publishes_to_a_python_peer()
             &set("agentImage.tag", &tag),
             &set("trainingImage.tag", &tag),
             "--set-string=nodeSelector.sporemesh\\.io/real-node=true",
+            "--set=mirror.enabled=true",
             "--wait",
             "--timeout=120s",
         ],
@@ -238,6 +251,21 @@ fn helm_install_runs_the_operator_and_an_agent_that_publishes_to_a_python_peer()
         || python.log(),
     );
 
+    // The operator mirrored it into PostgreSQL (it found the agent by its Service's DNS name).
+    let mirrored = || {
+        let out = Command::new("psql")
+            .args([env.database_url().unwrap(), "-tAc", "SELECT id FROM experiments"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_for(
+        "the mirror to hold the record",
+        Duration::from_secs(90),
+        || mirrored().contains(&cid),
+        || kubectl.run(&["logs", "-n", "spore-system", &operator_pod], None).unwrap_or_default(),
+    );
+
     // Killed, the agent comes back with its identity and its store.
     let agent_pid = k(&["get", "pod", "-n", "lab", "lab-0", "-o", "jsonpath={.metadata.uid}"]);
     k(&["delete", "pod", "-n", "lab", "lab-0", "--grace-period=0", "--force"]);
@@ -260,7 +288,10 @@ fn helm_install_runs_the_operator_and_an_agent_that_publishes_to_a_python_peer()
     wait_for(
         "every pod to be gone",
         Duration::from_secs(120),
-        || k(&["get", "pods", "-A", "-o", "name"]).trim().is_empty(),
+        || {
+            k(&["get", "pods", "-n", "spore-system", "-o", "name"]).trim().is_empty()
+                && k(&["get", "pods", "-n", "lab", "-o", "name"]).trim().is_empty()
+        },
         || k(&["get", "pods", "-A"]),
     );
 }

@@ -152,9 +152,10 @@ impl TestEnv {
     }
 
     /// [`TestEnv::kubernetes_with_crds`] (four fake GPUs) and a real node with the project's
-    /// images: waits while another real node runs on this machine.
-    pub fn real_node_with_crds(name: &str) -> Result<TestEnv, TestEnvError> {
-        TestEnv::with_crds(name, 4, false, true)
+    /// images (and a PostgreSQL server its pods reach, with `postgres`): waits while another
+    /// real node runs on this machine.
+    pub fn real_node_with_crds(name: &str, postgres: bool) -> Result<TestEnv, TestEnvError> {
+        TestEnv::with_crds(name, 4, postgres, true)
     }
 
     fn with_crds(name: &str, gpus: u32, postgres: bool, real_node: bool) -> Result<TestEnv, TestEnvError> {
@@ -245,7 +246,10 @@ impl TestEnv {
         let bin = self.state.bin_dir.clone().ok_or_else(|| TestEnvError::Setup("no Kubernetes binaries".into()))?;
         let kubeconfig =
             self.kubeconfig().map(Path::to_path_buf).ok_or_else(|| TestEnvError::Setup("no kubeconfig".into()))?;
-        let pause = crate::oci::pause_image().map_err(|e| TestEnvError::Setup(format!("the pause image: {e:#}")))?;
+        let infrastructure = |name: &str| {
+            crate::oci::infrastructure_image(name).map_err(|e| TestEnvError::Setup(format!("the {name} image: {e:#}")))
+        };
+        let (pause, dns) = (infrastructure("pause")?, infrastructure("coredns")?);
         let images = crate::oci::built_images().map_err(|e| TestEnvError::Setup(format!("{e:#}")))?;
         let (node, specs) = real_node::prepare(
             &self.dir.join("node"),
@@ -269,7 +273,7 @@ impl TestEnv {
             self.save()?;
             if is_containerd {
                 let mut wanted = Vec::new();
-                for image in std::iter::once(&pause).chain(&images) {
+                for image in [&pause, &dns].into_iter().chain(&images) {
                     let (digest, _) = image.manifest().map_err(|e| TestEnvError::Setup(format!("{e:#}")))?;
                     wanted.push((image.reference.clone(), digest, image.layout.clone()));
                 }
@@ -284,7 +288,14 @@ impl TestEnv {
         let mut last = String::new();
         while std::time::Instant::now() < deadline {
             match kubectl.run(&["get", &node, "-o", ready], None) {
-                Ok(status) if status.trim() == "True" => return Ok(()),
+                Ok(status) if status.trim() == "True" => {
+                    kubectl.run(&["apply", "-f", "-"], Some(&real_node::dns_manifest(&dns.reference)))?;
+                    kubectl.run(
+                        &["rollout", "status", "-n", "kube-system", "deployment/coredns", "--timeout=90s"],
+                        None,
+                    )?;
+                    return Ok(());
+                }
                 Ok(status) => last = format!("Ready={status}"),
                 Err(e) => last = e.to_string(),
             }
@@ -295,7 +306,8 @@ impl TestEnv {
     }
 
     fn start_postgres(&mut self) -> Result<(), TestEnvError> {
-        let spec = postgres::init_cluster(&self.dir)?;
+        let node_ip = self.state.real_node.as_ref().map(|_| real_node::NODE_IP);
+        let spec = postgres::init_cluster(&self.dir, node_ip)?;
         let port = spec.port;
         let mut service = Service::new(spec);
         service.start()?;

@@ -51,7 +51,9 @@ fn run(mut command: Command, what: &str) -> Result<(), TestEnvError> {
 }
 
 /// Creates the cluster under `dir/postgres` and returns the server's service spec.
-pub fn init_cluster(dir: &Path) -> Result<ServiceSpec, TestEnvError> {
+/// `also_listen`: one more address to serve (a real node's bridge, for its pods), trusted for
+/// the addresses of its /24.
+pub fn init_cluster(dir: &Path, also_listen: Option<&str>) -> Result<ServiceSpec, TestEnvError> {
     let bin = bin_dir()?;
     let root = dir.join("postgres");
     let data = root.join("data");
@@ -74,6 +76,15 @@ pub fn init_cluster(dir: &Path) -> Result<ServiceSpec, TestEnvError> {
     let mut initdb = as_server_user(&bin.join("initdb"));
     initdb.args(["-D"]).arg(&data).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
     run(initdb, "initdb")?;
+    let mut listen = "127.0.0.1".to_string();
+    if let Some(address) = also_listen {
+        listen = format!("{listen},{address}");
+        let subnet = format!("{}.0/24", address.rsplit_once('.').map(|(net, _)| net).unwrap_or(address));
+        let hba = data.join("pg_hba.conf");
+        let mut text = std::fs::read_to_string(&hba).map_err(|e| TestEnvError::io("read pg_hba.conf", e))?;
+        text.push_str(&format!("host all all {subnet} trust\n"));
+        std::fs::write(&hba, text).map_err(|e| TestEnvError::io("write pg_hba.conf", e))?;
+    }
     let port = free_port()?;
     Ok(ServiceSpec {
         name: "postgres".into(),
@@ -86,7 +97,7 @@ pub fn init_cluster(dir: &Path) -> Result<ServiceSpec, TestEnvError> {
             "-k".into(),
             socket.to_string_lossy().into_owned(),
             "-c".into(),
-            "listen_addresses=127.0.0.1".into(),
+            format!("listen_addresses={listen}"),
             // Test data is disposable: trade durability for speed.
             "-c".into(),
             "fsync=off".into(),

@@ -27,6 +27,8 @@ pub const NODE_LABEL: &str = "sporemesh.io/real-node";
 pub const BRIDGE: &str = "spore-cni0";
 pub const NODE_IP: &str = "10.89.0.1";
 pub const POD_SUBNET: &str = "10.89.0.0/24";
+/// The cluster DNS Service's address (in the apiserver's service range, 10.0.0.0/24).
+pub const CLUSTER_DNS_IP: &str = "10.0.0.10";
 /// Where Debian's CNI plugins live.
 const CNI_BIN_DIR: &str = "/usr/lib/cni";
 const LOCK_PATH: &str = "/run/spore-real-node.lock";
@@ -202,7 +204,8 @@ state = "{state}"
              authorization: {{mode: Webhook}}\n\
              # The machine's disk is shared with everything else: never evict the tests' pods.\n\
              evictionHard: {{memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}}\n\
-             imageGCHighThresholdPercent: 100\nserializeImagePulls: false\n",
+             imageGCHighThresholdPercent: 100\nserializeImagePulls: false\n\
+             clusterDNS: [{CLUSTER_DNS_IP}]\nclusterDomain: cluster.local\n",
             socket = socket.display(),
             ca = ca_cert.display(),
         ),
@@ -426,4 +429,10 @@ fn remove_kube_chains() {
             }
         }
     }
+}
+
+/// CoreDNS for the cluster (`*.svc.cluster.local` from the API; nothing forwarded off the
+/// machine), on the real node, as `kube-dns` at [`CLUSTER_DNS_IP`].
+pub fn dns_manifest(image: &str) -> String {
+    include_str!("../../support/coredns.yaml").replace("IMAGE", image).replace("CLUSTER_DNS_IP", CLUSTER_DNS_IP)
 }

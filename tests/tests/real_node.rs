@@ -8,7 +8,8 @@
 //!   a SporeNode becomes an agent pod (ready by its probe) that gossips with a real Python peer
 //!   on the host and publishes an Experiment's record to it; killed, the agent comes back with
 //!   its identity and store; the operator mirrors the record into PostgreSQL through the
-//!   agent's gRPC API, found by the cluster's DNS; `helm uninstall` leaves nothing running.
+//!   agent's gRPC API, found by the cluster's DNS; an upgrade hands the Lease to the new
+//!   operator pod; `helm uninstall` leaves nothing running.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
@@ -265,6 +266,30 @@ fn helm_install_runs_the_operator_and_an_agent_that_publishes_to_a_python_peer()
         || mirrored().contains(&cid),
         || kubectl.run(&["logs", "-n", "spore-system", &operator_pod], None).unwrap_or_default(),
     );
+
+    // An upgrade (CRDs first, as the README says) rolls the operator; the new pod takes the Lease.
+    k(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/spore/crds")]);
+    helm(
+        &env,
+        &[
+            "upgrade",
+            "spore",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/spore"),
+            "--namespace",
+            "spore-system",
+            "--reuse-values",
+            "--set=logLevel=debug",
+            "--wait",
+            "--timeout=120s",
+        ],
+    )
+    .unwrap();
+    let upgraded = || {
+        let pods = k(&["get", "pods", "-n", "spore-system", "-o", "jsonpath={.items[*].metadata.name}"]);
+        let holder = jsonpath(&kubectl, "spore-system", "lease/spore-operator", "{.spec.holderIdentity}");
+        pods.split_whitespace().collect::<Vec<_>>() == [holder.as_str()] && holder != operator_pod
+    };
+    wait_for("the upgraded operator to lead", Duration::from_secs(90), upgraded, || k(&["get", "pods,lease", "-A"]));
 
     // Killed, the agent comes back with its identity and its store.
     let agent_pid = k(&["get", "pod", "-n", "lab", "lab-0", "-o", "jsonpath={.metadata.uid}"]);

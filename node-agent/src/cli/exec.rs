@@ -111,6 +111,15 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Deletes a directory when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The evaluate phase's harness: the built-in files, written into a directory emptied first, so
 /// nothing the training step wrote is beside `prepare.py` when it runs.
 fn fresh_harness(args: &ExecArgs) -> anyhow::Result<PathBuf> {
@@ -243,7 +252,10 @@ fn evaluate(args: ExecArgs) -> anyhow::Result<ExitCode> {
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .with_context(|| format!("the training step left no summary in {}", out.display()))?;
-    let prepared = Workspace::prepare(&fresh_harness(&args)?, &args.python, Some(&program))?;
+    let harness_dir = fresh_harness(&args)?;
+    // One made under $TMPDIR (no --eval-harness-dir) goes when this step ends, whatever happens.
+    let _made_here = args.eval_harness_dir.is_none().then(|| RemoveOnDrop(harness_dir.clone()));
+    let prepared = Workspace::prepare(&harness_dir, &args.python, Some(&program))?;
     let plan = prepared.eval.clone().context("the harness's prepare.py printed no evaluation plan")?;
     // The evaluator is trusted; the model it loads is not: jailed where possible, else (a pod)
     // with the split deleted before the model is loaded.

@@ -13,6 +13,9 @@ use spore_spec::ExperimentRecord;
 
 use super::DataDir;
 
+/// Records in `spore status`'s recent activity, as in the Python CLI.
+const RECENT: usize = 10;
+
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[arg(long)]
@@ -75,6 +78,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             s["pid"].as_u64().is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
         });
     let peers = running.as_ref().map(|s| s["peers"].clone()).unwrap_or_else(|| json!([]));
+    let recent = store.recent(RECENT)?;
     let report = json!({
         "node_id": node_id,
         "data_dir": args.data_dir.data_dir,
@@ -94,6 +98,11 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             .and_then(|text| serde_json::from_str::<Value>(&text).ok())
             .unwrap_or_else(|| json!({})),
         "rejected": store.rejected()?.into_iter().map(|(id, truth)| json!({"id": id, "ground_truth": truth})).collect::<Vec<_>>(),
+        // The recent activity the Python CLI prints: the newest records by timestamp.
+        "recent": recent.iter().map(|r| json!({
+            "id": r.id, "val_bpb": r.val_bpb.as_f64(), "status": r.status.as_str(), "node_id": r.node_id,
+            "description": r.description,
+        })).collect::<Vec<_>>(),
     });
     if args.json {
         writeln!(out, "{report}")?;
@@ -121,6 +130,21 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     writeln!(out, "peers     {}", peer_list.len())?;
     for peer in peer_list {
         writeln!(out, "  {:9} {}", peer["direction"].as_str().unwrap_or(""), peer["address"].as_str().unwrap_or(""))?;
+    }
+    if !recent.is_empty() {
+        writeln!(out, "recent")?;
+        writeln!(out, "  {:12}  {:>10}  {:7}  {:16}  description", "id", "val_bpb", "status", "node")?;
+        for r in &recent {
+            let description: String = r.description.chars().take(40).collect();
+            writeln!(
+                out,
+                "  {:12}  {:>10.6}  {:7}  {:16}  {description}",
+                &r.id[..12.min(r.id.len())],
+                r.val_bpb.as_f64(),
+                r.status.as_str(),
+                &r.node_id[..16.min(r.node_id.len())],
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -200,7 +224,9 @@ pub fn graph(args: GraphArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The Python peer's ASCII tree: `[+]` keep, `[x]` discard, `[!]` crash; orphans listed last.
+/// The Python peer's ASCII tree: `[+]` keep, `[x]` discard, `[!]` crash; roots and each
+/// record's children in timestamp order. Records whose parent this node lacks follow the roots
+/// (Python hides them; here nothing stored is hidden).
 fn print_tree(
     out: &mut impl Write,
     records: &[ExperimentRecord],
@@ -211,8 +237,10 @@ fn print_tree(
         writeln!(out, "(empty graph)")?;
         return Ok(());
     }
+    let mut records: Vec<&ExperimentRecord> = records.iter().collect();
+    records.sort_by_key(|r| r.timestamp.as_i64());
     let mut by_parent: std::collections::HashMap<&str, Vec<&ExperimentRecord>> = std::collections::HashMap::new();
-    for record in records {
+    for &record in &records {
         if let Some(parent) = record.parent.as_deref() {
             by_parent.entry(parent).or_default().push(record);
         }
@@ -228,8 +256,12 @@ fn print_tree(
         format!("[{icon}] {} val_bpb={:.6} | {description}", &r.id[..8.min(r.id.len())], r.val_bpb.as_f64())
     }
     let mut stack: Vec<(&ExperimentRecord, String, bool, usize)> = Vec::new();
-    let roots: Vec<&ExperimentRecord> =
-        records.iter().filter(|r| r.parent.as_deref().is_none_or(|p| !ids.contains(p))).collect();
+    let roots: Vec<&ExperimentRecord> = records
+        .iter()
+        .filter(|r| r.parent.is_none())
+        .chain(records.iter().filter(|r| r.parent.as_deref().is_some_and(|p| !ids.contains(p))))
+        .copied()
+        .collect();
     for (i, root) in roots.iter().enumerate().rev() {
         stack.push((root, String::new(), i + 1 == roots.len(), 0));
     }

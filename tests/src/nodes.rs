@@ -81,7 +81,8 @@ impl SporeNode {
         SporeNode::start_training(bin, data_dir, port, peers, &with_no_train)
     }
 
-    /// [`SporeNode::start_with_args`] with environment variables (e.g. `KUBECONFIG`).
+    /// [`SporeNode::start_with_args`] with environment variables (e.g. `KUBECONFIG`; with
+    /// `SPORE_BOOTSTRAP_PEER` the node may dial that stand-in bootstrap peer).
     pub fn start_with_env(bin: &Path, data_dir: &Path, port: u16, extra: &[String], env: &[(&str, &str)]) -> SporeNode {
         let mut args = vec!["--no-train".to_string()];
         args.extend(extra.iter().cloned());
@@ -116,7 +117,11 @@ impl SporeNode {
     ) -> SporeNode {
         // No explorer unless the test asks for one on its own port.
         let explorer = extra.iter().any(|a| a == "--web-port");
-        let mut args: Vec<String> = vec!["run".into(), "--no-bootstrap".into()];
+        // Never the public bootstrap peer; a stand-in only where the test names one.
+        let mut args: Vec<String> = vec!["run".into()];
+        if !env.iter().any(|(k, _)| k == "SPORE_BOOTSTRAP_PEER") {
+            args.push("--no-bootstrap".into());
+        }
         if !explorer {
             args.push("--no-explorer".into());
         }

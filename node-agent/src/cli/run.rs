@@ -216,7 +216,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             max_record_bytes: args.public_record_bytes,
         });
     }
-    config.bootstrap = !args.no_bootstrap;
+    // SPORE_BOOTSTRAP_PEER replaces the public bootstrap peer (a lab's own, or a test's).
+    config.bootstrap = (!args.no_bootstrap).then(|| {
+        std::env::var("SPORE_BOOTSTRAP_PEER")
+            .ok()
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| spore_agent::node::BOOTSTRAP_PEER.to_string())
+    });
     let identity = spore_agent::identity_file::load_or_create(&data_dir)?;
 
     let mut rerun = None;

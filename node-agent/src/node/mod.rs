@@ -167,8 +167,9 @@ pub struct NodeConfig {
     pub peers: Vec<String>,
     /// Listen only; dial nobody (Python's `--genesis`).
     pub genesis: bool,
-    /// Dial the public bootstrap peer when no peer is known.
-    pub bootstrap: bool,
+    /// The bootstrap peer, dialed when no other peer is configured, remembered or public, and
+    /// never remembered itself (it stays the fallback); `None` never dials one.
+    pub bootstrap: Option<String>,
     /// Where the gRPC API listens (for the status file), when it is served.
     pub grpc: Option<SocketAddr>,
     pub protocol: ProtocolConfig,
@@ -182,7 +183,7 @@ impl NodeConfig {
             port: 7470,
             peers: Vec::new(),
             genesis: false,
-            bootstrap: true,
+            bootstrap: Some(BOOTSTRAP_PEER.into()),
             grpc: None,
             protocol: ProtocolConfig::default(),
         }
@@ -221,8 +222,10 @@ pub async fn run(
             core.add_dial_target(address, false);
         }
         // A bridge reaches the public mesh through its public peers only, never the bootstrap.
-        if config.peers.is_empty() && known.is_empty() && public.is_empty() && config.bootstrap {
-            core.add_dial_target(BOOTSTRAP_PEER, false);
+        if let Some(bootstrap) =
+            config.bootstrap.as_deref().filter(|_| config.peers.is_empty() && known.is_empty() && public.is_empty())
+        {
+            core.add_dial_target(bootstrap, false);
         }
     }
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
@@ -242,6 +245,7 @@ pub async fn run(
         shutdown: shutdown.clone(),
         started: Instant::now(),
         data_dir: config.data_dir.clone(),
+        bootstrap: config.bootstrap.clone(),
         listen: local,
         grpc: config.grpc,
         snapshot: snapshot_tx,
@@ -307,6 +311,8 @@ struct Driver {
     shutdown: CancellationToken,
     started: Instant,
     data_dir: PathBuf,
+    /// Never written to `known_peer`.
+    bootstrap: Option<String>,
     listen: SocketAddr,
     grpc: Option<SocketAddr>,
     snapshot: tokio::sync::watch::Sender<status::Snapshot>,
@@ -415,6 +421,8 @@ impl Driver {
                 }
             }
             Action::Dial { address } => self.dial(address),
+            // The bootstrap peer is the fallback, not a peer to come back to instead of it.
+            Action::RememberPeer { address } if self.bootstrap.as_deref() == Some(address.as_str()) => {}
             Action::RememberPeer { address } => known_peers::remember(&self.data_dir, &address),
         }
     }

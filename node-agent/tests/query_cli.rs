@@ -1,6 +1,7 @@
 //! `spore graph`, `spore status` and `spore version` as a user runs them, on a small DAG made
 //! with `spore record sign` and `spore record import`: the tree in the Python CLI's format
-//! (children in timestamp order, `--depth`), the recent-activity table, the version.
+//! (children in timestamp order, `--depth`), the recent-activity table, the version, and the
+//! default data directory initialised on first use.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
@@ -89,4 +90,24 @@ fn graph_prints_the_python_tree_and_status_the_recent_activity() {
 fn version_names_the_package_version() {
     let out = stdout(&spore(&["version"], b""));
     assert!(out.contains(env!("CARGO_PKG_VERSION")), "{out}");
+}
+
+#[test]
+fn the_default_data_dir_is_initialised_on_first_use_and_an_explicit_one_never() {
+    let home = tempfile::tempdir().unwrap();
+    let run =
+        |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_spore")).args(args).env("HOME", home.path()).output().unwrap();
+    let first = run(&["status"]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(String::from_utf8_lossy(&first.stderr).contains("initialised a new node"));
+    let node_id = std::fs::read_to_string(home.path().join(".spore/identity/node_id")).unwrap();
+    assert!(String::from_utf8_lossy(&first.stdout).contains(node_id.trim()));
+    // Once only: the same identity after, and nothing said.
+    let second = run(&["graph"]);
+    assert!(second.status.success() && !String::from_utf8_lossy(&second.stderr).contains("initialised"));
+    assert_eq!(std::fs::read_to_string(home.path().join(".spore/identity/node_id")).unwrap(), node_id);
+    // A mistyped --data-dir is refused, not made.
+    let typo = home.path().join(".spor");
+    let refused = run(&["status", "--data-dir", typo.to_str().unwrap()]);
+    assert!(!refused.status.success() && !typo.exists());
 }

@@ -36,7 +36,7 @@ pub struct CleanArgs {
 }
 
 /// Creates the identity, the store and artifact directories and a default config.
-fn ensure_initialized(data_dir: &Path) -> anyhow::Result<spore_spec::Identity> {
+pub(super) fn ensure_initialized(data_dir: &Path) -> anyhow::Result<spore_spec::Identity> {
     std::fs::create_dir_all(data_dir.join("db"))?;
     std::fs::create_dir_all(data_dir.join("artifact"))?;
     let identity = spore_agent::identity_file::load_or_create(data_dir)?;

@@ -48,14 +48,23 @@ pub struct GraphArgs {
     data_dir: DataDir,
 }
 
-/// Opens an existing node's store for reading; a mistyped `--data-dir` is an error, not a new
-/// empty store.
+/// Opens a node's store for reading. The default data directory (`~/.spore`) is initialised
+/// on first use, as the seed's CLI promises (said on stderr); any other `--data-dir` must hold a
+/// node already, so a mistyped one is an error, never a second identity.
 pub fn open_store(data_dir: &DataDir) -> anyhow::Result<DagStore> {
     let path = super::run::store_path(&data_dir.data_dir);
     if !path.exists() {
-        anyhow::bail!(
-            "no node store at {} (start a node with `spore run`, or pass the right --data-dir)",
-            path.display()
+        if data_dir.data_dir != super::default_data_dir() {
+            anyhow::bail!(
+                "no node store at {} (start a node with `spore run`, or pass the right --data-dir)",
+                path.display()
+            );
+        }
+        let identity = super::admin::ensure_initialized(&data_dir.data_dir)?;
+        eprintln!(
+            "spore: initialised a new node {}… in {} (as `spore init` does)",
+            &identity.node_id()[..16],
+            data_dir.data_dir.display()
         );
     }
     Ok(DagStore::open(&path)?)

@@ -1,7 +1,8 @@
 """Spore's training workload: a small GPT trained for a fixed time budget.
 
 This is the one file an experiment changes. The hyperparameters are the module constants of the
-profile that runs (`gpu` when CUDA is present, `cpu` otherwise); everything else may change too.
+profile that runs (`gpu` when CUDA is present, `cpu` otherwise: on Apple's MPS when present, else
+the CPU); everything else may change too.
 The harness (`prepare.py`: data, loader, metric, time budget) is fixed. The run ends by exporting
 the trained model (`export_model`), which the node's trusted evaluator measures on a validation
 split this process cannot read, and with the summary block that the node parses:
@@ -163,15 +164,36 @@ def lr_multiplier(progress):
     return max(0.0, (1.0 - progress) / WARMDOWN_RATIO)
 
 
+def pick_device(profile=PROFILE):
+    """CUDA → MPS → CPU: the `gpu` profile runs on CUDA; the small `cpu` profile on Apple's MPS
+    where it is present (float32, no compile), else on the CPU's threads."""
+    if profile == "gpu":
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def synchronize(device):
+    """Waits for the device, so step times measure work, not queueing."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    elif device == "mps":
+        torch.mps.synchronize()
+
+
 def main():
     start = time.time()
     torch.manual_seed(42)
-    device = "cuda" if PROFILE == "gpu" else "cpu"
+    device = pick_device()
     if device == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
     torch.set_float32_matmul_precision("high")
     use_compile = device == "cuda" and os.environ.get("SPORE_DISABLE_COMPILE") != "1"
-    autocast = torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda")
+    autocast = torch.autocast(
+        device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16, enabled=device == "cuda"
+    )
     print(f"Device: {device} (compile {'enabled' if use_compile else 'disabled'}), profile {PROFILE}")
 
     model = GPT(VOCAB_SIZE, DEPTH, MODEL_DIM, HEAD_DIM, MLP_RATIO, SEQ_LEN, LOGIT_SOFTCAP).to(device)
@@ -206,8 +228,7 @@ def main():
     gc.collect()
     gc.freeze()
     while True:
-        if device == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         t0 = time.time()
         for _ in range(grad_accum):
             with autocast:
@@ -225,8 +246,7 @@ def main():
         if not math.isfinite(loss_value) or loss_value > 100:
             print("FAIL")
             raise SystemExit(1)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         dt = time.time() - t0
         if step > UNCOUNTED_STEPS:
             training_time += dt
@@ -247,7 +267,8 @@ def main():
             break
     print()
 
-    export_model(model)
+    # The evaluator runs on CUDA or the CPU: a model trained on MPS is exported from the CPU.
+    export_model(model.to("cpu") if device == "mps" else model)
     total_tokens = step * TOTAL_BATCH_TOKENS
     peak_vram_mb = torch.cuda.max_memory_allocated() / 1024 / 1024 if device == "cuda" else 0.0
     mfu_percent = (

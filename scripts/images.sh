@@ -225,17 +225,22 @@ layer_pause() {
     go build -trimpath -ldflags "-s -w" -o "$1/usr/local/bin/pause" .)
 }
 
-pause_image() {
+# single_binary_image NAME KEY USER: a test-cluster image of the one binary `layer_NAME` builds,
+# /usr/local/bin/NAME as its entrypoint; prints "NAME REF LAYOUT".
+single_binary_image() {
+  local name=$1 k=$2 user=$3 l
   mkdir -p "$cache/work"
-  local k l
-  k=$({ cat tools/pause/go.mod tools/pause/main.go; go version; declare -f layer_pause; } | key)
-  l=$(layer pause "$k" layer_pause)
-  local out="$cache/oci/pause-$k" ref="localhost/spore-pause:$k"
+  l=$(layer "$name" "$k" "layer_$name")
+  local out="$cache/oci/$name-$k" ref="localhost/spore-$name:$k"
   if [ ! -f "$out/index.json" ]; then
-    echo '{"Entrypoint": ["/usr/local/bin/pause"], "User": "65535:65535"}' >"$cache/work/pause.config.json"
-    "${oci[@]}" image --out "$out" --config "$cache/work/pause.config.json" --ref "$ref" --layer "$l" >/dev/null
+    echo "{\"Entrypoint\": [\"/usr/local/bin/$name\"], \"User\": \"$user\"}" >"$cache/work/$name.config.json"
+    "${oci[@]}" image --out "$out" --config "$cache/work/$name.config.json" --ref "$ref" --layer "$l" >/dev/null
   fi
-  echo "pause $ref $out"
+  echo "$name $ref $out"
+}
+
+pause_image() {
+  single_binary_image pause "$({ cat tools/pause/go.mod tools/pause/main.go; go version; declare -f layer_pause; } | key)" 65535:65535
 }
 
 # The test cluster's DNS: one static Go binary.
@@ -246,16 +251,7 @@ layer_coredns() {
 }
 
 coredns_image() {
-  mkdir -p "$cache/work"
-  local k l
-  k=$({ echo "$COREDNS_VERSION"; go version; declare -f layer_coredns; } | key)
-  l=$(layer coredns "$k" layer_coredns)
-  local out="$cache/oci/coredns-$k" ref="localhost/spore-coredns:$k"
-  if [ ! -f "$out/index.json" ]; then
-    echo '{"Entrypoint": ["/usr/local/bin/coredns"], "User": "65532:65532"}' >"$cache/work/coredns.config.json"
-    "${oci[@]}" image --out "$out" --config "$cache/work/coredns.config.json" --ref "$ref" --layer "$l" >/dev/null
-  fi
-  echo "coredns $ref $out"
+  single_binary_image coredns "$({ echo "$COREDNS_VERSION"; go version; declare -f layer_coredns; } | key)" 65532:65532
 }
 
 layout_of() {

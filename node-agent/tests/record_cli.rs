@@ -4,26 +4,13 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on bad fixtures
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use spore_spec::json::{self, Value};
 use spore_tests::python::{generate_reference_records, python_verdicts};
 
 fn spore(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spore"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start spore");
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || input.write_all(&data));
-    let output = child.wait_with_output().expect("spore output");
-    writer.join().expect("writer").expect("write stdin");
-    output
+    spore_tests::bins::run_with_stdin(std::path::Path::new(env!("CARGO_BIN_EXE_spore")), args, stdin)
 }
 
 fn get<'a>(value: &'a Value, key: &str) -> &'a Value {

@@ -20,3 +20,23 @@ pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
     }
     bin
 }
+
+/// Runs `bin` with `args`, `stdin` written on a thread of its own (a large input cannot
+/// deadlock against a full stdout pipe), and returns its output.
+pub fn run_with_stdin(bin: &std::path::Path, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || input.write_all(&data));
+    let output = child.wait_with_output().expect("wait for the output");
+    writer.join().expect("the stdin writer").expect("write stdin");
+    output
+}

@@ -1,9 +1,10 @@
 //! The real node: a kubelet and containerd beside the fake GPU nodes, running the project's
 //! images as real containers under the restricted Pod Security Standard.
 //!
-//! - An Experiment becomes a training pod: its train step trains the workspace's model on CPU,
-//!   its evaluate step measures it with `spore-eval`, and the operator reads the result back
-//!   from the containers' termination messages.
+//! - An Experiment becomes a training pod: its train step trains the workspace's model on CPU
+//!   (after planting modules in its /tmp and the scratch volume, which must never run in the
+//!   evaluate step), its evaluate step measures it with `spore-eval`, and the operator reads the
+//!   result back from the containers' termination messages.
 //! - `helm install` of the chart with the built images: the operator runs in its pod and leads;
 //!   a SporeNode becomes an agent pod (ready by its probe) that gossips with a real Python peer
 //!   on the host and publishes an Experiment's record to it; killed, the agent comes back with
@@ -51,6 +52,20 @@ fn start_operator(env: &TestEnv, log: &std::path::Path) -> Operator {
     Operator(child)
 }
 
+/// Python that writes modules a careless evaluate step would import (the harness's own names,
+/// `sitecustomize`) into every directory of the train step's /tmp and scratch volume.
+const PLANT: &str = r#"
+import pathlib
+for _dir in ["/tmp", "/scratch", "/scratch/harness", "/scratch/out", "/scratch/data", "/scratch/run"]:
+    for _name in ["prepare.py", "json.py", "hashlib.py", "batching.py", "sitecustomize.py"]:
+        try:
+            pathlib.Path(_dir).mkdir(parents=True, exist_ok=True)
+            (pathlib.Path(_dir) / _name).write_text("import sys\nprint('PLANTED MODULE RAN', file=sys.stderr)\nraise SystemExit(3)\n")
+            print("PLANTED", pathlib.Path(_dir) / _name)
+        except OSError:
+            pass
+"#;
+
 fn jsonpath(kubectl: &Kubectl, namespace: &str, what: &str, path: &str) -> String {
     kubectl.run(&["get", "-n", namespace, what, "-o", &format!("jsonpath={path}")], None).unwrap_or_default()
 }
@@ -66,7 +81,12 @@ fn an_experiment_trains_and_is_evaluated_in_real_containers_on_the_real_node() {
     kubectl.run(&["create", "namespace", "lab"], None).unwrap();
     kubectl.run(&["label", "namespace", "lab", "pod-security.kubernetes.io/enforce=restricted"], None).unwrap();
     let _operator = start_operator(&env, &env.dir().join("logs/operator.log"));
-    let train_py = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workspace/train.py")).unwrap();
+    // A hostile candidate: before training it plants modules wherever the train step can write
+    // (its /tmp, the scratch volume the evaluate step shares); none of them may run there.
+    let train_py = format!(
+        "{PLANT}\n{}",
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workspace/train.py")).unwrap()
+    );
     let manifest = serde_json::json!({
         "apiVersion": "v1", "kind": "List", "items": [
             {"apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode", "metadata": {"name": "lab"},
@@ -106,6 +126,8 @@ fn an_experiment_trains_and_is_evaluated_in_real_containers_on_the_real_node() {
     let val_bpb: f64 = jsonpath(&kubectl, "lab", "experiment/baseline", "{.status.metrics.valBpb}").parse().unwrap();
     assert!(val_bpb > 1.0 && val_bpb < 9.0, "{status}");
     assert!(logs("evaluate").contains("[spore] evaluator: val_bpb"), "{}", logs("evaluate"));
+    assert!(logs("train").contains("PLANTED /tmp/sitecustomize.py"), "the candidate planted: {}", logs("train"));
+    assert!(!logs("evaluate").contains("PLANTED MODULE RAN"), "{}", logs("evaluate"));
     let listed = kubectl.run(&["get", "experiments", "-n", "lab"], None).unwrap();
     assert!(listed.contains("Succeeded") && listed.contains(&format!("{val_bpb}")[..4]), "{listed}");
 }

@@ -54,16 +54,15 @@ async fn scrape(axum::extract::State(state): axum::extract::State<State>) -> imp
     let store = state.store.clone();
     let counts =
         tokio::task::spawn_blocking(move || store.lock().ok().and_then(|s| s.counts().ok())).await.ok().flatten();
-    let Some(counts) = counts else {
-        return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain")], "store unavailable\n".into());
-    };
+    // An unreadable store (a full disk can refuse even reads) leaves out only its gauge.
+    let stored = counts.map(|c| [c.keep, c.discard, c.crash]);
     let snapshot = state.snapshot.borrow().clone();
-    let body = render(&snapshot, [counts.keep, counts.discard, counts.crash], &state.metrics);
+    let body = render(&snapshot, stored, &state.metrics);
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-/// The exposition text. `stored` is [keep, discard, crash].
-fn render(snapshot: &Snapshot, stored: [u64; 3], metrics: &AgentMetrics) -> String {
+/// The exposition text. `stored` is [keep, discard, crash], when the store could be read.
+fn render(snapshot: &Snapshot, stored: Option<[u64; 3]>, metrics: &AgentMetrics) -> String {
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, String)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -82,15 +81,23 @@ fn render(snapshot: &Snapshot, stored: [u64; 3], metrics: &AgentMetrics) -> Stri
         ],
     );
     metric(
-        "spore_records_stored",
+        "spore_store_readable",
         "gauge",
-        "Records in the store by status.",
-        &[
-            ("{status=\"keep\"}", stored[0].to_string()),
-            ("{status=\"discard\"}", stored[1].to_string()),
-            ("{status=\"crash\"}", stored[2].to_string()),
-        ],
+        "1 when the store answered this scrape's count.",
+        &[("", u8::from(stored.is_some()).to_string())],
     );
+    if let Some(stored) = stored {
+        metric(
+            "spore_records_stored",
+            "gauge",
+            "Records in the store by status.",
+            &[
+                ("{status=\"keep\"}", stored[0].to_string()),
+                ("{status=\"discard\"}", stored[1].to_string()),
+                ("{status=\"crash\"}", stored[2].to_string()),
+            ],
+        );
+    }
     let stats = &snapshot.stats;
     metric(
         "spore_records_received_total",
@@ -148,6 +155,38 @@ fn render(snapshot: &Snapshot, stored: [u64; 3], metrics: &AgentMetrics) -> Stri
         .collect();
     let dropped: Vec<(&str, String)> = dropped.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
     metric("spore_messages_dropped_total", "counter", "Messages dropped unread, by reason.", &dropped);
+    let paused: Vec<(String, String)> = crate::protocol::PauseCause::ALL
+        .iter()
+        .map(|c| {
+            let on = snapshot.store_pause.as_ref().is_some_and(|p| p.cause == *c);
+            (format!("{{cause=\"{}\"}}", c.label()), u8::from(on).to_string())
+        })
+        .collect();
+    let paused: Vec<(&str, String)> = paused.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
+    metric(
+        "spore_store_paused",
+        "gauge",
+        "1 while ingest is paused for the store, by cause (busy, full, quota, failed).",
+        &paused,
+    );
+    metric(
+        "spore_store_pauses_total",
+        "counter",
+        "Times ingest paused for the store.",
+        &[("", stats.store_pauses.to_string())],
+    );
+    metric(
+        "spore_own_waiting",
+        "gauge",
+        "This node's records and control events waiting for a paused store.",
+        &[("", snapshot.own_waiting.to_string())],
+    );
+    metric(
+        "spore_code_over_quota_total",
+        "counter",
+        "Fetched code not stored: the artifact directory is at its quota.",
+        &[("", stats.code_over_quota.to_string())],
+    );
     metric(
         "spore_peers_banned_total",
         "counter",
@@ -189,7 +228,7 @@ mod tests {
         snapshot.stats.announce.retries = 5;
         let metrics = AgentMetrics::default();
         metrics.grpc_streams.store(2, Ordering::Relaxed);
-        let text = render(&snapshot, [3, 2, 1], &metrics);
+        let text = render(&snapshot, Some([3, 2, 1]), &metrics);
         for line in [
             "# TYPE spore_peers gauge",
             "spore_peers{direction=\"inbound\"} 1",

@@ -119,7 +119,7 @@ impl Network {
 
     fn feed(&mut self, node: usize, event: Event) {
         let unix_now = 1_773_000_000 + (self.now / 1000) as i64;
-        let actions = self.cores[node].handle(event, self.now, unix_now).unwrap();
+        let actions = self.cores[node].handle(event, self.now, unix_now);
         for action in actions {
             match action {
                 Action::Send { peer, body } => {

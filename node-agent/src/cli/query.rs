@@ -101,6 +101,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         "best_val_bpb": frontier.first().map(|f| f.val_bpb),
         "peers": peers,
         "stats": running.as_ref().map(|s| s["stats"].clone()),
+        // Whether ingest is paused for the store (busy, full, failing, at its quota), and why.
+        "store": running.as_ref().map(|s| s["store"].clone()),
         // The verifier's local table (node id → score) and the records disputes rejected.
         "reputation": std::fs::read_to_string(args.data_dir.data_dir.join("reputation.json"))
             .ok()
@@ -120,7 +122,19 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     writeln!(out, "node      {}", node_id.as_deref().unwrap_or("(no identity yet)"))?;
     writeln!(out, "data      {}", args.data_dir.data_dir.display())?;
     match &running {
-        Some(s) => writeln!(out, "running   yes, listening on {}", s["listen"].as_str().unwrap_or("?"))?,
+        Some(s) => {
+            writeln!(out, "running   yes, listening on {}", s["listen"].as_str().unwrap_or("?"))?;
+            let store = &s["store"];
+            if store["state"] == "paused" {
+                writeln!(
+                    out,
+                    "store     PAUSED ({}): {}; records from peers refused, {} of this node's waiting",
+                    store["cause"].as_str().unwrap_or("?"),
+                    store["reason"].as_str().unwrap_or("?"),
+                    store["own_waiting"].as_u64().unwrap_or(0),
+                )?;
+            }
+        }
         None => writeln!(out, "running   no")?,
     }
     writeln!(

@@ -59,6 +59,14 @@ pub struct RunArgs {
     /// Largest record accepted from a public peer, in bytes.
     #[arg(long, default_value_t = 256 * 1024, requires = "public_peers")]
     public_record_bytes: usize,
+    /// Past this size (MiB) the store takes no more records from peers; this node's own still
+    /// go in. 0: no quota.
+    #[arg(long, default_value_t = 16 * 1024)]
+    store_max_mb: u64,
+    /// Past this size (MiB) of the artifact directory, code fetched from peers is not stored.
+    /// 0: no quota.
+    #[arg(long, default_value_t = 4 * 1024)]
+    artifacts_max_mb: u64,
     /// Publish the finished Experiments of this SporeNode (the operator's runs), in-cluster or
     /// through KUBECONFIG; unless --no-train, the research loop's runs are Experiments of it
     /// (the operator trains them on GPU nodes), so this machine needs no torch.
@@ -216,6 +224,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             max_record_bytes: args.public_record_bytes,
         });
     }
+    let mib = |n: u64| (n > 0).then(|| n.saturating_mul(1024 * 1024));
+    config.protocol.store_quota_bytes = mib(args.store_max_mb);
+    config.protocol.artifact_quota_bytes = mib(args.artifacts_max_mb);
     // SPORE_BOOTSTRAP_PEER replaces the public bootstrap peer (a lab's own, or a test's).
     config.bootstrap = (!args.no_bootstrap).then(|| {
         std::env::var("SPORE_BOOTSTRAP_PEER")

@@ -403,7 +403,7 @@ impl Driver {
             }
         };
         let now = self.started.elapsed().as_millis() as u64;
-        let actions = self.core.handle(event, now, unix_now())?;
+        let actions = self.core.handle(event, now, unix_now());
         self.known.extend(self.core.take_stored_ids());
         for action in actions {
             self.act(action);

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::json;
 
@@ -31,6 +32,10 @@ pub struct Snapshot {
     pub listen: String,
     pub peers: Vec<PeerSnapshot>,
     pub stats: crate::protocol::Stats,
+    /// Why ingest is paused, if it is.
+    pub store_pause: Option<crate::protocol::StorePause>,
+    /// This node's records and control events waiting for a paused store.
+    pub own_waiting: usize,
 }
 
 /// The snapshot of a core.
@@ -48,7 +53,14 @@ pub fn snapshot(core: &Protocol, listen: SocketAddr) -> Snapshot {
             misbehaviour: p.misbehaviour,
         })
         .collect();
-    Snapshot { node_id: core.node_id().to_string(), listen: listen.to_string(), peers, stats: core.stats() }
+    Snapshot {
+        node_id: core.node_id().to_string(),
+        listen: listen.to_string(),
+        peers,
+        stats: core.stats(),
+        store_pause: core.store_pause().cloned(),
+        own_waiting: core.own_waiting(),
+    }
 }
 
 /// Writes the status file atomically; failures are logged, never fatal. `grpc` is the bound
@@ -71,12 +83,24 @@ pub fn write(data_dir: &Path, core: &Protocol, snapshot: &Snapshot, grpc: Option
         })
         .collect();
     let stats = core.stats();
+    let store = match &snapshot.store_pause {
+        None => json!({"state": "ok", "own_waiting": snapshot.own_waiting, "pauses": stats.store_pauses}),
+        Some(pause) => json!({
+            "state": "paused",
+            "cause": pause.cause.label(),
+            "reason": pause.reason,
+            "since": pause.since,
+            "own_waiting": snapshot.own_waiting,
+            "pauses": stats.store_pauses,
+        }),
+    };
     let status = json!({
         "node_id": snapshot.node_id,
         "listen": snapshot.listen,
         "grpc": grpc.map(|a| a.to_string()),
         "pid": std::process::id(),
         "peers": peers,
+        "store": store,
         "stats": {
             "records_accepted": stats.records_accepted,
             "records_duplicate": stats.records_duplicate,
@@ -85,11 +109,19 @@ pub fn write(data_dir: &Path, core: &Protocol, snapshot: &Snapshot, grpc: Option
             "records_not_imported": stats.records_not_imported,
             "messages_dropped": stats.messages_dropped,
             "peers_banned": stats.peers_banned,
+            "records_refused_store_paused": stats.records_refused[crate::protocol::refusal::RecordRefusal::StorePaused as usize],
+            "code_over_quota": stats.code_over_quota,
         },
     });
     let tmp = data_dir.join(format!("{FILE}.tmp"));
     let written = std::fs::write(&tmp, status.to_string()).and_then(|()| std::fs::rename(&tmp, data_dir.join(FILE)));
-    if let Err(e) = written {
-        tracing::warn!(error = %e, "cannot write the status file");
+    // Rewritten every second: a full disk is said once, not every second.
+    static FAILING: AtomicBool = AtomicBool::new(false);
+    match written {
+        Err(e) if !FAILING.swap(true, Ordering::Relaxed) => {
+            tracing::warn!(error = %e, "cannot write the status file (said once until it works)");
+        }
+        Err(_) => {}
+        Ok(()) => FAILING.store(false, Ordering::Relaxed),
     }
 }

@@ -70,8 +70,21 @@ impl Protocol {
             return;
         }
         self.code_wanted.remove(code_cid);
+        let size = bytes.len() as u64;
+        if self.config.artifact_quota_bytes.is_some_and(|quota| self.artifact_bytes.saturating_add(size) > quota) {
+            self.stats.code_over_quota += 1;
+            tracing::warn!(
+                code_cid,
+                bytes = size,
+                "the artifact directory is at its quota (--artifacts-max-mb): fetched code not stored"
+            );
+            return;
+        }
         match artifacts.put(&bytes) {
-            Ok(_) => self.stats.code_fetched += 1,
+            Ok(_) => {
+                self.artifact_bytes = self.artifact_bytes.saturating_add(size);
+                self.stats.code_fetched += 1;
+            }
             Err(e) => tracing::warn!(error = %e, "storing fetched code failed"),
         }
     }

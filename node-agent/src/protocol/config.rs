@@ -79,6 +79,12 @@ pub struct ProtocolConfig {
     pub resync_interval: Duration,
     /// The lab's bridge to public peers; none: every peer is a lab peer.
     pub bridge: Option<super::bridge::BridgePolicy>,
+    /// Past this size the store takes no more records from peers (this node's own still go
+    /// in); none: no quota.
+    pub store_quota_bytes: Option<u64>,
+    /// Past this many bytes of fetched code in the artifact directory, no more is fetched;
+    /// none: no quota.
+    pub artifact_quota_bytes: Option<u64>,
 }
 
 impl Default for ProtocolConfig {
@@ -119,6 +125,8 @@ impl Default for ProtocolConfig {
             orphan_fetch_interval: Duration::from_secs(30),
             resync_interval: Duration::from_secs(60),
             bridge: None,
+            store_quota_bytes: None,
+            artifact_quota_bytes: None,
         }
     }
 }

@@ -24,6 +24,11 @@ pub const MAX_PER_ACTOR: u64 = 100_000;
 impl Protocol {
     /// A signed event from `peer` (or from this node, `PeerId::MAX`).
     pub(super) fn on_control(&mut self, peer: PeerId, event: ControlEvent) -> Result<(), StoreError> {
+        if peer != PeerId::MAX && self.ingest_paused() {
+            // Its store is paused ([`super::store_pause`]); the event comes again with a sync.
+            self.stats.controls_rejected += 1;
+            return Ok(());
+        }
         if self.store.has_control(event.event_id())? {
             self.stats.controls_duplicate += 1;
             return Ok(());

@@ -126,6 +126,10 @@ pub struct Stats {
     pub sync_received_millis: u64,
     /// The lazy push between our own nodes.
     pub announce: super::AnnounceStats,
+    /// Times ingest paused for the store ([`super::store_pause`]).
+    pub store_pauses: u64,
+    /// Fetched code not stored because the artifact directory is at its quota.
+    pub code_over_quota: u64,
 }
 
 impl Stats {

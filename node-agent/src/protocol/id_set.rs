@@ -30,6 +30,11 @@ impl IdSet {
         self.ids.get(&self.hasher.hash_one(id)).is_some()
     }
 
+    /// Forgets `id` (a record refused for a reason of ours, to be taken when offered again).
+    pub fn forget(&mut self, id: &str) {
+        self.ids.pop(&self.hasher.hash_one(id));
+    }
+
     /// Adds `id` (or makes it the most recent).
     pub fn put(&mut self, id: &str) {
         self.ids.put(self.hasher.hash_one(id), ());

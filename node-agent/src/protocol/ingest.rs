@@ -41,6 +41,12 @@ impl Protocol {
         if !self.may_import(peer, &record, payload.len()) {
             return Ok(());
         }
+        if self.ingest_paused() {
+            // Paused for a store that is busy, full, failing or at its quota: not worth a
+            // verification.
+            self.refuse_for_pause(peer, &record.id);
+            return Ok(());
+        }
         let verdict = match verdict {
             Some(verdict) => verdict,
             None => self.keys.verify_record(&record),
@@ -96,11 +102,27 @@ impl Protocol {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.pending);
+        let mut batch = std::mem::take(&mut self.pending);
+        let from_peers = batch.iter().any(|(source, _)| *source != PeerId::MAX);
+        if self.ingest_paused() || (from_peers && self.over_quota()) {
+            batch = self.hold_back(batch);
+            if batch.is_empty() {
+                return Ok(());
+            }
+        }
         let items: Vec<&StoredRecord> = batch.iter().map(|(_, item)| item).collect();
         // What came over the bridge is remembered as imported (export `own` leaves it out).
         let imported: Vec<bool> = batch.iter().map(|(source, _)| self.is_public(*source)).collect();
-        let outcomes = self.store.insert_batch_from(&items, &imported)?;
+        let outcomes = match self.store.insert_batch_from(&items, &imported) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                // Nothing of the batch was stored (one transaction): peers' records are refused
+                // and forgotten, ours wait for the store to come back.
+                self.store_failed(&e);
+                self.hold_back(batch);
+                return Ok(());
+            }
+        };
         let mut orphan_sources: Vec<PeerId> = Vec::new();
         let mut announcements: BTreeMap<PeerId, Vec<String>> = BTreeMap::new();
         for ((source, item), outcome) in batch.into_iter().zip(outcomes) {

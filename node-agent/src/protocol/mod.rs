@@ -26,6 +26,7 @@ mod ingest;
 mod peer;
 mod pex;
 pub mod refusal;
+mod store_pause;
 mod sync;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -40,6 +41,7 @@ pub use bridge::{BridgePolicy, Export, Import};
 pub use config::ProtocolConfig;
 pub use events::{Action, Event, Stats};
 pub use peer::{Direction, Hello, Millis, PeerId, PeerState, format_address, parse_address};
+pub use store_pause::{PauseCause, StorePause};
 
 use crate::research::artifacts::ArtifactStore;
 use crate::store::{DagStore, StoreError, StoredRecord};
@@ -88,10 +90,15 @@ pub struct Protocol {
     artifacts: Option<ArtifactStore>,
     /// Code CIDs asked of peers, with when we asked: only these are accepted.
     code_wanted: HashMap<String, Millis>,
+    /// Bytes in the artifact directory: measured at start (under a quota), plus what was
+    /// fetched since.
+    artifact_bytes: u64,
     /// Secret of the `hello` nonces (random from the driver; derived from the identity where
     /// none is given, as in simulations).
     nonce_key: [u8; 32],
     nonces_made: u64,
+    /// Why ingest is paused, and what of ours waits for the store meanwhile.
+    waiting: store_pause::Waiting,
 }
 
 impl std::fmt::Debug for Protocol {
@@ -131,8 +138,10 @@ impl Protocol {
             stored_ids: Vec::new(),
             artifacts: None,
             code_wanted: HashMap::new(),
+            artifact_bytes: 0,
             nonce_key,
             nonces_made: 0,
+            waiting: store_pause::Waiting::default(),
             config,
         }
     }
@@ -145,6 +154,9 @@ impl Protocol {
 
     /// Serves and fetches code from `artifacts`.
     pub fn with_artifacts(mut self, artifacts: ArtifactStore) -> Self {
+        if self.config.artifact_quota_bytes.is_some() {
+            self.artifact_bytes = artifacts.size_bytes();
+        }
         self.artifacts = Some(artifacts);
         self
     }
@@ -211,10 +223,18 @@ impl Protocol {
     }
 
     /// Feeds one event at monotonic time `now` (ms) and wall-clock `unix_now` (s); returns the
-    /// actions to carry out, in order.
-    pub fn handle(&mut self, event: Event, now: Millis, unix_now: i64) -> Result<Vec<Action>, StoreError> {
+    /// actions to carry out, in order. A store error never ends the core: it pauses ingest
+    /// until the store takes writes again ([`store_pause`]).
+    pub fn handle(&mut self, event: Event, now: Millis, unix_now: i64) -> Vec<Action> {
         self.now = now;
         self.unix_now = unix_now;
+        if let Err(e) = self.dispatch(event) {
+            self.store_failed(&e);
+        }
+        std::mem::take(&mut self.actions)
+    }
+
+    fn dispatch(&mut self, event: Event) -> Result<(), StoreError> {
         match event {
             Event::Connected { peer, remote, direction } => self.on_connected(peer, remote, direction),
             Event::Disconnected { peer } => self.on_disconnected(peer),
@@ -244,7 +264,7 @@ impl Protocol {
                 self.pending.push((PeerId::MAX, *stored));
                 self.flush()?;
             }
-            Event::PublishControl(event) => self.on_control(PeerId::MAX, *event)?,
+            Event::PublishControl(event) => self.publish_control(*event),
             Event::FetchCode(code_cid) => self.fetch_code(&code_cid),
             Event::Tick => self.on_tick()?,
             Event::Idle => {
@@ -252,7 +272,7 @@ impl Protocol {
                 self.ask_deferred();
             }
         }
-        Ok(std::mem::take(&mut self.actions))
+        Ok(())
     }
 
     fn send(&mut self, peer: PeerId, message: &Message) {
@@ -466,6 +486,7 @@ impl Protocol {
     }
 
     fn on_tick(&mut self) -> Result<(), StoreError> {
+        self.probe_store();
         let now = self.now;
         // Redial and PEX-learned dials that are due.
         let outbound = self.peers.values().filter(|p| matches!(p.direction, Direction::Outbound { .. })).count();
@@ -499,7 +520,9 @@ impl Protocol {
             .map(|(id, _)| *id)
             .filter(|id| self.may_ask(*id))
             .collect();
-        for peer in waiting {
+        // While ingest is paused nothing is asked for: it could not be stored.
+        let paused = self.ingest_paused();
+        for peer in waiting.into_iter().filter(|_| !paused) {
             self.request_sync(peer)?;
         }
         // Anti-entropy with our own peers: a cheap cursor sync now and then catches whatever a
@@ -515,7 +538,7 @@ impl Protocol {
             })
             .map(|(id, _)| *id)
             .collect();
-        for peer in stale {
+        for peer in stale.into_iter().filter(|_| !paused) {
             self.request_sync(peer)?;
         }
         // Keepalive.
@@ -541,7 +564,9 @@ impl Protocol {
         for peer in to_drop {
             self.disconnect(peer, "idle timeout");
         }
-        if now.saturating_sub(self.last_orphan_fetch) >= self.config.orphan_fetch_interval.as_millis() as Millis {
+        if !paused
+            && now.saturating_sub(self.last_orphan_fetch) >= self.config.orphan_fetch_interval.as_millis() as Millis
+        {
             self.last_orphan_fetch = now;
             self.fetch_missing_parents(None)?;
         }

@@ -72,6 +72,9 @@ pub struct PeerState {
     /// Records from this peer we refused, by reason class (for status and tests).
     pub rejected_records: u64,
     pub accepted_records: u64,
+    /// A record from it was refused for a paused store since its last sync answer ended: that
+    /// answer must not move its cursor past what we did not keep.
+    pub refused_for_pause: bool,
     /// When we asked it for a sync; `None` until we do.
     pub sync_requested_at: Option<Millis>,
     /// When it last asked us for one.
@@ -113,6 +116,7 @@ impl PeerState {
             bytes: TokenBucket::new(config.bytes_per_second, config.byte_burst, now),
             misbehaviour: 0,
             rejected_records: 0,
+            refused_for_pause: false,
             accepted_records: 0,
             sync_requested_at: None,
             last_sync_request: None,

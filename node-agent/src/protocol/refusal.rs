@@ -30,10 +30,12 @@ pub enum RecordRefusal {
     TooLarge,
     /// Over the bridge's record budget for the public peer.
     RateLimited,
+    /// Ingest is paused: the store is busy, full, failing or past its quota.
+    StorePaused,
 }
 
 impl RecordRefusal {
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
     pub const ALL: [RecordRefusal; Self::COUNT] = [
         Self::Malformed,
         Self::Unrepresentable,
@@ -51,6 +53,7 @@ impl RecordRefusal {
         Self::ImportPolicy,
         Self::TooLarge,
         Self::RateLimited,
+        Self::StorePaused,
     ];
 
     pub fn label(self) -> &'static str {
@@ -71,6 +74,7 @@ impl RecordRefusal {
             Self::ImportPolicy => "import_policy",
             Self::TooLarge => "too_large",
             Self::RateLimited => "rate_limited",
+            Self::StorePaused => "store_paused",
         }
     }
 

@@ -194,14 +194,16 @@ impl Protocol {
     /// A peer of ours finished answering: remember where its store stood.
     pub(super) fn on_sync_response(&mut self, peer: PeerId, last_seq: Option<u64>) -> Result<(), StoreError> {
         self.flush()?;
-        let Some(state) = self.peers.get(&peer) else { return Ok(()) };
+        let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
+        // Records of this answer refused for a paused store are asked for again next time.
+        let complete = !std::mem::take(&mut state.refused_for_pause);
         if let Some(asked_at) = state.sync_requested_at {
             self.stats.syncs_received += 1;
             self.stats.sync_received_millis += self.now.saturating_sub(asked_at);
         }
         // A cursor is kept only for a node that proved its id: a peer claiming another's id
         // must not move that node's cursor.
-        let trusted = state.sync_requested_at.is_some() && state.authenticated;
+        let trusted = state.sync_requested_at.is_some() && state.authenticated && complete;
         if let (true, Some(hello), Some(seq)) = (trusted, &state.hello, last_seq) {
             let node_id = hello.node_id.clone();
             self.store.set_sync_cursor(&node_id, i64::try_from(seq).unwrap_or(i64::MAX))?;

@@ -62,6 +62,20 @@ impl ArtifactStore {
         Ok(cid)
     }
 
+    /// The bytes of every artifact stored (files under `ab/cd/`), unreadable entries skipped.
+    pub fn size_bytes(&self) -> u64 {
+        fn dirs(path: &Path) -> impl Iterator<Item = std::fs::DirEntry> {
+            std::fs::read_dir(path).into_iter().flatten().flatten()
+        }
+        let mut total = 0;
+        for first in dirs(&self.root).filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+            for second in dirs(&first.path()).filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+                total += dirs(&second.path()).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum::<u64>();
+            }
+        }
+        total
+    }
+
     /// Whether a file for `cid` is stored (not checked: [`ArtifactStore::get`] checks).
     pub fn contains(&self, cid: &str) -> bool {
         self.path(cid).is_ok_and(|path| path.is_file())

@@ -49,16 +49,26 @@ impl Checkpointer {
             };
             let _ = wait_briefly_when_busy(&conn);
             let _ = conn.execute_batch(&format!("PRAGMA journal_size_limit = {LOG_LIMIT_BYTES};"));
+            // A full disk fails every checkpoint until space returns: said once, not 4 times a second.
+            let mut failing = false;
             loop {
                 let last = !matches!(stopped.recv_timeout(INTERVAL), Err(mpsc::RecvTimeoutError::Timeout));
-                match checkpoint(&conn, "PASSIVE") {
-                    Ok(frames) if frames > LOG_LIMIT_FRAMES => {
-                        if let Err(e) = checkpoint(&conn, "RESTART") {
-                            tracing::warn!(error = %e, "restarting checkpoint failed");
-                        }
+                let outcome = match checkpoint(&conn, "PASSIVE") {
+                    Ok(frames) if frames > LOG_LIMIT_FRAMES => checkpoint(&conn, "RESTART").map(|_| ()),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Ok(()) if failing => {
+                        failing = false;
+                        tracing::info!("checkpoints work again");
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
+                    Ok(()) => {}
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "checkpoint failed (said once until one works)");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "checkpoint failed"),
                 }
                 if last {
                     return;

@@ -34,6 +34,39 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
+/// What kind of trouble a [`StoreError`] is, for a node that must ride it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreTrouble {
+    /// Another connection holds the write lock past the busy timeout.
+    Busy,
+    /// The disk (or the file system's quota) has no room for the write.
+    Full,
+    /// Anything else: an I/O error, a read-only or corrupt file.
+    Failed,
+}
+
+impl StoreTrouble {
+    pub fn label(self) -> &'static str {
+        match self {
+            StoreTrouble::Busy => "busy",
+            StoreTrouble::Full => "full",
+            StoreTrouble::Failed => "failed",
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether this error may pass by itself (busy, full) or needs a person (anything else).
+    pub fn trouble(&self) -> StoreTrouble {
+        let (StoreError::Open { source: e, .. } | StoreError::Sqlite(e)) = self;
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => StoreTrouble::Busy,
+            Some(rusqlite::ErrorCode::DiskFull) => StoreTrouble::Full,
+            _ => StoreTrouble::Failed,
+        }
+    }
+}
+
 /// A record ready to store: parsed, verified and validated.
 #[derive(Debug, Clone)]
 pub struct StoredRecord {
@@ -81,6 +114,8 @@ pub struct RecordCounts {
 #[derive(Debug)]
 pub struct DagStore {
     conn: Connection,
+    /// The file, for the free space of its disk (none in memory).
+    path: Option<std::path::PathBuf>,
     /// Present on the node's writer: checkpoints run there, not on this connection's commits.
     _checkpointer: Option<checkpointer::Checkpointer>,
 }
@@ -93,7 +128,9 @@ impl DagStore {
         }
         let conn =
             Connection::open(path).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        store.path = Some(path.to_path_buf());
+        Ok(store)
     }
 
     /// The node's writer: like [`DagStore::open`], with checkpoints moved to a thread of their
@@ -123,7 +160,39 @@ impl DagStore {
         conn.busy_timeout(checkpointer::BUSY_TIMEOUT)?;
         conn.execute_batch(schema::PRAGMAS)?;
         conn.execute_batch(schema::SCHEMA)?;
-        Ok(DagStore { conn, _checkpointer: None })
+        Ok(DagStore { conn, path: None, _checkpointer: None })
+    }
+
+    /// The store's size on disk in bytes: the database's pages (the log is bounded apart, by
+    /// the checkpointer).
+    pub fn size_bytes(&self) -> Result<u64, StoreError> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
+        let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+        Ok(u64::try_from(pages.saturating_mul(page_size)).unwrap_or(0))
+    }
+
+    /// Bytes free to this process on the store's disk; `None` in memory or when unknown.
+    pub fn free_bytes(&self) -> Option<u64> {
+        let stat = nix::sys::statvfs::statvfs(self.path.as_ref()?.parent()?).ok()?;
+        Some(stat.blocks_available().saturating_mul(stat.fragment_size()))
+    }
+
+    /// Takes the write lock without waiting and gives it back: whether a write could start
+    /// now. The node's core asks this while its store is paused, and must not sit in the busy
+    /// timeout each time.
+    pub fn probe_writable(&self) -> Result<(), StoreError> {
+        self.conn.busy_handler(None)?;
+        let probe = self.conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;");
+        // A BEGIN that succeeded before a failed ROLLBACK leaves a transaction open.
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        if self._checkpointer.is_some() {
+            checkpointer::wait_briefly_when_busy(&self.conn)?;
+        } else {
+            self.conn.busy_timeout(checkpointer::BUSY_TIMEOUT)?;
+        }
+        Ok(probe?)
     }
 
     /// True if a record with this CID is stored.

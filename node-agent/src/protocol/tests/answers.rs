@@ -10,7 +10,7 @@ use crate::protocol::refusal::MessageDrop;
 use crate::research::artifacts::{ArtifactStore, cid_of};
 
 fn tick(core: &mut Protocol, now: u64) -> Vec<Action> {
-    core.handle(Event::Tick, now, 1_773_100_000).unwrap()
+    core.handle(Event::Tick, now, 1_773_100_000)
 }
 
 #[test]
@@ -49,7 +49,7 @@ fn answers_stop_at_the_askers_queued_bytes_and_resume_as_it_reads() {
     // Once the writer reports everything written, it is answered again.
     let state = core.peers().find(|(p, _)| **p == 2).unwrap().1;
     let (written, bytes) = (state.enqueued, state.enqueued_bytes);
-    core.handle(Event::Drained { peer: 2, written, bytes }, 1_000, 0).unwrap();
+    core.handle(Event::Drained { peer: 2, written, bytes }, 1_000, 0);
     assert_eq!(sent_to(&on(&mut core, 2, frame(&Message::GetRecords { ids }))).len(), 3 * 1024 / size);
 }
 
@@ -81,13 +81,35 @@ fn code_nobody_asked_for_is_never_stored() {
     on(&mut core, 1, frame(&push));
     assert!(!ArtifactStore::new(dir.path()).contains(&cid), "pushed code is not stored");
     // Asked for another CID: a push of this one is still refused.
-    core.handle(Event::FetchCode(cid_of(b"other")), 1_000, 0).unwrap();
+    core.handle(Event::FetchCode(cid_of(b"other")), 1_000, 0);
     on(&mut core, 1, frame(&push));
     assert!(!ArtifactStore::new(dir.path()).contains(&cid));
     assert_eq!(core.stats().messages_dropped_by[MessageDrop::Unsolicited as usize], 2);
     // Asked for: stored; a second copy after that is not wanted any more.
-    core.handle(Event::FetchCode(cid.clone()), 1_000, 0).unwrap();
+    core.handle(Event::FetchCode(cid.clone()), 1_000, 0);
     on(&mut core, 1, frame(&push));
     assert!(ArtifactStore::new(dir.path()).contains(&cid));
     assert_eq!(core.stats().code_fetched, 1);
+}
+
+#[test]
+fn fetched_code_past_the_artifact_quota_is_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = ArtifactStore::new(dir.path());
+    let ours = artifacts.put(&[b'#'; 600]).unwrap();
+    // 1,000 bytes allowed, 600 of them used by this node's own code.
+    let config = ProtocolConfig { artifact_quota_bytes: Some(1_000), ..ProtocolConfig::default() };
+    let mut core = core(config).with_artifacts(artifacts);
+    connect(&mut core, 1, Direction::Inbound);
+    let small = b"print('small')\n".to_vec();
+    let large = [b'x'; 500].to_vec();
+    for code in [&large, &small] {
+        core.handle(Event::FetchCode(cid_of(code)), 1_000, 0);
+        on(&mut core, 1, frame(&Message::CodeResponse { code_cid: cid_of(code), code: STANDARD.encode(code) }));
+    }
+    let stored = ArtifactStore::new(dir.path());
+    assert!(!stored.contains(&cid_of(&large)), "600 + 500 bytes is past the quota");
+    assert!(stored.contains(&cid_of(&small)), "600 + 15 bytes fits");
+    assert!(stored.contains(&ours));
+    assert_eq!((core.stats().code_over_quota, core.stats().code_fetched), (1, 1));
 }

@@ -13,6 +13,7 @@ mod answers;
 mod auth;
 mod control_caps;
 mod peer_tables;
+mod store_pause;
 
 fn core(config: ProtocolConfig) -> Protocol {
     Protocol::new(config, Identity::from_seed([1; 32]), 7470, DagStore::open_in_memory().unwrap())
@@ -38,13 +39,13 @@ fn on(core: &mut Protocol, peer: PeerId, event: Event) -> Vec<Action> {
         Event::Frame { body, .. } => Event::Frame { peer, body },
         other => other,
     };
-    let mut actions = core.handle(event, 1_000, 1_773_100_000).unwrap();
-    actions.extend(core.handle(Event::Idle, 1_000, 1_773_100_000).unwrap());
+    let mut actions = core.handle(event, 1_000, 1_773_100_000);
+    actions.extend(core.handle(Event::Idle, 1_000, 1_773_100_000));
     actions
 }
 
 fn connect(core: &mut Protocol, peer: PeerId, direction: Direction) {
-    core.handle(Event::Connected { peer, remote: remote(40_000 + peer as u16), direction }, 1_000, 0).unwrap();
+    core.handle(Event::Connected { peer, remote: remote(40_000 + peer as u16), direction }, 1_000, 0);
 }
 
 fn sent_to(actions: &[Action]) -> Vec<(PeerId, String)> {
@@ -139,10 +140,10 @@ fn garbage_ends_the_connection_at_once() {
     let after = on(&mut core, 1, frame(&Message::Ping));
     assert!(sent_to(&after).is_empty(), "nothing more is answered on a closing connection");
     // Its address (not loopback) is refused for a while.
-    core.handle(Event::Disconnected { peer: 1 }, 1_000, 0).unwrap();
+    core.handle(Event::Disconnected { peer: 1 }, 1_000, 0);
     let again =
         core.handle(Event::Connected { peer: 2, remote: remote(50_000), direction: Direction::Inbound }, 2_000, 0);
-    assert!(disconnected(&again.unwrap()), "a discouraged address is turned away");
+    assert!(disconnected(&again), "a discouraged address is turned away");
 }
 
 #[test]
@@ -181,11 +182,11 @@ fn sync_requests_fit_the_peer_and_answers_follow_the_drain() {
             flags: vec![],
             received_at: 0,
         };
-        core.handle(Event::Publish(Box::new(stored)), 0, 1_773_100_000).unwrap();
+        core.handle(Event::Publish(Box::new(stored)), 0, 1_773_100_000);
     }
     // A 0.1.2 peer we dialed says no hello: after the wait it is asked for everything.
     connect(&mut core, 1, Direction::Outbound { dialed: "10.0.0.1:7470".into() });
-    let actions = core.handle(Event::Tick, 1_600, 1_773_100_000).unwrap();
+    let actions = core.handle(Event::Tick, 1_600, 1_773_100_000);
     let request = actions.iter().find_map(|a| match a {
         Action::Send { peer: 1, body } => Message::decode(body).ok().filter(|m| m.message_type() == "sync_request"),
         _ => None,
@@ -242,9 +243,9 @@ fn peers_of_ours_are_asked_again_after_the_resync_interval() {
     let hello = hello_with(0xef, &["sync-seq"]);
     let asks = |actions: &[Action]| sent_to(actions).iter().filter(|(_, t)| t == "sync_request").count();
     assert_eq!(asks(&on(&mut core, 1, frame(&hello))), 1, "an inbound peer of ours is asked too");
-    let early = core.handle(Event::Tick, 1_000 + resync - 1, 1_773_100_000).unwrap();
+    let early = core.handle(Event::Tick, 1_000 + resync - 1, 1_773_100_000);
     assert_eq!(asks(&early), 0);
-    let due = core.handle(Event::Tick, 1_000 + resync, 1_773_100_000).unwrap();
+    let due = core.handle(Event::Tick, 1_000 + resync, 1_773_100_000);
     assert_eq!(asks(&due), 1, "anti-entropy: asked again for what it stored since");
 }
 
@@ -254,14 +255,14 @@ fn removing_a_dial_target_closes_its_connection_and_stops_redials() {
     core.add_dial_target("10.0.0.5:7470", true);
     connect(&mut core, 1, Direction::Outbound { dialed: "10.0.0.5:7470".into() });
     connect(&mut core, 2, Direction::Outbound { dialed: "10.0.0.6:7470".into() });
-    core.handle(Event::Idle, 1_000, 0).unwrap();
+    core.handle(Event::Idle, 1_000, 0);
     assert!(core.remove_dial_target("10.0.0.5:7470"));
     let actions = core.take_actions();
     assert_eq!(actions.len(), 1, "{actions:?}");
     assert!(matches!(&actions[0], Action::Disconnect { peer: 1, .. }));
     // Closed and forgotten: no dial to it however long we wait, and a second removal is a no-op.
-    core.handle(Event::Disconnected { peer: 1 }, 1_000, 0).unwrap();
-    let later = core.handle(Event::Tick, 10_000_000, 0).unwrap();
+    core.handle(Event::Disconnected { peer: 1 }, 1_000, 0);
+    let later = core.handle(Event::Tick, 10_000_000, 0);
     assert!(!later.iter().any(|a| matches!(a, Action::Dial { address } if address == "10.0.0.5:7470")), "{later:?}");
     assert!(!core.remove_dial_target("10.0.0.5:7470"));
     assert!(!core.remove_dial_target("10.0.0.7:7470"));
@@ -312,7 +313,7 @@ fn signed_control_events_are_stored_once_and_relayed_forgeries_punished_hints_ig
 
     // This node's own event goes to every peer.
     let own = ControlEvent::response(&Identity::from_seed([1; 32]), &exp, &challenger.node_id(), 1.0, "H100", 6);
-    let actions = core.handle(Event::PublishControl(Box::new(own)), 1_000, 1_773_100_000).unwrap();
+    let actions = core.handle(Event::PublishControl(Box::new(own)), 1_000, 1_773_100_000);
     assert_eq!(sent_to(&actions).len(), 3);
 }
 
@@ -331,7 +332,7 @@ fn code_is_served_when_present_and_stored_only_when_it_hashes_to_its_cid() {
     let code = b"print('train')\n";
     let cid = cid_of(code);
     // Asking while absent: the request goes to every peer; nobody answers "no".
-    let asked = core.handle(Event::FetchCode(cid.clone()), 1_000, 0).unwrap();
+    let asked = core.handle(Event::FetchCode(cid.clone()), 1_000, 0);
     assert_eq!(sent_to(&asked), vec![(1, "code_request".into()), (2, "code_request".into())]);
     assert!(sent_to(&on(&mut core, 1, frame(&Message::CodeRequest { code_cid: cid.clone() }))).is_empty());
 
@@ -401,7 +402,7 @@ fn no_addresses_cross_the_bridge_and_public_peers_are_rate_limited() {
         "the lab is not told the public peer's address: {to_lab:?}"
     );
     on(&mut core, 1, frame(&Message::PexResponse { peer: vec!["203.0.113.9:7470".into()] }));
-    let later = core.handle(Event::Tick, 5_000, 1_773_100_000).unwrap();
+    let later = core.handle(Event::Tick, 5_000, 1_773_100_000);
     assert!(!format!("{later:?}").contains("203.0.113.9"), "public PEX is ignored: {later:?}");
     // Burst of 20 (10 s at 2/s), then the rest is dropped.
     for n in 0..30 {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use super::*;
 
 fn connect_from(core: &mut Protocol, peer: PeerId, remote: SocketAddr, direction: Direction) -> Vec<Action> {
-    core.handle(Event::Connected { peer, remote, direction }, 1_000, 0).unwrap()
+    core.handle(Event::Connected { peer, remote, direction }, 1_000, 0)
 }
 
 #[test]
@@ -37,7 +37,7 @@ fn a_public_peer_cannot_steer_dials_inward_and_learned_addresses_are_bounded() {
         ["127.0.0.1:22", "10.0.0.1:7470", "169.254.169.254:80", "internal.lab:7470"].map(String::from).to_vec();
     offered.extend((1..=20).map(|i| format!("100.129.0.{i}:7470")));
     on(&mut core, 1, frame(&Message::PexResponse { peer: offered }));
-    let dialed = dials(&core.handle(Event::Tick, 2_000, 0).unwrap());
+    let dialed = dials(&core.handle(Event::Tick, 2_000, 0));
     assert_eq!(dialed.len(), 5, "the learned part of the dial book is bounded: {dialed:?}");
     assert!(dialed.iter().all(|a| a.starts_with("100.129.0.")), "only global addresses: {dialed:?}");
 }
@@ -58,7 +58,7 @@ fn readers_that_stall_lose_their_sync_slot_to_the_next_in_line() {
     // The only slot is taken: the second asker waits.
     assert!(sent_to(&on(&mut core, 2, frame(&request))).iter().all(|(_, t)| t != "experiment"));
     // The first never reads its page: after the stall limit it is dropped, the second served.
-    let later = core.handle(Event::Tick, 1_000 + 31_000, 1_773_100_000).unwrap();
+    let later = core.handle(Event::Tick, 1_000 + 31_000, 1_773_100_000);
     assert!(later.iter().any(|a| matches!(a, Action::Disconnect { peer: 1, .. })), "{later:?}");
     assert!(sent_to(&later).iter().any(|(p, t)| *p == 2 && t == "experiment"), "{later:?}");
     assert_eq!(core.stats().syncs_stalled, 1);

@@ -40,6 +40,37 @@ impl Default for GpuRequest {
     }
 }
 
+/// What each step of a training pod may use besides GPUs; each is both the request and the
+/// limit of both steps, so a candidate that takes more is throttled (CPU) or killed (memory,
+/// local disk) by the kubelet, never its neighbours. Unset fields take the operator's defaults
+/// (`--training-cpu`, `--training-memory`, `--training-ephemeral-storage`). Each is a
+/// Kubernetes quantity (`4`, `500m`, `32Gi`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainingResources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$"))]
+    pub cpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$"))]
+    pub memory: Option<String>,
+    /// Local disk: the containers' writable layers and logs and the pod's volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$"))]
+    pub ephemeral_storage: Option<String>,
+}
+
+impl TrainingResources {
+    /// These, with `defaults` where unset.
+    pub fn or(&self, defaults: &TrainingResources) -> TrainingResources {
+        TrainingResources {
+            cpu: self.cpu.clone().or_else(|| defaults.cpu.clone()),
+            memory: self.memory.clone().or_else(|| defaults.memory.clone()),
+            ephemeral_storage: self.ephemeral_storage.clone().or_else(|| defaults.ephemeral_storage.clone()),
+        }
+    }
+}
+
 /// A key in a Secret.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -7,7 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{Condition, GpuRequest};
+use crate::common::{Condition, GpuRequest, TrainingResources};
 
 /// Desired run. Immutable: the apiserver refuses any change (CEL `self == oldSelf`).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -62,6 +62,9 @@ pub struct ExperimentSpec {
     /// GPUs for the pod; the SporeNode's request when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<GpuRequest>,
+    /// CPU, memory and local disk for each step of the pod; the operator's defaults where unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<TrainingResources>,
 }
 
 fn default_time_budget() -> u32 {

@@ -41,6 +41,8 @@ fn start_operator(env: &TestEnv, log: &std::path::Path) -> Operator {
         .args(["run", "--leader-election=false"])
         .args(["--agent-image", &image("spore").reference])
         .args(["--training-image", &image("spore-trainer").reference])
+        // Sized for this 2-core machine; the greedy Experiment asks for less.
+        .args(["--training-cpu", "1", "--training-memory", "4Gi", "--training-ephemeral-storage", "16Gi"])
         .args(["--metrics-address", &format!("127.0.0.1:{}", free_port().unwrap())])
         .args(["--health-address", &format!("127.0.0.1:{}", free_port().unwrap())])
         .env("KUBECONFIG", env.kubeconfig().unwrap())
@@ -94,7 +96,11 @@ fn an_experiment_trains_and_is_evaluated_in_real_containers_on_the_real_node() {
                       "nodeSelector": {NODE_LABEL: "true"}}},
             {"apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment", "metadata": {"name": "baseline"},
              "spec": {"node": "lab", "code": {"inline": train_py}, "timeBudgetSeconds": 20,
-                      "description": "the workspace's train.py on CPU"}}
+                      "description": "the workspace's train.py on CPU"}},
+            // A candidate that takes three times its memory limit.
+            {"apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment", "metadata": {"name": "greedy"},
+             "spec": {"node": "lab", "code": {"inline": GREEDY}, "timeBudgetSeconds": 20,
+                      "resources": {"cpu": "500m", "memory": "1Gi"}, "description": "takes 3 GiB"}}
         ]
     });
     kubectl.run(&["apply", "-n", "lab", "-f", "-"], Some(&manifest.to_string())).unwrap();
@@ -130,7 +136,31 @@ fn an_experiment_trains_and_is_evaluated_in_real_containers_on_the_real_node() {
     assert!(!logs("evaluate").contains("PLANTED MODULE RAN"), "{}", logs("evaluate"));
     let listed = kubectl.run(&["get", "experiments", "-n", "lab"], None).unwrap();
     assert!(listed.contains("Succeeded") && listed.contains(&format!("{val_bpb}")[..4]), "{listed}");
+
+    // The greedy candidate was killed at its memory limit, and the run says so.
+    let greedy_pod = jsonpath(&kubectl, "lab", "experiment/greedy", "{.status.pod}");
+    let limit =
+        jsonpath(&kubectl, "lab", &format!("pod/{greedy_pod}"), "{.spec.initContainers[0].resources.limits.memory}");
+    assert_eq!(limit, "1Gi");
+    wait_for(
+        "the greedy Experiment to fail",
+        Duration::from_secs(120),
+        || jsonpath(&kubectl, "lab", "experiment/greedy", "{.status.phase}") == "Failed",
+        || kubectl.run(&["get", "-n", "lab", "experiment/greedy", "-o", "yaml"], None).unwrap_or_default(),
+    );
+    let message = jsonpath(&kubectl, "lab", "experiment/greedy", "{.status.message}");
+    let train_log =
+        kubectl.run(&["logs", "-n", "lab", &greedy_pod, "-c", "train"], None).unwrap_or_else(|e| e.to_string());
+    assert!(message.contains("OOMKilled") || message.contains("SIGKILL"), "{message}\n{train_log}");
+    assert!(train_log.contains("GREEDY: taking 3 GiB"), "{train_log}");
+    assert!(!train_log.contains("GREEDY: holding 3 GiB"), "the limit held: {train_log}");
 }
+
+/// A candidate that writes to 3 GiB of memory, page by page.
+const GREEDY: &str = "print('GREEDY: taking 3 GiB', flush=True)\n\
+                      block = bytearray(3 << 30)\n\
+                      for i in range(0, len(block), 4096):\n    block[i] = 1\n\
+                      print('GREEDY: holding 3 GiB', flush=True)\n";
 
 fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool, why: impl Fn() -> String) {
     let deadline = Instant::now() + timeout;
@@ -200,6 +230,10 @@ fn helm_install_runs_the_operator_and_an_agent_that_publishes_to_a_python_peer()
             &set("image.tag", &tag),
             &set("agentImage.tag", &tag),
             &set("trainingImage.tag", &tag),
+            // Sized for this 2-core machine.
+            "--set-string=trainingResources.cpu=1",
+            "--set=trainingResources.memory=4Gi",
+            "--set=trainingResources.ephemeralStorage=16Gi",
             "--set-string=nodeSelector.sporemesh\\.io/real-node=true",
             "--set=mirror.enabled=true",
             "--wait",

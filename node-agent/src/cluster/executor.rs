@@ -68,8 +68,9 @@ pub fn experiment_for(node_name: &str, spec: &RunSpec) -> Experiment {
             time_budget_seconds: u32::try_from(spec.time_budget).unwrap_or(u32::MAX),
             purpose: Purpose::Research,
             verify_cid: None,
-            // The SporeNode's request.
+            // The SporeNode's request and the operator's defaults.
             gpu: None,
+            resources: None,
         },
         status: None,
     }

@@ -63,6 +63,16 @@ struct RunArgs {
     /// Image of training pods (`spore exec`, `spore-eval`, Python and torch).
     #[arg(long, default_value = "ghcr.io/spore-mesh/spore-trainer:0.1.0")]
     training_image: String,
+    /// CPU of each training step where the Experiment names none (request and limit).
+    #[arg(long, default_value = spore_operator::experiment::pod::TRAINING_CPU)]
+    training_cpu: String,
+    /// Memory of each training step where the Experiment names none (request and limit; a
+    /// candidate that takes more is killed).
+    #[arg(long, default_value = spore_operator::experiment::pod::TRAINING_MEMORY)]
+    training_memory: String,
+    /// Local disk of each training step where the Experiment names none (request and limit).
+    #[arg(long, default_value = spore_operator::experiment::pod::TRAINING_EPHEMERAL_STORAGE)]
+    training_ephemeral_storage: String,
     /// A Secret (in the pod's namespace) for pulling those images (repeatable).
     #[arg(long = "image-pull-secret")]
     image_pull_secrets: Vec<String>,
@@ -123,6 +133,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let mut settings = PodSettings::new(args.agent_image).with_training_image(args.training_image);
     settings.image_pull_secrets = args.image_pull_secrets;
+    settings.training_resources = spore_crds::common::TrainingResources {
+        cpu: Some(args.training_cpu),
+        memory: Some(args.training_memory),
+        ephemeral_storage: Some(args.training_ephemeral_storage),
+    };
     let mut ctx = Context::new(client.clone(), settings, metrics.clone());
     ctx.gpu_admission = args.gpu_admission;
     let ctx = Arc::new(ctx);

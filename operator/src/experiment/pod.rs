@@ -20,7 +20,7 @@ use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::Resource;
-use spore_crds::common::DEFAULT_GPU_RESOURCE;
+use spore_crds::common::{DEFAULT_GPU_RESOURCE, TrainingResources};
 use spore_crds::experiment::{CODE_KEY, ConfigMapCodeRef, code_config_map_name};
 use spore_crds::{Experiment, SporeNode};
 
@@ -51,6 +51,21 @@ pub const VALIDATION_SIZE: &str = "8Gi";
 /// evaluation step.
 pub const TMP_SIZE: &str = "4Gi";
 
+/// Each step's CPU, memory and local disk unless the Experiment or the operator's flags say
+/// otherwise: a share of a GPU node (the training data cache, the model and its compile cache
+/// fit the disk; the volumes' own size limits total 48Gi).
+pub const TRAINING_CPU: &str = "4";
+pub const TRAINING_MEMORY: &str = "32Gi";
+pub const TRAINING_EPHEMERAL_STORAGE: &str = "64Gi";
+
+pub fn default_training_resources() -> TrainingResources {
+    TrainingResources {
+        cpu: Some(TRAINING_CPU.into()),
+        memory: Some(TRAINING_MEMORY.into()),
+        ephemeral_storage: Some(TRAINING_EPHEMERAL_STORAGE.into()),
+    }
+}
+
 /// What the controller needs besides the Experiment itself.
 #[derive(Debug, Clone)]
 pub struct PodSettings {
@@ -64,6 +79,8 @@ pub struct PodSettings {
     pub deadline_margin_seconds: i64,
     /// A pod still live this long past its deadline is failed by the operator.
     pub overdue_grace_seconds: i64,
+    /// CPU, memory and local disk of each step where the Experiment names none.
+    pub training_resources: TrainingResources,
 }
 
 impl PodSettings {
@@ -76,6 +93,7 @@ impl PodSettings {
             image_pull_secrets: Vec::new(),
             deadline_margin_seconds: DEADLINE_MARGIN_SECONDS,
             overdue_grace_seconds: OVERDUE_GRACE_SECONDS,
+            training_resources: default_training_resources(),
         }
     }
 
@@ -108,6 +126,12 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
     let mut limits = BTreeMap::new();
     if gpu.count > 0 {
         limits.insert(resource.clone(), Quantity(gpu.count.to_string()));
+    }
+    let own = spec.resources.clone().unwrap_or_default().or(&settings.training_resources);
+    for (name, quantity) in [("cpu", own.cpu), ("memory", own.memory), ("ephemeral-storage", own.ephemeral_storage)] {
+        if let Some(quantity) = quantity {
+            limits.insert(name.to_string(), Quantity(quantity));
+        }
     }
     let mut labels = BTreeMap::from([(EXPERIMENT_LABEL.to_string(), name.clone())]);
     labels.insert(NODE_LABEL.to_string(), spec.node.clone());
@@ -241,8 +265,13 @@ fn step(
         command: Some(vec!["spore".into(), "exec".into()]),
         args: Some(args),
         env: Some(vec![EnvVar { name: "SPORE_DATA_CACHE".into(), value: Some(data_cache), ..EnvVar::default() }]),
-        resources: (!limits.is_empty())
-            .then(|| ResourceRequirements { limits: Some(limits.clone()), ..ResourceRequirements::default() }),
+        // Requests equal to limits: the scheduler places the pod where all of it fits, and the
+        // kubelet holds the candidate to it.
+        resources: (!limits.is_empty()).then(|| ResourceRequirements {
+            limits: Some(limits.clone()),
+            requests: Some(limits.clone()),
+            ..ResourceRequirements::default()
+        }),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -381,6 +410,27 @@ mod tests {
     }
 
     #[test]
+    fn each_step_is_held_to_cpu_memory_and_disk_from_the_experiment_or_the_defaults() {
+        let experiment: Experiment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment",
+            "metadata": {"name": "e4", "namespace": "lab", "uid": "u-4"},
+            "spec": {"node": "n1", "code": {"inline": "x = 1\n"}, "resources": {"memory": "1Gi"}}
+        }))
+        .unwrap();
+        let mut settings = PodSettings::new("img");
+        settings.training_resources.cpu = Some("2".into());
+        let spec = training_pod(&experiment, None, &settings).spec.unwrap();
+        for step in [&spec.init_containers.unwrap()[0], &spec.containers[0]] {
+            let resources = step.resources.clone().unwrap();
+            let limits = resources.limits.unwrap();
+            assert_eq!(limits["memory"], Quantity("1Gi".into()), "the Experiment's own");
+            assert_eq!(limits["cpu"], Quantity("2".into()), "the operator's flag");
+            assert_eq!(limits["ephemeral-storage"], Quantity(TRAINING_EPHEMERAL_STORAGE.into()), "the default");
+            assert_eq!(resources.requests.unwrap(), limits, "requests equal limits");
+        }
+    }
+
+    #[test]
     fn without_its_own_request_the_run_takes_its_sporenodes() {
         let experiment: Experiment = serde_json::from_value(serde_json::json!({
             "apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment",
@@ -405,7 +455,8 @@ mod tests {
         let mut own = experiment.clone();
         own.spec.gpu = Some(spore_crds::common::GpuRequest { count: 0, ..Default::default() });
         let spec = training_pod(&own, Some(&node), &PodSettings::new("img")).spec.unwrap();
-        assert!(spec.init_containers.unwrap()[0].resources.is_none(), "a CPU run asks for no GPU");
+        let limits = spec.init_containers.unwrap()[0].resources.clone().unwrap().limits.unwrap();
+        assert!(!limits.contains_key("nvidia.com/gpu"), "a CPU run asks for no GPU");
         let spec = training_pod(&experiment, None, &PodSettings::new("img")).spec.unwrap();
         assert_eq!(
             spec.init_containers.unwrap()[0].resources.clone().unwrap().limits.unwrap()["nvidia.com/gpu"],

@@ -120,8 +120,14 @@ pub fn desired_status(experiment: &Experiment, pod: Option<&Pod>) -> ExperimentS
             } else {
                 match finished {
                     Some(t) => format!(
-                        "training exited with code {}{}",
+                        "training exited with code {}{}{}",
                         t.exit_code,
+                        // The kubelet's word for a step killed at its memory limit.
+                        if t.reason.as_deref() == Some("OOMKilled") {
+                            " (OOMKilled: over its memory limit)"
+                        } else {
+                            ""
+                        },
                         t.message.as_deref().map(|m| format!(": {}", m.trim())).unwrap_or_default()
                     ),
                     None => format!("the pod failed: {reason}"),

@@ -257,8 +257,8 @@ pub fn fake_nodes_yaml(gpus: u32) -> String {
              type: kwok, nvidia.com/gpu.present: \"true\", nvidia.com/gpu.product: {GPU_PRODUCT}, \
              nvidia.com/gpu.count: \"{here}\", sporemesh.io/gpu-class: {GPU_CLASS}}}\n\
              spec:\n  taints: [{{key: nvidia.com/gpu, value: present, effect: NoSchedule}}]\n\
-             status:\n  capacity: {{cpu: \"32\", memory: 256Gi, pods: \"110\", nvidia.com/gpu: \"{here}\"}}\n  \
-             allocatable: {{cpu: \"32\", memory: 256Gi, pods: \"110\", nvidia.com/gpu: \"{here}\"}}\n"
+             status:\n  capacity: {{cpu: \"64\", memory: 512Gi, ephemeral-storage: 2Ti, pods: \"110\", nvidia.com/gpu: \"{here}\"}}\n  \
+             allocatable: {{cpu: \"64\", memory: 512Gi, ephemeral-storage: 2Ti, pods: \"110\", nvidia.com/gpu: \"{here}\"}}\n"
         ));
         left -= here;
         index += 1;
@@ -267,8 +267,8 @@ pub fn fake_nodes_yaml(gpus: u32) -> String {
         "apiVersion: v1\nkind: Node\nmetadata:\n  name: sim-cpu-0\n  \
          annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: \"0\"}\n  \
          labels: {kubernetes.io/hostname: sim-cpu-0, kubernetes.io/os: linux, kubernetes.io/arch: amd64, type: kwok}\n\
-         status:\n  capacity: {cpu: \"16\", memory: 64Gi, pods: \"110\"}\n  \
-         allocatable: {cpu: \"16\", memory: 64Gi, pods: \"110\"}\n"
+         status:\n  capacity: {cpu: \"64\", memory: 512Gi, ephemeral-storage: 2Ti, pods: \"110\"}\n  \
+         allocatable: {cpu: \"64\", memory: 512Gi, ephemeral-storage: 2Ti, pods: \"110\"}\n"
             .to_string(),
     );
     docs.join("---\n")

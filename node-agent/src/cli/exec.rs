@@ -9,10 +9,12 @@
 //! cannot create user namespaces, so the operator splits the work and the pod is the boundary:
 //! `--phase train` (an init container, run `--unsandboxed`) prepares the data, deletes the
 //! validation split before `train.py` starts, and leaves the exported model and the summary in
-//! `<work-dir>/out/`; `--phase evaluate` (the pod's container, the only one that mounts the
-//! validation volume) writes the built-in harness afresh where the training step could not
-//! (`--eval-harness-dir`), prepares the split with it, reads it, deletes it unless the evaluator
-//! can be jailed, and has `spore-eval` measure the model: nothing the training step wrote runs.
+//! `<work-dir>/out/` (in a pod, a volume of its own that the evaluation step mounts read-only,
+//! seeing nothing else the training step wrote); `--phase evaluate` (the pod's container, the
+//! only one that mounts the validation volume) writes the built-in harness afresh where the
+//! training step could not (`--eval-harness-dir`), prepares the split with it, reads it, deletes
+//! it unless the evaluator can be jailed, and has `spore-eval` measure the model: nothing the
+//! training step wrote runs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -231,7 +233,10 @@ fn train(args: ExecArgs) -> anyhow::Result<ExitCode> {
         let out = args.work_dir.join("out");
         std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
         let model = args.work_dir.join("run").join("train").join(MODEL_FILE);
-        std::fs::rename(&model, out.join(MODEL_FILE)).with_context(|| format!("move {}", model.display()))?;
+        // `out` may be a volume of its own (a pod's): a rename cannot cross into it.
+        std::fs::rename(&model, out.join(MODEL_FILE))
+            .or_else(|_| std::fs::copy(&model, out.join(MODEL_FILE)).and_then(|_| std::fs::remove_file(&model)))
+            .with_context(|| format!("move {}", model.display()))?;
         std::fs::write(out.join("summary.json"), serde_json::to_vec(&summary)?).context("write the summary")?;
         return finish(&args, &metrics_message(None, &summary, &prepared), ExitCode::SUCCESS);
     }

@@ -46,6 +46,10 @@ pub const EVAL_HARNESS_DIR: &str = "/validation/harness";
 /// model) and the evaluation step's own (the validation split and the harness).
 pub const SCRATCH_SIZE: &str = "32Gi";
 pub const VALIDATION_SIZE: &str = "8Gi";
+/// The training step's output (the exported model and its summary, `<work-dir>/out`): a volume
+/// of its own, the only thing of the training step's that the evaluation step sees, read-only.
+pub const OUTPUT_DIR: &str = "/scratch/out";
+pub const OUTPUT_SIZE: &str = "16Gi";
 /// Each step's own `/tmp` (the image's `$HOME` and `$TMPDIR` under a read-only root: torch's
 /// and Triton's caches), not shared, so nothing the training step leaves there reaches the
 /// evaluation step.
@@ -172,11 +176,19 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
     };
     let mut volumes = volumes.unwrap_or_default();
     volumes.push(scratch_volume);
+    volumes.push(Volume { name: "output".into(), empty_dir: Some(bounded(OUTPUT_SIZE)), ..Volume::default() });
     volumes.push(Volume { name: "validation".into(), empty_dir: Some(bounded(VALIDATION_SIZE)), ..Volume::default() });
     volumes.push(Volume { name: "tmp-train".into(), empty_dir: Some(bounded(TMP_SIZE)), ..Volume::default() });
     volumes.push(Volume { name: "tmp-evaluate".into(), empty_dir: Some(bounded(TMP_SIZE)), ..Volume::default() });
+    let output_mount = |read_only: bool| VolumeMount {
+        name: "output".into(),
+        mount_path: OUTPUT_DIR.into(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    };
     let mut mounts = mounts.unwrap_or_default();
-    mounts.push(scratch_mount.clone());
+    mounts.push(scratch_mount);
+    mounts.push(output_mount(false));
     mounts.push(tmp_mount("tmp-train"));
     Pod {
         metadata: ObjectMeta {
@@ -216,11 +228,12 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
                 "evaluate",
                 settings,
                 spec.time_budget_seconds,
-                // The harness runs from the validation volume, which the train step never mounts.
+                // The harness runs from the validation volume, which the train step never mounts;
+                // of the train step's files it sees only its output, read-only.
                 ["--phase", "evaluate", "--eval-harness-dir", EVAL_HARNESS_DIR].map(String::from).to_vec(),
                 format!("{VALIDATION_DIR}/data"),
                 vec![
-                    scratch_mount,
+                    output_mount(true),
                     tmp_mount("tmp-evaluate"),
                     VolumeMount {
                         name: "validation".into(),
@@ -520,7 +533,12 @@ mod tests {
         let mount = |c: &Container, path: &str| mounts(c).into_iter().find(|m| m.mount_path == path);
         assert_eq!(mount(train, CODE_DIR).unwrap().read_only, Some(true));
         assert_ne!(mount(train, SCRATCH_DIR).unwrap().read_only, Some(true));
-        assert!(mount(container, SCRATCH_DIR).is_some());
+        assert_ne!(mount(train, OUTPUT_DIR).unwrap().read_only, Some(true));
+        // Of the training step's files the evaluation step sees only its output, read-only.
+        assert!(mount(container, SCRATCH_DIR).is_none());
+        assert_eq!(mount(container, OUTPUT_DIR).unwrap().read_only, Some(true));
+        assert_eq!(mounts(container).iter().filter(|m| m.mount_path.starts_with(SCRATCH_DIR)).count(), 1);
+        assert_eq!(OUTPUT_DIR, format!("{SCRATCH_DIR}/out"), "where spore exec leaves the model");
         // Only the evaluation step sees the validation volume; it does not see the candidate.
         assert!(mount(train, VALIDATION_DIR).is_none());
         assert!(mount(container, VALIDATION_DIR).is_some());

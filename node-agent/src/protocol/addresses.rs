@@ -10,6 +10,26 @@ use std::net::IpAddr;
 
 use super::parse_address;
 
+/// The network group of `ip`, as Bitcoin Core buckets peers: its /16 for IPv4, its /32 for
+/// IPv6 (one operator rarely holds addresses in many). The dial book shares its learned places
+/// among tellers by this, so one network cannot fill it with addresses of its choosing.
+pub fn group(ip: IpAddr) -> u64 {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            (1 << 32) | (u64::from(a) << 8) | u64::from(b)
+        }
+        IpAddr::V6(v6) => {
+            let [s0, s1, ..] = v6.segments();
+            (u64::from(s0) << 16) | u64::from(s1)
+        }
+    }
+}
+
 /// True for addresses of the public internet: not loopback, private (RFC 1918, unique local),
 /// link-local, shared (CGNAT), unspecified, multicast, broadcast or documentation.
 pub fn is_global(ip: IpAddr) -> bool {

@@ -59,6 +59,9 @@ struct DialTarget {
     next_attempt: Millis,
     backoff: Millis,
     connected: bool,
+    /// The network group ([`addresses::group`]) of the peer whose PEX answer named it; none
+    /// for configured and remembered addresses.
+    learned_from: Option<u64>,
 }
 
 /// The protocol core of one node.
@@ -218,8 +221,12 @@ impl Protocol {
             next_attempt: 0,
             backoff: self.config.dial_backoff_initial.as_millis() as Millis,
             connected: false,
+            learned_from: None,
         });
         target.persistent |= persistent;
+        if persistent {
+            target.learned_from = None;
+        }
     }
 
     /// Feeds one event at monotonic time `now` (ms) and wall-clock `unix_now` (s); returns the
@@ -323,10 +330,11 @@ impl Protocol {
             self.actions.push(Action::Disconnect { peer, reason: "connection limit of its address".into() });
             return;
         }
-        let count = self.peers.values().filter(|p| matches!(p.direction, Direction::Inbound) == inbound).count();
+        let count =
+            self.peers.values().filter(|p| matches!(p.direction, Direction::Inbound) == inbound && !p.closing).count();
         let limit =
             if inbound { self.config.max_inbound } else { self.config.max_outbound.max(self.persistent_count()) };
-        if count >= limit {
+        if count >= limit && !(inbound && self.evict_inbound_for(remote.ip())) {
             self.actions.push(Action::Disconnect { peer, reason: "connection limit".into() });
             return;
         }

@@ -43,6 +43,55 @@ fn a_public_peer_cannot_steer_dials_inward_and_learned_addresses_are_bounded() {
 }
 
 #[test]
+fn a_full_house_makes_room_for_a_less_represented_network() {
+    let mut core = core(ProtocolConfig { max_inbound: 3, ..ProtocolConfig::default() });
+    for (peer, last) in [(1, 1), (2, 2), (3, 3)] {
+        connect_from(&mut core, peer, SocketAddr::from(([100, 128, 0, last], 40_000)), Direction::Inbound);
+    }
+    // Peer 2 has been useful: it gave us a record.
+    on(&mut core, 2, frame(&Message::Experiment(Box::new(record(1)))));
+    // A newcomer from another network: the crowded network's least useful, youngest peer goes.
+    let actions = connect_from(&mut core, 4, SocketAddr::from(([100, 200, 0, 1], 40_000)), Direction::Inbound);
+    let closed: Vec<PeerId> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Disconnect { peer, .. } => Some(*peer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed, vec![3], "{actions:?}");
+    // One more from the crowded network is refused: its network already holds the most.
+    let refused = connect_from(&mut core, 5, SocketAddr::from(([100, 128, 0, 9], 40_000)), Direction::Inbound);
+    assert!(refused.iter().any(|a| matches!(a, Action::Disconnect { peer: 5, .. })), "{refused:?}");
+    assert!(!refused.iter().any(|a| matches!(a, Action::Disconnect { peer: 1 | 2 | 4, .. })));
+}
+
+#[test]
+fn one_network_cannot_fill_the_dial_book_against_the_others() {
+    // Both outbound slots taken: learned addresses wait in the book.
+    let mut core = core(ProtocolConfig { max_dial_book: 6, max_outbound: 2, ..ProtocolConfig::default() });
+    let flooder = SocketAddr::from(([100, 128, 0, 7], 7470));
+    let honest = SocketAddr::from(([100, 200, 0, 9], 7470));
+    connect_from(&mut core, 1, flooder, Direction::Outbound { dialed: "100.128.0.7:7470".into() });
+    connect_from(&mut core, 2, honest, Direction::Outbound { dialed: "100.200.0.9:7470".into() });
+    let waiting = |core: &Protocol, prefix: &str| {
+        core.dial_book.iter().filter(|(a, t)| !t.persistent && a.starts_with(prefix)).count()
+    };
+    let offer =
+        |prefix: &str, n: usize| Message::PexResponse { peer: (1..=n).map(|i| format!("{prefix}{i}:7470")).collect() };
+    on(&mut core, 1, frame(&offer("100.129.0.", 20)));
+    assert_eq!(waiting(&core, "100.129.0."), 6, "the flood fills an empty book");
+    // The honest peer's addresses get in, each pushing out one of the flood's...
+    on(&mut core, 2, frame(&offer("100.201.0.", 3)));
+    assert_eq!((waiting(&core, "100.129.0."), waiting(&core, "100.201.0.")), (3, 3));
+    // ...and more of the flood cannot push them out again (the answer is its own new request).
+    core.peers.get_mut(&1).unwrap().pex_asked = true;
+    on(&mut core, 1, frame(&offer("100.129.1.", 5)));
+    assert_eq!(waiting(&core, "100.201.0."), 3, "the honest share stays");
+    assert_eq!(waiting(&core, "100.129."), 3);
+}
+
+#[test]
 fn readers_that_stall_lose_their_sync_slot_to_the_next_in_line() {
     let config = ProtocolConfig { sync_batch: 1, max_concurrent_sync_serves: 1, ..ProtocolConfig::default() };
     let mut core = core(config);

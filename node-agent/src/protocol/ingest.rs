@@ -103,8 +103,7 @@ impl Protocol {
             return Ok(());
         }
         let mut batch = std::mem::take(&mut self.pending);
-        let from_peers = batch.iter().any(|(source, _)| *source != PeerId::MAX);
-        if self.ingest_paused() || (from_peers && self.over_quota()) {
+        if self.ingest_paused() {
             batch = self.hold_back(batch);
             if batch.is_empty() {
                 return Ok(());

@@ -495,6 +495,7 @@ impl Protocol {
 
     fn on_tick(&mut self) -> Result<(), StoreError> {
         self.probe_store();
+        self.check_quota();
         let now = self.now;
         // Redial and PEX-learned dials that are due.
         let outbound = self.peers.values().filter(|p| matches!(p.direction, Direction::Outbound { .. })).count();

@@ -120,14 +120,15 @@ impl Protocol {
         }
     }
 
-    /// True (and ingest paused for the quota) when the store has reached its quota.
-    pub(super) fn over_quota(&mut self) -> bool {
-        match self.over_quota_now() {
-            Ok(over) => over,
-            Err(e) => {
-                self.store_failed(&e);
-                true
-            }
+    /// Pauses ingest for the quota when the store has reached it; checked on each tick (every
+    /// 100 ms), so the record path pays nothing for it and the store passes its quota by at
+    /// most what arrives between two ticks.
+    pub(super) fn check_quota(&mut self) {
+        if self.waiting.pause.is_some() {
+            return;
+        }
+        if let Err(e) = self.over_quota_now() {
+            self.store_failed(&e);
         }
     }
 

@@ -79,6 +79,8 @@ fn past_its_quota_the_store_refuses_peers_but_takes_our_own() {
     let mut core = Protocol::new(config, Identity::from_seed([1; 32]), 7470, store);
     connect(&mut core, 1, Direction::Inbound);
 
+    // The quota is looked at on each tick.
+    core.handle(Event::Tick, 900, 1_773_100_000);
     on(&mut core, 1, experiment(&record(1)));
     assert_eq!(core.store_pause().map(|p| p.cause), Some(PauseCause::Quota));
     assert!(!core.store().contains(&record(1).id).unwrap());

@@ -70,7 +70,8 @@ struct RunArgs {
     /// candidate that takes more is killed).
     #[arg(long, default_value = spore_operator::experiment::pod::TRAINING_MEMORY)]
     training_memory: String,
-    /// Local disk of each training step where the Experiment names none (request and limit).
+    /// Local disk of each training step where the Experiment names none (request and limit;
+    /// empty: none, for nodes that report no ephemeral storage). The same for the two above.
     #[arg(long, default_value = spore_operator::experiment::pod::TRAINING_EPHEMERAL_STORAGE)]
     training_ephemeral_storage: String,
     /// A Secret (in the pod's namespace) for pulling those images (repeatable).
@@ -133,10 +134,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let mut settings = PodSettings::new(args.agent_image).with_training_image(args.training_image);
     settings.image_pull_secrets = args.image_pull_secrets;
+    // An empty value asks for none (a cluster whose nodes report no ephemeral storage).
+    let given = |value: String| (!value.is_empty()).then_some(value);
     settings.training_resources = spore_crds::common::TrainingResources {
-        cpu: Some(args.training_cpu),
-        memory: Some(args.training_memory),
-        ephemeral_storage: Some(args.training_ephemeral_storage),
+        cpu: given(args.training_cpu),
+        memory: given(args.training_memory),
+        ephemeral_storage: given(args.training_ephemeral_storage),
     };
     let mut ctx = Context::new(client.clone(), settings, metrics.clone());
     ctx.gpu_admission = args.gpu_admission;

@@ -151,7 +151,7 @@ impl Protocol {
     /// Takes `batch` apart while ingest is paused: records from peers are refused and
     /// forgotten, this node's own wait (or, under a quota pause, are returned to be written).
     pub(super) fn hold_back(&mut self, batch: Vec<(PeerId, StoredRecord)>) -> Vec<(PeerId, StoredRecord)> {
-        let quota = self.waiting.pause.as_ref().is_some_and(|p| p.cause == PauseCause::Quota);
+        let quota = self.paused_for_quota();
         let mut write = Vec::new();
         for (source, item) in batch {
             if source == PeerId::MAX {
@@ -206,8 +206,8 @@ impl Protocol {
             PauseCause::Full if self.store.free_bytes().is_some_and(|free| free < FREE_TO_RESUME) => Ok(false),
             _ => self.store.probe_writable().map(|()| true),
         };
-        let probe = match probe {
-            Ok(true) => Ok(()),
+        match probe {
+            Ok(true) => {}
             Ok(false) => {
                 // Still over the quota, or the disk still full: look again later.
                 if let Some(pause) = &mut self.waiting.pause {
@@ -215,11 +215,10 @@ impl Protocol {
                 }
                 return;
             }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = probe {
-            self.store_failed(&e);
-            return;
+            Err(e) => {
+                self.store_failed(&e);
+                return;
+            }
         }
         let Some(pause) = self.waiting.pause.take() else { return };
         // What waited is written before anything new; a failure pauses again and keeps it.

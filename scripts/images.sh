@@ -153,15 +153,17 @@ layer_trainer_bin() {
 }
 
 build_binaries() {
+  # Without SOURCE_DATE_EPOCH: C build scripts (the cc crate) watch it, and a cargo run with it
+  # set would rebuild them and everything above them, and the next run without it again.
   if [ "$profile" = dev ]; then
     # The binaries the test suite builds (same features), so the tests compile nothing twice.
     log "cargo test --workspace --locked --no-run"
-    cargo test --workspace --locked --no-run >&2
+    env -u SOURCE_DATE_EPOCH cargo test --workspace --locked --no-run >&2
     return
   fi
   log "cargo build --release"
-  cargo build --release --locked -p spore-operator --bin spore-operator -p spore-agent --bin spore \
-    -p spore-eval --bin spore-eval >&2
+  env -u SOURCE_DATE_EPOCH cargo build --release --locked -p spore-operator --bin spore-operator \
+    -p spore-agent --bin spore -p spore-eval --bin spore-eval >&2
 }
 
 labels() {

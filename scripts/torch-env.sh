@@ -8,5 +8,12 @@ SPORE_WORKSPACE_PYTHON=$("$(dirname "${BASH_SOURCE[0]}")/workspace-venv.sh" | ta
 }
 export SPORE_WORKSPACE_PYTHON
 export LIBTORCH_USE_PYTORCH=1
-PATH="$(dirname "$SPORE_WORKSPACE_PYTHON"):$PATH"
+# Once, in front, however often this is sourced: build scripts that watch PATH (torch-sys, cc)
+# would otherwise rebuild whenever .ci/run and scripts/test, which both source this, build.
+venv_bin=$(dirname "$SPORE_WORKSPACE_PYTHON")
+PATH=":$PATH:"
+PATH=${PATH//:$venv_bin:/:}
+PATH=${PATH#:}
+PATH="$venv_bin:${PATH%:}"
 export PATH
+unset venv_bin

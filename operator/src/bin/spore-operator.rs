@@ -64,15 +64,15 @@ struct RunArgs {
     #[arg(long, default_value = "ghcr.io/spore-mesh/spore-trainer:0.1.0")]
     training_image: String,
     /// CPU of each training step where the Experiment names none (request and limit).
-    #[arg(long, default_value = spore_operator::experiment::pod::TRAINING_CPU)]
+    #[arg(long, default_value = spore_operator::experiment::pod::TRAINING_CPU, value_parser = quantity_or_none)]
     training_cpu: String,
     /// Memory of each training step where the Experiment names none (request and limit; a
     /// candidate that takes more is killed).
-    #[arg(long, default_value = spore_operator::experiment::pod::TRAINING_MEMORY)]
+    #[arg(long, default_value = spore_operator::experiment::pod::TRAINING_MEMORY, value_parser = quantity_or_none)]
     training_memory: String,
     /// Local disk of each training step where the Experiment names none (request and limit;
     /// empty: none, for nodes that report no ephemeral storage). The same for the two above.
-    #[arg(long, default_value = spore_operator::experiment::pod::TRAINING_EPHEMERAL_STORAGE)]
+    #[arg(long, default_value = spore_operator::experiment::pod::TRAINING_EPHEMERAL_STORAGE, value_parser = quantity_or_none)]
     training_ephemeral_storage: String,
     /// A Secret (in the pod's namespace) for pulling those images (repeatable).
     #[arg(long = "image-pull-secret")]
@@ -107,6 +107,15 @@ struct RunArgs {
     /// pod. Turn off where GPU nodes are added on demand (an autoscaler acts on pending pods).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     gpu_admission: bool,
+}
+
+/// A `--training-*` value: a Kubernetes quantity, or empty for none.
+fn quantity_or_none(value: &str) -> Result<String, String> {
+    if value.is_empty() || spore_operator::experiment::pod::is_quantity(value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!("{value:?} is not a Kubernetes quantity (e.g. 4, 500m, 32Gi), nor empty for none"))
+    }
 }
 
 fn identity() -> String {

@@ -10,6 +10,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use spore_agent::research::noise::{NoiseBook, NoiseKey};
 use spore_spec::{ExperimentRecord, Identity, JsonNumber};
 use spore_tests::bins::workspace_bin;
 use spore_tests::nodes::{PythonNode, PythonNodeOptions, SporeNode, free_port, wait_until};
@@ -141,6 +142,12 @@ fn the_explorer_shows_the_dag_live_and_renders_hostile_records_as_text() {
     let (hostile_id, hostile_line, hostile) = hostile_record(&identity);
     lines.push(hostile_line);
     import(&spore, &data_dir, &lines);
+    // The node's measured noise, as its research loop leaves it: σ 0.01 from three runs.
+    let mut book = NoiseBook::open(&data_dir);
+    let key = NoiseKey { gpu_class: "H100".into(), prepare_cid: "p".repeat(64), time_budget: 300 };
+    for v in [0.99, 1.0, 1.01] {
+        book.add(&key, &"c".repeat(64), v, spore_agent::node::unix_now());
+    }
 
     let web_port = free_port().expect("a free port");
     let node = SporeNode::start_with_args(
@@ -191,6 +198,10 @@ fn the_explorer_shows_the_dag_live_and_renders_hostile_records_as_text() {
     browser.send(json!({"cmd": "tab", "name": "progress"}));
     browser.wait("#progress svg[data-class='H100'] path.series", 5_000);
     assert_eq!(browser.count("#progress svg[data-class]"), 4);
+    // Beside them, the node's noise and the keep margin it gives: t(0.95, 2)·√2·σ.
+    browser.wait("#noise tbody tr[data-class='H100']", 5_000);
+    assert_eq!(browser.text("#noise tbody tr[data-class='H100'] td:nth-child(3)"), "0.010000");
+    assert_eq!(browser.text("#noise tbody tr[data-class='H100'] td:nth-child(5)"), "0.041295");
     // The leaderboard lists every publisher: the seed's four nodes and the hostile record's.
     assert_eq!(browser.count("#leaderboard tbody tr"), 5);
 

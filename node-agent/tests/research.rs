@@ -45,6 +45,13 @@ fn run_spore(args: &[&str], data_dir: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// `spore status --json`.
+fn status_json(data_dir: &Path) -> Value {
+    let out = Command::new(SPORE).args(["status", "--json", "--data-dir"]).arg(data_dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Records by timestamp order of publication (export is in arrival order).
 fn records(data_dir: &Path) -> Vec<Value> {
     export(data_dir).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -80,6 +87,18 @@ fn a_fresh_cpu_machine_does_real_research_with_no_key() {
     assert_eq!(measured, successes, "{log}");
     assert!(runs.iter().all(|run| !run.join("model.pt").exists()), "exported models are deleted after evaluation");
     assert_eq!(baseline["time_budget"], 20);
+    // Before the first child the node re-ran the baseline twice to measure its noise (runs that
+    // publish nothing); the estimate is in `spore status --json`.
+    assert!(log.contains("remeasured=2"), "{log}");
+    let noise = status_json(&data)["noise"].clone();
+    let cpu = &noise["settings"][0];
+    assert_eq!(
+        (&cpu["gpu_class"], &cpu["time_budget"], &cpu["dof"]),
+        (&json!("CPU"), &json!(20), &json!(2)),
+        "{noise}"
+    );
+    let (sigma, margin) = (cpu["sigma"].as_f64().unwrap(), cpu["margin"].as_f64().unwrap());
+    assert!(sigma > 0.0 && (margin - 2.920 * std::f64::consts::SQRT_2 * sigma).abs() < 1e-12, "{noise}");
     let artifacts = ArtifactStore::new(&data);
     for r in &records {
         assert!(r["num_steps"].as_i64().unwrap() > 0, "{r}");
@@ -110,9 +129,10 @@ fn a_fresh_cpu_machine_does_real_research_with_no_key() {
             assert!(artifacts.get(&cid_of(diff.as_bytes())).unwrap().is_some(), "the diff is stored too");
             let description = r["description"].as_str().unwrap();
             assert!(description.starts_with("set CPU_"), "{description}");
+            // Kept only when it beat its parent by more than the noise the node measured.
             let status = r["status"].as_str().unwrap();
-            let better = r["val_bpb"].as_f64().unwrap() < parent["val_bpb"].as_f64().unwrap();
-            assert_eq!(status == "keep", better && status != "crash", "{r}");
+            let gain = parent["val_bpb"].as_f64().unwrap() - r["val_bpb"].as_f64().unwrap();
+            assert_eq!(status == "keep", gain > margin && status != "crash", "{r} (margin {margin})");
         }
     }
     // Every record verifies with the real Python package.
@@ -219,4 +239,81 @@ fn an_llm_proposer_drives_the_loop_and_children_build_on_their_parents_code() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(data.join("llm.toml")).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+}
+
+/// A baseline whose score moves between repeats as wall-time noise would: the first
+/// re-measurement scores 2.02, the second 1.98, every other run 2.0 (σ = 0.02 from three runs).
+const NOISY_BASELINE: &str = "import os\nfrom prepare import DATA\nRUN = os.path.basename(os.getcwd())\n\
+    SCORE = 2.02 if RUN.startswith('remeasure1-') else 1.98 if RUN.startswith('remeasure2-') else 2.0\n\
+    print('---')\nprint(f'val_bpb:          {SCORE:.6f}')\nprint('num_steps:        10')\n\
+    print('num_params_M:     1.0')\n";
+
+#[test]
+fn a_gain_inside_the_measured_noise_is_discarded_and_the_estimate_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let workspace = dir.path().join("ws");
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::write(workspace.join("prepare.py"), FAKE_PREPARE).unwrap();
+    std::fs::write(workspace.join("train.py"), NOISY_BASELINE).unwrap();
+    let fake = FakeLlm::start(vec![
+        chat(&format!("Description: a little lower\n```python\n{}```", fake_train("1.95"))),
+        chat(&format!("Description: much lower\n```python\n{}```", fake_train("1.8"))),
+        chat(&format!("Description: a little lower again\n```python\n{}```", fake_train("1.75"))),
+        chat(&format!("Description: lower by 0.03\n```python\n{}```", fake_train("1.77"))),
+    ])
+    .unwrap();
+    let set = Command::new(SPORE)
+        .args(["set", "custom", "sk-local-0123456789", "--model", "local-model", "--base-url"])
+        .arg(fake.base_url())
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let ws = workspace.display().to_string();
+    let run = |extra: &[&str], experiments: &str| {
+        let mut args = vec!["run", "--time-budget", "5", "--max-experiments", experiments, "--metric", "reported"];
+        args.extend_from_slice(&["--workspace", &ws]);
+        args.extend_from_slice(extra);
+        let out = run_spore(&args, &data);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "spore run failed:\n{log}");
+        log
+    };
+    let log = run(&["--genesis"], "3");
+    // The baseline, two unpublished re-runs of its code, then the children judged against
+    // t(0.95, 2)·√2·0.02 = 0.0826: a gain of 0.05 is noise, one of 0.2 is not.
+    assert!(log.contains("remeasured=2"), "{log}");
+    assert!(log.contains("better than the parent, but within the noise: discard"), "{log}");
+    let summary = |records: &[Value]| -> Vec<(String, f64)> {
+        records.iter().map(|r| (r["status"].as_str().unwrap().to_owned(), r["val_bpb"].as_f64().unwrap())).collect()
+    };
+    let first = records(&data);
+    let expected = vec![("keep".to_owned(), 2.0), ("discard".to_owned(), 1.95), ("keep".to_owned(), 1.8)];
+    assert_eq!(summary(&first), expected, "re-measurements publish nothing");
+    let noise = status_json(&data)["noise"].clone();
+    let setting = &noise["settings"][0];
+    assert_eq!((&setting["dof"], &setting["runs"]), (&json!(2), &json!(3)), "{noise}");
+    assert!((setting["sigma"].as_f64().unwrap() - 0.02).abs() < 1e-9, "{noise}");
+    assert!((setting["margin"].as_f64().unwrap() - 2.920 * std::f64::consts::SQRT_2 * 0.02).abs() < 1e-9);
+
+    // A restart knows its noise: no re-measurement, and the next gain of 0.05 is still noise.
+    let log = run(&[], "1");
+    assert!(log.contains("remeasured=0"), "{log}");
+    let all = records(&data);
+    assert_eq!(summary(&all[3..]), [("discard".to_owned(), 1.75)]);
+    assert_eq!(all[3]["parent"], first[2]["id"], "built on the clear improvement");
+
+    let status = Command::new(SPORE).args(["status", "--data-dir"]).arg(&data).output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("sigma 0.020000 (3 runs, 2 dof), keep margin 0.082590"), "{text}");
+
+    // --keep-margin replaces the measured margin (and says so): a gain of 0.03 now keeps.
+    let log = run(&["--keep-margin", "0.01"], "1");
+    assert!(log.contains("remeasured=0"), "{log}");
+    assert_eq!(summary(&records(&data)[4..]), [("keep".to_owned(), 1.77)]);
+    let status = Command::new(SPORE).args(["status", "--data-dir"]).arg(&data).output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("keep      a child must beat its parent by more than 0.01 (--keep-margin)"), "{text}");
 }

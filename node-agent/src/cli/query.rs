@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::{Value, json};
-use spore_agent::node::status;
+use spore_agent::node::{status, unix_now};
+use spore_agent::research::noise::NoiseBook;
 use spore_agent::store::DagStore;
 use spore_spec::ExperimentRecord;
 
@@ -88,6 +89,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         });
     let peers = running.as_ref().map(|s| s["peers"].clone()).unwrap_or_else(|| json!([]));
     let recent = store.recent(RECENT)?;
+    let noise = NoiseBook::read(&args.data_dir.data_dir);
     let report = json!({
         "node_id": node_id,
         "data_dir": args.data_dir.data_dir,
@@ -108,6 +110,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             .ok()
             .and_then(|text| serde_json::from_str::<Value>(&text).ok())
             .unwrap_or_else(|| json!({})),
+        // This node's run-to-run noise per setting and the keep margin it gives.
+        "noise": noise.report(unix_now()),
         "rejected": store.rejected()?.into_iter().map(|(id, truth)| json!({"id": id, "ground_truth": truth})).collect::<Vec<_>>(),
         // The recent activity the Python CLI prints: the newest records by timestamp.
         "recent": recent.iter().map(|r| json!({
@@ -149,6 +153,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
         None => writeln!(out, "frontier  empty")?,
     }
+    write_noise(&mut out, &report["noise"])?;
     let peer_list = peers.as_array().cloned().unwrap_or_default();
     writeln!(out, "peers     {}", peer_list.len())?;
     for peer in peer_list {
@@ -170,6 +175,32 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per setting: σ and the keep margin, or how far the measurement is.
+fn write_noise(out: &mut impl Write, noise: &Value) -> std::io::Result<()> {
+    if let Some(fixed) = noise["keep_margin"].as_f64() {
+        writeln!(out, "keep      a child must beat its parent by more than {fixed} (--keep-margin)")?;
+    }
+    for s in noise["settings"].as_array().into_iter().flatten() {
+        let setting = format!(
+            "{} {} s {}",
+            s["gpu_class"].as_str().unwrap_or("?"),
+            s["time_budget"],
+            s["prepare_cid"].as_str().unwrap_or("").chars().take(8).collect::<String>()
+        );
+        match s["sigma"].as_f64() {
+            Some(sigma) => writeln!(
+                out,
+                "noise     {setting}: sigma {sigma:.6} ({} runs, {} dof), keep margin {:.6}",
+                s["runs"],
+                s["dof"],
+                s["margin"].as_f64().unwrap_or(0.0)
+            )?,
+            None => writeln!(out, "noise     {setting}: measuring ({} dof of the 2 needed)", s["dof"])?,
+        }
+    }
+    Ok(())
 }
 
 pub fn frontier(args: FrontierArgs) -> anyhow::Result<ExitCode> {

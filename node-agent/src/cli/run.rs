@@ -12,6 +12,7 @@ use spore_agent::node::{self, NodeConfig};
 use spore_agent::research::artifacts::ArtifactStore;
 use spore_agent::research::executor::{Executor, ExecutorError, RunOutcome, RunSpec};
 use spore_agent::research::local::{LocalExecutor, Measure};
+use spore_agent::research::noise::NoiseBook;
 use spore_agent::research::proposer::llm::LlmProposer;
 use spore_agent::research::proposer::{Proposer, config as llm_config};
 use spore_agent::research::research_loop::{Research, ResearchConfig};
@@ -111,9 +112,15 @@ pub struct RunArgs {
     /// Seconds of training per experiment.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     time_budget: u64,
-    /// Stop after this many experiments (the baseline counts); the node stops with the loop.
+    /// Stop after this many experiments (the baseline counts; re-measurements of the noise do
+    /// not); the node stops with the loop.
     #[arg(long)]
     max_experiments: Option<u64>,
+    /// Keep a child only when it beats its parent's val_bpb by more than this (bits per byte),
+    /// instead of by more than the noise this node measured (t(0.95, ν)·√2·σ; measured by
+    /// re-running the best parent's code when unknown). 0 keeps any improvement.
+    #[arg(long, value_parser = keep_margin)]
+    keep_margin: Option<f64>,
     /// Experiments in flight at once, when they run as Experiments of a SporeNode (a cluster
     /// has the GPUs); one machine runs one at a time.
     #[arg(long, default_value_t = 1, requires = "kubernetes_node", value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -156,6 +163,13 @@ fn rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
         _ => Err(format!("{text:?} is not a rate between 0 and 1")),
+    }
+}
+
+fn keep_margin(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(m) if m.is_finite() && (0.0..=10.0).contains(&m) => Ok(m),
+        _ => Err(format!("{text:?} is not a margin in bits per byte between 0 and 10")),
     }
 }
 
@@ -367,6 +381,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             services.push(tokio::spawn(serve));
         }
         let gpu = spore_agent::research::executor::GpuLock::default();
+        let noise = NoiseBook::shared(&data_dir, args.keep_margin);
         // Every node judges disputes from the evidence it holds; one with the evaluator also re-runs.
         let verifier = Verifier {
             config: VerifierConfig {
@@ -382,6 +397,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             store_path: store_path.clone(),
             artifacts: ArtifactStore::new(&data_dir),
             reputation_path: data_dir.join("reputation.json"),
+            noise: noise.clone(),
         };
         services.push(tokio::spawn(verifier.run(shutdown.clone())));
         let namespace = args.kubernetes_namespace.clone().unwrap_or_else(pod_namespace);
@@ -403,6 +419,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 node: handle.clone(),
                 store_path: store_path.clone(),
                 artifacts: ArtifactStore::new(&data_dir),
+                noise: noise.clone(),
             };
             services.push(tokio::spawn(publisher.run(shutdown.clone())));
         }
@@ -440,6 +457,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 store_path,
                 node: handle,
                 gpu,
+                noise,
             };
             outcome = match research.run(shutdown.clone()).await {
                 Ok(report) => {
@@ -448,6 +466,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         keep = report.keeps,
                         discard = report.discards,
                         crash = report.crashes,
+                        remeasured = report.remeasures,
                         "research finished"
                     );
                     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,9 @@
 //! finishes. The executor waits for that publication and hands the record's CID to the loop,
 //! which counts it and never signs a second record for the run.
 //!
+//! A re-measurement (the loop measuring its noise) is an Experiment of `purpose: verify` naming
+//! the parent as `verifyCid`: it is never published, and the run is over when its phase is.
+//!
 //! The deadline is the operator's (the pod's `activeDeadlineSeconds`, and it fails runs whose
 //! pod outlives it). If the wait is dropped (the agent stops), the Experiment goes on and is
 //! published when it ends, by this agent after its restart.
@@ -61,13 +64,13 @@ pub fn experiment_for(node_name: &str, spec: &RunSpec) -> Experiment {
         },
         spec: ExperimentSpec {
             node: node_name.to_string(),
-            parent_cid: about.parent.clone(),
+            parent_cid: about.parent.clone().filter(|_| !about.remeasure),
             code: ExperimentCode { inline: Some(spec.code.clone()), ..ExperimentCode::default() },
             description: truncate(&about.description, 500),
             hypothesis: truncate(&about.hypothesis, 2000),
             time_budget_seconds: u32::try_from(spec.time_budget).unwrap_or(u32::MAX),
-            purpose: Purpose::Research,
-            verify_cid: None,
+            purpose: if about.remeasure { Purpose::Verify } else { Purpose::Research },
+            verify_cid: about.parent.clone().filter(|_| about.remeasure),
             // The SporeNode's request and the operator's defaults.
             gpu: None,
             resources: None,
@@ -105,7 +108,13 @@ pub fn outcome_of(experiment: &Experiment) -> Result<Option<RunOutcome>, Executo
     if let Some(why) = status.code_error {
         return Err(ExecutorError::Other(format!("Experiment {namespace}/{name}: the candidate was refused: {why}")));
     }
-    let Some(cid) = status.published_cid else { return Ok(None) };
+    let finished = matches!(status.phase, ExperimentPhase::Succeeded | ExperimentPhase::Failed);
+    let published = match status.published_cid {
+        Some(cid) => Some(Published { cid }),
+        // A re-measurement is never published: it is over when it finished.
+        None if experiment.spec.purpose == Purpose::Verify && finished => None,
+        None => return Ok(None),
+    };
     let succeeded = status.phase == ExperimentPhase::Succeeded;
     let metrics = status.metrics.filter(|_| succeeded);
     let summary = metrics.as_ref().map(|m| Summary {
@@ -126,7 +135,7 @@ pub fn outcome_of(experiment: &Experiment) -> Result<Option<RunOutcome>, Executo
         error: if succeeded { None } else { Some(status.message.unwrap_or_else(|| "the run failed".into())) },
         exit_code: None,
         log,
-        published: Some(Published { cid }),
+        published,
     }))
 }
 
@@ -154,7 +163,7 @@ impl KubernetesExecutor {
         }
     }
 
-    /// Watches the Experiment until its record is published.
+    /// Watches the Experiment until its record is published (a re-measurement: until it ends).
     async fn wait(&self, api: &Api<Experiment>, name: &str) -> Result<RunOutcome, ExecutorError> {
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let mut events = watcher(api.clone(), config).default_backoff().boxed();
@@ -218,6 +227,7 @@ mod tests {
                 description: "raise LR ".repeat(100),
                 hypothesis: "é".repeat(1500),
                 agent_model: "mutator".into(),
+                remeasure: false,
             },
         }
     }
@@ -276,5 +286,26 @@ mod tests {
         let mut refused = finished(ExperimentPhase::Failed, None);
         refused.status.as_mut().unwrap().code_error = Some("no parent".into());
         assert!(outcome_of(&refused).unwrap_err().to_string().contains("the candidate was refused: no parent"));
+    }
+
+    #[test]
+    fn a_remeasurement_is_an_unpublished_verify_experiment_over_when_it_ends() {
+        let mut run = spec("remeasure1-1764000000-abababab");
+        run.about.remeasure = true;
+        let e = experiment_for("lab", &run);
+        assert_eq!((e.spec.purpose, e.spec.parent_cid.clone()), (Purpose::Verify, None));
+        assert_eq!(e.spec.verify_cid, Some("ab".repeat(32)));
+        let mut running = e.clone();
+        running.status = Some(ExperimentStatus { phase: ExperimentPhase::Running, ..Default::default() });
+        assert!(outcome_of(&running).unwrap().is_none());
+        let mut done = e;
+        done.status = Some(ExperimentStatus {
+            phase: ExperimentPhase::Succeeded,
+            metrics: Some(ExperimentMetrics { val_bpb: 1.002, num_steps: 900, ..Default::default() }),
+            ..Default::default()
+        });
+        let outcome = outcome_of(&done).unwrap().unwrap();
+        assert!(outcome.success() && outcome.published.is_none());
+        assert_eq!(outcome.val_bpb, Some(1.002));
     }
 }

@@ -21,6 +21,7 @@ use super::record::{NotYet, publication};
 use crate::node::{NodeHandle, unix_now};
 use crate::record_tools::signed_line;
 use crate::research::artifacts::ArtifactStore;
+use crate::research::noise::{NoiseKey, SharedNoise, lock};
 use crate::store::{DagStore, StoredRecord};
 
 /// Field manager of the status fields the node-agent writes.
@@ -39,6 +40,8 @@ pub struct ClusterPublisher {
     pub node: NodeHandle,
     pub store_path: PathBuf,
     pub artifacts: ArtifactStore,
+    /// The node's noise: a child must beat its parent by more than its margin.
+    pub noise: SharedNoise,
 }
 
 impl std::fmt::Debug for ClusterPublisher {
@@ -118,7 +121,7 @@ impl ClusterPublisher {
 
     async fn publish(&self, experiment: &Experiment) -> Result<(), Wait> {
         // Cheap checks first: most events are of unfinished or published runs.
-        match publication(experiment, None, None, None) {
+        match publication(experiment, None, None, None, 0.0) {
             Err(NotYet::Unfinished | NotYet::Published | NotYet::Verification | NotYet::NeverRan) => {
                 return Err(Wait::Skip);
             }
@@ -128,7 +131,9 @@ impl ClusterPublisher {
         let code = self.code(experiment).await?;
         let parent_code = parent.as_ref().and_then(|p| self.artifacts.get(&p.code_cid).ok().flatten());
         let parent_code = parent_code.and_then(|bytes| String::from_utf8(bytes).ok());
-        let published = match publication(experiment, parent.as_ref(), code.as_deref(), parent_code.as_deref()) {
+        let margin = parent.as_ref().map_or(0.0, |p| lock(&self.noise).margin(&NoiseKey::of(p), unix_now()).value());
+        let published = match publication(experiment, parent.as_ref(), code.as_deref(), parent_code.as_deref(), margin)
+        {
             Ok(p) => p,
             Err(NotYet::ParentMissing(cid)) => {
                 return Err(Wait::Retry(format!("its parent {} is not in this node's store yet", &cid[..12])));

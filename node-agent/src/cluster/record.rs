@@ -1,6 +1,7 @@
 //! From a finished Experiment to the record its node publishes: pure, so every case is tested
 //! without a cluster. The decision against the parent is made here (the operator does not hold
-//! the DAG): keep when it beats the parent's `val_bpb`, or when it is a baseline.
+//! the DAG): keep when it beats the parent's `val_bpb` by more than the node's noise margin
+//! ([`noise`](crate::research::noise)), or when it is a baseline.
 
 use spore_crds::Experiment;
 use spore_crds::experiment::{Decision, ExperimentPhase, Purpose};
@@ -38,12 +39,13 @@ pub struct Publication {
 
 /// The record for `experiment`, given its parent record (when it names one), its `train.py`
 /// (when known: inline or a ConfigMap) and the parent's `train.py` (for the diff, when the
-/// Experiment gave a whole file).
+/// Experiment gave a whole file). A child is kept when it beats the parent by more than `margin`.
 pub fn publication(
     experiment: &Experiment,
     parent: Option<&ExperimentRecord>,
     code: Option<&str>,
     parent_code: Option<&str>,
+    margin: f64,
 ) -> Result<Publication, NotYet> {
     let spec = &experiment.spec;
     let status = experiment.status.clone().unwrap_or_default();
@@ -66,7 +68,7 @@ pub fn publication(
     let parent_val = parent.map(|p| p.val_bpb.as_f64());
     let metrics = status.metrics.clone().filter(|_| status.phase == ExperimentPhase::Succeeded);
     let (decision, val_bpb) = match &metrics {
-        Some(m) if parent_val.is_none_or(|p| m.val_bpb < p) => (Decision::Keep, m.val_bpb),
+        Some(m) if parent_val.is_none_or(|p| m.val_bpb < p - margin) => (Decision::Keep, m.val_bpb),
         Some(m) => (Decision::Discard, m.val_bpb),
         None => (Decision::Crash, 0.0),
     };
@@ -175,7 +177,7 @@ mod tests {
 
     #[test]
     fn a_baseline_keeps_and_carries_what_the_pod_reported() {
-        let p = publication(&finished(Some(0.99)), None, Some("LR = 0.05\n"), None).unwrap();
+        let p = publication(&finished(Some(0.99)), None, Some("LR = 0.05\n"), None, 0.0).unwrap();
         assert_eq!(p.decision, Decision::Keep);
         let r = &p.record;
         assert_eq!((r.parent.clone(), r.depth.as_i64(), r.status), (None, Some(0), Status::Keep));
@@ -192,30 +194,35 @@ mod tests {
     fn children_are_judged_against_their_parent() {
         let mut child = finished(Some(0.98));
         child.spec.parent_cid = Some("ab".repeat(32));
-        let better = publication(&child, Some(&parent(0.99)), Some("LR = 0.05\n"), Some("LR = 0.04\n")).unwrap();
+        let better = publication(&child, Some(&parent(0.99)), Some("LR = 0.05\n"), Some("LR = 0.04\n"), 0.0).unwrap();
         assert_eq!(better.decision, Decision::Keep);
         assert_eq!(better.record.depth.as_i64(), Some(5));
         assert!(better.record.diff.contains("-LR = 0.04") && better.record.diff.contains("+LR = 0.05"));
         assert!((better.delta_val_bpb.unwrap() + 0.01).abs() < 1e-12);
-        let worse = publication(&child, Some(&parent(0.97)), None, None).unwrap();
+        let worse = publication(&child, Some(&parent(0.97)), None, None, 0.0).unwrap();
         assert_eq!((worse.decision, worse.record.status), (Decision::Discard, Status::Discard));
         assert_eq!(worse.record.code_cid, "", "no code known: no code_cid");
-        assert_eq!(publication(&child, None, None, None), Err(NotYet::ParentMissing("ab".repeat(32))));
+        assert_eq!(publication(&child, None, None, None, 0.0), Err(NotYet::ParentMissing("ab".repeat(32))));
+        // Beating the parent by less than the noise margin is a discard.
+        let inside = publication(&child, Some(&parent(0.99)), None, None, 0.02).unwrap();
+        assert_eq!((inside.decision, inside.record.status), (Decision::Discard, Status::Discard));
+        let clear = publication(&child, Some(&parent(1.01)), None, None, 0.02).unwrap();
+        assert_eq!(clear.decision, Decision::Keep);
     }
 
     #[test]
     fn crashes_publish_zero_and_the_rest_waits_or_is_skipped() {
-        let crash = publication(&finished(None), None, None, None).unwrap();
+        let crash = publication(&finished(None), None, None, None, 0.0).unwrap();
         assert_eq!((crash.decision, crash.record.val_bpb.as_f64()), (Decision::Crash, 0.0));
         assert_eq!(crash.record.gpu_model, "H100", "the GPU class when the pod reported nothing");
         let mut running = finished(Some(1.0));
         running.status.as_mut().unwrap().phase = ExperimentPhase::Running;
-        assert_eq!(publication(&running, None, None, None), Err(NotYet::Unfinished));
+        assert_eq!(publication(&running, None, None, None, 0.0), Err(NotYet::Unfinished));
         let mut done = finished(Some(1.0));
         done.status.as_mut().unwrap().published_cid = Some("cd".repeat(32));
-        assert_eq!(publication(&done, None, None, None), Err(NotYet::Published));
+        assert_eq!(publication(&done, None, None, None, 0.0), Err(NotYet::Published));
         let mut verify = finished(Some(1.0));
         verify.spec.purpose = Purpose::Verify;
-        assert_eq!(publication(&verify, None, None, None), Err(NotYet::Verification));
+        assert_eq!(publication(&verify, None, None, None, 0.0), Err(NotYet::Verification));
     }
 }

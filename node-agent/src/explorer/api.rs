@@ -34,6 +34,7 @@ pub fn routes() -> axum::Router<Explorer> {
         .route("/api/node/{node_id}/experiment", get(node_experiments))
         .route("/api/search", get(search))
         .route("/api/leaderboard", get(leaderboard))
+        .route("/api/noise", get(noise))
         .route("/api/progress", get(progress))
         .route("/api/artifact/{cid}", get(artifact))
         .route("/api/openapi.json", get(openapi))
@@ -403,6 +404,12 @@ async fn search(State(explorer): State<Explorer>, Query(q): Query<SearchQuery>) 
     let limit = explorer.limits.search;
     let rows = explorer.read(move |s| s.search(&query, limit)).await?;
     ok(Value::Array(rows.iter().map(view::full).collect()))
+}
+
+/// The node's measured run-to-run noise per setting and the keep margin it gives
+/// (`noise.json`, rewritten by the running node).
+async fn noise(State(explorer): State<Explorer>) -> ApiResult {
+    ok(crate::research::noise::NoiseBook::read(&explorer.data_dir).report(crate::node::unix_now()))
 }
 
 async fn leaderboard(State(explorer): State<Explorer>) -> ApiResult {

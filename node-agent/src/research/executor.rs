@@ -38,6 +38,9 @@ pub struct RunAbout {
     pub description: String,
     pub hypothesis: String,
     pub agent_model: String,
+    /// A re-measurement of the parent's code (its noise), not an experiment: nothing is
+    /// published for it.
+    pub remeasure: bool,
 }
 
 /// How a run ended. A run that trained, printed its summary and was measured is a success;

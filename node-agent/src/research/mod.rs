@@ -2,8 +2,9 @@
 //! gossip. [`workspace`] holds the harness and baseline, [`local`] runs `train.py` through the
 //! [`executor::Executor`] trait (in a [`jail`]), [`summary`] reads its result, [`evaluator`]
 //! measures the exported model, [`parent`] and [`prompt`] decide
-//! what to build on and what to ask, [`proposer`] produces the change, [`research_loop`] judges,
-//! signs and publishes, storing code and diffs in [`artifacts`].
+//! what to build on and what to ask, [`proposer`] produces the change, [`research_loop`] judges
+//! (against the node's measured [`noise`]), signs and publishes, storing code and diffs in
+//! [`artifacts`].
 
 pub mod artifacts;
 pub mod diff;
@@ -11,6 +12,7 @@ pub mod evaluator;
 pub mod executor;
 pub mod jail;
 pub mod local;
+pub mod noise;
 pub mod parent;
 pub mod patch;
 pub mod progress;

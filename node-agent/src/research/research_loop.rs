@@ -4,8 +4,13 @@
 //!   (`prepare_cid`), data (`dataset_cid`) and time budget — whose code this node has.
 //! * The child is always built from the **parent's** code, checked out by `code_cid` (Python
 //!   edits whatever its workspace holds, so `parent`, `diff` and code disagree).
-//! * Judging: a successful run is `keep` iff it beats the parent strictly (ties discard); a
-//!   failed run is a `crash` (its log tail is logged; the record has `val_bpb` 0.0).
+//! * Judging: a successful run is `keep` iff it beats the parent by more than the node's
+//!   measured noise ([`noise`](super::noise): `t(0.95, ν)·√2·σ`, or `--keep-margin`; ties
+//!   discard); a failed run is a `crash` (its log tail is logged; the record has `val_bpb` 0.0).
+//! * Before the first child in a setting whose noise is not known (or only older than a week),
+//!   the loop re-measures the best parent's code until it is: unpublished runs, alone on the
+//!   device, that do not count as experiments. Every successful run of this node is a
+//!   measurement too (the same code run twice is a repeat).
 //! * Code and diff are stored as separate artifacts; the record is signed and handed to the
 //!   node, which stores and gossips it.
 //! * A baseline (the workspace's `train.py`, no parent) runs when nothing comparable exists or
@@ -27,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::artifacts::ArtifactStore;
 use super::diff::unified_diff;
 use super::executor::{Executor, GpuLock, Published, RunAbout, RunOutcome, RunSpec};
+use super::noise::{Margin, NoiseKey, SharedNoise, lock};
 use super::parent::{Candidate, GraphStats, select_parent};
 use super::prompt::{ProposalContext, id8};
 use super::proposer::{Proposal, ProposeError, Proposer};
@@ -37,6 +43,8 @@ use crate::store::{DagStore, StoredRecord};
 
 /// Consecutive proposer failures tolerated before the loop gives up.
 const MAX_PROPOSER_FAILURES: u32 = 5;
+/// Re-measurements one start of the loop makes at most (three runs of a peer's record suffice).
+const MAX_REMEASURES: u64 = 4;
 
 /// How the loop runs.
 #[derive(Debug, Clone)]
@@ -68,6 +76,8 @@ pub struct Research<E: Executor> {
     pub node: NodeHandle,
     /// Held while training, shared with the verifier.
     pub gpu: GpuLock,
+    /// The node's run-to-run noise (shared with the verifier and the cluster publisher).
+    pub noise: SharedNoise,
 }
 
 /// What a finished loop did.
@@ -77,6 +87,8 @@ pub struct ResearchReport {
     pub keeps: u64,
     pub discards: u64,
     pub crashes: u64,
+    /// Unpublished re-runs of a parent's code that measured the noise.
+    pub remeasures: u64,
 }
 
 impl<E: Executor> Research<E> {
@@ -134,6 +146,7 @@ impl<E: Executor> Research<E> {
         let mut exhausted: HashSet<String> = HashSet::new();
         let mut failures = 0u32;
         let mut started = 0u64;
+        let mut remeasure_failed = false;
         let mut stopping = false;
         let mut in_flight = FuturesUnordered::new();
         loop {
@@ -155,6 +168,25 @@ impl<E: Executor> Research<E> {
                     started += 1;
                     match self.baseline(&store, &mut target, &shutdown).await? {
                         Some(status) => report.count(status),
+                        None => stopping = true,
+                    }
+                    continue;
+                }
+                // Children are judged against the noise: measure it first when it is not known.
+                let unmeasured = with_code.first().is_some_and(|best| {
+                    lock(&self.noise).margin(&NoiseKey::of(best), unix_now()) == Margin::Unmeasured
+                });
+                if let Some(best) = with_code.first().copied()
+                    && unmeasured
+                    && !remeasure_failed
+                    && report.remeasures < MAX_REMEASURES
+                {
+                    if !in_flight.is_empty() {
+                        break;
+                    }
+                    report.remeasures += 1;
+                    match self.remeasure(best, report.remeasures, &shutdown).await? {
+                        Some(measured) => remeasure_failed = !measured,
                         None => stopping = true,
                     }
                     continue;
@@ -243,17 +275,29 @@ impl<E: Executor> Research<E> {
             description: proposal.description.clone(),
             hypothesis: proposal.hypothesis.clone(),
             agent_model: self.proposer.agent_model(),
+            remeasure: false,
         };
         let Some(outcome) = self.train(&label, &proposal.code, about, shutdown).await? else { return Ok(None) };
         if let Some(published) = outcome.published {
             return Ok(Some(Finished::Published(published)));
         }
-        let status = if !outcome.success() {
-            Status::Crash
-        } else if outcome.val_bpb.is_some_and(|v| v < parent.val_bpb.as_f64()) {
-            Status::Keep
-        } else {
-            Status::Discard
+        let margin = lock(&self.noise).margin(&NoiseKey::of(&parent), unix_now());
+        let parent_val = parent.val_bpb.as_f64();
+        let status = match outcome.val_bpb {
+            _ if !outcome.success() => Status::Crash,
+            Some(v) if margin.keeps(v, parent_val) => Status::Keep,
+            Some(v) => {
+                if v < parent_val {
+                    tracing::info!(
+                        parent = id8(&parent.id),
+                        gain = parent_val - v,
+                        margin = margin.value(),
+                        "better than the parent, but within the noise: discard"
+                    );
+                }
+                Status::Discard
+            }
+            None => Status::Discard,
         };
         let draft = Draft {
             parent: Some(&parent),
@@ -282,6 +326,7 @@ impl<E: Executor> Research<E> {
             description: "baseline".into(),
             hypothesis: String::new(),
             agent_model: "baseline".into(),
+            remeasure: false,
         };
         let label = format!("baseline-{}", unix_now());
         let Some(outcome) = self.train(&label, &code, about.clone(), shutdown).await? else {
@@ -313,6 +358,55 @@ impl<E: Executor> Research<E> {
         Ok(Some(status))
     }
 
+    /// Runs `parent`'s code again, unpublished, and adds the result to the noise book: `Some(false)`
+    /// when the run failed (the loop then stops re-measuring), `None` on shutdown.
+    async fn remeasure(
+        &self,
+        parent: &ExperimentRecord,
+        n: u64,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Option<bool>> {
+        let code = self.code_of(parent).context("the parent's code vanished")?;
+        let key = NoiseKey::of(parent);
+        tracing::info!(
+            parent = id8(&parent.id),
+            class = %key.gpu_class,
+            "the noise of this setting is not measured yet: running the parent's code again"
+        );
+        let about = RunAbout {
+            parent: Some(parent.id.clone()),
+            description: "re-measure".into(),
+            hypothesis: String::new(),
+            agent_model: String::new(),
+            remeasure: true,
+        };
+        let label = format!("remeasure{n}-{}-{}", unix_now(), id8(&parent.id));
+        let Some(outcome) = self.train(&label, &code, about, shutdown).await? else { return Ok(None) };
+        let Some(value) = outcome.val_bpb.filter(|_| outcome.success()) else {
+            tracing::warn!(
+                parent = id8(&parent.id),
+                error = outcome.error.as_deref().unwrap_or("no metric"),
+                log = %outcome.log,
+                "re-measuring failed; children are judged without a noise margin until it works"
+            );
+            return Ok(Some(false));
+        };
+        let mut book = lock(&self.noise);
+        book.add(&key, &parent.code_cid, value, unix_now());
+        let (estimate, dof) = book.partial(&key, unix_now());
+        match estimate {
+            Some(e) => tracing::info!(
+                measured = value,
+                sigma = e.sigma,
+                dof = e.dof,
+                margin = e.margin(),
+                "noise measured: a child must beat its parent by more than the margin"
+            ),
+            None => tracing::info!(measured = value, dof, "re-measured; the noise needs more runs"),
+        }
+        Ok(Some(true))
+    }
+
     /// A run the executor's side published: its status, and what it tells about `target`.
     fn adopt(&self, store: &DagStore, target: &mut Workspace, published: &Published) -> anyhow::Result<Status> {
         let record = store
@@ -326,6 +420,9 @@ impl<E: Executor> Research<E> {
                 target.machine.gpu_class = spore_spec::gpu_class(&record.gpu_model);
                 target.machine.gpu_model = record.gpu_model.clone();
             }
+        }
+        if record.status != Status::Crash {
+            lock(&self.noise).add(&NoiseKey::of(&record), &record.code_cid, record.val_bpb.as_f64(), unix_now());
         }
         tracing::info!(id = id8(&record.id), status = %record.status, val_bpb = record.val_bpb.as_f64(), "{}", record.description);
         Ok(record.status)
@@ -435,6 +532,9 @@ impl<E: Executor> Research<E> {
         let flags = validate(&record, &ValidationPolicy::default(), unix_now())
             .map_err(|e| anyhow::anyhow!("refusing to publish an invalid record: {e}"))?;
         let payload = signed_line(&record);
+        if !crashed {
+            lock(&self.noise).add(&NoiseKey::of(&record), &record.code_cid, record.val_bpb.as_f64(), unix_now());
+        }
         match (&outcome.error, crashed) {
             (Some(error), true) => tracing::warn!(
                 id = id8(&record.id),

@@ -23,10 +23,11 @@ use tokio_util::sync::CancellationToken;
 use super::dispute::{Claim, DisputeError, Verdict, resolve};
 use super::reputation::Reputation;
 use super::sampling::{Candidate, should_spot_check, spot_check_rate};
-use super::tolerance::{MAX_WIDENING, NoiseModel, table_tolerance};
+use super::tolerance::{MAX_WIDENING, table_tolerance, tolerance};
 use crate::node::{NodeHandle, unix_now};
 use crate::research::artifacts::ArtifactStore;
 use crate::research::executor::{Executor, GpuLock, RunAbout, RunSpec};
+use crate::research::noise::{NoiseKey, SharedNoise, lock};
 use crate::research::prompt::id8;
 use crate::research::workspace::Workspace;
 use crate::store::DagStore;
@@ -81,6 +82,8 @@ pub struct Verifier<E: Executor> {
     pub artifacts: ArtifactStore,
     /// Where the reputation table is written (JSON) for `spore status`.
     pub reputation_path: PathBuf,
+    /// The node's run-to-run noise: re-runs of plausible claims add to it, and it widens the band.
+    pub noise: SharedNoise,
 }
 
 enum Job {
@@ -100,8 +103,6 @@ struct State {
     open: HashMap<(String, String), Instant>,
     decided: HashSet<(String, String)>,
     reputation: Reputation,
-    /// This node's own run-to-run noise, from its re-runs of plausible claims.
-    noise: NoiseModel,
 }
 
 impl<E: Executor> Verifier<E> {
@@ -133,7 +134,6 @@ impl<E: Executor> Verifier<E> {
             open: HashMap::new(),
             decided: HashSet::new(),
             reputation: Reputation::default(),
-            noise: NoiseModel::default(),
         };
         loop {
             tokio::select! {
@@ -298,13 +298,18 @@ impl<E: Executor> Verifier<E> {
         let class = gpu_class(&record.gpu_model);
         let claimed = record.val_bpb.as_f64();
         // A re-run near the claim is a sample of this node's noise; a far one is not.
-        if (value - claimed).abs() <= MAX_WIDENING * table_tolerance(&class) {
-            state.noise.record_pair(value, claimed);
-        }
+        let key = NoiseKey::of(&record);
+        let sigma = {
+            let mut noise = lock(&self.noise);
+            if (value - claimed).abs() <= MAX_WIDENING * table_tolerance(&class) {
+                noise.add_pair(&key, &format!("verify:{}", record.id), claimed, value, unix_now());
+            }
+            noise.estimate(&key, unix_now()).map(|e| e.sigma)
+        };
         let gpu = &rerun.workspace.machine.gpu_model;
         let event = match challenger {
             Some(challenger) => ControlEvent::response(&self.identity, &record.id, &challenger, value, gpu, unix_now()),
-            None if (value - claimed).abs() <= state.noise.tolerance(&class) => {
+            None if (value - claimed).abs() <= tolerance(&class, sigma) => {
                 tracing::info!(id = id8(&record.id), claimed = record.val_bpb.as_f64(), measured = value, "verified");
                 ControlEvent::verification(&self.identity, &record.id, &record.node_id, value, gpu, unix_now())
             }

@@ -81,6 +81,23 @@ export interface LeaderboardRow {
   disputes_lost: number;
 }
 
+export interface NoiseSetting {
+  gpu_class: string;
+  prepare_cid: string;
+  time_budget: number;
+  dof: number;
+  sigma: number | null;
+  runs: number | null;
+  updated: number | null;
+  margin: number | null;
+}
+
+export interface Noise {
+  rule: string;
+  keep_margin: number | null;
+  settings: NoiseSetting[];
+}
+
 export interface ProgressSeries {
   class: string;
   points: { timestamp: number; val_bpb: number; id: string }[];
@@ -107,6 +124,7 @@ export const api = {
   search: (text: string) => get<Experiment[]>(`/api/search?q=${q(text)}`),
   leaderboard: () => get<LeaderboardRow[]>("/api/leaderboard"),
   progress: () => get<ProgressSeries[]>("/api/progress"),
+  noise: () => get<Noise>("/api/noise"),
   artifact: (cid: string) => get<{ cid: string; content: string }>(`/api/artifact/${q(cid)}`),
 };
 

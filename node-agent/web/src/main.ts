@@ -59,7 +59,10 @@ function refreshAll(): void {
   void refreshStats().catch(() => undefined);
   void panels.refreshFrontier().catch(() => undefined);
   void panels.refreshLeaderboard().catch(() => undefined);
-  if (!byId("panel-progress").hidden) void refreshProgress().catch(() => undefined);
+  if (!byId("panel-progress").hidden) {
+    void refreshProgress().catch(() => undefined);
+    void panels.refreshNoise().catch(() => undefined);
+  }
 }
 
 function openFromHash(): void {
@@ -97,7 +100,10 @@ for (const button of document.querySelectorAll<HTMLButtonElement>("button.view")
 byId("more").addEventListener("click", () => void loadGraph(true));
 byId("fit").addEventListener("click", () => dag.fit());
 document.addEventListener("spore:tab", (event) => {
-  if ((event as CustomEvent<string>).detail === "progress") void refreshProgress().catch(() => undefined);
+  if ((event as CustomEvent<string>).detail === "progress") {
+    void refreshProgress().catch(() => undefined);
+    void panels.refreshNoise().catch(() => undefined);
+  }
 });
 window.addEventListener("popstate", openFromHash);
 setupSearch(select);

@@ -1,6 +1,6 @@
 // The side panels: the frontier table, the activity feed and the reputation leaderboard.
 
-import { api, type Experiment, type FrontierClass, type LeaderboardRow } from "./api";
+import { api, type Experiment, type FrontierClass, type LeaderboardRow, type Noise } from "./api";
 import { byId, clear, el, formatBpb, formatTime, shortId } from "./dom";
 
 /** Items the activity list keeps. */
@@ -90,6 +90,24 @@ export class Panels {
           el("td", { class: "num", text: String(r.experiments_verified) }),
           el("td", { class: "num", text: String(r.verifications_performed) }),
           el("td", { class: "num", text: `${r.disputes_won} / ${r.disputes_lost}` }),
+        ]),
+      );
+    }
+  }
+
+  async refreshNoise(): Promise<void> {
+    const noise: Noise = await api.noise();
+    const body = byId<HTMLTableElement>("noise").tBodies[0]!;
+    clear(body);
+    for (const s of noise.settings) {
+      const margin = s.margin === null ? "measuring" : formatBpb(s.margin);
+      body.appendChild(
+        el("tr", { attrs: { "data-class": s.gpu_class } }, [
+          el("td", { text: s.gpu_class }),
+          el("td", { class: "num", text: `${s.time_budget} s` }),
+          el("td", { class: "num", text: s.sigma === null ? `${s.dof} of 2 dof` : formatBpb(s.sigma) }),
+          el("td", { class: "num", text: s.runs === null ? "" : String(s.runs) }),
+          el("td", { class: "num", text: noise.keep_margin === null ? margin : `${margin} (fixed)` }),
         ]),
       );
     }

@@ -76,15 +76,18 @@ fn a_fresh_cpu_machine_does_real_research_with_no_key() {
     assert!(baseline["torch_version"].as_str().unwrap().starts_with("2.13"), "{baseline}");
     assert_eq!(baseline["cuda_version"], "none");
     // Every successful run was measured by the evaluator (its note is in the run's log).
+    // (Besides them, the two re-measurements of the baseline, measured the same way.)
     let runs: Vec<_> = std::fs::read_dir(data.join("run")).unwrap().map(|e| e.unwrap().path()).collect();
-    let measured = runs
-        .iter()
-        .filter(|run| {
-            std::fs::read_to_string(run.join("run.log")).unwrap_or_default().contains("[spore] evaluator: val_bpb")
-        })
-        .count();
+    let measured = |remeasures: bool| {
+        runs.iter()
+            .filter(|run| run.file_name().unwrap().to_string_lossy().starts_with("remeasure") == remeasures)
+            .filter(|run| {
+                std::fs::read_to_string(run.join("run.log")).unwrap_or_default().contains("[spore] evaluator: val_bpb")
+            })
+            .count()
+    };
     let successes = records.iter().filter(|r| r["status"] != "crash").count();
-    assert_eq!(measured, successes, "{log}");
+    assert_eq!((measured(false), measured(true)), (successes, 2), "{log}");
     assert!(runs.iter().all(|run| !run.join("model.pt").exists()), "exported models are deleted after evaluation");
     assert_eq!(baseline["time_budget"], 20);
     // Before the first child the node re-ran the baseline twice to measure its noise (runs that

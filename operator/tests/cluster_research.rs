@@ -3,7 +3,9 @@
 //! its SporeNode; the operator runs it as a GPU pod with the SporeNode's request (completion
 //! driven by pod annotations); the same agent publishes the finished Experiment, and its loop
 //! counts that record, picks it as a parent, keeps `--parallel` runs in flight, and stops after
-//! `--max-experiments`.
+//! `--max-experiments`. Before the first child it measures its noise: two re-runs of the
+//! baseline as `purpose: verify` Experiments, never published, whose spread sets the margin a
+//! child must beat its parent by.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
@@ -102,6 +104,24 @@ async fn the_research_loop_runs_its_experiments_through_the_operator() {
         let baseline = next_running(1, "the baseline to run");
         assert!(baseline[0].starts_with("lab-node-baseline-"), "{baseline:?}");
         end(&baseline[0], 0, &report(1.0));
+        let base = field(&k, &baseline[0], "{.status.publishedCid}");
+        // Two re-measurements of the baseline's code, one at a time: σ = 0.002 from three runs,
+        // so a child must beat its parent by t(0.95, 2)·√2·σ = 0.0083.
+        for (n, val_bpb) in [(1, 1.002), (2, 0.998)] {
+            let again = next_running(1, "a re-measurement of the baseline");
+            assert!(again[0].starts_with(&format!("lab-node-remeasure{n}-")), "{again:?}");
+            assert_eq!(field(&k, &again[0], "{.spec.purpose}"), "verify");
+            assert_eq!(field(&k, &again[0], "{.spec.verifyCid}"), base);
+            assert_eq!(field(&k, &again[0], "{.spec.code.inline}"), BASELINE);
+            let pod = field(&k, &again[0], "{.status.pod}");
+            support::end_pod(&k, NS, &pod, 0, &report(val_bpb));
+            wait_until_or(
+                Duration::from_secs(60),
+                "the re-measurement to finish",
+                || field(&k, &again[0], "{.status.phase}") == "Succeeded",
+                || field(&k, &again[0], "{.status}"),
+            );
+        }
         // Then two children at once (--parallel 2): one crashes, one beats the baseline.
         let pair = next_running(2, "two children to run at once");
         assert!(pair.iter().all(|n| n.starts_with("lab-node-exp-")), "{pair:?}");
@@ -116,8 +136,13 @@ async fn the_research_loop_runs_its_experiments_through_the_operator() {
             std::thread::sleep(Duration::from_millis(200));
         }
         let log = node.log();
-        assert!(log.contains("research finished experiments=4 keep=2 discard=0 crash=2"), "{log}");
-        assert_eq!(loop_runs(&k).len(), 4, "one Experiment per run, none twice");
+        assert!(log.contains("research finished experiments=4 keep=2 discard=0 crash=2 remeasured=2"), "{log}");
+        assert_eq!(loop_runs(&k).len(), 6, "one Experiment per run, none twice");
+        let remeasures: Vec<String> = runs.iter().filter(|n| n.contains("-remeasure")).cloned().collect();
+        runs.retain(|n| !n.contains("-remeasure"));
+        for again in &remeasures {
+            assert_eq!(field(&k, again, "{.status.publishedCid}"), "", "a re-measurement is never published");
+        }
 
         let cid = |name: &str| field(&k, name, "{.status.publishedCid}");
         let base = cid(&runs[0]);

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Yield: does a shared frontier find better train.py per unit of compute than isolated nodes?
+
+Both configurations spend the same compute: N `spore run` nodes at once, each running E
+experiments (`--max-experiments E`, its baseline included), on the CPU profile with the built-in
+mutator (or an LLM proposer when `spore set` configured one in --llm-from).
+
+* shared: node 0 runs the baseline (`--genesis`); the others start once it is published, dial
+  node 0, and build on the frontier they share over gossip (they run no baseline: all E of their
+  experiments are children).
+* isolated: every node runs its own baseline and never hears of the others.
+
+The noise is measured once, before everything (a node's baseline and its two re-runs), and its
+`noise.json` is given to every node, so no node spends runs re-measuring and every keep is
+judged by the same margin. Spot-checks are off (`--spot-check-rate 0`): no run is spent on
+verification. Each configuration's best record (its lowest claimed `val_bpb`) is then re-measured
+--remeasure times, alone on the machine, so the figure is not a lucky draw.
+
+Run from benches/yield.sh, which builds the binaries and finds the workspace's torch.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.root = Path(tempfile.mkdtemp(prefix="spore-yield-"))
+        self.noise = None
+
+    def node_args(self, data, port):
+        a = self.args
+        return [
+            a.spore, "run", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port),
+            "--grpc-port", "0", "--metrics-port", "0", "--no-explorer", "--no-bootstrap",
+            "--python", a.python, "--time-budget", str(a.budget), "--spot-check-rate", "0",
+        ]
+
+    def prepare(self, data):
+        data.mkdir(parents=True)
+        if self.noise:
+            shutil.copy(self.noise, data / "noise.json")
+        if self.args.llm_from:
+            shutil.copy(Path(self.args.llm_from) / "llm.toml", data / "llm.toml")
+
+    def start(self, data, port, extra, log):
+        env = dict(os.environ, SPORE_EVAL=self.args.spore_eval, RUST_LOG="info")
+        return subprocess.Popen(self.node_args(data, port) + extra, stdout=subprocess.DEVNULL,
+                                stderr=open(log, "w"), env=env)
+
+    def export(self, data):
+        out = subprocess.run([self.args.spore, "record", "export", "--data-dir", str(data)],
+                             capture_output=True, text=True, check=True)
+        return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+    def wait(self, procs, what):
+        for p in procs:
+            if p.wait() != 0:
+                sys.exit(f"yield: a node of {what} failed (exit {p.returncode}); logs in {self.root}")
+
+    def calibrate(self):
+        """N nodes at once (the load of the search), each a baseline, two re-runs of it and one
+        child: their noise books, merged, are the book every node gets."""
+        dirs = [self.root / "calibration" / f"node{i}" for i in range(self.args.nodes)]
+        procs = []
+        for d in dirs:
+            self.prepare(d)
+            procs.append(self.start(d, free_port(), ["--genesis", "--max-experiments", "2"], d.with_suffix(".log")))
+        self.wait(procs, "the calibration")
+        groups = []
+        for d in dirs:
+            groups += json.loads((d / "noise.json").read_text())["groups"]
+        self.noise = self.root / "noise.json"
+        self.noise.write_text(json.dumps({"groups": groups, "keep_margin": None}))
+        return [g["values"] for g in groups if len(g["values"]) > 1]
+
+    def shared(self, tag):
+        n, e = self.args.nodes, self.args.experiments
+        dirs = [self.root / tag / f"node{i}" for i in range(n)]
+        ports = [free_port() for _ in range(n)]
+        for d in dirs:
+            self.prepare(d)
+        first = self.start(dirs[0], ports[0], ["--genesis", "--max-experiments", str(e)], dirs[0].with_suffix(".log"))
+        while not any(r["parent"] is None for r in self.export(dirs[0])):
+            if first.poll() is not None:
+                sys.exit(f"yield: the first node of {tag} stopped before its baseline; see {dirs[0]}.log")
+            time.sleep(1)
+        peer = ["--peer", f"127.0.0.1:{ports[0]}", "--max-experiments", str(e)]
+        rest = [self.start(d, p, peer, d.with_suffix(".log")) for d, p in zip(dirs[1:], ports[1:])]
+        self.wait([first] + rest, tag)
+        return dirs
+
+    def isolated(self, tag):
+        n, e = self.args.nodes, self.args.experiments
+        dirs = [self.root / tag / f"node{i}" for i in range(n)]
+        procs = []
+        for d in dirs:
+            self.prepare(d)
+            procs.append(self.start(d, free_port(), ["--genesis", "--max-experiments", str(e)], d.with_suffix(".log")))
+        self.wait(procs, tag)
+        return dirs
+
+    def code(self, dirs, cid):
+        for d in dirs:
+            path = d / "artifact" / cid[0:2] / cid[2:4] / cid
+            if path.is_file():
+                return path.read_text()
+        sys.exit(f"yield: no node has the code {cid}")
+
+    def remeasure(self, code, tag):
+        """`val_bpb` of `code` measured --remeasure times, one run at a time, as baselines."""
+        values = []
+        for i in range(self.args.remeasure):
+            data = self.root / tag / f"remeasure{i}"
+            ws = data / "ws"
+            ws.mkdir(parents=True)
+            for name in ("prepare.py", "batching.py", "requirements.txt"):
+                shutil.copy(self.root / "calibration" / "node0" / "workspace" / name, ws / name)
+            (ws / "train.py").write_text(code)
+            args = ["--genesis", "--max-experiments", "1", "--workspace", str(ws)]
+            proc = self.start(data, free_port(), args, data.with_suffix(".log"))
+            self.wait([proc], f"a re-measurement of {tag}")
+            [record] = self.export(data)
+            if record["status"] == "crash":
+                sys.exit(f"yield: the re-measurement of {tag} crashed; see {data}.log")
+            values.append(record["val_bpb"])
+        return values
+
+
+def spread(values):
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return mean, sd
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--spore", required=True)
+    p.add_argument("--spore-eval", required=True)
+    p.add_argument("--python", required=True)
+    p.add_argument("--nodes", type=int, default=2)
+    p.add_argument("--experiments", type=int, default=6, help="per node, the baseline included")
+    p.add_argument("--budget", type=int, default=20, help="seconds of training per run")
+    p.add_argument("--repeats", type=int, default=2, help="each with fresh identities (the mutator's seeds)")
+    p.add_argument("--remeasure", type=int, default=3)
+    p.add_argument("--llm-from", help="a data directory whose llm.toml (`spore set`) every node uses")
+    p.add_argument("--keep", action="store_true", help="keep the nodes' directories")
+    a = p.parse_args()
+    bench = Bench(a)
+    started = time.time()
+    print(f"yield: {a.nodes} nodes x {a.experiments} runs of {a.budget} s per configuration, "
+          f"{a.repeats} repeats, best re-measured {a.remeasure}x; work in {bench.root}", file=sys.stderr)
+    groups = bench.calibrate()
+    values = [v for g in groups for v in g]
+    base_mean, _ = spread(values)
+    pooled = (sum(sum((v - statistics.fmean(g)) ** 2 for v in g) for g in groups)
+              / sum(len(g) - 1 for g in groups)) ** 0.5
+    base_sd = pooled
+    print(f"baseline: {len(values)} runs on {len(groups)} nodes at once, val_bpb {base_mean:.4f}, "
+          f"noise sd (pooled) {pooled:.4f}; this noise book is given to every node", flush=True)
+    rows = {"shared": [], "isolated": []}
+    print(f"{'repeat':>6}  {'config':8}  {'runs':>4}  {'keeps':>5}  {'best claimed':>12}  "
+          f"{'re-measured (mean ± sd)':>24}", flush=True)
+    for r in range(a.repeats):
+        for config in ("shared", "isolated"):
+            tag = f"r{r}-{config}"
+            dirs = getattr(bench, config)(tag)
+            records = {}
+            for d in dirs:
+                for rec in bench.export(d):
+                    records[rec["id"]] = rec
+            keeps = [x for x in records.values() if x["status"] == "keep"]
+            best = min(keeps, key=lambda x: x["val_bpb"])
+            values = bench.remeasure(bench.code(dirs, best["code_cid"]), tag)
+            mean, sd = spread(values)
+            rows[config].append(mean)
+            print(f"{r:>6}  {config:8}  {len(records):>4}  {len(keeps):>5}  {best['val_bpb']:>12.4f}  "
+                  f"{mean:>15.4f} ± {sd:.4f}", flush=True)
+    print("summary (re-measured best, mean over repeats ± sd of the repeats; lower is better):")
+    for config, means in rows.items():
+        mean, sd = spread(means)
+        print(f"  {config:8}  {mean:.4f} ± {sd:.4f}   gain over the baseline {base_mean - mean:+.4f}")
+    shared, isolated = statistics.fmean(rows["shared"]), statistics.fmean(rows["isolated"])
+    print(f"  shared - isolated: {shared - isolated:+.4f} bpb "
+          f"(noise sd of one run {base_sd:.4f}); "
+          f"{time.time() - started:.0f} s in all")
+    if not a.keep:
+        shutil.rmtree(bench.root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -64,10 +64,11 @@ class Bench:
         return subprocess.Popen(self.node_args(data, port) + extra, stdout=subprocess.DEVNULL,
                                 stderr=open(log, "w"), env=env)
 
-    def export(self, data):
+    def export(self, data, check=True):
+        """The node's records ([] while it has not made its identity yet, unless `check`)."""
         out = subprocess.run([self.args.spore, "record", "export", "--data-dir", str(data)],
-                             capture_output=True, text=True, check=True)
-        return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+                             capture_output=True, text=True, check=check)
+        return [json.loads(line) for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
     def wait(self, procs, what):
         for p in procs:
@@ -97,7 +98,7 @@ class Bench:
         for d in dirs:
             self.prepare(d)
         first = self.start(dirs[0], ports[0], ["--genesis", "--max-experiments", str(e)], dirs[0].with_suffix(".log"))
-        while not any(r["parent"] is None for r in self.export(dirs[0])):
+        while not any(r["parent"] is None for r in self.export(dirs[0], check=False)):
             if first.poll() is not None:
                 sys.exit(f"yield: the first node of {tag} stopped before its baseline; see {dirs[0]}.log")
             time.sleep(1)

@@ -320,3 +320,75 @@ fn a_gain_inside_the_measured_noise_is_discarded_and_the_estimate_survives_a_res
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("keep      a child must beat its parent by more than 0.01 (--keep-margin)"), "{text}");
 }
+
+#[test]
+fn a_node_that_joins_builds_on_the_mesh_s_frontier_with_the_code_it_fetches() {
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = dir.path().join("ws");
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::write(workspace.join("prepare.py"), FAKE_PREPARE).unwrap();
+    std::fs::write(workspace.join("train.py"), fake_train("2.0")).unwrap();
+    let ws = workspace.display().to_string();
+    // A's baseline, then A serving it (and its code) to whoever dials.
+    let a = dir.path().join("a");
+    let out = run_spore(
+        &[
+            "run",
+            "--genesis",
+            "--time-budget",
+            "5",
+            "--max-experiments",
+            "1",
+            "--metric",
+            "reported",
+            "--workspace",
+            &ws,
+        ],
+        &a,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let baseline = records(&a).remove(0);
+    let port = spore_tests::nodes::free_port().unwrap();
+    let serving = spore_tests::nodes::SporeNode::start(std::path::Path::new(SPORE), &a, port, &[]);
+    // B starts empty, syncs A's record, has no code for it, asks A for it, and builds on it.
+    let b = dir.path().join("b");
+    let fake = FakeLlm::start(vec![chat(&format!("Description: lower\n```python\n{}```", fake_train("1.5")))]).unwrap();
+    let set = Command::new(SPORE)
+        .args(["set", "custom", "sk-local-0123456789", "--model", "local-model", "--base-url"])
+        .arg(fake.base_url())
+        .arg("--data-dir")
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let peer = format!("127.0.0.1:{port}");
+    let out = run_spore(
+        &[
+            "run",
+            "--peer",
+            &peer,
+            "--time-budget",
+            "5",
+            "--max-experiments",
+            "1",
+            "--metric",
+            "reported",
+            "--keep-margin",
+            "0",
+            "--workspace",
+            &ws,
+        ],
+        &b,
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "spore run failed:\n{log}");
+    drop(serving);
+    let mine: Vec<Value> = records(&b).into_iter().filter(|r| r["id"] != baseline["id"]).collect();
+    assert_eq!(mine.len(), 1, "one experiment, no baseline of its own:\n{log}");
+    assert_eq!(mine[0]["parent"], baseline["id"], "{log}");
+    assert_eq!((mine[0]["status"].as_str(), mine[0]["val_bpb"].as_f64()), (Some("keep"), Some(1.5)));
+    assert!(
+        ArtifactStore::new(&b).get(baseline["code_cid"].as_str().unwrap()).unwrap().is_some(),
+        "the parent's code came from A"
+    );
+}

@@ -1,7 +1,9 @@
 //! The research loop: select a parent, propose a change, train, judge, sign, publish.
 //!
 //! * Parents are frontier records comparable with this node's runs — same GPU class, harness
-//!   (`prepare_cid`), data (`dataset_cid`) and time budget — whose code this node has.
+//!   (`prepare_cid`), data (`dataset_cid`) and time budget — whose code this node has. The
+//!   loop asks peers for the code of the frontier records it lacks (a joining node waits a
+//!   little for it rather than running a baseline of its own).
 //! * The child is always built from the **parent's** code, checked out by `code_cid` (Python
 //!   edits whatever its workspace holds, so `parent`, `diff` and code disagree).
 //! * Judging: a successful run is `keep` iff it beats the parent by more than the node's
@@ -43,6 +45,16 @@ use crate::store::{DagStore, StoredRecord};
 
 /// Consecutive proposer failures tolerated before the loop gives up.
 const MAX_PROPOSER_FAILURES: u32 = 5;
+/// How long a joining node waits for the code of the frontier it synced.
+const CODE_WAIT: Duration = Duration::from_secs(15);
+/// How soon the code of one record is asked for again.
+const CODE_ASK_AGAIN: Duration = Duration::from_secs(60);
+/// Code fetches asked for at once.
+const CODE_ASKS: usize = 8;
+
+/// When the code of each record was last asked for.
+type Asked = std::collections::HashMap<String, tokio::time::Instant>;
+
 /// Re-measurements one start of the loop makes at most (three runs of a peer's record suffice).
 const MAX_REMEASURES: u64 = 4;
 
@@ -120,13 +132,46 @@ impl<E: Executor> Research<E> {
         String::from_utf8(bytes).ok()
     }
 
-    async fn wait_for_sync(&self, store: &DagStore, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + self.config.sync_wait;
-        while tokio::time::Instant::now() < deadline && self.frontier(&self.workspace, store)?.is_empty() {
+    /// Waits up to `sync_wait` for peers' records, and when some came, up to [`CODE_WAIT`] more
+    /// for the code of one of them: a node that joins builds on the mesh's frontier instead of
+    /// running a baseline of its own.
+    async fn wait_for_sync(
+        &self,
+        store: &DagStore,
+        asked: &mut Asked,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let start = tokio::time::Instant::now();
+        loop {
+            let frontier = self.frontier(&self.workspace, store)?;
+            if frontier.iter().any(|r| self.code_of(r).is_some()) {
+                return Ok(());
+            }
+            let limit = if frontier.is_empty() { self.config.sync_wait } else { self.config.sync_wait + CODE_WAIT };
+            if self.config.sync_wait.is_zero() || start.elapsed() >= limit {
+                return Ok(());
+            }
+            self.ask_code(&frontier, asked).await?;
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
+        }
+    }
+
+    /// Asks peers for the code of frontier records this node lacks (each again after
+    /// [`CODE_ASK_AGAIN`]): a peer's record can be a parent only once its code is here.
+    async fn ask_code(&self, frontier: &[ExperimentRecord], asked: &mut Asked) -> anyhow::Result<()> {
+        let now = tokio::time::Instant::now();
+        asked.retain(|_, at| now.duration_since(*at) < CODE_ASK_AGAIN);
+        let missing: Vec<&ExperimentRecord> = frontier
+            .iter()
+            .filter(|r| !asked.contains_key(&r.code_cid) && self.code_of(r).is_none())
+            .take(CODE_ASKS)
+            .collect();
+        for record in missing {
+            asked.insert(record.code_cid.clone(), now);
+            self.node.fetch_code(record.code_cid.clone()).await?;
         }
         Ok(())
     }
@@ -136,8 +181,9 @@ impl<E: Executor> Research<E> {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<ResearchReport> {
         let store = DagStore::open(&self.store_path)?;
         let mut report = ResearchReport::default();
+        let mut asked = Asked::new();
         if !self.config.genesis {
-            self.wait_for_sync(&store, &shutdown).await?;
+            self.wait_for_sync(&store, &mut asked, &shutdown).await?;
         }
         // What runs are compared with; a cluster's runs fill in what was not known.
         let mut target = self.workspace.clone();
@@ -158,6 +204,7 @@ impl<E: Executor> Research<E> {
                 }
                 let frontier = self.frontier(&target, &store)?;
                 // Parents need their code here; records of other nodes get it with code fetching.
+                self.ask_code(&frontier, &mut asked).await?;
                 let with_code: Vec<&ExperimentRecord> = frontier.iter().filter(|r| self.code_of(r).is_some()).collect();
                 if need_baseline || (with_code.is_empty() && !ran_baseline) {
                     if !in_flight.is_empty() {

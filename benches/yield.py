@@ -1,14 +1,13 @@
 #!/usr/bin/env python3
 """Yield: does a shared frontier find better train.py per unit of compute than isolated nodes?
 
-Both configurations spend the same compute: N `spore run` nodes at once, each running E
-experiments (`--max-experiments E`, its baseline included), on the CPU profile with the built-in
-mutator (or an LLM proposer when `spore set` configured one in --llm-from).
+Both configurations spend the same compute: N `spore run` nodes started at once, each running E
+experiments (`--max-experiments E`, its own baseline included), on the CPU profile with the
+built-in mutator (or an LLM proposer when `spore set` configured one in --llm-from).
 
-* shared: node 0 runs the baseline (`--genesis`); the others start once it is published, dial
-  node 0, and build on the frontier they share over gossip (they run no baseline: all E of their
-  experiments are children).
-* isolated: every node runs its own baseline and never hears of the others.
+* shared: nodes 1.. dial node 0, so every node's records and code reach every other over
+  gossip, and each node builds on the frontier they share.
+* isolated: no node hears of the others.
 
 The noise is measured once, before everything (a node's baseline and its two re-runs), and its
 `noise.json` is given to every node, so no node spends runs re-measuring and every keep is
@@ -92,28 +91,23 @@ class Bench:
         return [g["values"] for g in groups if len(g["values"]) > 1]
 
     def shared(self, tag):
+        return self.nodes(tag, share=True)
+
+    def isolated(self, tag):
+        return self.nodes(tag, share=False)
+
+    def nodes(self, tag, share):
+        """N nodes started at once, each with its own baseline; with `share`, nodes 1.. dial node 0."""
         n, e = self.args.nodes, self.args.experiments
         dirs = [self.root / tag / f"node{i}" for i in range(n)]
         ports = [free_port() for _ in range(n)]
-        for d in dirs:
-            self.prepare(d)
-        first = self.start(dirs[0], ports[0], ["--genesis", "--max-experiments", str(e)], dirs[0].with_suffix(".log"))
-        while not any(r["parent"] is None for r in self.export(dirs[0], check=False)):
-            if first.poll() is not None:
-                sys.exit(f"yield: the first node of {tag} stopped before its baseline; see {dirs[0]}.log")
-            time.sleep(1)
-        peer = ["--peer", f"127.0.0.1:{ports[0]}", "--max-experiments", str(e)]
-        rest = [self.start(d, p, peer, d.with_suffix(".log")) for d, p in zip(dirs[1:], ports[1:])]
-        self.wait([first] + rest, tag)
-        return dirs
-
-    def isolated(self, tag):
-        n, e = self.args.nodes, self.args.experiments
-        dirs = [self.root / tag / f"node{i}" for i in range(n)]
         procs = []
-        for d in dirs:
+        for i, (d, port) in enumerate(zip(dirs, ports)):
             self.prepare(d)
-            procs.append(self.start(d, free_port(), ["--genesis", "--max-experiments", str(e)], d.with_suffix(".log")))
+            extra = ["--genesis", "--max-experiments", str(e)]
+            if share and i > 0:
+                extra += ["--peer", f"127.0.0.1:{ports[0]}"]
+            procs.append(self.start(d, port, extra, d.with_suffix(".log")))
         self.wait(procs, tag)
         return dirs
 
@@ -176,7 +170,7 @@ def main():
     print(f"baseline: {len(values)} runs on {len(groups)} nodes at once, val_bpb {base_mean:.4f}, "
           f"noise sd (pooled) {pooled:.4f}; this noise book is given to every node", flush=True)
     rows = {"shared": [], "isolated": []}
-    print(f"{'repeat':>6}  {'config':8}  {'runs':>4}  {'keeps':>5}  {'best claimed':>12}  "
+    print(f"{'repeat':>6}  {'config':8}  {'runs':>4}  {'keeps':>5}  {'cross':>5}  {'best claimed':>12}  "
           f"{'re-measured (mean ± sd)':>24}", flush=True)
     for r in range(a.repeats):
         for config in ("shared", "isolated"):
@@ -187,11 +181,14 @@ def main():
                 for rec in bench.export(d):
                     records[rec["id"]] = rec
             keeps = [x for x in records.values() if x["status"] == "keep"]
+            # Children built on a record another node published: what sharing bought.
+            cross = sum(1 for x in records.values()
+                        if x["parent"] in records and records[x["parent"]]["node_id"] != x["node_id"])
             best = min(keeps, key=lambda x: x["val_bpb"])
             values = bench.remeasure(bench.code(dirs, best["code_cid"]), tag)
             mean, sd = spread(values)
             rows[config].append(mean)
-            print(f"{r:>6}  {config:8}  {len(records):>4}  {len(keeps):>5}  {best['val_bpb']:>12.4f}  "
+            print(f"{r:>6}  {config:8}  {len(records):>4}  {len(keeps):>5}  {cross:>5}  {best['val_bpb']:>12.4f}  "
                   f"{mean:>15.4f} ± {sd:.4f}", flush=True)
     print("summary (re-measured best, mean over repeats ± sd of the repeats; lower is better):")
     for config, means in rows.items():

@@ -9,11 +9,13 @@ built-in mutator (or an LLM proposer when `spore set` configured one in --llm-fr
   gossip, and each node builds on the frontier they share.
 * isolated: no node hears of the others.
 
-The noise is measured once, before everything (a node's baseline and its two re-runs), and its
-`noise.json` is given to every node, so no node spends runs re-measuring and every keep is
-judged by the same margin. Spot-checks are off (`--spot-check-rate 0`): no run is spent on
-verification. Each configuration's best record (its lowest claimed `val_bpb`) is then re-measured
---remeasure times, alone on the machine, so the figure is not a lucky draw.
+Node i is pinned to CPU i (`taskset`; train.py trains on the CPUs it may use), so N nodes on
+N cores do not slow each other down. The noise is measured once, before everything (each node's
+baseline and its two re-runs, N nodes at once), and the merged `noise.json` is given to every
+node, so no node spends runs re-measuring and every keep is judged by the same margin.
+Spot-checks are off (`--spot-check-rate 0`): no run is spent on verification. Each
+configuration's best record (its lowest claimed `val_bpb`) is then re-measured --remeasure
+times, on one CPU each as the search ran, so the figure is not a lucky draw.
 
 Run from benches/yield.sh, which builds the binaries and finds the workspace's torch.
 """
@@ -58,9 +60,12 @@ class Bench:
         if self.args.llm_from:
             shutil.copy(Path(self.args.llm_from) / "llm.toml", data / "llm.toml")
 
-    def start(self, data, port, extra, log):
+    def start(self, data, port, extra, log, cpu=0):
+        """A node pinned to one CPU (`taskset`): its training runs there alone (train.py uses
+        the CPUs it may run on), so N nodes on N cores do not slow each other down."""
         env = dict(os.environ, SPORE_EVAL=self.args.spore_eval, RUST_LOG="info")
-        return subprocess.Popen(self.node_args(data, port) + extra, stdout=subprocess.DEVNULL,
+        pin = ["taskset", "-c", str(cpu % os.cpu_count())]
+        return subprocess.Popen(pin + self.node_args(data, port) + extra, stdout=subprocess.DEVNULL,
                                 stderr=open(log, "w"), env=env)
 
     def export(self, data, check=True):
@@ -79,9 +84,9 @@ class Bench:
         child: their noise books, merged, are the book every node gets."""
         dirs = [self.root / "calibration" / f"node{i}" for i in range(self.args.nodes)]
         procs = []
-        for d in dirs:
+        for i, d in enumerate(dirs):
             self.prepare(d)
-            procs.append(self.start(d, free_port(), ["--genesis", "--max-experiments", "2"], d.with_suffix(".log")))
+            procs.append(self.start(d, free_port(), ["--genesis", "--max-experiments", "2"], d.with_suffix(".log"), i))
         self.wait(procs, "the calibration")
         groups = []
         for d in dirs:
@@ -107,7 +112,7 @@ class Bench:
             extra = ["--genesis", "--max-experiments", str(e)]
             if share and i > 0:
                 extra += ["--peer", f"127.0.0.1:{ports[0]}"]
-            procs.append(self.start(d, port, extra, d.with_suffix(".log")))
+            procs.append(self.start(d, port, extra, d.with_suffix(".log"), i))
         self.wait(procs, tag)
         return dirs
 
@@ -119,8 +124,8 @@ class Bench:
         sys.exit(f"yield: no node has the code {cid}")
 
     def remeasure(self, code, tag):
-        """`val_bpb` of `code` measured --remeasure times, one run at a time, as baselines."""
-        values = []
+        """`val_bpb` of `code` measured --remeasure times as baselines, one per CPU at a time."""
+        runs = []
         for i in range(self.args.remeasure):
             data = self.root / tag / f"remeasure{i}"
             ws = data / "ws"
@@ -128,13 +133,18 @@ class Bench:
             for name in ("prepare.py", "batching.py", "requirements.txt"):
                 shutil.copy(self.root / "calibration" / "node0" / "workspace" / name, ws / name)
             (ws / "train.py").write_text(code)
-            args = ["--genesis", "--max-experiments", "1", "--workspace", str(ws)]
-            proc = self.start(data, free_port(), args, data.with_suffix(".log"))
-            self.wait([proc], f"a re-measurement of {tag}")
-            [record] = self.export(data)
-            if record["status"] == "crash":
-                sys.exit(f"yield: the re-measurement of {tag} crashed; see {data}.log")
-            values.append(record["val_bpb"])
+            runs.append((data, ["--genesis", "--max-experiments", "1", "--workspace", str(ws)]))
+        values = []
+        cpus = min(self.args.nodes, os.cpu_count())
+        for batch in range(0, len(runs), cpus):
+            procs = [self.start(data, free_port(), args, data.with_suffix(".log"), cpu)
+                     for cpu, (data, args) in enumerate(runs[batch:batch + cpus])]
+            self.wait(procs, f"a re-measurement of {tag}")
+            for data, _ in runs[batch:batch + cpus]:
+                [record] = self.export(data)
+                if record["status"] == "crash":
+                    sys.exit(f"yield: the re-measurement of {tag} crashed; see {data}.log")
+                values.append(record["val_bpb"])
         return values
 
 

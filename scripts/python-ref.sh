@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Installs the real Python reference peer (sporemesh 0.1.2 + PyNaCl) into a virtualenv under
-# $HOME/.cache/spore/pyref, once. Prints the interpreter's path on the last line.
+# Installs the real Python reference peer (sporemesh 0.1.2, or the VERSION given, + PyNaCl) into a
+# virtualenv under $HOME/.cache/spore/pyref (pyref-VERSION for another version), once. Prints the
+# interpreter's path on the last line.
+#
+#   scripts/python-ref.sh [VERSION]
 #
 # --no-deps keeps torch and the web stack out: the tests need only the protocol modules.
 # PyNaCl's runtime needs cffi, which --no-deps would otherwise leave out.
 set -euo pipefail
 
-venv=${SPORE_PYREF_VENV:-$HOME/.cache/spore/pyref}
-marker="$venv/.complete-sporemesh-0.1.2"
+version=${1:-0.1.2}
+if [ "$version" = 0.1.2 ]; then
+  venv=${SPORE_PYREF_VENV:-$HOME/.cache/spore/pyref}
+else
+  venv=$HOME/.cache/spore/pyref-$version
+fi
+marker="$venv/.complete-sporemesh-$version"
 
 if [ ! -f "$marker" ]; then
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps sporemesh==0.1.2 pynacl
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps "sporemesh==$version" pynacl
   "$venv/bin/pip" install --quiet --disable-pip-version-check cffi
   "$venv/bin/python" -c "import spore.record, spore.gossip, nacl.signing"
   touch "$marker"

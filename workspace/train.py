@@ -188,7 +188,9 @@ def main():
     torch.manual_seed(42)
     device = pick_device()
     if device == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+        # The CPUs this process may run on (a cpuset, taskset), not all the machine has.
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        torch.set_num_threads(cpus or 1)
     torch.set_float32_matmul_precision("high")
     use_compile = device == "cuda" and os.environ.get("SPORE_DISABLE_COMPILE") != "1"
     autocast = torch.autocast(

@@ -170,3 +170,74 @@ fn python_peers_tolerate_signed_control_events_and_code_messages() {
         || python.log(),
     );
 }
+
+/// Sends `records` to `node` as a newer (0.5.0) peer would, over one raw connection kept open.
+fn push_as_newer_peer(node: &SporeNode, records: &[spore_spec::ExperimentRecord]) -> std::net::TcpStream {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", node.port)).unwrap();
+    let mut reader = stream.try_clone().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    for record in records {
+        let message = spore_spec::Message::Experiment(Box::new(record.clone()));
+        stream.write_all(&spore_spec::frame::frame_bytes(&message.encode_body())).unwrap();
+    }
+    stream
+}
+
+#[test]
+fn a_0_1_2_peer_never_receives_a_record_that_would_make_it_disconnect() {
+    let (_tmp, root) = dir("tasks");
+    let python = PythonNode::start(
+        &root.join("p"),
+        free_port().unwrap(),
+        &PythonNodeOptions { genesis: true, ..Default::default() },
+    );
+    let rust = spore(&root.join("r"), &[python.address()]);
+    wait_until(Duration::from_secs(20), "the Rust node to dial the Python node", || {
+        rust.status()["peers"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    // A 0.5.0 peer's records: version 1 stamped with a task id (unsigned), version 2 (signed).
+    let identity = spore_spec::Identity::from_seed([50; 32]);
+    let task = "c".repeat(64);
+    let sign = |n: i64, version: i64| {
+        let mut r = spore_tests::records::record(n);
+        r.task_id = Some(task.clone());
+        r.version = spore_spec::JsonNumber::from(version);
+        identity.sign_record(&mut r);
+        r
+    };
+    let (stamped, signed, plain) = (sign(1, 1), sign(2, 2), {
+        let mut r = spore_tests::records::record(3);
+        identity.sign_record(&mut r);
+        r
+    });
+    let _newer = push_as_newer_peer(&rust, &[stamped.clone(), signed.clone(), plain.clone()]);
+    wait_until_or(
+        Duration::from_secs(30),
+        "the Python node to receive the two records it can take",
+        || python.ids().len() == 2,
+        || format!("{}\n{}", python.log(), rust.log()),
+    );
+    // The Rust node keeps all three as signed; the 0.1.2 node got the version-1 record without
+    // its task id (same CID) and the plain one, and is still connected.
+    assert_eq!(rust.record_count(), 3);
+    let kept: Vec<String> = rust.export();
+    assert!(kept.iter().any(|l| l.contains(&signed.id) && l.contains(&task)), "{kept:?}");
+    assert_eq!(python.ids().into_iter().collect::<HashSet<_>>(), HashSet::from([stamped.id.clone(), plain.id.clone()]));
+    wait_until(Duration::from_secs(10), "the node to count the record it withheld", || {
+        rust.status()["stats"]["withheld_task_records"] == 1
+    });
+    let later = {
+        let mut r = spore_tests::records::record(4);
+        identity.sign_record(&mut r);
+        r
+    };
+    let _again = push_as_newer_peer(&rust, std::slice::from_ref(&later));
+    wait_until_or(
+        Duration::from_secs(30),
+        "the Python node to stay connected and receive a later record",
+        || python.ids().contains(&later.id),
+        || format!("{}\n{}", python.log(), rust.log()),
+    );
+    assert!(!python.log().contains("TypeError"), "{}", python.log());
+}

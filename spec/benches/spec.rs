@@ -35,6 +35,7 @@ fn sample_record(identity: &Identity, n: i64) -> ExperimentRecord {
         cuda_version: "12.8".into(),
         torch_version: "2.9.0+cu128".into(),
         node_id: String::new(),
+        task_id: None,
         timestamp: JsonNumber::from(1773072000 + n),
         signature: String::new(),
         id: String::new(),

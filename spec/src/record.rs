@@ -3,6 +3,11 @@
 //! Field names, JSON types and defaults follow `sporemesh` 0.1.2 (`record.py`). Numbers keep the
 //! Python type they were signed with ([`JsonNumber`]); the canonical bytes, the wire payload and
 //! `to_json()` are written by [`crate::encode`] exactly as Python writes them.
+//!
+//! Records of 0.5.0 and later carry `task_id` (their task's namespace). It is signed only when
+//! `version >= 2` (the canonical bytes then hold it, `""` when absent); a version-1 record that
+//! carries one (newer peers stamp it on records they relay) keeps its 0.1.2 CID. A record keeps
+//! `task_id` exactly as it arrived: absent stays absent on the wire.
 
 use std::fmt;
 
@@ -71,6 +76,9 @@ pub struct ExperimentRecord {
     pub torch_version: String,
     /// Ed25519 public key of the signer, hex. Part of the signed bytes verbatim.
     pub node_id: String,
+    /// The task (0.5.0+); `None` when the JSON has no `task_id` (every 0.1.2 record). Signed
+    /// only when `version >= 2`.
+    pub task_id: Option<String>,
     /// Unix seconds chosen by the signer.
     pub timestamp: JsonNumber,
     /// Ed25519 signature over the canonical bytes, hex; not itself signed.
@@ -90,7 +98,7 @@ pub enum RecordError {
     NotAnObject(&'static str),
     #[error("missing field `{0}`")]
     MissingField(&'static str),
-    #[error("unknown field `{0}` (not part of a version-1 record)")]
+    #[error("unknown field `{0}` (not part of a version-1 or version-2 record)")]
     UnknownField(String),
     #[error("field `{field}` must be {expected}, got {found}")]
     WrongType { field: &'static str, expected: &'static str, found: &'static str },
@@ -98,8 +106,9 @@ pub enum RecordError {
     InvalidStatus(String),
 }
 
-/// Field names in the canonical (sorted) order, with `id` and `signature` where they sort.
-pub const SORTED_FIELDS: [&str; 23] = [
+/// Field names in the canonical (sorted) order, with `id` and `signature` where they sort, and
+/// `task_id` (present only when the record has one).
+pub const SORTED_FIELDS: [&str; 24] = [
     "agent_model",
     "code_cid",
     "cuda_version",
@@ -118,6 +127,7 @@ pub const SORTED_FIELDS: [&str; 23] = [
     "prepare_cid",
     "signature",
     "status",
+    "task_id",
     "time_budget",
     "timestamp",
     "torch_version",
@@ -129,6 +139,8 @@ enum FieldRef<'a> {
     Str(&'a str),
     OptStr(Option<&'a str>),
     Num(&'a JsonNumber),
+    /// Not in this record's JSON.
+    Absent,
 }
 
 impl ExperimentRecord {
@@ -153,6 +165,7 @@ impl ExperimentRecord {
             "prepare_cid" => Str(&self.prepare_cid),
             "signature" => Str(&self.signature),
             "status" => Str(self.status.as_str()),
+            "task_id" => self.task_id.as_deref().map_or(Absent, Str),
             "time_budget" => Num(&self.time_budget),
             "timestamp" => Num(&self.timestamp),
             "torch_version" => Str(&self.torch_version),
@@ -161,11 +174,28 @@ impl ExperimentRecord {
         }
     }
 
+    /// Version 2 or later: `task_id` is signed.
+    pub fn signs_task_id(&self) -> bool {
+        self.version.as_f64() >= 2.0
+    }
+
+    /// The field as written: in the canonical bytes (`with_identity` false) `task_id` is there
+    /// exactly when it is signed (`""` when absent), on the wire exactly when the record has it.
+    fn written_field(&self, name: &str, with_identity: bool) -> FieldRef<'_> {
+        match (name, with_identity) {
+            ("id" | "signature", false) => FieldRef::Absent,
+            ("task_id", false) if self.signs_task_id() => FieldRef::Str(self.task_id.as_deref().unwrap_or("")),
+            ("task_id", false) => FieldRef::Absent,
+            _ => self.field(name),
+        }
+    }
+
     fn write_sorted(&self, out: &mut Vec<u8>, with_identity: bool) {
         out.push(b'{');
         let mut first = true;
         for name in SORTED_FIELDS {
-            if !with_identity && (name == "id" || name == "signature") {
+            let field = self.written_field(name, with_identity);
+            if matches!(field, FieldRef::Absent) {
                 continue;
             }
             if !first {
@@ -175,13 +205,25 @@ impl ExperimentRecord {
             out.push(b'"');
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"\":");
-            match self.field(name) {
+            match field {
                 FieldRef::Str(s) | FieldRef::OptStr(Some(s)) => write_string(out, s),
                 FieldRef::OptStr(None) => out.extend_from_slice(b"null"),
                 FieldRef::Num(n) => write_number(out, n),
+                FieldRef::Absent => {}
             }
         }
         out.push(b'}');
+    }
+
+    /// This record as a 0.1.2 peer can take it: without `task_id` (a 0.1.2 node fails on the
+    /// unknown key and disconnects). `None` when `task_id` is signed (version 2+): leaving it out
+    /// would break the CID, so such a record cannot go to a 0.1.2 peer at all.
+    pub fn for_v1_peer(&self) -> Option<std::borrow::Cow<'_, ExperimentRecord>> {
+        match (&self.task_id, self.signs_task_id()) {
+            (None, false) => Some(std::borrow::Cow::Borrowed(self)),
+            (Some(_), false) => Some(std::borrow::Cow::Owned(ExperimentRecord { task_id: None, ..self.clone() })),
+            (_, true) => None,
+        }
     }
 
     /// The bytes that are hashed (CID) and signed: every field but `id` and `signature`,
@@ -197,7 +239,7 @@ impl ExperimentRecord {
         crate::cid::cid_of(&self.canonical_bytes())
     }
 
-    /// Appends the payload of an `experiment` message: all 23 fields, sorted, compact.
+    /// Appends the payload of an `experiment` message: all fields, sorted, compact.
     pub fn write_wire_payload(&self, out: &mut Vec<u8>) {
         self.write_sorted(out, true);
     }
@@ -213,13 +255,14 @@ impl ExperimentRecord {
     pub fn to_value(&self) -> Value {
         let entries = SORTED_FIELDS
             .iter()
-            .map(|name| {
+            .filter_map(|name| {
                 let value = match self.field(name) {
                     FieldRef::Str(s) | FieldRef::OptStr(Some(s)) => Value::String(s.to_string()),
                     FieldRef::OptStr(None) => Value::Null,
                     FieldRef::Num(n) => Value::Number(n.clone()),
+                    FieldRef::Absent => return None,
                 };
-                (name.to_string(), value)
+                Some((name.to_string(), value))
             })
             .collect();
         Value::Object(entries)
@@ -272,6 +315,7 @@ impl ExperimentRecord {
             cuda_version: fields.string("cuda_version")?,
             torch_version: fields.string("torch_version")?,
             node_id: fields.string("node_id")?,
+            task_id: fields.present_string("task_id")?,
             timestamp: fields.number("timestamp")?,
             signature: fields.string_or_empty("signature")?,
             id: fields.string_or_empty("id")?,
@@ -281,14 +325,22 @@ impl ExperimentRecord {
 }
 
 /// Python's canonical bytes for *any* JSON object taken as a record: every key but `id` and
-/// `signature`, with `version` = 1 when absent, sorted and compact. Equals
-/// [`ExperimentRecord::canonical_bytes`] for every well-typed record; used to give Python's
-/// cryptographic verdict on objects that are not (wrong types, unknown keys).
+/// `signature`, with `version` = 1 when absent, and `task_id` only when `version >= 2` (`""` when
+/// absent; 0.5.0's rule), sorted and compact. Equals [`ExperimentRecord::canonical_bytes`] for
+/// every well-typed record; used to give Python's cryptographic verdict on objects that are not
+/// (wrong types, unknown keys).
 pub fn canonical_bytes_of_object(entries: &[(String, Value)]) -> Vec<u8> {
     let mut fields: Vec<(String, Value)> =
         entries.iter().filter(|(k, _)| k != "id" && k != "signature").cloned().collect();
     if !fields.iter().any(|(k, _)| k == "version") {
         fields.push(("version".into(), Value::Number(JsonNumber::from(1))));
+    }
+    let signs_task_id =
+        fields.iter().any(|(k, v)| k == "version" && matches!(v, Value::Number(n) if n.as_f64() >= 2.0));
+    if !signs_task_id {
+        fields.retain(|(k, _)| k != "task_id");
+    } else if !fields.iter().any(|(k, _)| k == "task_id") {
+        fields.push(("task_id".into(), Value::String(String::new())));
     }
     let mut out = Vec::new();
     crate::encode::write_compact(&mut out, &Value::Object(fields), crate::encode::KeyOrder::Sorted);
@@ -324,6 +376,15 @@ impl Fields {
         match self.take(name) {
             None => Ok(String::new()),
             Some(Value::String(s)) => Ok(s),
+            Some(other) => Err(wrong(name, "a string", &other)),
+        }
+    }
+
+    /// A string that may be absent (not null).
+    fn present_string(&mut self, name: &'static str) -> Result<Option<String>, RecordError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
             Some(other) => Err(wrong(name, "a string", &other)),
         }
     }
@@ -375,9 +436,14 @@ mod tests {
         assert_eq!(record.id, "");
         let with = |from: &str, to: &str| ExperimentRecord::from_json(&base.replace(from, to));
         assert_eq!(
-            with("\"depth\":0", "\"depth\":0,\"task_id\":\"x\""),
-            Err(RecordError::UnknownField("task_id".into()))
+            with("\"depth\":0", "\"depth\":0,\"task_ids\":\"x\""),
+            Err(RecordError::UnknownField("task_ids".into()))
         );
+        assert!(matches!(
+            with("\"depth\":0", "\"depth\":0,\"task_id\":null"),
+            Err(RecordError::WrongType { field: "task_id", .. })
+        ));
+        assert_eq!(with("\"depth\":0", "\"depth\":0,\"task_id\":\"x\"").unwrap().task_id.as_deref(), Some("x"));
         assert_eq!(with("\"keep\"", "\"KEEP\""), Err(RecordError::InvalidStatus("KEEP".into())));
         assert!(matches!(with("\"depth\":0", "\"depth\":\"0\""), Err(RecordError::WrongType { field: "depth", .. })));
         assert!(matches!(with("\"diff\":\"\"", "\"diff\":null"), Err(RecordError::WrongType { field: "diff", .. })));

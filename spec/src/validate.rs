@@ -69,7 +69,7 @@ pub enum Flag {
     CodeCidNotHex,
     /// A keep or discard without a positive `val_bpb`.
     NonPositiveMetric,
-    /// A protocol version other than 1.
+    /// A protocol version other than 1 and 2.
     UnknownVersion,
 }
 
@@ -143,7 +143,7 @@ pub fn validate(record: &ExperimentRecord, policy: &ValidationPolicy, now: i64) 
     if record.status != Status::Crash && record.val_bpb.as_f64() <= 0.0 {
         flags.push(Flag::NonPositiveMetric);
     }
-    if record.version != JsonNumber::from(1) {
+    if record.version != JsonNumber::from(1) && record.version != JsonNumber::from(2) {
         flags.push(Flag::UnknownVersion);
     }
     Ok(flags)

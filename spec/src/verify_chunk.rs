@@ -308,6 +308,7 @@ mod tests {
             cuda_version: String::new(),
             torch_version: String::new(),
             node_id: String::new(),
+            task_id: None,
             timestamp: JsonNumber::from(1_773_072_000 + n),
             signature: String::new(),
             id: String::new(),

@@ -40,6 +40,7 @@ prop_compose! {
         texts in prop::collection::vec(any_text(), 10),
         status in any_status(),
         seed in any::<[u8; 32]>(),
+        task_id in prop::option::of("[0-9a-f]{0,64}"),
     ) -> ExperimentRecord {
         let mut record = ExperimentRecord {
             parent,
@@ -61,6 +62,7 @@ prop_compose! {
             cuda_version: texts[8].clone(),
             torch_version: texts[9].clone(),
             node_id: String::new(),
+            task_id,
             timestamp: numbers[6].clone(),
             signature: String::new(),
             id: String::new(),

@@ -1,4 +1,5 @@
-"""Differential oracle: random records made and judged by the real sporemesh 0.1.2 code.
+"""Differential oracle: random records made and judged by the real sporemesh code (0.1.2, or
+0.5.0 and later, whose records carry `task_id`, signed when `version >= 2`).
 
   reference_records.py generate N SEED   print N JSON lines, each a random (often tampered)
                                          record with Python's canonical bytes, CID and verdicts
@@ -10,6 +11,7 @@
 Runs under the virtualenv that scripts/python-ref.sh creates.
 """
 
+import dataclasses
 import json
 import random
 import struct
@@ -17,6 +19,9 @@ import sys
 
 from nacl.signing import SigningKey
 from spore.record import ExperimentRecord, Status
+
+# 0.5.0 and later: records carry a task id.
+TASKS = any(f.name == "task_id" for f in dataclasses.fields(ExperimentRecord))
 
 ALPHABETS = [
     "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,:;/",
@@ -79,7 +84,7 @@ def random_fields(rng, node_id):
         floats["peak_vram_mb"] = rng.randint(0, 80000)  # an int where Python writes floats
     if rng.random() < 0.1:
         ints["depth"] = float(rng.randint(0, 50))  # a float where Python writes ints
-    return dict(
+    fields = dict(
         parent=rng.choice([None, "", hex64(rng)]),
         code_cid=hex64(rng),
         diff=rand_text(rng, rng.choice([80, 2000])),
@@ -94,10 +99,15 @@ def random_fields(rng, node_id):
         torch_version=rand_text(rng, 12),
         node_id=node_id,
         timestamp=rng.randint(0, 1_790_000_000),
-        version=rng.choice([1, 1, 1, 2]),
+        # 0.1.2 signs any version as given; from 0.5.0 on, 2 and later also sign `task_id`.
+        version=rng.choice([1, 1, 1, 0]),
         **floats,
         **ints,
     )
+    if TASKS:
+        fields["task_id"] = rng.choice(["", hex64(rng), hex64(rng)])
+        fields["version"] = rng.choice([1, 2, 2])
+    return fields
 
 
 def tamper(rng, payload, other_key):
@@ -156,6 +166,8 @@ def generate(count, seed):
             tampered = tamper(rng, payload, other)
         if rng.random() < 0.05 and payload.get("version") == 1:
             del payload["version"]  # the dataclass default applies
+        if TASKS and rng.random() < 0.2 and payload.get("version") == 1:
+            del payload["task_id"]  # as a 0.1.2 node sends it
         body = json.dumps({"type": "experiment", "payload": payload}, separators=(",", ":"))
         relayed = json.loads(ExperimentRecord.from_json(dict(payload)).to_json())
         relay_body = json.dumps({"type": "experiment", "payload": relayed}, separators=(",", ":"))

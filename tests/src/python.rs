@@ -1,10 +1,12 @@
-//! The real Python reference peer (`sporemesh` 0.1.2 + PyNaCl) for differential tests.
+//! The real Python reference peer (`sporemesh` 0.1.2 + PyNaCl) for differential tests, and later
+//! releases of it beside.
 //!
-//! `scripts/python-ref.sh` installs it into a virtualenv under `$HOME/.cache/spore`; tests find
-//! the interpreter through `SPORE_PYREF_PYTHON` or that default path, and fail with a clear
-//! message (never skip) when it is missing.
+//! `scripts/python-ref.sh [VERSION]` installs each into a virtualenv under `$HOME/.cache/spore`;
+//! tests find the interpreter through `SPORE_PYREF_PYTHON` (0.1.2) or
+//! `SPORE_PYREF_PYTHON_0_5_0` (and so on), else that default path, and fail with a clear message
+//! (never skip) when it is missing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The virtualenv's interpreter.
 pub fn python() -> PathBuf {
@@ -13,6 +15,29 @@ pub fn python() -> PathBuf {
     }
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
     home.join(".cache/spore/pyref/bin/python")
+}
+
+/// The interpreter of the virtualenv with `sporemesh` `version`.
+pub fn python_of(version: &str) -> PathBuf {
+    if version == "0.1.2" {
+        return python();
+    }
+    if let Some(path) = std::env::var_os(format!("SPORE_PYREF_PYTHON_{}", version.replace('.', "_"))) {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    home.join(format!(".cache/spore/pyref-{version}/bin/python"))
+}
+
+/// [`python_of`], panicking with instructions when it is not installed.
+pub fn require_python_of(version: &str) -> PathBuf {
+    let python = python_of(version);
+    assert!(
+        python.exists(),
+        "sporemesh {version} is not installed at {}; run scripts/python-ref.sh {version} (scripts/test does)",
+        python.display()
+    );
+    python
 }
 
 /// Panics with instructions when the reference peer is not installed.
@@ -33,7 +58,12 @@ pub fn script(name: &str) -> PathBuf {
 
 /// Runs `reference_records.py generate COUNT SEED` and returns its JSON lines.
 pub fn generate_reference_records(count: usize, seed: u64) -> Vec<String> {
-    let output = std::process::Command::new(require_python())
+    generate_reference_records_with(&require_python(), count, seed)
+}
+
+/// [`generate_reference_records`] under another interpreter (another release).
+pub fn generate_reference_records_with(python: &Path, count: usize, seed: u64) -> Vec<String> {
+    let output = std::process::Command::new(python)
         .arg(script("reference_records.py"))
         .args(["generate", &count.to_string(), &seed.to_string()])
         .output()
@@ -45,8 +75,13 @@ pub fn generate_reference_records(count: usize, seed: u64) -> Vec<String> {
 /// Feeds wire payloads (one JSON object per line) to `reference_records.py verify` and returns
 /// Python's verdict lines.
 pub fn python_verdicts(payload_lines: &[String]) -> Vec<String> {
+    python_verdicts_with(&require_python(), payload_lines)
+}
+
+/// [`python_verdicts`] under another interpreter (another release).
+pub fn python_verdicts_with(python: &Path, payload_lines: &[String]) -> Vec<String> {
     use std::io::Write;
-    let mut child = std::process::Command::new(require_python())
+    let mut child = std::process::Command::new(python)
         .arg(script("reference_records.py"))
         .arg("verify")
         .stdin(std::process::Stdio::piped())

@@ -25,6 +25,7 @@ pub fn record(n: i64) -> ExperimentRecord {
         cuda_version: "unknown".into(),
         torch_version: "unknown".into(),
         node_id: String::new(),
+        task_id: None,
         timestamp: JsonNumber::from(1_773_000_000 + n),
         signature: String::new(),
         id: String::new(),

@@ -1,6 +1,7 @@
-//! Differential tests against the real `sporemesh` 0.1.2 package: thousands of random records
-//! (with every kind of string, float, integer and type drift, a third of them tampered) must get
-//! the same canonical bytes, CID and verdicts from us as from Python, in both directions.
+//! Differential tests against the real `sporemesh` packages, 0.1.2 and 0.5.0 (whose records carry
+//! `task_id`, signed in version 2): thousands of random records (with every kind of string,
+//! float, integer and type drift, a third of them tampered) must get the same canonical bytes,
+//! CID and verdicts from us as from Python, in both directions.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on bad fixtures
 
@@ -8,7 +9,7 @@ use spore_spec::json::{self, Value};
 use spore_spec::verify::{check_cid, check_signature};
 use spore_spec::verify_chunk::{PreparedKeyCache, verify_records_exact};
 use spore_spec::{ExperimentRecord, Identity, Message, ValidationPolicy, validate};
-use spore_tests::python::{generate_reference_records, python_verdicts};
+use spore_tests::python::{generate_reference_records_with, python_verdicts_with, require_python_of};
 
 const RECORDS: usize = 1500;
 
@@ -33,8 +34,38 @@ fn now() -> i64 {
 
 #[test]
 fn python_made_records_get_the_same_bytes_and_verdicts() {
-    let lines = generate_reference_records(RECORDS, 20261125);
+    python_made_records(&require_python_of("0.1.2"), 20261125);
+}
+
+#[test]
+fn records_of_0_5_0_with_task_ids_get_the_same_bytes_and_verdicts() {
+    let tasks = python_made_records(&require_python_of("0.5.0"), 20261206);
+    assert!(tasks.signed >= RECORDS / 3 && tasks.unsigned >= RECORDS / 10 && tasks.absent >= RECORDS / 50, "{tasks:?}");
+}
+
+#[test]
+fn records_signed_by_us_verify_in_python() {
+    signed_by_us(&require_python_of("0.1.2"), 7);
+}
+
+#[test]
+fn records_with_task_ids_signed_by_us_verify_in_0_5_0() {
+    signed_by_us(&require_python_of("0.5.0"), 8);
+}
+
+/// How many of the records had `task_id` signed (version 2), carried but unsigned (version 1),
+/// and left out.
+#[derive(Debug, Default)]
+struct TaskIds {
+    signed: usize,
+    unsigned: usize,
+    absent: usize,
+}
+
+fn python_made_records(python: &std::path::Path, seed: u64) -> TaskIds {
+    let lines = generate_reference_records_with(python, RECORDS, seed);
     assert_eq!(lines.len(), RECORDS);
+    let mut tasks = TaskIds::default();
     let (mut tampered, mut rejected) = (0, 0);
     let mut python_verdicts: Vec<(ExperimentRecord, bool)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
@@ -61,9 +92,20 @@ fn python_made_records_get_the_same_bytes_and_verdicts() {
             rejected += 1;
         }
         python_verdicts.push(((*record).clone(), python_accepts));
-        // What we relay is byte for byte what Python relays (it re-serialises the parsed record).
+        // What we relay is byte for byte what Python relays (it re-serialises the parsed record),
+        // except that we keep an absent `task_id` absent where 0.5.0 writes its default: a 0.1.2
+        // peer must be able to take it.
+        let mut python_relay = text(&case, "relay_body");
+        match (&record.task_id, record.signs_task_id()) {
+            (Some(_), true) => tasks.signed += 1,
+            (Some(_), false) => tasks.unsigned += 1,
+            (None, _) => {
+                tasks.absent += 1;
+                python_relay = python_relay.replacen(",\"task_id\":\"\"", "", 1);
+            }
+        }
         let relayed = Message::Experiment(record).encode_body();
-        assert_eq!(String::from_utf8_lossy(&relayed), text(&case, "relay_body"), "#{i}: relayed body");
+        assert_eq!(String::from_utf8_lossy(&relayed), python_relay, "#{i}: relayed body");
     }
     // Checked together, as a node's verification threads check a chunk of frames.
     let records: Vec<&ExperimentRecord> = python_verdicts.iter().map(|(record, _)| record).collect();
@@ -77,11 +119,11 @@ fn python_made_records_get_the_same_bytes_and_verdicts() {
     }
     assert!(tampered >= RECORDS / 4, "only {tampered} tampered records");
     assert!(rejected >= RECORDS / 5, "only {rejected} rejected records: tampering is not reaching the verdicts");
+    tasks
 }
 
-#[test]
-fn records_signed_by_us_verify_in_python() {
-    let lines = generate_reference_records(RECORDS, 7);
+fn signed_by_us(python: &std::path::Path, seed: u64) {
+    let lines = generate_reference_records_with(python, RECORDS, seed);
     let identity = Identity::from_seed([42; 32]);
     let mut ours = Vec::with_capacity(lines.len());
     let mut payloads = Vec::with_capacity(lines.len());
@@ -96,7 +138,7 @@ fn records_signed_by_us_verify_in_python() {
         payloads.push(String::from_utf8(payload).unwrap());
         ours.push(record);
     }
-    let verdicts = python_verdicts(&payloads);
+    let verdicts = python_verdicts_with(python, &payloads);
     assert_eq!(verdicts.len(), ours.len());
     for (i, (record, verdict)) in ours.iter().zip(&verdicts).enumerate() {
         let verdict = json::parse(verdict).unwrap();
@@ -119,7 +161,7 @@ fn a_record_we_parse_round_trips_through_python_unchanged() {
     .unwrap();
     let mut payload = Vec::new();
     record.write_wire_payload(&mut payload);
-    let verdict = python_verdicts(&[String::from_utf8(payload).unwrap()]);
+    let verdict = python_verdicts_with(&require_python_of("0.1.2"), &[String::from_utf8(payload).unwrap()]);
     let verdict = json::parse(&verdict[0]).unwrap();
     assert_eq!(text(&verdict, "canonical").as_bytes(), record.canonical_bytes());
 }

@@ -115,6 +115,7 @@ pub fn publication(
         cuda_version: text(environment.as_ref().map(|e| e.cuda_version.clone())),
         torch_version: text(environment.as_ref().map(|e| e.torch_version.clone())),
         node_id: String::new(),
+        task_id: None,
         timestamp: JsonNumber::from(timestamp),
         signature: String::new(),
         id: String::new(),

@@ -1,5 +1,6 @@
 //! Records as the explorer's JSON shows them. `full` is Python's record dict (the 23 record
-//! fields, `SORTED_FIELDS`, as signed) plus what this store knows (`on_frontier`, `children`, `orphan`);
+//! fields, `SORTED_FIELDS`, as signed, and `task_id` when the record has one) plus what this
+//! store knows (`on_frontier`, `children`, `orphan`);
 //! `summary` is what the graph needs to draw a node, without diffs and signatures.
 
 use serde_json::{Map, Value, json};
@@ -20,7 +21,12 @@ fn signed_fields(row: &BrowseRow, fields: &[&str]) -> Map<String, Value> {
     let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
     let mut out = Map::new();
     for field in fields {
-        out.insert((*field).to_string(), payload.get(*field).cloned().unwrap_or(Value::Null));
+        match payload.get(*field) {
+            Some(value) => out.insert((*field).to_string(), value.clone()),
+            // Records of 0.5.0 and later have it; the others show as they were signed.
+            None if *field == "task_id" => None,
+            None => out.insert((*field).to_string(), Value::Null),
+        };
     }
     out.insert("id".into(), Value::String(row.id.clone()));
     out
@@ -80,6 +86,8 @@ mod tests {
         assert!(value.get("extra").is_none(), "only the record's fields");
         assert_eq!((value["on_frontier"].clone(), value["children"].clone()), (json!(true), json!(2)));
         assert_eq!(value.as_object().map(|o| o.len()), Some(26));
+        let tasked = full(&row(r#"{"task_id":"t","version":2}"#));
+        assert_eq!((tasked["task_id"].clone(), tasked.as_object().map(|o| o.len())), (json!("t"), Some(27)));
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub fn write(data_dir: &Path, core: &Protocol, snapshot: &Snapshot, grpc: Option
         "stats": {
             "records_accepted": stats.records_accepted,
             "records_duplicate": stats.records_duplicate,
+            "withheld_task_records": stats.withheld_task_records,
             "records_rejected": stats.records_rejected,
             "records_ignored": stats.records_ignored,
             "records_not_imported": stats.records_not_imported,

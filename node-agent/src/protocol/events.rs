@@ -130,6 +130,8 @@ pub struct Stats {
     pub store_pauses: u64,
     /// Fetched code not stored because the artifact directory is at its quota.
     pub code_over_quota: u64,
+    /// Version-2 records (their `task_id` signed) not sent to a peer that may be a 0.1.2 node.
+    pub withheld_task_records: u64,
 }
 
 impl Stats {

@@ -13,6 +13,9 @@ use crate::store::{InsertOutcome, StoreError, StoredRecord};
 /// verify before relaying, so this is forgery or corruption, but not an instant ban.
 const FORGED_RECORD_POINTS: u32 = 20;
 
+/// The `hello` capability of nodes that take records carrying `task_id` (0.5.0's records).
+pub const TASK_ID_CAPABILITY: &str = "task_id";
+
 /// `{"type":"experiment","payload":<payload>}` around a stored payload.
 pub(super) fn experiment_body(payload: &str) -> Bytes {
     let mut body = Vec::with_capacity(payload.len() + 32);
@@ -81,7 +84,14 @@ impl Protocol {
         };
         self.seen.put(&record.id);
         self.received_wanted(&record.id);
-        let payload = if payload.is_empty() {
+        if record.task_id.is_some()
+            && let Some(state) = self.peers.get_mut(&peer)
+        {
+            state.takes_task_id = true;
+        }
+        // A record with `task_id` is stored as we write it, with the key spelled plainly, so a
+        // stored payload has `"task_id"` exactly when the record has the field (see `body_for`).
+        let payload = if payload.is_empty() || record.task_id.is_some() {
             let mut out = Vec::new();
             record.write_wire_payload(&mut out);
             String::from_utf8(out).unwrap_or_default()
@@ -149,6 +159,10 @@ impl Protocol {
                 if self.wants_announcements(peer) {
                     announcements.entry(peer).or_default().push(item.record.id.clone());
                     announced = true;
+                } else if !self.takes_task_id(peer) && item.record.task_id.is_some() {
+                    if let Some(body) = self.body_for(peer, &item.payload) {
+                        self.send_body(peer, body);
+                    }
                 } else {
                     self.send_body(peer, body.clone());
                 }
@@ -162,6 +176,32 @@ impl Protocol {
             self.fetch_missing_parents(Some(source))?;
         }
         Ok(())
+    }
+
+    /// Whether `peer` takes records carrying `task_id`.
+    pub(super) fn takes_task_id(&self, peer: PeerId) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.takes_task_id || p.has_capability(TASK_ID_CAPABILITY))
+    }
+
+    /// The `experiment` message of a stored payload for `peer`: as stored, unless the peer may be
+    /// a 0.1.2 node and the record has `task_id` — then without it when it is not signed (a
+    /// version-1 record keeps its CID), and nothing when it is (counted in `withheld_task_records`).
+    pub(super) fn body_for(&mut self, peer: PeerId, payload: &str) -> Option<Bytes> {
+        if self.takes_task_id(peer) || !payload.contains("\"task_id\"") {
+            return Some(experiment_body(payload));
+        }
+        let record = ExperimentRecord::from_json(payload).ok()?;
+        match record.for_v1_peer() {
+            Some(older) => {
+                let mut out = Vec::with_capacity(payload.len());
+                older.write_wire_payload(&mut out);
+                Some(experiment_body(std::str::from_utf8(&out).ok()?))
+            }
+            None => {
+                self.stats.withheld_task_records += 1;
+                None
+            }
+        }
     }
 
     /// Asks for parents we lack: from `source` if it speaks `get_records`, else from every peer
@@ -198,9 +238,12 @@ impl Protocol {
                 continue;
             }
             let body = match self.wanted.announced_body(id) {
-                Some(body) => body,
-                None => match self.store.payload(id)? {
-                    Some(payload) => experiment_body(&payload),
+                Some(body) if self.takes_task_id(peer) => body,
+                _ => match self.store.payload(id)? {
+                    Some(payload) => match self.body_for(peer, &payload) {
+                        Some(body) => body,
+                        None => continue,
+                    },
                     None => continue,
                 },
             };

@@ -49,8 +49,8 @@ use charges::message_tokens;
 use sync::SyncServe;
 
 /// Capabilities we announce in `hello`.
-pub const CAPABILITIES: [&str; 4] =
-    ["sync-seq", "get_records", announce::ANNOUNCE, spore_spec::handshake::AUTH_CAPABILITY];
+pub const CAPABILITIES: [&str; 5] =
+    ["sync-seq", "get_records", announce::ANNOUNCE, spore_spec::handshake::AUTH_CAPABILITY, ingest::TASK_ID_CAPABILITY];
 
 /// A peer we keep dialing (configured, known, or learned by PEX).
 #[derive(Debug, Clone)]
@@ -488,7 +488,15 @@ impl Protocol {
             Message::Challenge { .. } | Message::ChallengeResponse { .. } | Message::Dispute { .. } => {
                 self.stats.control_hints += 1;
             }
-            Message::Unknown { message_type, .. } => tracing::debug!(peer, message_type, "unknown message type"),
+            Message::Unknown { message_type, .. } => {
+                // Only 0.5.0 and later speak of tasks: such a peer takes records with `task_id`.
+                if message_type.starts_with("task")
+                    && let Some(state) = self.peers.get_mut(&peer)
+                {
+                    state.takes_task_id = true;
+                }
+                tracing::debug!(peer, message_type, "unknown message type")
+            }
         }
         Ok(())
     }

@@ -95,6 +95,9 @@ pub struct PeerState {
     pub authenticated: bool,
     /// A public peer of the bridge (see `bridge.rs`), not a lab peer.
     pub public: bool,
+    /// It takes records that carry `task_id` (our nodes say so in `hello`; a Python peer shows
+    /// it by sending one, or a task message). A 0.1.2 peer disconnects on them.
+    pub takes_task_id: bool,
     /// Records accepted from it, when it is public.
     pub imports: TokenBucket,
     /// Announced ids we asked it for and have not received (lazy push).
@@ -128,6 +131,7 @@ impl PeerState {
             nonce: String::new(),
             authenticated: false,
             public: false,
+            takes_task_id: false,
             imports: {
                 let rate = config.bridge.as_ref().map_or(f64::MAX, |b| b.records_per_second);
                 TokenBucket::new(rate, rate * 10.0, now)

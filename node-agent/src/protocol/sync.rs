@@ -10,7 +10,6 @@
 
 use spore_spec::{JsonNumber, Message};
 
-use super::ingest::experiment_body;
 use super::{Millis, PeerId, Protocol};
 use crate::store::{StoreError, SyncCursor};
 
@@ -141,8 +140,9 @@ impl Protocol {
             if self.is_public(peer) && !self.exportable(peer, &payload)? {
                 continue;
             }
+            let Some(body) = self.body_for(peer, &payload) else { continue };
             sent += 1;
-            self.send_body(peer, experiment_body(&payload));
+            self.send_body(peer, body);
         }
         let page_end = self.peers.get(&peer).map_or(0, |p| p.enqueued);
         if let Some(serve) = self.serving.get_mut(&peer) {

@@ -570,6 +570,7 @@ impl<E: Executor> Research<E> {
             cuda_version: machine.cuda_version.clone(),
             torch_version: machine.torch_version.clone(),
             node_id: String::new(),
+            task_id: None,
             timestamp: JsonNumber::from(unix_now()),
             signature: String::new(),
             id: String::new(),

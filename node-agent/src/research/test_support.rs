@@ -24,6 +24,7 @@ pub fn record(id: &str, val_bpb: f64, status: Status, description: &str) -> Expe
         cuda_version: String::new(),
         torch_version: String::new(),
         node_id: String::new(),
+        task_id: None,
         timestamp: JsonNumber::from(0),
         signature: String::new(),
         id: id.into(),

@@ -98,18 +98,50 @@ fn a_new_record_is_stored_then_relayed_to_every_peer_but_its_source() {
     assert_eq!(core.stats().records_duplicate, 1);
 }
 
+/// The records sent to `peer`.
+fn records_sent_to(actions: &[Action], to: PeerId) -> Vec<ExperimentRecord> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { peer, body } if *peer == to => match Message::decode(body) {
+                Ok(Message::Experiment(record)) => Some(*record),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn records_from_newer_peers_are_dropped_without_punishment() {
+fn records_with_task_ids_are_kept_and_a_0_1_2_peer_gets_only_what_it_can_take() {
     let mut core = core(ProtocolConfig::default());
-    connect(&mut core, 1, Direction::Inbound);
-    let mut body = String::from_utf8(Message::Experiment(Box::new(record(1))).encode_body()).unwrap();
-    body = body.replacen("\"version\":1", "\"version\":2,\"task_id\":\"t\"", 1);
-    for _ in 0..50 {
-        let actions = on(&mut core, 1, Event::Frame { peer: 1, body: Bytes::from(body.clone()) });
-        assert!(!disconnected(&actions));
+    for peer in 1..=3 {
+        connect(&mut core, peer, Direction::Inbound);
     }
-    assert_eq!(core.stats().records_ignored, 50);
-    assert_eq!(core.peers().next().unwrap().1.misbehaviour, 0);
+    // Peer 2 is one of our nodes, which take task ids; peer 3 may be a 0.1.2 node.
+    on(&mut core, 2, frame(&hello_with(2, &["task_id"])));
+    let task = |n: i64, version: i64| {
+        let mut r = record(n);
+        r.task_id = Some("7".repeat(64));
+        r.version = JsonNumber::from(version);
+        Identity::from_seed([2; 32]).sign_record(&mut r);
+        r
+    };
+    let (stamped, signed) = (task(1, 1), task(2, 2));
+    let first = on(&mut core, 1, frame(&Message::Experiment(Box::new(stamped.clone()))));
+    assert_eq!(records_sent_to(&first, 2), [stamped.clone()], "as it came");
+    let older = records_sent_to(&first, 3);
+    assert_eq!((older.len(), older[0].task_id.clone(), older[0].id.clone()), (1, None, stamped.id.clone()));
+    let second = on(&mut core, 1, frame(&Message::Experiment(Box::new(signed.clone()))));
+    assert_eq!(records_sent_to(&second, 2), [signed.clone()]);
+    assert!(records_sent_to(&second, 3).is_empty(), "its CID needs the task id");
+    assert_eq!(core.stats().withheld_task_records, 1);
+    assert_eq!((core.stats().records_accepted, core.stats().records_rejected), (2, 0));
+    assert!(core.peers().all(|(_, p)| p.misbehaviour == 0));
+    // Asked for it by id, the 0.1.2 peer gets the version-1 record without the task id too.
+    let asked = on(&mut core, 3, frame(&Message::GetRecords { ids: vec![stamped.id.clone(), signed.id.clone()] }));
+    let answered = records_sent_to(&asked, 3);
+    assert_eq!((answered.len(), answered[0].task_id.clone()), (1, None));
 }
 
 #[test]

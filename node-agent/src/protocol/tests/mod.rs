@@ -129,11 +129,11 @@ fn records_with_task_ids_are_kept_and_a_0_1_2_peer_gets_only_what_it_can_take() 
     };
     let (stamped, signed) = (task(1, 1), task(2, 2));
     let first = on(&mut core, 1, frame(&Message::Experiment(Box::new(stamped.clone()))));
-    assert_eq!(records_sent_to(&first, 2), [stamped.clone()], "as it came");
+    assert_eq!(records_sent_to(&first, 2), std::slice::from_ref(&stamped), "as it came");
     let older = records_sent_to(&first, 3);
     assert_eq!((older.len(), older[0].task_id.clone(), older[0].id.clone()), (1, None, stamped.id.clone()));
     let second = on(&mut core, 1, frame(&Message::Experiment(Box::new(signed.clone()))));
-    assert_eq!(records_sent_to(&second, 2), [signed.clone()]);
+    assert_eq!(records_sent_to(&second, 2), std::slice::from_ref(&signed));
     assert!(records_sent_to(&second, 3).is_empty(), "its CID needs the task id");
     assert_eq!(core.stats().withheld_task_records, 1);
     assert_eq!((core.stats().records_accepted, core.stats().records_rejected), (2, 0));

@@ -102,16 +102,18 @@ class Bench:
         return self.nodes(tag, share=False)
 
     def nodes(self, tag, share):
-        """N nodes started at once, each with its own baseline; with `share`, nodes 1.. dial node 0."""
+        """N nodes started at once, each running its own baseline first; with `share`, nodes 1..
+        dial node 0."""
         n, e = self.args.nodes, self.args.experiments
         dirs = [self.root / tag / f"node{i}" for i in range(n)]
         ports = [free_port() for _ in range(n)]
         procs = []
         for i, (d, port) in enumerate(zip(dirs, ports)):
             self.prepare(d)
-            extra = ["--genesis", "--max-experiments", str(e)]
-            if share and i > 0:
-                extra += ["--peer", f"127.0.0.1:{ports[0]}"]
+            # `--genesis` also means "dial nobody" (Python's): the nodes that dial node 0 start
+            # without it, find no record to build on yet, and run their own baseline too.
+            extra = ["--max-experiments", str(e)]
+            extra += ["--peer", f"127.0.0.1:{ports[0]}"] if share and i > 0 else ["--genesis"]
             procs.append(self.start(d, port, extra, d.with_suffix(".log"), i))
         self.wait(procs, tag)
         return dirs

@@ -144,6 +144,10 @@ pub enum Message {
     /// fields beside it (so 0.1.2 peers read it as before) and the envelope under `signed`.
     /// Decoding only reads the envelope; the receiver verifies it.
     Signed(Box<ControlEvent>),
+    /// The same event in the form Python 0.3.10 and later send it: the payload *is* the
+    /// envelope. Not read by 0.1.2 peers; our extended form ([`Message::Signed`]) is not read by
+    /// 0.3.10 and later, which drop it as an invalid payload.
+    Control(Box<ControlEvent>),
     Ping,
     Pong,
     /// A type this implementation does not know; kept so it can be logged or relayed.
@@ -188,7 +192,7 @@ impl Message {
             Message::Challenge { .. } => "challenge",
             Message::ChallengeResponse { .. } => "challenge_response",
             Message::Dispute { .. } => "dispute",
-            Message::Signed(event) => event.kind.as_str(),
+            Message::Signed(event) | Message::Control(event) => event.kind.as_str(),
             Message::CodeRequest { .. } => "code_request",
             Message::CodeResponse { .. } => "code_response",
             Message::Ping => "ping",
@@ -258,7 +262,15 @@ impl Message {
         }
         let payload = &payload;
         let p = Payload { message_type: static_type(message_type), value: payload };
-        if let Some(signed) = payload.get("signed").filter(|_| ControlKind::parse(message_type).is_some()) {
+        let control = ControlKind::parse(message_type).is_some();
+        if control && payload.get("signature").is_some() && payload.get("payload").is_some() {
+            let event = ControlEvent::from_value(payload).map_err(|_| p.bad("payload", "a control envelope"))?;
+            if event.kind.as_str() != message_type {
+                return Err(p.bad("payload", "an envelope of the message's type"));
+            }
+            return Ok(Message::Control(Box::new(event)));
+        }
+        if let Some(signed) = payload.get("signed").filter(|_| control) {
             let event = ControlEvent::from_value(signed).map_err(|_| p.bad("signed", "a control envelope"))?;
             if event.kind.as_str() != message_type {
                 return Err(p.bad("signed", "an envelope of the message's type"));
@@ -344,6 +356,7 @@ impl Message {
             Message::Experiment(record) => return record.write_wire_payload(out),
             Message::Unknown { payload, .. } => return write_compact(out, payload, KeyOrder::AsGiven),
             Message::Signed(event) => return write_signed(out, event),
+            Message::Control(event) => return write_compact(out, &event.to_value(), KeyOrder::AsGiven),
             _ => {}
         }
         out.push(b'{');
@@ -408,7 +421,7 @@ impl Message {
                 w.string("code", code);
             }
             Message::PexRequest | Message::Ping | Message::Pong => {}
-            Message::Experiment(_) | Message::Unknown { .. } | Message::Signed(_) => {}
+            Message::Experiment(_) | Message::Unknown { .. } | Message::Signed(_) | Message::Control(_) => {}
         }
         w.out.push(b'}');
     }

@@ -184,3 +184,50 @@ fn float_text_matches_python_repr_for_random_doubles() {
     }
     assert!(checked > 190_000);
 }
+
+/// Runs `control_events.py ARGS` under 0.5.0, feeding `input`, and returns its JSON lines.
+fn control_events(args: &[&str], input: &str) -> Vec<Value> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(require_python_of("0.5.0"))
+        .arg(spore_tests::python::script("control_events.py"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap().lines().map(|l| json::parse(l).unwrap()).collect()
+}
+
+#[test]
+fn signed_control_events_of_0_5_0_are_read_and_ours_are_read_by_it() {
+    // Python's events, as its gossip sends them: we read each and reach its verdict.
+    let cases = control_events(&["make", "300", "3"], "");
+    let mut kept = 0;
+    for (i, case) in cases.iter().enumerate() {
+        let body = text(case, "body");
+        let Ok(Message::Control(event)) = Message::decode(body.as_bytes()) else { panic!("#{i}: not read: {body}") };
+        assert_eq!(event.verify().is_ok(), flag(case, "keeps"), "#{i}: verdict on {body}");
+        kept += usize::from(flag(case, "keeps"));
+        // Relayed in the same form, it is still what Python signed.
+        let relayed = String::from_utf8(Message::Control(event).encode_body()).unwrap();
+        assert_eq!(json::parse(&relayed).unwrap(), json::parse(&body).unwrap(), "#{i}");
+    }
+    assert!((150..300).contains(&kept), "{kept} of 300 verify: the tampering does not reach the verdicts");
+    // Ours, in the native form: Python keeps every one.
+    let alice = Identity::from_seed([9; 32]);
+    let exp = "e".repeat(64);
+    let ours = [
+        spore_spec::ControlEvent::challenge(&alice, &exp, 1.0123, "RTX_4090", 1_773_000_600),
+        spore_spec::ControlEvent::verification(&alice, &exp, &"p".repeat(64), 0.99, "H100", 1_773_000_601),
+    ];
+    let bodies: Vec<String> =
+        ours.iter().map(|e| String::from_utf8(Message::Control(Box::new(e.clone())).encode_body()).unwrap()).collect();
+    let verdicts = control_events(&["check"], &bodies.join("\n"));
+    assert_eq!(verdicts, vec![Value::Bool(true); 2], "{bodies:?}");
+}

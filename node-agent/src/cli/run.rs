@@ -221,6 +221,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     config.host = args.host.clone().unwrap_or(file.host);
     config.peers = if args.peers.is_empty() { file.peer } else { args.peers.clone() };
     config.genesis = args.genesis;
+    if args.genesis && !args.peers.is_empty() {
+        tracing::warn!(peers = ?args.peers, "--genesis listens only and dials nobody (as Python's): --peer is ignored");
+    }
     for peer in &args.public_peers {
         if spore_agent::protocol::parse_address(peer).is_none() {
             bail!("--public-peer {peer:?} is not host:port");

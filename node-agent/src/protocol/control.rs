@@ -3,7 +3,10 @@
 //! verified (signature, id, actor = signer), relayed to every peer but the source, and replayed
 //! to nobody who has them. At most [`MAX_PER_EXPERIMENT`] events are kept about one experiment
 //! and [`MAX_PER_ACTOR`] from one signer, so keys made up by the thousand cannot fill the store.
-//! A forged event costs its sender misbehaviour points, as a forged record does. Unsigned 0.1.2
+//! A forged event costs its sender misbehaviour points, as a forged record does. Events come in
+//! two forms: ours (the 0.1.2 fields beside the envelope under `signed`, which 0.1.2 peers read)
+//! and 0.3.10's native one (the payload is the envelope), which Python 0.3.10 and later send and
+//! read exclusively; each peer is sent the form it reads. Unsigned 0.1.2
 //! challenges, responses and disputes are hints: they are neither stored nor relayed and change
 //! nothing.
 
@@ -50,10 +53,21 @@ impl Protocol {
             return Ok(());
         }
         self.stats.controls_accepted += 1;
-        let body = Bytes::from(Message::Signed(Box::new(event)).encode_body());
         let targets: Vec<PeerId> = self.peers.keys().copied().filter(|p| *p != peer && self.may_tell(*p)).collect();
-        for target in targets {
-            self.send_body(target, body.clone());
+        let native = |p: &PeerId| self.peers.get(p).is_some_and(|s| s.native_controls);
+        let (native_targets, extended_targets): (Vec<PeerId>, Vec<PeerId>) = targets.into_iter().partition(native);
+        let event = Box::new(event);
+        if !extended_targets.is_empty() {
+            let body = Bytes::from(Message::Signed(event.clone()).encode_body());
+            for target in extended_targets {
+                self.send_body(target, body.clone());
+            }
+        }
+        if !native_targets.is_empty() {
+            let body = Bytes::from(Message::Control(event).encode_body());
+            for target in native_targets {
+                self.send_body(target, body.clone());
+            }
         }
         Ok(())
     }

@@ -84,10 +84,13 @@ impl Protocol {
         };
         self.seen.put(&record.id);
         self.received_wanted(&record.id);
+        // Only 0.5.0 and later send it (they are 0.3.10 and later too).
         if record.task_id.is_some()
             && let Some(state) = self.peers.get_mut(&peer)
+            && !state.has_capability(TASK_ID_CAPABILITY)
         {
             state.takes_task_id = true;
+            state.native_controls = true;
         }
         // A record with `task_id` is stored as we write it, with the key spelled plainly, so a
         // stored payload has `"task_id"` exactly when the record has the field (see `body_for`).

@@ -19,6 +19,7 @@ mod charges;
 mod code;
 mod config;
 mod control;
+mod control_sync;
 mod events;
 mod handshake;
 pub mod id_set;
@@ -482,11 +483,23 @@ impl Protocol {
             Message::Ping => self.send(peer, &Message::Pong),
             Message::Pong => {}
             Message::Signed(event) => self.on_control(peer, *event)?,
+            Message::Control(event) => {
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.native_controls = true;
+                }
+                self.on_control(peer, *event)?
+            }
             Message::CodeRequest { code_cid } => self.on_code_request(peer, &code_cid),
             Message::CodeResponse { code_cid, code } => self.on_code_response(peer, &code_cid, &code),
             // Unsigned 0.1.2 challenges, responses and disputes are hints that move nothing.
             Message::Challenge { .. } | Message::ChallengeResponse { .. } | Message::Dispute { .. } => {
                 self.stats.control_hints += 1;
+            }
+            Message::Unknown { message_type, payload } if message_type == "control_sync_request" => {
+                self.on_control_sync_request(peer, &payload)?
+            }
+            Message::Unknown { message_type, payload } if message_type == "task_sync_request" => {
+                self.on_task_sync_request(peer, &payload)
             }
             Message::Unknown { message_type, .. } => {
                 // Only 0.5.0 and later speak of tasks: such a peer takes records with `task_id`.
@@ -494,6 +507,7 @@ impl Protocol {
                     && let Some(state) = self.peers.get_mut(&peer)
                 {
                     state.takes_task_id = true;
+                    state.native_controls = true;
                 }
                 tracing::debug!(peer, message_type, "unknown message type")
             }

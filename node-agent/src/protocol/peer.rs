@@ -98,6 +98,11 @@ pub struct PeerState {
     /// It takes records that carry `task_id` (our nodes say so in `hello`; a Python peer shows
     /// it by sending one, or a task message). A 0.1.2 peer disconnects on them.
     pub takes_task_id: bool,
+    /// It reads signed control events only in 0.3.10's native form (it sent one so, or showed
+    /// it is 0.5.0 or later): it gets that form; the others get our extended one.
+    pub native_controls: bool,
+    /// When it last had a control sync answered.
+    pub last_control_sync: Option<Millis>,
     /// Records accepted from it, when it is public.
     pub imports: TokenBucket,
     /// Announced ids we asked it for and have not received (lazy push).
@@ -132,6 +137,8 @@ impl PeerState {
             authenticated: false,
             public: false,
             takes_task_id: false,
+            native_controls: false,
+            last_control_sync: None,
             imports: {
                 let rate = config.bridge.as_ref().map_or(f64::MAX, |b| b.records_per_second);
                 TokenBucket::new(rate, rate * 10.0, now)

@@ -77,6 +77,21 @@ impl DagStore {
         Ok(events)
     }
 
+    /// Events whose (signer-chosen) timestamp is after `timestamp`, oldest first: what a Python
+    /// peer's control sync asks for.
+    pub fn controls_since(&self, timestamp: i64, limit: usize) -> Result<Vec<ControlEvent>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT envelope FROM control_event WHERE timestamp > ?1 ORDER BY timestamp, rowid LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![timestamp, limit as i64], |row| row.get::<_, String>(0))?;
+        let mut events = Vec::new();
+        for envelope in rows {
+            let parsed = spore_spec::json::parse(&envelope?).ok().and_then(|v| ControlEvent::from_value(&v).ok());
+            events.extend(parsed);
+        }
+        Ok(events)
+    }
+
     /// How many events are stored.
     pub fn control_count(&self) -> Result<u64, StoreError> {
         Ok(self.conn.query_row("SELECT count(*) FROM control_event", [], |row| row.get::<_, i64>(0))? as u64)

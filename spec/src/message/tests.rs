@@ -143,3 +143,20 @@ fn sync_response_end_marker_round_trips() {
     let not_a_list = br#"{"type":"have","payload":{"ids":"a"}}"#;
     assert!(matches!(Message::decode(not_a_list), Err(MessageError::BadField { field: "ids", .. })));
 }
+
+#[test]
+fn events_in_0_3_10_s_native_form_decode_as_controls_and_round_trip() {
+    let alice = crate::Identity::from_seed([7; 32]);
+    let event = ControlEvent::challenge(&alice, &"e".repeat(64), 1.25, "H100", 1_773_000_600);
+    let body = Message::Control(Box::new(event.clone())).encode_body();
+    let text = String::from_utf8(body.clone()).unwrap();
+    assert!(text.starts_with("{\"type\":\"challenge\",\"payload\":{\"type\":\"challenge\",\"payload\":{"), "{text}");
+    let Message::Control(decoded) = Message::decode(&body).unwrap() else { panic!("not a native control") };
+    assert_eq!((*decoded == event, decoded.verify()), (true, Ok(())));
+    assert_eq!(Message::decode(&body).unwrap().encode_body(), body);
+    // An envelope that is not one, or of another type, is a bad payload.
+    let bad = br#"{"type":"challenge","payload":{"type":"challenge","payload":{},"signature":"00"}}"#;
+    assert!(matches!(Message::decode(bad), Err(MessageError::BadField { field: "payload", .. })));
+    let other = text.replacen("\"payload\":{\"type\":\"challenge\"", "\"payload\":{\"type\":\"dispute\"", 1);
+    assert!(matches!(Message::decode(other.as_bytes()), Err(MessageError::BadField { field: "payload", .. })));
+}

@@ -12,6 +12,7 @@ mod announce;
 mod answers;
 mod auth;
 mod control_caps;
+mod control_sync;
 mod peer_tables;
 mod store_pause;
 
@@ -298,6 +299,36 @@ fn removing_a_dial_target_closes_its_connection_and_stops_redials() {
     assert!(!later.iter().any(|a| matches!(a, Action::Dial { address } if address == "10.0.0.5:7470")), "{later:?}");
     assert!(!core.remove_dial_target("10.0.0.5:7470"));
     assert!(!core.remove_dial_target("10.0.0.7:7470"));
+}
+
+#[test]
+fn events_in_0_3_10_s_native_form_are_taken_and_each_peer_gets_the_form_it_reads() {
+    use spore_spec::ControlEvent;
+    let mut core = core(ProtocolConfig::default());
+    for peer in 1..=3 {
+        connect(&mut core, peer, Direction::Inbound);
+    }
+    let challenger = Identity::from_seed([3; 32]);
+    let (exp, other) = ("e".repeat(64), "f".repeat(64));
+    // Peer 1 is a Python 0.3.10+ node: its challenge (the payload is the envelope) is stored,
+    // not punished, and relayed in our form to the others.
+    let native = ControlEvent::challenge(&challenger, &exp, 1.2, "H100", 1_773_100_000);
+    let actions = on(&mut core, 1, frame(&Message::Control(Box::new(native.clone()))));
+    assert_eq!(sent_to(&actions), vec![(2, "challenge".into()), (3, "challenge".into())]);
+    assert_eq!(core.store().controls_for(&exp).unwrap(), vec![native]);
+    assert!(core.peers().all(|(_, p)| p.misbehaviour == 0));
+    // An event from elsewhere reaches peer 1 in its own form, and peer 3 in ours.
+    let verification = ControlEvent::verification(&challenger, &other, &"p".repeat(64), 1.0, "H100", 7);
+    let actions = on(&mut core, 2, frame(&Message::Signed(Box::new(verification))));
+    let mut forms: Vec<(PeerId, bool)> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { peer, body } => Some((*peer, matches!(Message::decode(body), Ok(Message::Control(_))))),
+            _ => None,
+        })
+        .collect();
+    forms.sort_unstable();
+    assert_eq!(forms, vec![(1, true), (3, false)]);
 }
 
 #[test]

@@ -55,7 +55,8 @@ const CODE_ASKS: usize = 8;
 /// When the code of each record was last asked for.
 type Asked = std::collections::HashMap<String, tokio::time::Instant>;
 
-/// Re-measurements one start of the loop makes at most (three runs of a peer's record suffice).
+/// Re-measurements in a row at most (three runs of a peer's record suffice); the count starts
+/// again after each child, so an estimate that goes stale in a long run is measured again.
 const MAX_REMEASURES: u64 = 4;
 
 /// How the loop runs.
@@ -193,6 +194,7 @@ impl<E: Executor> Research<E> {
         let mut failures = 0u32;
         let mut started = 0u64;
         let mut remeasure_failed = false;
+        let mut remeasures_in_a_row = 0u64;
         let mut stopping = false;
         let mut in_flight = FuturesUnordered::new();
         loop {
@@ -226,13 +228,14 @@ impl<E: Executor> Research<E> {
                 if let Some(best) = with_code.first().copied()
                     && unmeasured
                     && !remeasure_failed
-                    && report.remeasures < MAX_REMEASURES
+                    && remeasures_in_a_row < MAX_REMEASURES
                 {
                     if !in_flight.is_empty() {
                         break;
                     }
                     report.remeasures += 1;
-                    match self.remeasure(best, report.remeasures, &shutdown).await? {
+                    remeasures_in_a_row += 1;
+                    match self.remeasure(best, remeasures_in_a_row, &shutdown).await? {
                         Some(measured) => remeasure_failed = !measured,
                         None => stopping = true,
                     }
@@ -270,6 +273,7 @@ impl<E: Executor> Research<E> {
                 match proposal {
                     Ok(proposal) => {
                         failures = 0;
+                        remeasures_in_a_row = 0;
                         started += 1;
                         in_flight.push(self.child(parent, ctx.parent_code, proposal, &shutdown));
                     }

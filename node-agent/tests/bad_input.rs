@@ -70,6 +70,8 @@ fn every_bad_input_gets_its_treatment_and_the_node_keeps_serving() {
     // the node must keep (and re-send) the text as it came.
     let spaced_body = with_field(&spaced, "\"depth\":0", "\"depth\": 0");
     let unsent = signed(8, |_| {});
+    // A version-1 record that a 0.5.0 peer stamped with its task id (not signed): a good record.
+    let stamped = signed(9, |r| r.task_id = Some("7".repeat(64)));
     let lone_surrogate = with_field(&unsent, "record 8", "record \\ud800");
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let many_peers: Vec<String> = (0..1000).map(|i| format!("10.{}.{}.1:7470", i / 256, i % 256)).collect();
@@ -95,7 +97,8 @@ fn every_bad_input_gets_its_treatment_and_the_node_keeps_serving() {
         ("payload with extra whitespace", spaced_body, Treatment::Kept),
         // These five carry the id of a record nobody sent intact: a stored id would have them
         // dropped unread as duplicates (as the forged val_bpb above is).
-        ("unknown record field (0.5+ task_id)", with_field(&unsent, "\"version\":1", "\"version\":1,\"task_id\":\"t\""), Treatment::Kept),
+        ("version-1 record stamped with a task id (0.5.0 relays them so)", body(&stamped), Treatment::Kept),
+        ("task_id that is not a string", with_field(&unsent, "\"version\":1", "\"version\":1,\"task_id\":7"), Treatment::Kept),
         ("status KEEP", with_field(&unsent, "\"keep\"", "\"KEEP\""), Treatment::Kept),
         ("depth as a string", with_field(&unsent, "\"depth\":0", "\"depth\":\"0\""), Treatment::Kept),
         ("missing field", with_field(&unsent, "\"depth\":0,", ""), Treatment::Kept),
@@ -181,7 +184,7 @@ fn every_bad_input_gets_its_treatment_and_the_node_keeps_serving() {
     let stored: Vec<ExperimentRecord> = node.export().iter().map(|l| ExperimentRecord::from_json(l).unwrap()).collect();
     let mut ids: Vec<&str> = stored.iter().map(|r| r.id.as_str()).collect();
     ids.sort_unstable();
-    let mut expected = vec![valid.id.as_str(), huge.id.as_str(), spaced.id.as_str()];
+    let mut expected = vec![valid.id.as_str(), huge.id.as_str(), spaced.id.as_str(), stamped.id.as_str()];
     expected.sort_unstable();
     assert_eq!(ids, expected);
     assert!(stored.iter().all(|r| spore_spec::verify_record(r).is_ok()));

@@ -190,7 +190,8 @@ impl Protocol {
     /// a 0.1.2 node and the record has `task_id` — then without it when it is not signed (a
     /// version-1 record keeps its CID), and nothing when it is (counted in `withheld_task_records`).
     pub(super) fn body_for(&mut self, peer: PeerId, payload: &str) -> Option<Bytes> {
-        if self.takes_task_id(peer) || !payload.contains("\"task_id\"") {
+        // memchr's search: the payload may be a megabyte, and this runs for every answer.
+        if self.takes_task_id(peer) || memchr::memmem::find(payload.as_bytes(), b"\"task_id\"").is_none() {
             return Some(experiment_body(payload));
         }
         let record = ExperimentRecord::from_json(payload).ok()?;

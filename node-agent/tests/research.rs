@@ -45,6 +45,18 @@ fn run_spore(args: &[&str], data_dir: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// `spore set custom …`: the fake provider as this node's LLM.
+fn set_llm(data_dir: &Path, fake: &FakeLlm) {
+    let set = Command::new(SPORE)
+        .args(["set", "custom", "sk-local-0123456789", "--model", "local-model", "--base-url"])
+        .arg(fake.base_url())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+}
+
 /// `spore status --json`.
 fn status_json(data_dir: &Path) -> Value {
     let out = Command::new(SPORE).args(["status", "--json", "--data-dir"]).arg(data_dir).output().unwrap();
@@ -175,14 +187,7 @@ fn an_llm_proposer_drives_the_loop_and_children_build_on_their_parents_code() {
         chat(&format!("Description: crash it\n```python\n{crashing}```")),
     ])
     .unwrap();
-    let set = Command::new(SPORE)
-        .args(["set", "custom", "sk-local-0123456789", "--model", "local-model", "--base-url"])
-        .arg(fake.base_url())
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    set_llm(&data, &fake);
     let ws = workspace.display().to_string();
     let out = run_spore(
         &[
@@ -266,14 +271,7 @@ fn a_gain_inside_the_measured_noise_is_discarded_and_the_estimate_survives_a_res
         chat(&format!("Description: lower by 0.03\n```python\n{}```", fake_train("1.77"))),
     ])
     .unwrap();
-    let set = Command::new(SPORE)
-        .args(["set", "custom", "sk-local-0123456789", "--model", "local-model", "--base-url"])
-        .arg(fake.base_url())
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    set_llm(&data, &fake);
     let ws = workspace.display().to_string();
     let run = |extra: &[&str], experiments: &str| {
         let mut args = vec!["run", "--time-budget", "5", "--max-experiments", experiments, "--metric", "reported"];
@@ -353,14 +351,7 @@ fn a_node_that_joins_builds_on_the_mesh_s_frontier_with_the_code_it_fetches() {
     // B starts empty, syncs A's record, has no code for it, asks A for it, and builds on it.
     let b = dir.path().join("b");
     let fake = FakeLlm::start(vec![chat(&format!("Description: lower\n```python\n{}```", fake_train("1.5")))]).unwrap();
-    let set = Command::new(SPORE)
-        .args(["set", "custom", "sk-local-0123456789", "--model", "local-model", "--base-url"])
-        .arg(fake.base_url())
-        .arg("--data-dir")
-        .arg(&b)
-        .output()
-        .unwrap();
-    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    set_llm(&b, &fake);
     let peer = format!("127.0.0.1:{port}");
     let out = run_spore(
         &[

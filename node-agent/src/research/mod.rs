@@ -14,6 +14,7 @@ pub mod jail;
 pub mod local;
 pub mod noise;
 pub mod parent;
+mod parent_code;
 pub mod patch;
 pub mod progress;
 pub mod prompt;

@@ -36,6 +36,7 @@ use super::diff::unified_diff;
 use super::executor::{Executor, GpuLock, Published, RunAbout, RunOutcome, RunSpec};
 use super::noise::{Margin, NoiseKey, SharedNoise, lock};
 use super::parent::{Candidate, GraphStats, select_parent};
+use super::parent_code::Asked;
 use super::prompt::{ProposalContext, id8};
 use super::proposer::{Proposal, ProposeError, Proposer};
 use super::workspace::Workspace;
@@ -45,15 +46,6 @@ use crate::store::{DagStore, StoredRecord};
 
 /// Consecutive proposer failures tolerated before the loop gives up.
 const MAX_PROPOSER_FAILURES: u32 = 5;
-/// How long a joining node waits for the code of the frontier it synced.
-const CODE_WAIT: Duration = Duration::from_secs(15);
-/// How soon the code of one record is asked for again.
-const CODE_ASK_AGAIN: Duration = Duration::from_secs(60);
-/// Code fetches asked for at once.
-const CODE_ASKS: usize = 8;
-
-/// When the code of each record was last asked for.
-type Asked = std::collections::HashMap<String, tokio::time::Instant>;
 
 /// Re-measurements in a row at most (three runs of a peer's record suffice); the count starts
 /// again after each child, so an estimate that goes stale in a long run is measured again.
@@ -116,7 +108,7 @@ impl<E: Executor> Research<E> {
     }
 
     /// The frontier comparable with `target`, best first.
-    fn frontier(&self, target: &Workspace, store: &DagStore) -> anyhow::Result<Vec<ExperimentRecord>> {
+    pub(super) fn frontier(&self, target: &Workspace, store: &DagStore) -> anyhow::Result<Vec<ExperimentRecord>> {
         let class = &target.machine.gpu_class;
         let entries =
             if class.is_empty() { store.frontier(None, 1000)? } else { store.frontier_of_class(class, 1000)? };
@@ -128,53 +120,9 @@ impl<E: Executor> Research<E> {
     }
 
     /// The code of a record, if this node has it.
-    fn code_of(&self, record: &ExperimentRecord) -> Option<String> {
+    pub(super) fn code_of(&self, record: &ExperimentRecord) -> Option<String> {
         let bytes = self.artifacts.get(&record.code_cid).ok()??;
         String::from_utf8(bytes).ok()
-    }
-
-    /// Waits up to `sync_wait` for peers' records, and when some came, up to [`CODE_WAIT`] more
-    /// for the code of one of them: a node that joins builds on the mesh's frontier instead of
-    /// running a baseline of its own.
-    async fn wait_for_sync(
-        &self,
-        store: &DagStore,
-        asked: &mut Asked,
-        shutdown: &CancellationToken,
-    ) -> anyhow::Result<()> {
-        let start = tokio::time::Instant::now();
-        loop {
-            let frontier = self.frontier(&self.workspace, store)?;
-            if frontier.iter().any(|r| self.code_of(r).is_some()) {
-                return Ok(());
-            }
-            let limit = if frontier.is_empty() { self.config.sync_wait } else { self.config.sync_wait + CODE_WAIT };
-            if self.config.sync_wait.is_zero() || start.elapsed() >= limit {
-                return Ok(());
-            }
-            self.ask_code(&frontier, asked).await?;
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            }
-        }
-    }
-
-    /// Asks peers for the code of frontier records this node lacks (each again after
-    /// [`CODE_ASK_AGAIN`]): a peer's record can be a parent only once its code is here.
-    async fn ask_code(&self, frontier: &[ExperimentRecord], asked: &mut Asked) -> anyhow::Result<()> {
-        let now = tokio::time::Instant::now();
-        asked.retain(|_, at| now.duration_since(*at) < CODE_ASK_AGAIN);
-        let missing: Vec<&ExperimentRecord> = frontier
-            .iter()
-            .filter(|r| !asked.contains_key(&r.code_cid) && self.code_of(r).is_none())
-            .take(CODE_ASKS)
-            .collect();
-        for record in missing {
-            asked.insert(record.code_cid.clone(), now);
-            self.node.fetch_code(record.code_cid.clone()).await?;
-        }
-        Ok(())
     }
 
     /// Runs until `max_experiments`, shutdown, or a fatal error, with up to `parallel` children

@@ -11,17 +11,6 @@ fn request(message_type: &str, since: i64) -> Message {
     Message::Unknown { message_type: message_type.into(), payload }
 }
 
-/// The messages sent to `peer`, decoded.
-fn messages_to(actions: &[Action], to: PeerId) -> Vec<Message> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { peer, body } if *peer == to => Message::decode(body).ok(),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_control_sync_gets_the_events_after_since_then_the_end_marker() {
     let mut core = core(ProtocolConfig::default());

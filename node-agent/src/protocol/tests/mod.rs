@@ -99,15 +99,23 @@ fn a_new_record_is_stored_then_relayed_to_every_peer_but_its_source() {
     assert_eq!(core.stats().records_duplicate, 1);
 }
 
-/// The records sent to `peer`.
-fn records_sent_to(actions: &[Action], to: PeerId) -> Vec<ExperimentRecord> {
+/// The messages sent to `peer`, decoded.
+fn messages_to(actions: &[Action], to: PeerId) -> Vec<Message> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send { peer, body } if *peer == to => match Message::decode(body) {
-                Ok(Message::Experiment(record)) => Some(*record),
-                _ => None,
-            },
+            Action::Send { peer, body } if *peer == to => Message::decode(body).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The records sent to `peer`.
+fn records_sent_to(actions: &[Action], to: PeerId) -> Vec<ExperimentRecord> {
+    messages_to(actions, to)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Experiment(record) => Some(*record),
             _ => None,
         })
         .collect()

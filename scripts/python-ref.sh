@@ -6,7 +6,8 @@
 #   scripts/python-ref.sh [VERSION]
 #
 # --no-deps keeps torch and the web stack out: the tests need only the protocol modules.
-# PyNaCl's runtime needs cffi, which --no-deps would otherwise leave out.
+# PyNaCl's runtime needs cffi, which --no-deps would otherwise leave out. From 0.3 on, the node
+# module (spore.node) imports the runner, which imports rich: it comes with its own dependencies.
 set -euo pipefail
 
 version=${1:-0.1.2}
@@ -22,6 +23,10 @@ if [ ! -f "$marker" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps "sporemesh==$version" pynacl
   "$venv/bin/pip" install --quiet --disable-pip-version-check cffi
+  if [ "$version" != 0.1.2 ]; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check rich
+    "$venv/bin/python" -c "import spore.node"
+  fi
   "$venv/bin/python" -c "import spore.record, spore.gossip, nacl.signing"
   touch "$marker"
 fi

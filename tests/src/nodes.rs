@@ -198,7 +198,8 @@ impl SporeNode {
         total: u64,
     ) -> Vec<String> {
         use std::io::Write as _;
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the node");
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .unwrap_or_else(|e| panic!("connect to the node: {e}\n{}", self.log()));
         let mut reader = stream.try_clone().expect("clone the socket");
         std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let mut ids = Vec::new();
@@ -210,9 +211,15 @@ impl SporeNode {
             let message = spore_spec::Message::Experiment(Box::new(r));
             out.extend(spore_spec::frame::frame_bytes(&message.encode_body()));
         }
-        stream.write_all(&out).expect("send the records");
-        stream.flush().expect("send the records");
-        wait_until(Duration::from_secs(60), "the node stores the records", || self.record_count() >= total);
+        if let Err(e) = stream.write_all(&out).and_then(|()| stream.flush()) {
+            panic!("send the records: {e}\n{}", self.log());
+        }
+        wait_until_or(
+            Duration::from_secs(60),
+            "the node stores the records",
+            || self.record_count() >= total,
+            || self.log(),
+        );
         ids
     }
 
@@ -281,12 +288,14 @@ impl Drop for SporeNode {
     }
 }
 
-/// A real `sporemesh` 0.1.2 node.
+/// A real `sporemesh` node (0.1.2 unless [`PythonNodeOptions::version`] names another release).
 #[derive(Debug)]
 pub struct PythonNode {
     child: Child,
     pub data_dir: PathBuf,
     pub port: u16,
+    /// The interpreter of its release's virtualenv.
+    python: PathBuf,
 }
 
 /// How to start a [`PythonNode`].
@@ -302,11 +311,18 @@ pub struct PythonNodeOptions {
     pub offset: usize,
     /// Where it listens (default 127.0.0.1).
     pub host: Option<String>,
+    /// The `sporemesh` release (default 0.1.2); later ones are installed by
+    /// `scripts/python-ref.sh VERSION`.
+    pub version: Option<&'static str>,
+    /// Signed `verification` events to make and broadcast for its first records (0.3.10 and
+    /// later).
+    pub verify: usize,
 }
 
 impl PythonNode {
     pub fn start(data_dir: &Path, port: u16, options: &PythonNodeOptions) -> PythonNode {
-        let mut command = Command::new(crate::python::require_python());
+        let python = crate::python::require_python_of(options.version.unwrap_or("0.1.2"));
+        let mut command = Command::new(&python);
         command
             .arg(crate::python::script("python_node.py"))
             .args(["run", "--port", &port.to_string(), "--host", options.host.as_deref().unwrap_or("127.0.0.1")])
@@ -314,7 +330,8 @@ impl PythonNode {
             .arg(data_dir)
             .args(["--publish", &options.publish.to_string()])
             .args(["--publish-delay", &options.publish_delay.as_secs_f64().to_string()])
-            .args(["--offset", &options.offset.to_string()]);
+            .args(["--offset", &options.offset.to_string()])
+            .args(["--verify", &options.verify.to_string()]);
         for peer in &options.peers {
             command.args(["--peer", peer]);
         }
@@ -342,26 +359,41 @@ impl PythonNode {
                 }
             }
         }
-        PythonNode { child, data_dir: data_dir.to_path_buf(), port }
+        PythonNode { child, data_dir: data_dir.to_path_buf(), port, python }
     }
 
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Ids of the records in the Python node's graph.
     /// The Python node's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("python.log")).unwrap_or_default()
     }
 
+    /// Ids of the records in the Python node's graph.
     pub fn ids(&self) -> Vec<String> {
-        let output = Command::new(crate::python::require_python())
+        self.query("ids")
+    }
+
+    /// The records in the Python node's graph as its release writes them (keys sorted), one
+    /// JSON object each.
+    pub fn dump(&self) -> Vec<String> {
+        self.query("dump")
+    }
+
+    /// Ids of the signed control events the Python node stored (0.3.10 and later).
+    pub fn controls(&self) -> Vec<String> {
+        self.query("controls")
+    }
+
+    fn query(&self, command: &str) -> Vec<String> {
+        let output = Command::new(&self.python)
             .arg(crate::python::script("python_node.py"))
-            .args(["ids", "--data-dir"])
+            .args([command, "--data-dir"])
             .arg(&self.data_dir)
             .output()
-            .expect("list the Python node's records");
+            .expect("query the Python node's records");
         String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
     }
 }

@@ -110,6 +110,8 @@ pub fn write(data_dir: &Path, core: &Protocol, snapshot: &Snapshot, grpc: Option
             "records_not_imported": stats.records_not_imported,
             "messages_dropped": stats.messages_dropped,
             "peers_banned": stats.peers_banned,
+            "controls_accepted": stats.controls_accepted,
+            "controls_rejected": stats.controls_rejected,
             "records_refused_store_paused": stats.records_refused[crate::protocol::refusal::RecordRefusal::StorePaused as usize],
             "code_over_quota": stats.code_over_quota,
         },

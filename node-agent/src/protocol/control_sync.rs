@@ -41,7 +41,9 @@ impl Protocol {
         let since = since(payload);
         let after =
             since.as_i64().unwrap_or_else(|| since.as_f64().floor().clamp(i64::MIN as f64, i64::MAX as f64) as i64);
-        let native = self.peers.get(&peer).is_some_and(|p| p.native_controls);
+        // Python asks from 0.2.8 on, and 0.3.10 (the oldest the mesh runs) and later read only
+        // the native form: a peer without `hello` gets it even before it showed its release.
+        let native = self.peers.get(&peer).is_some_and(|p| p.native_controls || p.hello.is_none());
         let mut count = 0u64;
         for event in self.store.controls_since(after, MAX_CONTROL_SYNC)? {
             let event = Box::new(event);
@@ -55,13 +57,10 @@ impl Protocol {
         Ok(())
     }
 
-    pub(super) fn on_task_sync_request(&mut self, peer: PeerId, payload: &Value) {
-        // Only 0.5.0 and later ask for tasks: such a peer takes task ids and native events.
-        if let Some(state) = self.peers.get_mut(&peer) {
-            state.takes_task_id = true;
-            state.native_controls = true;
-        }
+    pub(super) fn on_task_sync_request(&mut self, peer: PeerId, payload: &Value) -> Result<(), StoreError> {
         self.send(peer, &end_marker("task_sync_response", since(payload), 0));
+        // Only 0.5.0 and later ask for tasks: such a peer takes task ids and native events.
+        self.learned_newer_release(peer)
     }
 }
 

@@ -85,12 +85,8 @@ impl Protocol {
         self.seen.put(&record.id);
         self.received_wanted(&record.id);
         // Only 0.5.0 and later send it (they are 0.3.10 and later too).
-        if record.task_id.is_some()
-            && let Some(state) = self.peers.get_mut(&peer)
-            && !state.has_capability(TASK_ID_CAPABILITY)
-        {
-            state.takes_task_id = true;
-            state.native_controls = true;
+        if record.task_id.is_some() && self.peers.get(&peer).is_some_and(|p| !p.has_capability(TASK_ID_CAPABILITY)) {
+            self.learned_newer_release(peer)?;
         }
         // A record with `task_id` is stored as we write it, with the key spelled plainly, so a
         // stored payload has `"task_id"` exactly when the record has the field (see `body_for`).
@@ -203,6 +199,7 @@ impl Protocol {
             }
             None => {
                 self.stats.withheld_task_records += 1;
+                self.note_withheld(peer, record.timestamp);
                 None
             }
         }

@@ -27,6 +27,7 @@ mod ingest;
 mod peer;
 mod pex;
 pub mod refusal;
+mod releases;
 mod store_pause;
 mod sync;
 mod tick;
@@ -500,15 +501,12 @@ impl Protocol {
                 self.on_control_sync_request(peer, &payload)?
             }
             Message::Unknown { message_type, payload } if message_type == "task_sync_request" => {
-                self.on_task_sync_request(peer, &payload)
+                self.on_task_sync_request(peer, &payload)?
             }
             Message::Unknown { message_type, .. } => {
                 // Only 0.5.0 and later speak of tasks: such a peer takes records with `task_id`.
-                if message_type.starts_with("task")
-                    && let Some(state) = self.peers.get_mut(&peer)
-                {
-                    state.takes_task_id = true;
-                    state.native_controls = true;
+                if message_type.starts_with("task") {
+                    self.learned_newer_release(peer)?;
                 }
                 tracing::debug!(peer, message_type, "unknown message type")
             }

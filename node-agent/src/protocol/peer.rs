@@ -103,6 +103,11 @@ pub struct PeerState {
     pub native_controls: bool,
     /// When it last had a control sync answered.
     pub last_control_sync: Option<Millis>,
+    /// It was sent `task_sync_request` and `control_sync_request`, which tell its release.
+    pub release_probed: bool,
+    /// The oldest timestamp of a record it was not sent because it might be a 0.1.2 node; sent
+    /// again from there if it turns out to take them (see `releases.rs`).
+    pub withheld_since: Option<i64>,
     /// Records accepted from it, when it is public.
     pub imports: TokenBucket,
     /// Announced ids we asked it for and have not received (lazy push).
@@ -139,6 +144,8 @@ impl PeerState {
             takes_task_id: false,
             native_controls: false,
             last_control_sync: None,
+            release_probed: false,
+            withheld_since: None,
             imports: {
                 let rate = config.bridge.as_ref().map_or(f64::MAX, |b| b.records_per_second);
                 TokenBucket::new(rate, rate * 10.0, now)

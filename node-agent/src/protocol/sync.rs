@@ -30,6 +30,21 @@ pub(super) struct SyncServe {
     page_at: Millis,
 }
 
+impl SyncServe {
+    /// An answer in 0.1.2 order of the records stamped `since` or later, not started yet.
+    pub(super) fn ordered(since: i64) -> SyncServe {
+        SyncServe {
+            since,
+            position: Position::Ordered(None),
+            sent: 0,
+            started: false,
+            page_end: 0,
+            started_at: 0,
+            page_at: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Position {
     /// 0.1.2 order: parents first (depth, timestamp).
@@ -132,6 +147,7 @@ impl Protocol {
             self.send(peer, &done);
             self.stats.syncs_served += 1;
             self.stats.sync_served_millis += self.now.saturating_sub(serve.started_at);
+            self.resend_withheld(peer)?;
             self.start_queued_syncs()?;
             return Ok(None);
         };

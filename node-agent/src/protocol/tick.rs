@@ -46,6 +46,18 @@ impl Protocol {
         for peer in waiting.into_iter().filter(|_| !paused) {
             self.request_sync(peer)?;
         }
+        // Python peers, either way, are asked what tells their release (see `releases.rs`).
+        let python: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                !p.closing && !p.release_probed && p.hello.is_none() && now.saturating_sub(p.connected_at) >= hello_wait
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in python {
+            self.probe_release(peer)?;
+        }
         // Anti-entropy with our own peers: a cheap cursor sync now and then catches whatever a
         // dropped connection lost in flight.
         let resync = self.config.resync_interval.as_millis() as Millis;

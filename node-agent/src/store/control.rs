@@ -92,6 +92,12 @@ impl DagStore {
         Ok(events)
     }
 
+    /// The newest (signer-chosen) timestamp of a stored event: where a control sync we ask for
+    /// starts, as Python's does.
+    pub fn latest_control_timestamp(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn.query_row("SELECT max(timestamp) FROM control_event", [], |row| row.get::<_, Option<i64>>(0))?)
+    }
+
     /// How many events are stored.
     pub fn control_count(&self) -> Result<u64, StoreError> {
         Ok(self.conn.query_row("SELECT count(*) FROM control_event", [], |row| row.get::<_, i64>(0))? as u64)

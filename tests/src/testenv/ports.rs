@@ -6,12 +6,22 @@
 //! fails to start — or worse, a readiness probe finds someone else listening there. Ports below
 //! the ephemeral range are never handed to outgoing connections, so only another listener can
 //! take them; picking them at random and never twice in one process makes that unlikely.
+//!
+//! The test for a free port binds it without listening. A listening probe would accept
+//! connections for as long as any process holds it, and a child being spawned by another test
+//! thread holds a copy of every descriptor until its `exec`: a node's readiness probe could then
+//! connect to that copy, and the test's first messages die with it when the child's `exec` closes
+//! it (a reset, or a refused connection before the node listens). A socket that only binds
+//! refuses connections, and with `SO_REUSEADDR` it does not stop the service from binding the
+//! port; it still fails to bind where a listener is.
 
 use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 use super::TestEnvError;
 
@@ -37,12 +47,25 @@ pub fn free_port() -> Result<u16, TestEnvError> {
         if handed_out.contains(&port) {
             continue;
         }
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if bindable(port) {
             handed_out.insert(port);
             return Ok(port);
         }
     }
     Err(TestEnvError::Setup(format!("no free port in {LOWEST}..{high} after {ATTEMPTS} attempts")))
+}
+
+/// Whether a TCP socket (`SO_REUSEADDR`, as services set it) may bind 127.0.0.1:`port`.
+fn bindable(port: u16) -> bool {
+    probe(port).is_some()
+}
+
+/// A TCP socket bound to 127.0.0.1:`port` that never listens, if one may be.
+fn probe(port: u16) -> Option<Socket> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).ok()?;
+    socket.set_reuse_address(true).ok()?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into()).ok()?;
+    Some(socket)
 }
 
 /// The first port of the kernel's ephemeral range.
@@ -64,5 +87,26 @@ mod tests {
         assert!(ports.iter().all(|&p| (LOWEST..low.max(LOWEST + 1_000)).contains(&p)), "{ports:?}");
         let distinct: HashSet<u16> = ports.iter().copied().collect();
         assert_eq!(distinct.len(), ports.len());
+    }
+
+    #[test]
+    fn a_port_with_a_listener_is_not_handed_out() {
+        let port = free_port().unwrap();
+        let _listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        assert!(!bindable(port));
+    }
+
+    /// What a probe left in a spawned child until its `exec` neither answers connections nor
+    /// keeps the service from listening.
+    #[test]
+    fn a_leftover_probe_accepts_nothing_and_lets_the_service_listen() {
+        let port = free_port().unwrap();
+        let leftover = probe(port).unwrap();
+        let refused = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        let service = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert!(service.accept().is_ok());
+        drop(leftover);
     }
 }

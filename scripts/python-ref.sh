@@ -16,15 +16,16 @@ if [ "$version" = 0.1.2 ]; then
 else
   venv=$HOME/.cache/spore/pyref-$version
 fi
-marker="$venv/.complete-sporemesh-$version"
+# The recipe's number: a virtualenv made by an older recipe is made again.
+marker="$venv/.complete-sporemesh-$version-recipe2"
 
 if [ ! -f "$marker" ]; then
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps "sporemesh==$version" pynacl
-  "$venv/bin/pip" install --quiet --disable-pip-version-check cffi
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-warn-conflicts --no-deps "sporemesh==$version" pynacl
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-warn-conflicts cffi
   if [ "$version" != 0.1.2 ]; then
-    "$venv/bin/pip" install --quiet --disable-pip-version-check rich
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-warn-conflicts rich
     "$venv/bin/python" -c "import spore.node"
   fi
   "$venv/bin/python" -c "import spore.record, spore.gossip, nacl.signing"

@@ -1,5 +1,7 @@
 //! Python's control and task sync, served: the stored events after `since` in the form the asker
-//! reads, then the end marker; an empty task answer so a 0.5.0 peer does not wait for it.
+//! reads, then the end marker; an empty task answer so a 0.5.0 peer does not wait for it. And
+//! asked: a Python peer is sent both requests once, and what it was not sent because it might
+//! be a 0.1.2 node goes to it once it shows a newer release.
 
 use spore_spec::ControlEvent;
 use spore_spec::json::Value;
@@ -14,9 +16,11 @@ fn request(message_type: &str, since: i64) -> Message {
 #[test]
 fn a_control_sync_gets_the_events_after_since_then_the_end_marker() {
     let mut core = core(ProtocolConfig::default());
-    for peer in 1..=2 {
+    for peer in 1..=3 {
         connect(&mut core, peer, Direction::Inbound);
     }
+    // Peer 2 is one of ours (it said hello); peer 3 is a Python node of some release.
+    on(&mut core, 2, frame(&hello_with(2, &[])));
     let challenger = Identity::from_seed([3; 32]);
     let events: Vec<ControlEvent> = (0..3)
         .map(|n| ControlEvent::challenge(&challenger, &format!("{n}").repeat(64), 1.2, "H100", 1_773_000_000 + n))
@@ -24,7 +28,7 @@ fn a_control_sync_gets_the_events_after_since_then_the_end_marker() {
     for event in &events {
         on(&mut core, 1, frame(&Message::Signed(Box::new(event.clone()))));
     }
-    // A peer we know nothing of gets our form, after `since` only, then `{since, count}`.
+    // Our peer gets our form, after `since` only, then `{since, count}`.
     let answer = messages_to(&on(&mut core, 2, frame(&request("control_sync_request", 1_773_000_000))), 2);
     assert_eq!(answer.len(), 3, "{answer:?}");
     assert!(matches!(&answer[0], Message::Signed(e) if **e == events[1]));
@@ -36,6 +40,10 @@ fn a_control_sync_gets_the_events_after_since_then_the_end_marker() {
     // Asked again at once: dropped, not punished.
     assert!(messages_to(&on(&mut core, 2, frame(&request("control_sync_request", 0))), 2).is_empty());
     assert!(core.peers().all(|(_, p)| p.misbehaviour == 0));
+    // A Python peer asks from 0.2.8 on, and those the mesh runs read only the native form.
+    let python = messages_to(&on(&mut core, 3, frame(&request("control_sync_request", 0))), 3);
+    assert_eq!(python.len(), 4, "{python:?}");
+    assert!(python[..3].iter().all(|m| matches!(m, Message::Control(_))), "{python:?}");
     // A 0.5.0 peer asks for tasks: an empty answer, and from then on it gets native events.
     let tasks = messages_to(&on(&mut core, 1, frame(&request("task_sync_request", 0))), 1);
     assert!(matches!(&tasks[..], [Message::Unknown { message_type, .. }] if message_type == "task_sync_response"));
@@ -55,4 +63,52 @@ fn a_native_peer_gets_native_events_in_its_control_sync() {
     on(&mut core, 1, frame(&Message::Control(Box::new(event.clone()))));
     let answer = messages_to(&on(&mut core, 1, frame(&request("control_sync_request", 0))), 1);
     assert!(matches!(&answer[..], [Message::Control(e), Message::Unknown { .. }] if **e == event), "{answer:?}");
+}
+
+#[test]
+fn a_python_peer_is_asked_once_for_its_tasks_and_events_after_the_hello_wait() {
+    let config = ProtocolConfig::default();
+    let wait = config.hello_wait.as_millis() as u64;
+    let mut core = core(config);
+    connect(&mut core, 1, Direction::Outbound { dialed: "10.0.0.1:7470".into() });
+    connect(&mut core, 2, Direction::Inbound);
+    connect(&mut core, 3, Direction::Inbound);
+    on(&mut core, 3, frame(&hello_with(3, &[])));
+    let probes = |actions: &[Action], peer: PeerId| -> Vec<String> {
+        sent_to(actions)
+            .into_iter()
+            .filter(|(p, t)| *p == peer && t.ends_with("sync_request"))
+            .map(|(_, t)| t)
+            .collect()
+    };
+    let early = core.handle(Event::Tick, 1_000 + wait - 1, 1_773_100_000);
+    assert!(probes(&early, 1).is_empty() && probes(&early, 2).is_empty());
+    let due = core.handle(Event::Tick, 1_000 + wait, 1_773_100_000);
+    for peer in [1, 2] {
+        let mut asked = probes(&due, peer);
+        asked.retain(|t| t != "sync_request");
+        assert_eq!(asked, ["task_sync_request", "control_sync_request"], "peer {peer}");
+    }
+    assert!(probes(&due, 3).is_empty(), "our peer said hello");
+    let later = core.handle(Event::Tick, 1_000 + 10 * wait, 1_773_100_000);
+    assert!(probes(&later, 1).iter().chain(&probes(&later, 2)).all(|t| t == "sync_request"), "asked once");
+}
+
+#[test]
+fn what_a_python_peer_was_not_sent_goes_to_it_once_it_shows_a_newer_release() {
+    let mut core = core(ProtocolConfig::default());
+    connect(&mut core, 1, Direction::Inbound);
+    connect(&mut core, 2, Direction::Inbound);
+    let mut signed = record(1);
+    signed.task_id = Some("7".repeat(64));
+    signed.version = JsonNumber::from(2);
+    Identity::from_seed([2; 32]).sign_record(&mut signed);
+    let relayed = on(&mut core, 1, frame(&Message::Experiment(Box::new(signed.clone()))));
+    assert!(records_sent_to(&relayed, 2).is_empty(), "peer 2 may be a 0.1.2 node");
+    // It answers a task sync: 0.5.0 or later. The record goes to it now, and once only.
+    let shown = on(&mut core, 2, frame(&request("task_sync_response", 0)));
+    assert_eq!(records_sent_to(&shown, 2), [signed.clone()]);
+    let again = on(&mut core, 2, frame(&request("task_sync_response", 0)));
+    assert!(records_sent_to(&again, 2).is_empty());
+    assert!(core.peers().all(|(_, p)| p.misbehaviour == 0));
 }

@@ -3,7 +3,8 @@
 //! node relays their records byte-exact both ways, syncs history both ways, and a mixed line
 //! 0.1.2 – Rust – 0.5.0 – Rust converges with no peer punished, and signed control events cross
 //! both ways. From 0.5.0 on, the Python nodes
-//! publish signed task manifests and version-2 records that sign their `task_id`.
+//! publish signed task manifests and version-2 records that sign their `task_id`; the manifests
+//! relay and sync through the Rust node too.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly
 
@@ -79,6 +80,16 @@ fn relay_through_rust(version: &'static str) {
     assert_eq!(ids(&held), publisher.ids().into_iter().collect::<HashSet<_>>());
     if version != "0.3.10" {
         assert!(held.iter().all(|r| r.signs_task_id() && r.task_id.as_deref().is_some_and(|t| t.len() == 64)));
+        // The publisher's signed task manifest went the same way.
+        let task = publisher.tasks();
+        assert_eq!(task.len(), 1);
+        wait_until_or(
+            Duration::from_secs(10),
+            "the receiver to hold the task",
+            || receiver.tasks() == task,
+            || format!("{}\n--- rust\n{}", receiver.log(), relay.log()),
+        );
+        assert_eq!(relay.status()["stats"]["tasks_accepted"], 1);
     }
     assert_no_one_punished(&relay);
 }
@@ -111,6 +122,7 @@ fn sync_both_ways(version: &'static str) {
     );
     wait_until_or(Duration::from_secs(20), "the origin to publish", || origin.ids().len() == 25, || origin.log());
     let published: BTreeSet<String> = origin.dump().into_iter().collect();
+    let task = origin.tasks();
     let rust = spore(&root.join("r"), &[origin.address()]);
     wait_until_or(
         Duration::from_secs(30),
@@ -130,6 +142,15 @@ fn sync_both_ways(version: &'static str) {
         || format!("fresh has {}\n{}\n--- rust\n{}", fresh.ids().len(), fresh.log(), rust.log()),
     );
     assert_eq!(fresh.dump().into_iter().collect::<BTreeSet<_>>(), published, "byte-exact sync");
+    if version != "0.3.10" {
+        // The task too, by the fresh node's task sync.
+        wait_until_or(
+            Duration::from_secs(10),
+            "the fresh node to hold the task",
+            || fresh.tasks() == task,
+            || fresh.log(),
+        );
+    }
     assert_no_one_punished(&rust);
 }
 

@@ -24,6 +24,7 @@ pub mod json;
 pub mod message;
 pub mod number;
 pub mod record;
+pub mod task;
 pub mod validate;
 pub mod verify;
 pub mod verify_chunk;
@@ -35,6 +36,7 @@ pub use identity::Identity;
 pub use message::Message;
 pub use number::JsonNumber;
 pub use record::{ExperimentRecord, RecordError, Status};
+pub use task::{TaskError, TaskManifest};
 pub use validate::{Flag, ValidationError, ValidationPolicy, validate};
 pub use verify::{KeyCache, VerifyError, verify_record};
 

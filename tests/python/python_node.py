@@ -13,6 +13,8 @@ virtualenv) for interop tests.
       keys sorted.
   python_node.py controls --data-dir D
       Prints the event id of every signed control event the node stored (0.3.10 and later).
+  python_node.py tasks --data-dir D
+      Prints the id of every signed task manifest the node stored (0.5.0 and later).
 
 Runs under the virtualenv that scripts/python-ref.sh creates.
 """
@@ -131,6 +133,14 @@ def controls(args):
         print(event.id)
 
 
+def tasks(args):
+    from spore.task_store import TaskStore
+
+    store = TaskStore(args.data_dir + "/db/task.sqlite")
+    for manifest in store.manifests():
+        print(manifest.task_id)
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -144,7 +154,7 @@ def main():
     r.add_argument("--publish-delay", type=float, default=0.0)
     r.add_argument("--offset", type=int, default=0)
     r.add_argument("--verify", type=int, default=0)
-    for name in ("ids", "dump", "controls"):
+    for name in ("ids", "dump", "controls", "tasks"):
         sub.add_parser(name).add_argument("--data-dir", required=True)
     args = parser.parse_args()
     if args.command == "run":
@@ -153,6 +163,8 @@ def main():
         dump(args)
     elif args.command == "controls":
         controls(args)
+    elif args.command == "tasks":
+        tasks(args)
     else:
         ids(args)
 

@@ -387,6 +387,11 @@ impl PythonNode {
         self.query("controls")
     }
 
+    /// Ids of the signed task manifests the Python node stored (0.5.0 and later).
+    pub fn tasks(&self) -> Vec<String> {
+        self.query("tasks")
+    }
+
     fn query(&self, command: &str) -> Vec<String> {
         let output = Command::new(&self.python)
             .arg(crate::python::script("python_node.py"))

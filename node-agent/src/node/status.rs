@@ -112,6 +112,8 @@ pub fn write(data_dir: &Path, core: &Protocol, snapshot: &Snapshot, grpc: Option
             "peers_banned": stats.peers_banned,
             "controls_accepted": stats.controls_accepted,
             "controls_rejected": stats.controls_rejected,
+            "tasks_accepted": stats.tasks_accepted,
+            "tasks_rejected": stats.tasks_rejected,
             "records_refused_store_paused": stats.records_refused[crate::protocol::refusal::RecordRefusal::StorePaused as usize],
             "code_over_quota": stats.code_over_quota,
         },

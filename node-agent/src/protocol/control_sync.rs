@@ -1,14 +1,13 @@
-//! Control and task sync as Python 0.2.8 and later ask for them, served.
+//! Control sync as Python 0.2.8 and later ask for it, served.
 //!
 //! A `control_sync_request {since}` is answered with the stored signed events whose timestamp is
 //! after `since` (Python's `>`), oldest first, each in the form the asker reads (0.3.10's native
 //! envelope or our extended form, as [`super::control`] relays them), then the end marker
-//! `control_sync_response {since, count}`. A `task_sync_request` gets an empty
-//! `task_sync_response`: this node keeps no task manifests yet, and without the marker a 0.5.0
-//! peer waits 30 s for it. Events are charged to the asker like every answer, at most
-//! [`MAX_CONTROL_SYNC`] per request, and a control sync is taken at most once per
+//! `control_sync_response {since, count}` (a task sync is answered in `tasks.rs`). Events are
+//! charged to the asker like every answer, at most [`MAX_CONTROL_SYNC`] per request, and a
+//! control sync is taken at most once per
 //! `min_sync_interval` per peer (a repeat is dropped as `sync_too_often`, unpunished: Python
-//! repeats them on a timer); an empty task answer costs no more than the request.
+//! repeats them on a timer).
 
 use bytes::Bytes;
 use spore_spec::json::Value;
@@ -55,12 +54,6 @@ impl Protocol {
         }
         self.send(peer, &end_marker("control_sync_response", since, count));
         Ok(())
-    }
-
-    pub(super) fn on_task_sync_request(&mut self, peer: PeerId, payload: &Value) -> Result<(), StoreError> {
-        self.send(peer, &end_marker("task_sync_response", since(payload), 0));
-        // Only 0.5.0 and later ask for tasks: such a peer takes task ids and native events.
-        self.learned_newer_release(peer)
     }
 }
 

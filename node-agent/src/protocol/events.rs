@@ -107,6 +107,9 @@ pub struct Stats {
     pub peers_authenticated: u64,
     pub auth_failed: u64,
     pub controls_rejected: u64,
+    /// Task manifests (0.5.0 and later) stored, and refused (forged, malformed or over a cap).
+    pub tasks_accepted: u64,
+    pub tasks_rejected: u64,
     /// Unsigned 0.1.2 control messages received (and otherwise ignored).
     pub control_hints: u64,
     /// Code artifacts received and stored.

@@ -30,6 +30,7 @@ pub mod refusal;
 mod releases;
 mod store_pause;
 mod sync;
+mod tasks;
 mod tick;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -503,6 +504,7 @@ impl Protocol {
             Message::Unknown { message_type, payload } if message_type == "task_sync_request" => {
                 self.on_task_sync_request(peer, &payload)?
             }
+            Message::Unknown { message_type, payload } if message_type == "task" => self.on_task(peer, &payload)?,
             Message::Unknown { message_type, .. } => {
                 // Only 0.5.0 and later speak of tasks: such a peer takes records with `task_id`.
                 if message_type.starts_with("task") {

@@ -101,8 +101,9 @@ pub struct PeerState {
     /// It reads signed control events only in 0.3.10's native form (it sent one so, or showed
     /// it is 0.5.0 or later): it gets that form; the others get our extended one.
     pub native_controls: bool,
-    /// When it last had a control sync answered.
+    /// When it last had a control sync answered, and a task sync.
     pub last_control_sync: Option<Millis>,
+    pub last_task_sync: Option<Millis>,
     /// It was sent `task_sync_request` and `control_sync_request`, which tell its release.
     pub release_probed: bool,
     /// The oldest timestamp of a record it was not sent because it might be a 0.1.2 node; sent
@@ -144,6 +145,7 @@ impl PeerState {
             takes_task_id: false,
             native_controls: false,
             last_control_sync: None,
+            last_task_sync: None,
             release_probed: false,
             withheld_since: None,
             imports: {

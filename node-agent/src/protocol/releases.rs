@@ -4,7 +4,8 @@
 //! such a record goes to a Python peer only once it has shown it is 0.5.0 or later: by sending a
 //! record with `task_id` or any `task…` message. To learn that early, a peer that has said no
 //! `hello` by the end of the hello wait is sent `task_sync_request` and `control_sync_request`
-//! once (0.1.2 ignores both; 0.5.0 answers with its task manifests and `task_sync_response`, and
+//! once (0.1.2 ignores both; 0.5.0 answers with its task manifests — which we keep, see `tasks.rs` —
+//! and `task_sync_response`, and
 //! 0.3.10 and later with their signed control events, which we then keep). Until then its records
 //! are withheld (see `body_for`); when it turns out to take them, what it was not sent is sent
 //! again, as a sync answer from the oldest withheld record's timestamp, charged like any answer.
@@ -52,7 +53,8 @@ impl Protocol {
         let Some(state) = self.peers.get_mut(&peer).filter(|p| !p.release_probed) else { return Ok(()) };
         state.release_probed = true;
         let since = |n: i64| Value::Object(vec![("since".into(), Value::Number(JsonNumber::from(n)))]);
-        let task = Message::Unknown { message_type: "task_sync_request".into(), payload: since(0) };
+        let newest_task = self.store.latest_task_timestamp()?.unwrap_or(0);
+        let task = Message::Unknown { message_type: "task_sync_request".into(), payload: since(newest_task) };
         let latest = self.store.latest_control_timestamp()?.unwrap_or(0);
         let control = Message::Unknown { message_type: "control_sync_request".into(), payload: since(latest) };
         self.send(peer, &task);

@@ -16,6 +16,7 @@ mod control;
 mod frontier_class;
 mod lineage;
 mod schema;
+mod task;
 mod verdict;
 
 pub use browse::{BrowseRow, KeepPoint, ModelFrontier, NodeTally};

@@ -40,6 +40,15 @@ CREATE TABLE IF NOT EXISTS control_event (
 );
 CREATE INDEX IF NOT EXISTS control_event_experiment ON control_event(experiment_id);
 CREATE INDEX IF NOT EXISTS control_event_actor ON control_event(actor);
+CREATE TABLE IF NOT EXISTS task_manifest (
+    task_id     TEXT PRIMARY KEY,                  -- SHA-256 of the signed manifest
+    created_by  TEXT NOT NULL,
+    timestamp   INTEGER NOT NULL,                  -- the creator's
+    received_at INTEGER NOT NULL,
+    manifest    TEXT NOT NULL                      -- the verified manifest as it came, compact JSON
+);
+CREATE INDEX IF NOT EXISTS task_manifest_timestamp ON task_manifest(timestamp);
+CREATE INDEX IF NOT EXISTS task_manifest_creator ON task_manifest(created_by);
 CREATE TABLE IF NOT EXISTS rejected (
     id           TEXT PRIMARY KEY,                 -- a record a dispute found false
     ground_truth REAL NOT NULL,

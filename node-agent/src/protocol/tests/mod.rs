@@ -15,6 +15,7 @@ mod control_caps;
 mod control_sync;
 mod peer_tables;
 mod store_pause;
+mod tasks;
 
 fn core(config: ProtocolConfig) -> Protocol {
     Protocol::new(config, Identity::from_seed([1; 32]), 7470, DagStore::open_in_memory().unwrap())

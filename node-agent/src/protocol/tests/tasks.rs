@@ -1,0 +1,91 @@
+//! Task manifests: verified, stored once, relayed only to peers that read them, served in a
+//! task sync; a forgery punished, what Python would fail on dropped unpunished.
+
+use spore_spec::TaskManifest;
+use spore_spec::json::Value;
+
+use super::*;
+
+fn task(manifest: &TaskManifest) -> Message {
+    Message::Unknown { message_type: "task".into(), payload: manifest.to_value() }
+}
+
+fn tasks_sent_to(actions: &[Action], to: PeerId) -> Vec<TaskManifest> {
+    messages_to(actions, to)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Unknown { message_type, payload } if message_type == "task" => {
+                TaskManifest::from_value(&payload).ok()
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn with(manifest: &TaskManifest, key: &str, value: Value) -> Message {
+    let Value::Object(mut entries) = manifest.to_value() else { unreachable!() };
+    entries.retain(|(k, _)| k != key);
+    entries.push((key.into(), value));
+    Message::Unknown { message_type: "task".into(), payload: Value::Object(entries) }
+}
+
+#[test]
+fn a_manifest_is_stored_once_and_relayed_only_to_peers_that_read_tasks() {
+    let mut core = core(ProtocolConfig::default());
+    for peer in 1..=4 {
+        connect(&mut core, peer, Direction::Inbound);
+    }
+    // 2 is ours, 3 showed a newer release, 4 may be a 0.1.2 node.
+    on(&mut core, 2, frame(&hello_with(2, &["task_id"])));
+    on(
+        &mut core,
+        3,
+        frame(&Message::Unknown { message_type: "task_sync_response".into(), payload: Value::Object(vec![]) }),
+    );
+    let manifest = TaskManifest::signed(&Identity::from_seed([6; 32]), "a task", 300, 1_773_000_000);
+    let first = on(&mut core, 1, frame(&task(&manifest)));
+    assert_eq!(tasks_sent_to(&first, 2), [manifest.clone()]);
+    assert_eq!(tasks_sent_to(&first, 3), [manifest.clone()]);
+    assert!(tasks_sent_to(&first, 4).is_empty());
+    assert_eq!((core.store().task_count().unwrap(), core.stats().tasks_accepted), (1, 1));
+    // Again: stored already, relayed no more.
+    let again = on(&mut core, 3, frame(&task(&manifest)));
+    assert!((1..=4).all(|p| tasks_sent_to(&again, p).is_empty()));
+    assert!(core.peers().all(|(_, p)| p.misbehaviour == 0));
+}
+
+#[test]
+fn a_forged_manifest_is_punished_and_one_python_would_fail_on_is_dropped() {
+    let mut core = core(ProtocolConfig::default());
+    connect(&mut core, 1, Direction::Inbound);
+    connect(&mut core, 2, Direction::Inbound);
+    on(&mut core, 2, frame(&hello_with(2, &["task_id"])));
+    let manifest = TaskManifest::signed(&Identity::from_seed([6; 32]), "a task", 300, 1_773_000_000);
+    let unknown_key = on(&mut core, 1, frame(&with(&manifest, "priority", Value::Number(JsonNumber::from(1)))));
+    assert!(tasks_sent_to(&unknown_key, 2).is_empty());
+    assert_eq!(core.peers().find(|(id, _)| **id == 1).map(|(_, p)| p.misbehaviour), Some(0));
+    let forged = on(&mut core, 1, frame(&with(&manifest, "time_budget", Value::Number(JsonNumber::from(30)))));
+    assert!(tasks_sent_to(&forged, 2).is_empty());
+    assert!(core.peers().find(|(id, _)| **id == 1).is_some_and(|(_, p)| p.misbehaviour > 0));
+    assert_eq!((core.store().task_count().unwrap(), core.stats().tasks_rejected), (0, 2));
+}
+
+#[test]
+fn a_task_sync_gets_the_manifests_after_since_then_the_end_marker() {
+    let mut core = core(ProtocolConfig::default());
+    connect(&mut core, 1, Direction::Inbound);
+    connect(&mut core, 2, Direction::Inbound);
+    let creator = Identity::from_seed([6; 32]);
+    let manifests: Vec<TaskManifest> =
+        (0..3).map(|n| TaskManifest::signed(&creator, &format!("task {n}"), 300, 1_773_000_000 + n)).collect();
+    for manifest in &manifests {
+        on(&mut core, 1, frame(&task(manifest)));
+    }
+    let since = Value::Object(vec![("since".into(), Value::Number(JsonNumber::from(1_773_000_000)))]);
+    let asked = on(&mut core, 2, frame(&Message::Unknown { message_type: "task_sync_request".into(), payload: since }));
+    assert_eq!(tasks_sent_to(&asked, 2), manifests[1..]);
+    let answer = messages_to(&asked, 2);
+    let Some(Message::Unknown { message_type, payload }) = answer.last() else { panic!("{answer:?}") };
+    assert_eq!(message_type, "task_sync_response");
+    assert_eq!(payload.get("count"), Some(&Value::Number(JsonNumber::from(2))));
+}

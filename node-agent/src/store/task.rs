@@ -1,0 +1,63 @@
+//! Verified task manifests (`sporemesh` 0.5.0 and later), one per `task_id`, kept as they came
+//! so they are relayed and synced to Python peers unchanged.
+
+use rusqlite::OptionalExtension;
+use spore_spec::TaskManifest;
+use spore_spec::encode::{KeyOrder, to_compact_string};
+
+use super::{DagStore, StoreError};
+
+impl DagStore {
+    /// Whether the manifest of `task_id` is stored.
+    pub fn has_task(&self, task_id: &str) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM task_manifest WHERE task_id = ?1")?;
+        Ok(stmt.query_row([task_id], |_| Ok(())).optional()?.is_some())
+    }
+
+    /// How many stored manifests `created_by` signed.
+    pub fn task_count_by(&self, created_by: &str) -> Result<u64, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT COUNT(*) FROM task_manifest WHERE created_by = ?1")?;
+        Ok(stmt.query_row([created_by], |row| row.get::<_, i64>(0))?.max(0) as u64)
+    }
+
+    /// Stores a verified manifest; false when it was there already.
+    pub fn insert_task(&self, manifest: &TaskManifest, received_at: i64) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO task_manifest (task_id, created_by, timestamp, received_at, manifest)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let inserted = stmt.execute(rusqlite::params![
+            manifest.task_id,
+            manifest.created_by,
+            manifest.timestamp,
+            received_at,
+            to_compact_string(&manifest.to_value(), KeyOrder::AsGiven),
+        ])?;
+        Ok(inserted == 1)
+    }
+
+    /// Manifests whose (creator-chosen) timestamp is after `timestamp`, oldest first: what a
+    /// Python peer's task sync asks for (its `timestamp > ?`).
+    pub fn tasks_since(&self, timestamp: i64, limit: usize) -> Result<Vec<TaskManifest>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT manifest FROM task_manifest WHERE timestamp > ?1 ORDER BY timestamp, task_id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![timestamp, limit as i64], |row| row.get::<_, String>(0))?;
+        let mut manifests = Vec::new();
+        for manifest in rows {
+            let parsed = spore_spec::json::parse(&manifest?).ok().and_then(|v| TaskManifest::from_value(&v).ok());
+            manifests.extend(parsed);
+        }
+        Ok(manifests)
+    }
+
+    /// The newest stored manifest's timestamp: where a task sync we ask for starts.
+    pub fn latest_task_timestamp(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn.query_row("SELECT max(timestamp) FROM task_manifest", [], |row| row.get::<_, Option<i64>>(0))?)
+    }
+
+    /// How many manifests are stored.
+    pub fn task_count(&self) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row("SELECT count(*) FROM task_manifest", [], |row| row.get::<_, i64>(0))?.max(0) as u64)
+    }
+}

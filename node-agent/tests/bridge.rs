@@ -1,6 +1,7 @@
-//! The lab's bridge to the public mesh, against real Python 0.1.2 peers standing in for public
-//! nodes: with export `own` a record imported from one public peer never reaches another,
-//! while the lab's own records do; with import `frontier` the public mesh's discards stay out.
+//! The lab's bridge to the public mesh, against real Python peers (0.1.2, and 0.5.0 as the mesh
+//! runs today) standing in for public nodes: with export `own` a record imported from one public
+//! peer never reaches another, while the lab's own records do; with import `frontier` the public
+//! mesh's discards stay out; a public peer's task manifest is kept but never passed on.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly
 
@@ -26,12 +27,22 @@ fn stored(node: &SporeNode) -> Vec<ExperimentRecord> {
 
 #[test]
 fn the_bridge_exports_only_its_own_records_and_imports_only_keeps() {
-    spore_tests::python::require_python();
+    bridge_to_public_peers_of("0.1.2");
+}
+
+#[test]
+fn the_bridge_to_0_5_0_public_peers_exports_only_its_own_records_and_tasks() {
+    bridge_to_public_peers_of("0.5.0");
+}
+
+fn bridge_to_public_peers_of(version: &'static str) {
+    spore_tests::python::require_python_of(version);
     let root = tempfile::tempdir().unwrap();
     let options = |publish| PythonNodeOptions {
         genesis: true,
         publish,
         publish_delay: Duration::from_secs(4),
+        version: Some(version),
         ..Default::default()
     };
     let source = PythonNode::start(&root.path().join("p1"), free_port().unwrap(), &options(12));
@@ -105,5 +116,17 @@ fn the_bridge_exports_only_its_own_records_and_imports_only_keeps() {
     assert_eq!(at_other, lab_ids, "export own: nothing imported from the source reached the other public peer");
     let stats = &bridge.status()["stats"];
     assert!(stats["records_not_imported"].as_u64().unwrap_or(0) >= 4, "{stats}");
+    if version != "0.1.2" {
+        // The source's task came in and stayed in the lab.
+        assert_eq!(stats["tasks_accepted"], 1, "{stats}");
+        assert_eq!(source.tasks().len(), 1);
+        assert!(
+            !other.tasks().contains(&source.tasks()[0]),
+            "export own: the source's task reached the other public peer: {:?} {:?}\n{}",
+            other.tasks(),
+            source.tasks(),
+            bridge.log()
+        );
+    }
     drop(stream);
 }

@@ -7,7 +7,8 @@
 //! its sender the points of a forged control event; a malformed one is dropped unpunished (a
 //! later release may add a field). Each creator has at most [`MAX_TASKS_PER_CREATOR`] stored.
 //! A manifest goes only to peers that take task ids (our nodes, and Python peers that showed they
-//! are 0.5.0 or later): an older node has no use for it. A `task_sync_request {since}` gets the
+//! are 0.5.0 or later): an older node has no use for it. Across the bridge a manifest goes where
+//! a record from the same side would (the export policy), and none comes in with import `none`. A `task_sync_request {since}` gets the
 //! stored manifests stamped after `since` (at most [`MAX_TASK_SYNC`], charged to the asker), then
 //! `task_sync_response {since, count}`; a repeat within `min_sync_interval` is dropped unpunished.
 
@@ -29,7 +30,8 @@ impl Protocol {
     pub(super) fn on_task(&mut self, peer: PeerId, payload: &Value) -> Result<(), StoreError> {
         // Only 0.5.0 and later (and our nodes) send tasks.
         self.learned_newer_release(peer)?;
-        if self.ingest_paused() {
+        let from_public = self.is_public(peer);
+        if self.ingest_paused() || (from_public && !self.may_ask(peer)) {
             self.stats.tasks_rejected += 1;
             return Ok(());
         }
@@ -58,13 +60,18 @@ impl Protocol {
             tracing::debug!(peer, creator = %manifest.created_by, "task manifest over its creator's cap");
             return Ok(());
         }
-        if !self.store.insert_task(&manifest, self.unix_now)? {
+        if !self.store.insert_task(&manifest, self.unix_now, from_public)? {
             return Ok(());
         }
         self.stats.tasks_accepted += 1;
+        tracing::debug!(peer, task_id = %manifest.task_id, from_public, "task manifest stored");
         let body = Bytes::from(task_message(&manifest).encode_body());
-        let targets: Vec<PeerId> =
-            self.peers.keys().copied().filter(|p| *p != peer && self.may_tell(*p) && self.takes_task_id(*p)).collect();
+        let targets: Vec<PeerId> = self
+            .peers
+            .keys()
+            .copied()
+            .filter(|p| *p != peer && self.may_export(*p, from_public) && self.takes_task_id(*p))
+            .collect();
         for target in targets {
             self.send_body(target, body.clone());
         }
@@ -88,7 +95,11 @@ impl Protocol {
         let after =
             since.as_i64().unwrap_or_else(|| since.as_f64().floor().clamp(i64::MIN as f64, i64::MAX as f64) as i64);
         let mut count = 0i64;
-        for manifest in self.store.tasks_since(after, MAX_TASK_SYNC)? {
+        if !self.may_tell(peer) {
+            return Ok(());
+        }
+        let imported = self.may_export(peer, true);
+        for manifest in self.store.tasks_since(after, MAX_TASK_SYNC, imported)? {
             if !self.answer(peer, Bytes::from(task_message(&manifest).encode_body())) {
                 break;
             }

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS task_manifest (
     created_by  TEXT NOT NULL,
     timestamp   INTEGER NOT NULL,                  -- the creator's
     received_at INTEGER NOT NULL,
+    imported    INTEGER NOT NULL,                  -- 1 when it came in over the bridge
     manifest    TEXT NOT NULL                      -- the verified manifest as it came, compact JSON
 );
 CREATE INDEX IF NOT EXISTS task_manifest_timestamp ON task_manifest(timestamp);

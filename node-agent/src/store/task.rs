@@ -20,29 +20,33 @@ impl DagStore {
         Ok(stmt.query_row([created_by], |row| row.get::<_, i64>(0))?.max(0) as u64)
     }
 
-    /// Stores a verified manifest; false when it was there already.
-    pub fn insert_task(&self, manifest: &TaskManifest, received_at: i64) -> Result<bool, StoreError> {
+    /// Stores a verified manifest (`imported`: it came from a public peer of the bridge); false
+    /// when it was there already.
+    pub fn insert_task(&self, manifest: &TaskManifest, received_at: i64, imported: bool) -> Result<bool, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "INSERT OR IGNORE INTO task_manifest (task_id, created_by, timestamp, received_at, manifest)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR IGNORE INTO task_manifest (task_id, created_by, timestamp, received_at, imported, manifest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         let inserted = stmt.execute(rusqlite::params![
             manifest.task_id,
             manifest.created_by,
             manifest.timestamp,
             received_at,
+            imported,
             to_compact_string(&manifest.to_value(), KeyOrder::AsGiven),
         ])?;
         Ok(inserted == 1)
     }
 
     /// Manifests whose (creator-chosen) timestamp is after `timestamp`, oldest first: what a
-    /// Python peer's task sync asks for (its `timestamp > ?`).
-    pub fn tasks_since(&self, timestamp: i64, limit: usize) -> Result<Vec<TaskManifest>, StoreError> {
+    /// Python peer's task sync asks for (its `timestamp > ?`); imported ones only if `imported`.
+    pub fn tasks_since(&self, timestamp: i64, limit: usize, imported: bool) -> Result<Vec<TaskManifest>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT manifest FROM task_manifest WHERE timestamp > ?1 ORDER BY timestamp, task_id LIMIT ?2",
+            "SELECT manifest FROM task_manifest WHERE timestamp > ?1 AND (?3 OR imported = 0)
+             ORDER BY timestamp, task_id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(rusqlite::params![timestamp, limit as i64], |row| row.get::<_, String>(0))?;
+        let rows =
+            stmt.query_map(rusqlite::params![timestamp, limit as i64, imported], |row| row.get::<_, String>(0))?;
         let mut manifests = Vec::new();
         for manifest in rows {
             let parsed = spore_spec::json::parse(&manifest?).ok().and_then(|v| TaskManifest::from_value(&v).ok());

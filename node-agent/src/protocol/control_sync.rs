@@ -37,6 +37,9 @@ impl Protocol {
         if !self.control_sync_due(peer) {
             return Ok(());
         }
+        if self.serve_controls_by_row(peer, payload)? {
+            return Ok(());
+        }
         let since = since(payload);
         let after =
             since.as_i64().unwrap_or_else(|| since.as_f64().floor().clamp(i64::MIN as f64, i64::MAX as f64) as i64);

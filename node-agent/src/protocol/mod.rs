@@ -19,6 +19,7 @@ mod charges;
 mod code;
 mod config;
 mod control;
+mod control_seq;
 mod control_sync;
 mod events;
 mod handshake;
@@ -53,8 +54,14 @@ use charges::message_tokens;
 use sync::SyncServe;
 
 /// Capabilities we announce in `hello`.
-pub const CAPABILITIES: [&str; 5] =
-    ["sync-seq", "get_records", announce::ANNOUNCE, spore_spec::handshake::AUTH_CAPABILITY, ingest::TASK_ID_CAPABILITY];
+pub const CAPABILITIES: [&str; 6] = [
+    "sync-seq",
+    "get_records",
+    announce::ANNOUNCE,
+    spore_spec::handshake::AUTH_CAPABILITY,
+    ingest::TASK_ID_CAPABILITY,
+    control_seq::CONTROL_SEQ,
+];
 
 /// A peer we keep dialing (configured, known, or learned by PEX).
 #[derive(Debug, Clone)]
@@ -505,6 +512,9 @@ impl Protocol {
                 self.on_task_sync_request(peer, &payload)?
             }
             Message::Unknown { message_type, payload } if message_type == "task" => self.on_task(peer, &payload)?,
+            Message::Unknown { message_type, payload } if message_type == "control_sync_response" => {
+                self.on_control_sync_response(peer, &payload)?
+            }
             Message::Unknown { message_type, .. } => {
                 // Only 0.5.0 and later speak of tasks: such a peer takes records with `task_id`.
                 if message_type.starts_with("task") {

@@ -112,3 +112,77 @@ fn what_a_python_peer_was_not_sent_goes_to_it_once_it_shows_a_newer_release() {
     assert!(records_sent_to(&again, 2).is_empty());
     assert!(core.peers().all(|(_, p)| p.misbehaviour == 0));
 }
+
+/// Our nodes catch up by the server's rows, whatever the events' timestamps, and a proven peer's
+/// `last_rowid` becomes the cursor of the next request.
+#[test]
+fn our_nodes_catch_up_on_control_events_by_row_and_keep_a_proven_peer_s_cursor() {
+    use spore_spec::handshake::{AUTH_CAPABILITY, sign_auth};
+
+    let mut server = core(ProtocolConfig::default());
+    connect(&mut server, 1, Direction::Inbound);
+    connect(&mut server, 2, Direction::Inbound);
+    on(&mut server, 2, frame(&hello_with(2, &["sync-seq", "control-seq"])));
+    let challenger = Identity::from_seed([3; 32]);
+    // Signed with timestamps going back in time: a timestamp cursor would miss the later ones.
+    let events: Vec<ControlEvent> = (0..3)
+        .map(|n| ControlEvent::challenge(&challenger, &format!("{n}").repeat(64), 1.2, "H100", 1_773_000_000 - n))
+        .collect();
+    for event in &events {
+        on(&mut server, 1, frame(&Message::Signed(Box::new(event.clone()))));
+    }
+    let by_row = Value::Object(vec![
+        ("since".into(), Value::Number(JsonNumber::from(0))),
+        ("after_rowid".into(), Value::Number(JsonNumber::from(1))),
+    ]);
+    let answer = messages_to(
+        &on(&mut server, 2, frame(&Message::Unknown { message_type: "control_sync_request".into(), payload: by_row })),
+        2,
+    );
+    assert!(
+        matches!(&answer[..], [Message::Signed(a), Message::Signed(b), Message::Unknown { .. }]
+        if **a == events[1] && **b == events[2]),
+        "{answer:?}"
+    );
+    let Message::Unknown { payload, .. } = &answer[2] else { unreachable!() };
+    assert_eq!(payload.get("last_rowid"), Some(&Value::Number(JsonNumber::from(3))));
+
+    // The asker: a peer of ours that proves its key is asked from our cursor for it.
+    let mut asker = core(ProtocolConfig::default());
+    let peer_node = Identity::from_seed([21; 32]);
+    let connected =
+        asker.handle(Event::Connected { peer: 1, remote: remote(40_001), direction: Direction::Inbound }, 1_000, 0);
+    let nonce = messages_to(&connected, 1)
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Hello { nonce, .. } => nonce,
+            _ => None,
+        })
+        .unwrap();
+    let hello = Message::Hello {
+        node_id: peer_node.node_id(),
+        listen_port: 7470,
+        capabilities: ["sync-seq", AUTH_CAPABILITY, "control-seq"].iter().map(|c| c.to_string()).collect(),
+        agent: "spore-rs".into(),
+        nonce: Some("their-nonce".into()),
+    };
+    let hello_sent = on(&mut asker, 1, frame(&hello));
+    on(&mut asker, 1, frame(&Message::Auth { signature: sign_auth(&peer_node, &nonce, 7470) }));
+    let after_rowid = |actions: &[Action]| {
+        messages_to(actions, 1).into_iter().find_map(|m| match m {
+            Message::Unknown { message_type, payload } if message_type == "control_sync_request" => {
+                payload.get("after_rowid").cloned()
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(after_rowid(&hello_sent), Some(Value::Number(JsonNumber::from(0))), "{hello_sent:?}");
+    on(
+        &mut asker,
+        1,
+        frame(&Message::Unknown { message_type: "control_sync_response".into(), payload: payload.clone() }),
+    );
+    let later = ProtocolConfig::default().resync_interval.as_millis() as u64 + 2_000;
+    let resync = asker.handle(Event::Tick, later, 1_773_100_000);
+    assert_eq!(after_rowid(&resync), Some(Value::Number(JsonNumber::from(3))), "{resync:?}");
+}

@@ -9,6 +9,7 @@
 //! - [`cluster`]: publishing the operator's finished Experiments (`--kubernetes-node`);
 //! - [`identity_file`] and [`record_tools`] (`spore record …`).
 
+pub mod autoresearch;
 pub mod cluster;
 pub mod explorer;
 pub mod grpc;

@@ -1,12 +1,14 @@
 //! Subcommands of `spore`, the Python CLI's and ours: `run` and the daemon (`start`, `stop`,
 //! `log`), queries (`status`, `frontier`, `graph`, `info`, `peer`), settings (`set`, `connect`,
-//! `disconnect`, `init`, `clean`), `record` (check, sign, export). Every command honours
+//! `disconnect`, `init`, `clean`), `record` (check, sign, export), `import autoresearch`. Every
+//! command honours
 //! `--data-dir`.
 
 mod admin;
 mod daemon;
 mod exec;
 mod explorer;
+mod import;
 mod jail;
 mod metric;
 mod node_config;
@@ -79,6 +81,11 @@ enum Command {
     Frontier(query::FrontierArgs),
     /// The research DAG.
     Graph(query::GraphArgs),
+    /// Bring experiments run elsewhere into the graph as this node's records.
+    Import {
+        #[command(subcommand)]
+        command: import::ImportCommand,
+    },
 }
 
 fn default_data_dir() -> PathBuf {
@@ -117,5 +124,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => query::status(args),
         Command::Frontier(args) => query::frontier(args),
         Command::Graph(args) => query::graph(args),
+        Command::Import { command } => import::run(command),
     }
 }

@@ -1,7 +1,6 @@
 //! `spore import autoresearch DIR`: an autoresearch run's experiments as this node's signed
-//! records (see `spore_agent::autoresearch`), stored with their code; a running node serves them
-//! to its peers' syncs, and `spore run` gossips them on its next start. `--dry-run` prints the
-//! records and stores nothing.
+//! records (see `spore_agent::autoresearch`), stored with their code; the node serves them in
+//! the syncs its peers ask for. `--dry-run` prints the records and stores nothing.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -44,8 +44,8 @@ fn a_manifest_is_stored_once_and_relayed_only_to_peers_that_read_tasks() {
     );
     let manifest = TaskManifest::signed(&Identity::from_seed([6; 32]), "a task", 300, 1_773_000_000);
     let first = on(&mut core, 1, frame(&task(&manifest)));
-    assert_eq!(tasks_sent_to(&first, 2), [manifest.clone()]);
-    assert_eq!(tasks_sent_to(&first, 3), [manifest.clone()]);
+    assert_eq!(tasks_sent_to(&first, 2), std::slice::from_ref(&manifest));
+    assert_eq!(tasks_sent_to(&first, 3), std::slice::from_ref(&manifest));
     assert!(tasks_sent_to(&first, 4).is_empty());
     assert_eq!((core.store().task_count().unwrap(), core.stats().tasks_accepted), (1, 1));
     // Again: stored already, relayed no more.

@@ -4,18 +4,12 @@
 #![allow(clippy::unwrap_used)] // a test fails loudly
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use spore_tests::nodes::{PythonNode, PythonNodeOptions, SporeNode, free_port, wait_until, wait_until_or};
+use spore_tests::nodes::{PythonNode, PythonNodeOptions, SporeNode, free_port, test_dir, wait_until, wait_until_or};
 
 const SPORE: &str = env!("CARGO_BIN_EXE_spore");
-
-fn dir(test: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::Builder::new().prefix(test).tempdir().unwrap();
-    let path = tmp.path().to_path_buf();
-    (tmp, path)
-}
 
 fn spore(data_dir: &Path, peers: &[String]) -> SporeNode {
     SporeNode::start(Path::new(SPORE), data_dir, free_port().unwrap(), peers)
@@ -27,7 +21,7 @@ fn exported_ids(node: &SporeNode) -> HashSet<String> {
 
 #[test]
 fn python_records_relay_through_a_rust_node_to_another_python_node() {
-    let (_tmp, root) = dir("relay");
+    let (_tmp, root) = test_dir("relay");
     let publisher = PythonNode::start(
         &root.join("p1"),
         free_port().unwrap(),
@@ -50,7 +44,7 @@ fn python_records_relay_through_a_rust_node_to_another_python_node() {
 
 #[test]
 fn rust_syncs_from_python_and_a_fresh_python_node_syncs_from_rust() {
-    let (_tmp, root) = dir("sync");
+    let (_tmp, root) = test_dir("sync");
     let origin = PythonNode::start(
         &root.join("p1"),
         free_port().unwrap(),
@@ -81,7 +75,7 @@ fn rust_syncs_from_python_and_a_fresh_python_node_syncs_from_rust() {
 
 #[test]
 fn a_line_of_python_and_rust_nodes_converges() {
-    let (_tmp, root) = dir("line");
+    let (_tmp, root) = test_dir("line");
     let p1 = PythonNode::start(
         &root.join("p1"),
         free_port().unwrap(),
@@ -108,7 +102,7 @@ fn a_line_of_python_and_rust_nodes_converges() {
 
 #[test]
 fn pex_hands_python_only_dialable_addresses() {
-    let (_tmp, root) = dir("pex");
+    let (_tmp, root) = test_dir("pex");
     let far = spore(&root.join("r2"), &[]);
     let near = spore(&root.join("r1"), &[far.address()]);
     wait_until(Duration::from_secs(10), "r1 to connect to r2", || {
@@ -138,7 +132,7 @@ fn python_peers_tolerate_signed_control_events_and_code_messages() {
     use std::io::Write;
 
     use spore_spec::{ControlEvent, Identity, Message};
-    let (_tmp, root) = dir("control");
+    let (_tmp, root) = test_dir("control");
     let python = PythonNode::start(
         &root.join("p"),
         free_port().unwrap(),
@@ -186,7 +180,7 @@ fn push_as_newer_peer(node: &SporeNode, records: &[spore_spec::ExperimentRecord]
 
 #[test]
 fn a_0_1_2_peer_never_receives_a_record_that_would_make_it_disconnect() {
-    let (_tmp, root) = dir("tasks");
+    let (_tmp, root) = test_dir("tasks");
     let python = PythonNode::start(
         &root.join("p"),
         free_port().unwrap(),

@@ -9,19 +9,13 @@
 #![allow(clippy::unwrap_used)] // a test fails loudly
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use spore_spec::{ExperimentRecord, Identity};
-use spore_tests::nodes::{PythonNode, PythonNodeOptions, SporeNode, free_port, wait_until_or};
+use spore_tests::nodes::{PythonNode, PythonNodeOptions, SporeNode, free_port, test_dir, wait_until_or};
 
 const SPORE: &str = env!("CARGO_BIN_EXE_spore");
-
-fn dir(test: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::Builder::new().prefix(test).tempdir().unwrap();
-    let path = tmp.path().to_path_buf();
-    (tmp, path)
-}
 
 fn spore(data_dir: &Path, peers: &[String]) -> SporeNode {
     SporeNode::start(Path::new(SPORE), data_dir, free_port().unwrap(), peers)
@@ -29,6 +23,14 @@ fn spore(data_dir: &Path, peers: &[String]) -> SporeNode {
 
 fn python(data_dir: &Path, options: PythonNodeOptions) -> PythonNode {
     PythonNode::start(data_dir, free_port().unwrap(), &options)
+}
+
+/// A Python node of `version` that joins through `rust` alone (its origin is gone).
+fn fresh_python_behind(rust: &SporeNode, root: &Path, version: &'static str) -> PythonNode {
+    python(
+        &root.join("p2"),
+        PythonNodeOptions { peers: vec![rust.address()], version: Some(version), ..Default::default() },
+    )
 }
 
 fn exported(node: &SporeNode) -> Vec<ExperimentRecord> {
@@ -53,7 +55,7 @@ fn assert_no_one_punished(node: &SporeNode) {
 /// that release: the receiver stores exactly what the publisher stored (every field, `task_id`
 /// and `version` included), and so does the Rust node.
 fn relay_through_rust(version: &'static str) {
-    let (_tmp, root) = dir(&format!("relay-{version}"));
+    let (_tmp, root) = test_dir(&format!("relay-{version}"));
     let publisher = python(
         &root.join("p1"),
         PythonNodeOptions {
@@ -97,7 +99,7 @@ fn relay_through_rust(version: &'static str) {
 /// Records pushed into a Rust node by one of ours (version 1, no task) reach a Python node of
 /// `version` dialed by it, which keeps them under their original ids.
 fn rust_records_reach(version: &'static str) {
-    let (_tmp, root) = dir(&format!("to-{version}"));
+    let (_tmp, root) = test_dir(&format!("to-{version}"));
     let receiver =
         python(&root.join("p"), PythonNodeOptions { genesis: true, version: Some(version), ..Default::default() });
     let rust = spore(&root.join("r"), &[receiver.address()]);
@@ -115,7 +117,7 @@ fn rust_records_reach(version: &'static str) {
 /// A Rust node syncs a Python node's history, the Python node goes away, and a fresh Python
 /// node of the same release syncs that history from the Rust node, byte-exact.
 fn sync_both_ways(version: &'static str) {
-    let (_tmp, root) = dir(&format!("sync-{version}"));
+    let (_tmp, root) = test_dir(&format!("sync-{version}"));
     let origin = python(
         &root.join("p1"),
         PythonNodeOptions { genesis: true, publish: 25, version: Some(version), ..Default::default() },
@@ -131,10 +133,7 @@ fn sync_both_ways(version: &'static str) {
         || rust.log(),
     );
     drop(origin);
-    let fresh = python(
-        &root.join("p2"),
-        PythonNodeOptions { peers: vec![rust.address()], version: Some(version), ..Default::default() },
-    );
+    let fresh = fresh_python_behind(&rust, &root, version);
     wait_until_or(
         Duration::from_secs(40),
         "the fresh Python node to sync 25 records",
@@ -158,7 +157,7 @@ fn sync_both_ways(version: &'static str) {
 /// of `version` for its events and keeps every one, and a fresh Python node of that release gets
 /// them all from the Rust node by its own control sync.
 fn control_events_cross(version: &'static str) {
-    let (_tmp, root) = dir(&format!("control-{version}"));
+    let (_tmp, root) = test_dir(&format!("control-{version}"));
     let origin = python(
         &root.join("p1"),
         PythonNodeOptions { genesis: true, publish: 5, verify: 5, version: Some(version), ..Default::default() },
@@ -178,10 +177,7 @@ fn control_events_cross(version: &'static str) {
         || format!("{}\n{}", rust.status(), rust.log()),
     );
     drop(origin);
-    let fresh = python(
-        &root.join("p2"),
-        PythonNodeOptions { peers: vec![rust.address()], version: Some(version), ..Default::default() },
-    );
+    let fresh = fresh_python_behind(&rust, &root, version);
     wait_until_or(
         Duration::from_secs(40),
         "the fresh Python node to get the 5 events",
@@ -258,7 +254,7 @@ fn history_syncs_both_ways_with_0_6_3() {
 /// version-2 record, which would make it disconnect); nobody is punished.
 #[test]
 fn a_line_of_0_1_2_rust_0_5_0_rust_converges_without_a_disconnect() {
-    let (_tmp, root) = dir("line");
+    let (_tmp, root) = test_dir("line");
     let old = python(
         &root.join("p1"),
         PythonNodeOptions { genesis: true, publish: 12, publish_delay: Duration::from_secs(3), ..Default::default() },

@@ -12,6 +12,13 @@ use nix::unistd::Pid;
 
 pub use crate::testenv::ports::free_port;
 
+/// A temporary directory named after the test (removed when the handle drops), and its path.
+pub fn test_dir(prefix: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::Builder::new().prefix(prefix).tempdir().expect("create a temporary directory");
+    let path = tmp.path().to_path_buf();
+    (tmp, path)
+}
+
 /// Polls `check` every 50 ms until it holds; panics with `what` after `timeout`.
 pub fn wait_until(timeout: Duration, what: &str, check: impl FnMut() -> bool) {
     wait_until_or(timeout, what, check, String::new);

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
 //! The administrative commands, each honouring `--data-dir`: init, info, connect, disconnect,
-//! peer, set, start, stop, log, clean, explorer.
+//! peer, set, start, stop, log, clean, explorer; and the log format.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -135,4 +135,27 @@ fn clean_asks_first_and_deletes_only_when_told() {
     stdout(&spore(&["init"], &data));
     stdout(&spore(&["clean", "--yes"], &data));
     assert!(!data.exists());
+}
+
+/// `SPORE_LOG_FORMAT=json` (or `--log-format json`): the running node logs one JSON object per
+/// line, the event's fields at the top level.
+#[test]
+fn a_node_logs_json_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = spore_tests::nodes::SporeNode::start_with_env(
+        Path::new(SPORE),
+        tmp.path(),
+        free_port().unwrap(),
+        &[],
+        &[("SPORE_LOG_FORMAT", "json")],
+    );
+    wait_until(Duration::from_secs(10), "the node to say it listens", || node.log().contains("node listening"));
+    let log = node.log();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(event["level"].is_string() && event["message"].is_string(), "{line}");
+    }
+    let listening = log.lines().find(|l| l.contains("node listening")).unwrap();
+    let event: Value = serde_json::from_str(listening).unwrap();
+    assert_eq!(event["local"], format!("127.0.0.1:{}", node.port), "{listening}");
 }

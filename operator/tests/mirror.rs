@@ -183,3 +183,31 @@ fn an_empty_token_file_is_refused_at_start() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is empty"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `--log-format json`: every line the operator logs (on standard output) is one JSON object a
+/// log pipeline can index (here the mirror's retries while its database is unreachable).
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "t\n").unwrap();
+    let mut child = Command::new(workspace_bin("spore-operator", "spore-operator"))
+        .args(["--log-format", "json", "mirror", "--agent", "http://127.0.0.1:1"])
+        .args(["--database-url", "postgres://nobody@127.0.0.1:1/none", "--metrics-address", "127.0.0.1:0"])
+        .arg("--agent-token-file")
+        .arg(&token)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 2, "{text}");
+    for line in lines {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(event["level"].is_string() && event["message"].is_string() && event["timestamp"].is_string(), "{line}");
+    }
+    assert!(text.contains("\"message\":\"metrics listening\""), "{text}");
+}

@@ -230,6 +230,8 @@ fn chart_lints_and_renders_against_the_real_api(c: &Cluster) -> TestResult {
         .map_err(|e| e.to_string())?;
     let refusal = c.helm(&["template", "spore", &chart, "--set", "replicaCount=0"]).err().map(|e| format!("{e:?}"));
     assert!(refusal.is_some_and(|e| e.contains("replicaCount")), "values.schema.json must refuse replicaCount=0");
+    // As a subchart it gets Helm's `global` values: the schema takes them.
+    c.helm(&["template", "spore", &chart, "--set", "global.imageRegistry=registry.lab.example"])?;
     Ok(())
 }
 

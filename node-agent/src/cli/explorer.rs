@@ -57,7 +57,7 @@ pub async fn bind_for_node(web: &WebArgs) -> anyhow::Result<Option<tokio::net::T
 pub fn run(args: ExplorerArgs) -> anyhow::Result<ExitCode> {
     // Fail on a wrong --data-dir first, as the other read commands do.
     query::open_store(&args.data_dir)?;
-    super::run::init_tracing();
+    super::logging::init();
     let data_dir = args.data_dir.data_dir.clone();
     let config = ExplorerConfig::new(&data_dir, &super::run::store_path(&data_dir));
     let runtime = tokio::runtime::Runtime::new()?;

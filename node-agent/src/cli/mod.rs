@@ -10,6 +10,7 @@ mod exec;
 mod explorer;
 mod import;
 mod jail;
+mod logging;
 mod metric;
 mod node_config;
 mod peers;
@@ -30,6 +31,9 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How logs are written: text, or one JSON object per line.
+    #[arg(long, global = true, env = "SPORE_LOG_FORMAT", value_enum, default_value_t)]
+    log_format: logging::LogFormat,
 }
 
 /// `--data-dir`, shared by every command.
@@ -102,6 +106,7 @@ fn open_input(file: &str) -> anyhow::Result<Box<dyn BufRead>> {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    logging::choose(cli.log_format);
     match cli.command {
         Command::Version => {
             println!("spore {}", env!("CARGO_PKG_VERSION"));

@@ -178,14 +178,6 @@ pub fn store_path(data_dir: &Path) -> PathBuf {
     NodeConfig::new(data_dir.to_path_buf()).store_path()
 }
 
-pub(super) fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
 /// The proposer: the LLM the environment names, else the configured one, else the built-in
 /// mutator.
 fn proposer(data_dir: &Path) -> anyhow::Result<Proposer> {
@@ -215,7 +207,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let data_dir = args.data_dir.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("create {}", data_dir.display()))?;
     let file = node_config::load(&data_dir)?;
-    init_tracing();
+    super::logging::init();
     let mut config = NodeConfig::new(data_dir.clone());
     config.port = args.port.unwrap_or(file.port);
     config.host = args.host.clone().unwrap_or(file.host);

@@ -23,6 +23,16 @@ use spore_operator::serve::{Metrics, serve};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How logs are written: text, or one JSON object per line (for a cluster's log pipeline).
+    #[arg(long, global = true, env = "SPORE_LOG_FORMAT", value_enum, default_value_t)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,10 +204,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()));
+    match cli.log_format {
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => logs.init(),
+    }
+    match cli.command {
         Command::Run(args) => run(args).await,
         Command::Mirror(args) => mirror(args).await,
     }

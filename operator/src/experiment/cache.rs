@@ -180,6 +180,12 @@ impl Cache {
         });
     }
 
+    /// The `nvidia.com/gpu.product` values of the known cluster nodes that normalise to `class`.
+    pub fn gpu_products(&self, class: &str) -> Vec<String> {
+        let nodes = self.cluster_nodes.state();
+        super::gpu_class::products_of_class(class, nodes.iter().map(|n| n.as_ref()))
+    }
+
     /// Counts `pod` as live from now on, if its GPUs fit (when `admission` is on and the nodes
     /// are known): else the [`Room`] it met. The check and the counting are one step.
     pub fn reserve(&self, pod: &Pod, admission: bool) -> Result<Reservation<'_>, Room> {

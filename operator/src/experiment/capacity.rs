@@ -118,8 +118,8 @@ fn node_selector(pod: &Pod) -> BTreeMap<String, String> {
     pod.spec.as_ref().and_then(|s| s.node_selector.clone()).unwrap_or_default()
 }
 
-/// The node is schedulable, carries the pod's node selector, and has no taint the pod does not
-/// tolerate that keeps pods off.
+/// The node is schedulable, carries the pod's node selector, meets its required node affinity
+/// (the GPU class), and has no taint the pod does not tolerate that keeps pods off.
 fn may_run_on(pod: &Pod, node: &Node) -> bool {
     let spec = node.spec.as_ref();
     if spec.and_then(|s| s.unschedulable).unwrap_or(false) {
@@ -127,6 +127,9 @@ fn may_run_on(pod: &Pod, node: &Node) -> bool {
     }
     let labels = node.metadata.labels.clone().unwrap_or_default();
     if !node_selector(pod).iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        return false;
+    }
+    if !pod.spec.as_ref().is_none_or(|s| super::gpu_class::affinity_allows(s, node)) {
         return false;
     }
     let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.clone()).unwrap_or_default();

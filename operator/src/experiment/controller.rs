@@ -16,7 +16,7 @@ use kube::{Client, Resource, ResourceExt};
 use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus, SporeNode};
 
 use super::cache::Cache;
-use super::pod::{PodSettings, inline_code, inline_code_name, is_diff, isolation_policy, pod_name, training_pod};
+use super::pod::{PodSettings, inline_code, inline_code_name, is_diff, isolation_policy, pod_name, training_pod_on};
 use super::status::{
     awaiting_candidate, desired_status, differs, is_terminal, overdue_at, overdue_status, with_conditions,
 };
@@ -106,7 +106,10 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
                 write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
                 return Ok(Action::requeue(QUEUE_POLL));
             }
-            let wanted = training_pod(&experiment, node.as_ref(), &ctx.settings);
+            let class =
+                experiment.spec.gpu.as_ref().or(node.as_ref().map(|n| &n.spec.gpu)).and_then(|g| g.gpu_class.clone());
+            let products = class.map(|class| ctx.cache.gpu_products(&class)).unwrap_or_default();
+            let wanted = training_pod_on(&experiment, node.as_ref(), &ctx.settings, &products);
             let reservation = match ctx.cache.reserve(&wanted, ctx.gpu_admission) {
                 Ok(reservation) => reservation,
                 Err(room) => {

@@ -5,5 +5,6 @@
 pub mod cache;
 pub mod capacity;
 pub mod controller;
+pub mod gpu_class;
 pub mod pod;
 pub mod status;

@@ -141,8 +141,20 @@ pub fn pod_name(experiment: &Experiment) -> String {
 }
 
 /// The pod for `experiment` of `node` (its SporeNode, when it exists: the GPU request when the
-/// Experiment names none, and the node's extra node selector and tolerations).
+/// Experiment names none, and the node's extra node selector and tolerations), with no node
+/// known to carry its GPU class's products.
 pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings: &PodSettings) -> Pod {
+    training_pod_on(experiment, node, settings, &[])
+}
+
+/// [`training_pod`], where `products` are the `nvidia.com/gpu.product` values of the cluster's
+/// nodes that normalise to the requested GPU class (see `gpu_class.rs`).
+pub fn training_pod_on(
+    experiment: &Experiment,
+    node: Option<&SporeNode>,
+    settings: &PodSettings,
+    products: &[String],
+) -> Pod {
     let spec = &experiment.spec;
     let name = experiment.metadata.name.clone().unwrap_or_default();
     let gpu = spec.gpu.clone().or_else(|| node.map(|n| n.spec.gpu.clone())).unwrap_or_default();
@@ -159,10 +171,8 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
     }
     let mut labels = BTreeMap::from([(EXPERIMENT_LABEL.to_string(), name.clone())]);
     labels.insert(NODE_LABEL.to_string(), spec.node.clone());
-    let mut node_selector = node.map(|n| n.spec.node_selector.clone()).unwrap_or_default();
-    if let Some(class) = &gpu.gpu_class {
-        node_selector.insert(GPU_CLASS_LABEL.to_string(), class.clone());
-    }
+    let node_selector = node.map(|n| n.spec.node_selector.clone()).unwrap_or_default();
+    let affinity = gpu.gpu_class.as_deref().map(|class| super::gpu_class::class_affinity(class, products));
     let mut tolerations = vec![Toleration {
         key: Some(resource.clone()),
         operator: Some("Exists".into()),
@@ -224,6 +234,7 @@ pub fn training_pod(experiment: &Experiment, node: Option<&SporeNode>, settings:
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
             node_selector: (!node_selector.is_empty()).then_some(node_selector),
+            affinity,
             tolerations: Some(tolerations),
             image_pull_secrets: settings.pull_secrets(),
             security_context: Some(PodSecurityContext {
@@ -490,8 +501,8 @@ mod tests {
         let spec = training_pod(&experiment, Some(&node), &PodSettings::new("img")).spec.unwrap();
         let limits = spec.init_containers.unwrap()[0].resources.clone().unwrap().limits.unwrap();
         assert_eq!(limits["nvidia.com/gpu"], Quantity("2".into()));
-        let selector = spec.node_selector.unwrap();
-        assert_eq!((selector["pool"].as_str(), selector[GPU_CLASS_LABEL].as_str()), ("train", "H100"));
+        assert_eq!(spec.node_selector.unwrap()["pool"], "train");
+        assert_eq!(spec.affinity, Some(crate::experiment::gpu_class::class_affinity("H100", &[])));
         let keys: Vec<_> = spec.tolerations.unwrap().iter().filter_map(|t| t.key.clone()).collect();
         assert_eq!(keys, ["nvidia.com/gpu", "dedicated"]);
         // The Experiment's own request wins; without a SporeNode, one GPU of any class.

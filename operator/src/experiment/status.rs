@@ -68,11 +68,22 @@ fn unschedulable(pod: &Pod) -> Option<String> {
         .then(|| scheduled.message.clone().unwrap_or_default())
 }
 
+/// The GPU column until the run says what it ran on: the class asked for, `CPU` for no GPU, or
+/// `any` for a GPU of any class.
+fn requested_class(experiment: &Experiment) -> String {
+    let request = experiment.spec.gpu.clone().unwrap_or_default();
+    match request.gpu_class {
+        Some(class) => class,
+        None if request.count == 0 => "CPU".into(),
+        None => "any".into(),
+    }
+}
+
 /// The status this operator owns for `experiment`, given its pod (if any).
 pub fn desired_status(experiment: &Experiment, pod: Option<&Pod>) -> ExperimentStatus {
     let mut status = ExperimentStatus {
         observed_generation: experiment.metadata.generation,
-        gpu_class: experiment.spec.gpu.as_ref().and_then(|g| g.gpu_class.clone()),
+        gpu_class: Some(requested_class(experiment)),
         ..ExperimentStatus::default()
     };
     let Some(pod) = pod else {
@@ -93,6 +104,10 @@ pub fn desired_status(experiment: &Experiment, pod: Option<&Pod>) -> ExperimentS
                 Ok(m) if m.val_bpb.is_finite() && m.val_bpb > 0.0 => {
                     status.phase = ExperimentPhase::Succeeded;
                     status.environment = m.environment();
+                    // What it ran on, in the frontier's classes.
+                    if let Some(environment) = &status.environment {
+                        status.gpu_class = Some(spore_spec::gpu_class(&environment.gpu_model));
+                    }
                     status.metrics = Some(ExperimentMetrics {
                         val_bpb: m.val_bpb,
                         num_steps: m.num_steps,

@@ -141,3 +141,25 @@ fn tolerations_match_as_kubernetes_matches_them() {
     assert!(tolerates(&toleration(None, "Exists", None, None), &gpu), "an empty key with Exists tolerates all");
     assert!(!tolerates(&toleration(Some("other"), "Exists", None, None), &gpu));
 }
+
+#[test]
+fn a_gpu_class_counts_the_nodes_whose_product_normalises_to_it() {
+    let taint = serde_json::json!({"taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]});
+    let product = |name: &str, product: &str| {
+        node(name, 8, serde_json::json!({"nvidia.com/gpu.product": product}), taint.clone())
+    };
+    let (sxm, pcie, a100) = (
+        product("sxm", "NVIDIA-H100-80GB-HBM3"),
+        product("pcie", "NVIDIA-H100-PCIe"),
+        product("a100", "NVIDIA-A100-SXM4-80GB"),
+    );
+    let nodes = [&sxm, &pcie, &a100];
+    let products = crate::experiment::gpu_class::products_of_class("H100", nodes.iter().copied());
+    let mut wants_h100 = pod("p", 24, any(), None, None);
+    wants_h100.spec.as_mut().unwrap().affinity = Some(crate::experiment::gpu_class::class_affinity("H100", &products));
+    assert_eq!(
+        room(&wants_h100, &nodes, &[]),
+        Room::Full { resource: "nvidia.com/gpu".into(), asked: 24, taken: 0, total: 16 },
+        "the two H100 products, not the A100"
+    );
+}

@@ -6,7 +6,7 @@ use spore_crds::experiment::Decision;
 use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus};
 
 use super::{desired_status, differs, overdue_at, overdue_status, with_conditions};
-use crate::experiment::pod::{DEADLINE_MARGIN_SECONDS, GPU_CLASS_LABEL, PodSettings, training_pod};
+use crate::experiment::pod::{DEADLINE_MARGIN_SECONDS, PodSettings, training_pod, training_pod_on};
 
 fn experiment() -> Experiment {
     serde_json::from_value(json!({
@@ -83,7 +83,12 @@ fn the_pod_asks_for_gpus_and_runs_restricted() {
     let container = &spec.containers[0];
     let limits = container.resources.as_ref().unwrap().limits.as_ref().unwrap();
     assert_eq!(limits["nvidia.com/gpu"].0, "2");
-    assert_eq!(spec.node_selector.unwrap()[GPU_CLASS_LABEL], "H100");
+    // Its GPU class: the override label, or (given the cluster's products) a product of the class.
+    assert_eq!(spec.affinity, Some(crate::experiment::gpu_class::class_affinity("H100", &[])));
+    let products = ["NVIDIA-H100-80GB-HBM3".to_string()];
+    let on_products = training_pod_on(&experiment(), None, &PodSettings::new("spore:test"), &products);
+    let affinity = on_products.spec.unwrap().affinity;
+    assert_eq!(affinity, Some(crate::experiment::gpu_class::class_affinity("H100", &products)));
     assert_eq!(spec.active_deadline_seconds, Some(300 + DEADLINE_MARGIN_SECONDS));
     assert_eq!(spec.automount_service_account_token, Some(false));
     assert_eq!(spec.tolerations.unwrap()[0].key.as_deref(), Some("nvidia.com/gpu"));
@@ -143,4 +148,20 @@ fn a_live_pod_is_overdue_after_its_deadline_and_grace_and_an_ended_one_never() {
     let with = with_conditions(&[], status);
     let succeeded = with.conditions.iter().find(|c| c.type_ == "Succeeded").unwrap();
     assert_eq!((succeeded.status.as_str(), succeeded.reason.as_str()), ("False", "DeadlineExceeded"));
+}
+
+#[test]
+fn the_gpu_column_says_what_was_asked_then_what_it_ran_on() {
+    let with_gpu = |gpu: serde_json::Value| {
+        let mut e = experiment();
+        e.spec.gpu = serde_json::from_value(gpu).unwrap();
+        e
+    };
+    let class = |e: &Experiment, pod: Option<&Pod>| desired_status(e, pod).gpu_class.unwrap_or_default();
+    assert_eq!(class(&experiment(), None), "H100");
+    assert_eq!(class(&with_gpu(json!({"count": 0})), None), "CPU");
+    assert_eq!(class(&with_gpu(json!({"count": 1})), None), "any");
+    // Finished: the class of the device it reported, whatever was asked.
+    let message = r#"{"val_bpb": 0.99, "num_steps": 9, "num_params": 5, "peak_vram_mb": 1.0, "gpu_model": "NVIDIA_A100-SXM4-80GB"}"#;
+    assert_eq!(class(&with_gpu(json!({"count": 1})), Some(&terminated("Succeeded", 0, message))), "A100");
 }

@@ -177,14 +177,25 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
     let messages = get(&kubectl, &["experiments"], "{.items[*].status.message}");
     assert!(messages.contains("SporeNode known runs at most 1 experiments at once"), "{messages}");
 
-    // Deleting the node removes what it owned.
+    // Deleting the node removes what it owned, but not its key.
     kubectl.run(&["delete", "sporenode", "-n", NS, "lab-node"], None).unwrap();
     let k = kubectl.clone();
     tokio::task::spawn_blocking(move || {
-        wait_until(Duration::from_secs(60), "the node's StatefulSet and Secrets to go", || {
+        wait_until(Duration::from_secs(60), "the node's StatefulSet and token Secret to go", || {
             k.run(&["get", "statefulset", "-n", NS, "lab-node"], None).is_err()
-                && k.run(&["get", "secret", "-n", NS, "lab-node-identity"], None).is_err()
                 && k.run(&["get", "secret", "-n", NS, "lab-node-grpc-token"], None).is_err()
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(get(&kubectl, &["secret", "lab-node-identity"], "{.metadata.ownerReferences}"), "");
+    // Applied again (a GitOps sync after a delete), it is the same node.
+    let again = "apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: lab-node}\nspec: {}\n";
+    kubectl.run(&["apply", "-n", NS, "-f", "-"], Some(again)).unwrap();
+    let (k, id) = (kubectl.clone(), node_id.clone());
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(30), "the re-applied node to report its id", || {
+            get(&k, &["sporenode", "lab-node"], "{.status.nodeId}") == id
         })
     })
     .await

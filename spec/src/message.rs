@@ -26,7 +26,9 @@ pub const MAX_RECORD_MESSAGE_SIZE: usize = 1024 * 1024;
 pub fn max_body_size(message_type: &str) -> usize {
     match message_type {
         "ping" | "pong" | "pex_request" | "sync_request" | "sync_response" | "hello" | "auth" => 4 * 1024,
-        "get_records" | "have" | "code_request" => 64 * 1024,
+        "control_sync_request" | "control_sync_response" | "task_sync_request" | "task_sync_response" => 4 * 1024,
+        // A task manifest is ten short strings and three numbers (0.5.0's `TaskManifest`).
+        "get_records" | "have" | "code_request" | "task" => 64 * 1024,
         "code_response" => 2 * 1024 * 1024,
         "challenge" | "challenge_response" | "dispute" | "verification" => 16 * 1024,
         "pex_response" => 256 * 1024,

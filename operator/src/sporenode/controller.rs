@@ -1,5 +1,6 @@
 //! The SporeNode controller: an identity Secret (generated once when none is named; the key is
-//! never logged) and the gRPC token Secret, then the config, Services, node-agent StatefulSet and training egress policy
+//! never logged; it outlives the SporeNode, so a node deleted and applied again is the same
+//! node) and the gRPC token Secret, then the config, Services, node-agent StatefulSet and training egress policy
 //! applied server-side under one field manager, and the status: node id, readiness,
 //! observed generation.
 
@@ -59,26 +60,37 @@ async fn ensure_identity(node: &SporeNode, secrets: &Api<Secret>) -> Result<Opti
     }
     let identity = Identity::generate();
     let data = [("private_key", identity.seed_hex()), ("node_id", identity.node_id())];
-    if create_secret(node, secrets, name, &data).await? {
+    // Not owned by the SporeNode: deleting or re-applying the SporeNode (a GitOps sync, a rename
+    // undone) must not destroy the node's key and with it its identity and reputation.
+    if create_secret(node, secrets, name, &data, false).await? {
         return Ok(Some(identity.node_id()));
     }
     // Made by a racing reconcile: its key is the one.
     Ok(secrets.get_opt(&identity_secret_name(node)).await?.as_ref().and_then(node_id_of))
 }
 
-/// Creates a Secret owned by `node` holding `data`; false when it exists already.
+/// Creates a Secret holding `data` (owned by `node` if `owned`, so it goes with it); false when
+/// it exists already.
 async fn create_secret(
     node: &SporeNode,
     secrets: &Api<Secret>,
     name: String,
     data: &[(&str, String)],
+    owned: bool,
 ) -> Result<bool, Error> {
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
             name: Some(name),
             namespace: node.metadata.namespace.clone(),
             labels: Some(BTreeMap::from([(AGENT_LABEL.to_string(), node.name_any())])),
-            owner_references: node.controller_owner_ref(&()).map(|r| vec![r]),
+            owner_references: node.controller_owner_ref(&()).map(|r| vec![r]).filter(|_| owned),
+            annotations: (!owned).then(|| {
+                BTreeMap::from([(
+                    "sporemesh.io/kept".to_string(),
+                    "the node's signing key outlives its SporeNode; delete this Secret to discard the identity"
+                        .to_string(),
+                )])
+            }),
             ..Default::default()
         },
         string_data: Some(data.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()),
@@ -101,7 +113,7 @@ async fn ensure_grpc_token(node: &SporeNode, secrets: &Api<Secret>) -> Result<()
         return Ok(());
     }
     let token: [u8; 32] = rand::random();
-    create_secret(node, secrets, name, &[(GRPC_TOKEN_KEY, hex::encode(token))]).await?;
+    create_secret(node, secrets, name, &[(GRPC_TOKEN_KEY, hex::encode(token))], true).await?;
     Ok(())
 }
 

@@ -89,6 +89,9 @@ fn the_size_cap_comes_before_the_parse_and_one_type_is_all_a_body_may_have() {
     assert_eq!(Message::peek_type(twice).as_deref(), Some("experiment"), "the first, read from the front");
     assert_eq!(Message::peek_type(br#"{"payload":{},"type":"ping","type":"x"}"#), None, "skimmed: refused");
     assert_eq!(Message::peek_type(br#"{"payload":{"type":"x"},"type":"ping"}"#).as_deref(), Some("ping"));
+    // A task manifest is small: one of 100 KB is refused before it is read.
+    let task = format!(r#"{{"type":"task","payload":{{"description":"{}"}}}}"#, "x".repeat(100_000));
+    assert!(matches!(Message::decode(task.as_bytes()), Err(MessageError::TooLarge { .. })));
     // An experiment over the record cap is refused whatever it holds.
     let big = format!(r#"{{"type":"experiment","payload":{{"diff":"{}"}}}}"#, "x".repeat(MAX_RECORD_MESSAGE_SIZE));
     assert!(matches!(Message::decode(big.as_bytes()), Err(MessageError::TooLarge { .. })));

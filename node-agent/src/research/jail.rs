@@ -284,7 +284,7 @@ impl JailRun {
             "--core=0".to_string(),
         ];
         if self.pids.is_none() {
-            out.push(format!("--nproc={}", tasks_of_this_user() + limits.processes));
+            out.push(format!("--nproc={}", settled_tasks_of_this_user() + limits.processes));
         }
         if let (None, Some(mb), false) = (&self.memory, limits.memory_mb, has_gpu()) {
             out.push(format!("--as={}", mb * mib));
@@ -312,6 +312,27 @@ impl Drop for JailRun {
             }
         });
     }
+}
+
+/// [`tasks_of_this_user`] once it has held still for 75 ms (at most about 1 s). The tasks of a
+/// run that just ended, and the threads of a runtime just dropped, take a moment to go: counted
+/// while they go, each would be one more process the next run may start.
+fn settled_tasks_of_this_user() -> u64 {
+    let mut last = tasks_of_this_user();
+    let mut still = 0;
+    for _ in 0..40 {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        let now = tasks_of_this_user();
+        if now == last {
+            still += 1;
+            if still == 3 {
+                break;
+            }
+        } else {
+            (last, still) = (now, 0);
+        }
+    }
+    last
 }
 
 /// Tasks (threads) of this process's real user, the count `RLIMIT_NPROC` is checked against.

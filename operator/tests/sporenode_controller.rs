@@ -120,6 +120,10 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
         String::from_utf8(base64_decode(&get(&kubectl, &["secret", "lab-node-grpc-token"], "{.data.token}"))).unwrap();
     assert!(token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()), "a 32-byte hex token");
     assert!(args.contains(r#""--grpc-host","0.0.0.0""#), "{args}");
+    // The explorer and /metrics answer on the pod's address, behind the node's Service.
+    assert!(args.contains(r#""--web-host","0.0.0.0","--web-port","8470""#), "{args}");
+    assert!(args.contains(r#""--metrics-host","0.0.0.0","--metrics-port","7472""#), "{args}");
+    assert_eq!(get(&kubectl, &["service", "lab-node"], "{.spec.ports[*].name}"), "gossip grpc explorer metrics");
     assert!(args.contains(r#""--grpc-token-file","/var/run/spore/grpc/token""#), "{args}");
     assert_eq!(
         get(

@@ -24,6 +24,7 @@ use crate::experiment::pod::{NODE_LABEL, PodSettings};
 pub const GOSSIP_PORT: i32 = 7470;
 pub const GRPC_PORT: i32 = 7471;
 pub const EXPLORER_PORT: i32 = 8470;
+pub const METRICS_PORT: i32 = 7472;
 /// Label on the node-agent's own pods.
 pub const AGENT_LABEL: &str = "sporemesh.io/agent";
 /// Where the agent reads the bearer token its gRPC API requires.
@@ -86,7 +87,12 @@ pub fn services(node: &SporeNode) -> [Service; 2] {
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             selector: selector.clone(),
-            ports: Some(vec![port("gossip", GOSSIP_PORT), port("grpc", GRPC_PORT), port("explorer", EXPLORER_PORT)]),
+            ports: Some(vec![
+                port("gossip", GOSSIP_PORT),
+                port("grpc", GRPC_PORT),
+                port("explorer", EXPLORER_PORT),
+                port("metrics", METRICS_PORT),
+            ]),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -144,6 +150,16 @@ pub fn stateful_set(node: &SporeNode, settings: &PodSettings) -> StatefulSet {
         GRPC_PORT.to_string(),
         "--grpc-token-file".into(),
         format!("{GRPC_TOKEN_DIR}/{GRPC_TOKEN_KEY}"),
+        // The explorer (read-only: it shows what the node would gossip anyway) and `/metrics`
+        // are reached through the node's Service, inside the cluster.
+        "--web-host".into(),
+        "0.0.0.0".into(),
+        "--web-port".into(),
+        EXPLORER_PORT.to_string(),
+        "--metrics-host".into(),
+        "0.0.0.0".into(),
+        "--metrics-port".into(),
+        METRICS_PORT.to_string(),
     ];
     let (research_args, research_env) = super::research::agent_research(node);
     args.extend(research_args);
@@ -178,6 +194,7 @@ pub fn stateful_set(node: &SporeNode, settings: &PodSettings) -> StatefulSet {
             ContainerPort { name: Some("gossip".into()), container_port: GOSSIP_PORT, ..ContainerPort::default() },
             ContainerPort { name: Some("grpc".into()), container_port: GRPC_PORT, ..ContainerPort::default() },
             ContainerPort { name: Some("explorer".into()), container_port: EXPLORER_PORT, ..ContainerPort::default() },
+            ContainerPort { name: Some("metrics".into()), container_port: METRICS_PORT, ..ContainerPort::default() },
         ]),
         volume_mounts: Some(vec![
             VolumeMount { name: "data".into(), mount_path: "/data".into(), ..VolumeMount::default() },

@@ -92,6 +92,23 @@ fn relay_through_rust(version: &'static str) {
             || format!("{}\n--- rust\n{}", receiver.log(), relay.log()),
         );
         assert_eq!(relay.status()["stats"]["tasks_accepted"], 1);
+        // And `spore task` shows it as its creator signed it.
+        let spore_task = |args: &[&str]| {
+            let out = std::process::Command::new(SPORE)
+                .arg("task")
+                .args(args)
+                .arg("--data-dir")
+                .arg(&relay.data_dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert!(spore_task(&["list"]).contains(&task[0][..16]));
+        let shown = spore_task(&["show", &task[0][..12]]);
+        assert!(shown.contains(&format!("\"task_id\":\"{}\"", task[0])), "{shown}");
+        let manifest = spore_spec::TaskManifest::from_value(&spore_spec::json::parse(shown.trim()).unwrap()).unwrap();
+        assert_eq!(manifest.verify(), Ok(()));
     }
     assert_no_one_punished(&relay);
 }

@@ -1,6 +1,6 @@
 //! Subcommands of `spore`, the Python CLI's and ours: `run` and the daemon (`start`, `stop`,
 //! `log`), queries (`status`, `frontier`, `graph`, `info`, `peer`), settings (`set`, `connect`,
-//! `disconnect`, `init`, `clean`), `record` (check, sign, export), `import autoresearch`. Every
+//! `disconnect`, `init`, `clean`), `record` (check, sign, export), `import autoresearch`, `task list|show`. Every
 //! command honours
 //! `--data-dir`.
 
@@ -18,6 +18,7 @@ mod query;
 mod record;
 mod run;
 mod set;
+mod task;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -85,6 +86,11 @@ enum Command {
     Frontier(query::FrontierArgs),
     /// The research DAG.
     Graph(query::GraphArgs),
+    /// The task manifests this node keeps (sporemesh 0.5.0 and later).
+    Task {
+        #[command(subcommand)]
+        command: task::TaskCommand,
+    },
     /// Bring experiments run elsewhere into the graph as this node's records.
     Import {
         #[command(subcommand)]
@@ -130,5 +136,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Frontier(args) => query::frontier(args),
         Command::Graph(args) => query::graph(args),
         Command::Import { command } => import::run(command),
+        Command::Task { command } => task::run(command),
     }
 }

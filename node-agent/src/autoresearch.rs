@@ -110,6 +110,10 @@ fn resolve(repo: &Path, commit: &str) -> anyhow::Result<Option<String>> {
 pub fn plan(repo: &Path, identity: &Identity, settings: &ImportSettings) -> anyhow::Result<ImportPlan> {
     let tsv: PathBuf = repo.join("results.tsv");
     let rows = read_rows(&tsv)?;
+    // Without its history every row would be skipped one by one: say what is wrong once.
+    if git(repo, &["rev-parse", "--git-dir"])?.is_none() {
+        bail!("{} is not a git repository: the run's train.py lives in its history", repo.display());
+    }
     let mut plan = ImportPlan::default();
     // The last kept record, and its commit.
     let mut last_keep: Option<(ExperimentRecord, String)> = None;

@@ -74,6 +74,13 @@ fn an_autoresearch_run_becomes_the_dag_its_lineage_says_once() {
     let data = tmp.path().join("node");
     let repo_arg = repo.to_str().unwrap();
 
+    // A results.tsv outside a repository: one clear error, nothing stored.
+    let loose = tmp.path().join("loose");
+    std::fs::create_dir_all(&loose).unwrap();
+    std::fs::copy(repo.join("results.tsv"), loose.join("results.tsv")).unwrap();
+    let (ok, _, err) = spore(&["import", "autoresearch", loose.to_str().unwrap()], &data);
+    assert!(!ok && err.contains("is not a git repository"), "{err}");
+
     let (ok, out, err) = spore(&["import", "autoresearch", repo_arg, "--dry-run"], &data);
     assert!(ok, "{err}");
     assert!(out.contains("would import 5 records, skip 1"), "{out}");

@@ -55,6 +55,11 @@ impl DagStore {
         Ok(manifests)
     }
 
+    /// Every stored manifest, oldest first.
+    pub fn all_tasks(&self) -> Result<Vec<TaskManifest>, StoreError> {
+        self.tasks_since(i64::MIN, i64::MAX as usize, true)
+    }
+
     /// The newest stored manifest's timestamp: where a task sync we ask for starts.
     pub fn latest_task_timestamp(&self) -> Result<Option<i64>, StoreError> {
         Ok(self.conn.query_row("SELECT max(timestamp) FROM task_manifest", [], |row| row.get::<_, Option<i64>>(0))?)

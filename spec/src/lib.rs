@@ -36,7 +36,7 @@ pub use identity::Identity;
 pub use message::Message;
 pub use number::JsonNumber;
 pub use record::{ExperimentRecord, RecordError, Status};
-pub use task::{TaskError, TaskManifest};
+pub use task::{TaskError, TaskFields, TaskManifest};
 pub use validate::{Flag, ValidationError, ValidationPolicy, validate};
 pub use verify::{KeyCache, VerifyError, verify_record};
 

@@ -128,20 +128,47 @@ impl TaskManifest {
         Value::Object(self.entries.clone())
     }
 
-    /// A manifest signed by `identity`, as `SporeNode.create_task` makes one.
+    /// A text field (`""` when absent or not text).
+    pub fn text(&self, key: &str) -> &str {
+        match self.entries.iter().find(|(k, _)| k == key) {
+            Some((_, Value::String(s))) => s,
+            _ => "",
+        }
+    }
+
+    /// The time budget in seconds.
+    pub fn time_budget(&self) -> Option<i64> {
+        match self.entries.iter().find(|(k, _)| k == "time_budget") {
+            Some((_, Value::Number(n))) => n.as_i64(),
+            _ => None,
+        }
+    }
+
+    /// A manifest signed by `identity`, with `SporeNode.create_task`'s other defaults.
     pub fn signed(identity: &Identity, name: &str, time_budget: i64, timestamp: i64) -> TaskManifest {
+        let fields = TaskFields {
+            name: name.into(),
+            artifact_type: "python_script".into(),
+            time_budget,
+            ..TaskFields::default()
+        };
+        TaskManifest::sign(identity, &fields, timestamp)
+    }
+
+    /// A manifest of `fields` signed by `identity`, as `SporeNode.create_task` makes one.
+    pub fn sign(identity: &Identity, fields: &TaskFields, timestamp: i64) -> TaskManifest {
         let text = |s: &str| Value::String(s.to_string());
         let mut entries = vec![
-            ("name".to_string(), text(name)),
-            ("description".into(), text("")),
-            ("task_type".into(), text("ml_train")),
-            ("artifact_type".into(), text("python_script")),
-            ("metric".into(), text("val_bpb")),
-            ("goal".into(), text("minimize")),
-            ("base_code_cid".into(), text("")),
-            ("prepare_cid".into(), text("")),
-            ("dataset_cid".into(), text("")),
-            ("time_budget".into(), Value::Number(JsonNumber::from(time_budget))),
+            ("name".to_string(), text(&fields.name)),
+            ("description".into(), text(&fields.description)),
+            ("task_type".into(), text(&fields.task_type)),
+            ("artifact_type".into(), text(&fields.artifact_type)),
+            ("metric".into(), text(&fields.metric)),
+            ("goal".into(), text(&fields.goal)),
+            ("base_code_cid".into(), text(&fields.base_code_cid)),
+            ("prepare_cid".into(), text(&fields.prepare_cid)),
+            ("dataset_cid".into(), text(&fields.dataset_cid)),
+            ("time_budget".into(), Value::Number(JsonNumber::from(fields.time_budget))),
             ("created_by".into(), text(&identity.node_id())),
             ("timestamp".into(), Value::Number(JsonNumber::from(timestamp))),
             ("signature".into(), text("")),
@@ -161,6 +188,38 @@ impl TaskManifest {
             }
         }
         TaskManifest::from_value(&Value::Object(entries)).unwrap_or_else(|e| unreachable!("{e}"))
+    }
+}
+
+/// What a task's creator chooses (`spore task create`'s flags, with the Python CLI's defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFields {
+    pub name: String,
+    pub description: String,
+    pub task_type: String,
+    pub artifact_type: String,
+    pub metric: String,
+    pub goal: String,
+    pub base_code_cid: String,
+    pub prepare_cid: String,
+    pub dataset_cid: String,
+    pub time_budget: i64,
+}
+
+impl Default for TaskFields {
+    fn default() -> Self {
+        TaskFields {
+            name: String::new(),
+            description: String::new(),
+            task_type: "ml_train".into(),
+            artifact_type: "python_train_script".into(),
+            metric: "val_bpb".into(),
+            goal: "minimize".into(),
+            base_code_cid: String::new(),
+            prepare_cid: String::new(),
+            dataset_cid: String::new(),
+            time_budget: 300,
+        }
     }
 }
 

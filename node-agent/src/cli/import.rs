@@ -100,6 +100,7 @@ fn autoresearch(args: AutoresearchArgs) -> anyhow::Result<ExitCode> {
         match outcome {
             InsertOutcome::Inserted { .. } => stored += 1,
             InsertOutcome::Duplicate => duplicates += 1,
+            InsertOutcome::OutsideTask => anyhow::bail!("an imported record breaks its task's lineage"),
         }
     }
     println!("imported {stored}, already stored {duplicates}, skipped {}", plan.skipped.len());

@@ -1,6 +1,6 @@
 //! Subcommands of `spore`, the Python CLI's and ours: `run` and the daemon (`start`, `stop`,
 //! `log`), queries (`status`, `frontier`, `graph`, `info`, `peer`), settings (`set`, `connect`,
-//! `disconnect`, `init`, `clean`), `record` (check, sign, export), `import autoresearch`, `task list|show`. Every
+//! `disconnect`, `init`, `clean`), `record` (check, sign, export), `import autoresearch`, `task list|show|use|create`. Every
 //! command honours
 //! `--data-dir`.
 

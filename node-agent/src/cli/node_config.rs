@@ -1,7 +1,8 @@
 //! `<data_dir>/config.toml`, the node's settings, with the Python peer's keys (`host`, `port`,
-//! `data_dir`, `peer`). Written with a real TOML library into the data directory the command
-//! was given (Python always writes `~/.spore/config.toml`). `spore run` uses the file's `host`,
-//! `port` and `peer` unless flags say otherwise (Python ignores the file's port).
+//! `data_dir`, `peer`, and 0.5.0's `task_id`). Written with a real TOML library into the data
+//! directory the command was given (Python always writes `~/.spore/config.toml`). `spore run`
+//! uses the file's `host`, `port`, `peer` and `task_id` unless flags say otherwise (Python
+//! ignores the file's port).
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,9 @@ pub struct NodeFileConfig {
     pub data_dir: String,
     #[serde(default)]
     pub peer: Vec<String>,
+    /// The task the research works in (`spore task use`; 0.5.0's key); empty: chosen by activity.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub task_id: String,
 }
 
 fn default_host() -> String {
@@ -30,7 +34,13 @@ fn default_port() -> u16 {
 
 impl NodeFileConfig {
     pub fn default_for(data_dir: &Path) -> Self {
-        NodeFileConfig { host: default_host(), port: default_port(), data_dir: absolute(data_dir), peer: Vec::new() }
+        NodeFileConfig {
+            host: default_host(),
+            port: default_port(),
+            data_dir: absolute(data_dir),
+            peer: Vec::new(),
+            task_id: String::new(),
+        }
     }
 }
 
@@ -82,5 +92,8 @@ mod tests {
         assert_eq!(load(&dir.path().join("none")).unwrap().port, 7470);
         std::fs::write(path(dir.path()), "port = \"x\"").unwrap();
         assert!(load(dir.path()).is_err());
+        // 0.5.0's file names the active task.
+        std::fs::write(path(dir.path()), "port = 7470\ntask_id = \"abc\"\n").unwrap();
+        assert_eq!(load(dir.path()).unwrap().task_id, "abc");
     }
 }

@@ -177,11 +177,14 @@ fn import(file: &str, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
     let now = spore_agent::node::unix_now();
     let (mut stored, mut duplicates, mut rejected) = (0u64, 0u64, 0u64);
     let mut batch: Vec<StoredRecord> = Vec::with_capacity(IMPORT_BATCH);
+    // Records that break a task lineage rule are refused by the store itself.
+    let mut outside = 0u64;
     let mut flush = |batch: &mut Vec<StoredRecord>, stored: &mut u64, duplicates: &mut u64| -> anyhow::Result<()> {
         for outcome in store.insert_batch(batch)? {
             match outcome {
                 InsertOutcome::Inserted { .. } => *stored += 1,
                 InsertOutcome::Duplicate => *duplicates += 1,
+                InsertOutcome::OutsideTask => outside += 1,
             }
         }
         batch.clear();
@@ -213,6 +216,11 @@ fn import(file: &str, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
         Ok(())
     })?;
     flush(&mut batch, &mut stored, &mut duplicates)?;
+    drop(flush);
+    if outside > 0 {
+        eprintln!("spore: {outside} records break their task's lineage (a signed task that is not the parent's)");
+    }
+    let rejected = rejected + outside;
     println!("imported {stored}, already stored {duplicates}, rejected {rejected}");
     Ok(if rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

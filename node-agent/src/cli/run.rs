@@ -16,6 +16,7 @@ use spore_agent::research::noise::NoiseBook;
 use spore_agent::research::proposer::llm::LlmProposer;
 use spore_agent::research::proposer::{Proposer, config as llm_config};
 use spore_agent::research::research_loop::{Research, ResearchConfig};
+use spore_agent::research::task_scope::check_fits;
 use spore_agent::research::workspace::Workspace;
 use spore_agent::verification::service::{Rerun, Verifier, VerifierConfig};
 use tokio_util::sync::CancellationToken;
@@ -109,6 +110,10 @@ pub struct RunArgs {
     /// Percent of the device a run may use (scales the micro-batch; always a valid batch).
     #[arg(short = 'r', long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..=100))]
     resource: u8,
+    /// The task to work in, by id or unique prefix (`spore task list`); default: config.toml's
+    /// `task_id` (`spore task use`), else the most active task this node can build on.
+    #[arg(long)]
+    task: Option<String>,
     /// Seconds of training per experiment.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     time_budget: u64,
@@ -245,6 +250,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     });
     let identity = spore_agent::identity_file::load_or_create(&data_dir)?;
 
+    let task = super::task::chosen(&data_dir, args.task.as_deref(), &file.task_id)?;
     let mut rerun = None;
     let settings = ResearchConfig {
         time_budget: args.time_budget,
@@ -254,16 +260,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sync_wait: if config.peers.is_empty() { Duration::ZERO } else { Duration::from_secs(5) },
         retry_pause: Duration::from_secs(10),
         parallel: usize::from(args.parallel),
+        task,
+    };
+    let (chosen_task, budget) = (settings.task.clone(), args.time_budget);
+    let fits = move |prepare_cid: &str, dataset_cid: &str| match &chosen_task {
+        Some(task) => check_fits(task, prepare_cid, dataset_cid, budget),
+        None => Ok(()),
     };
     let research = if args.no_train {
         None
     } else if args.kubernetes_node.is_some() {
         tracing::info!("research runs as Experiments of the SporeNode");
+        fits("", "")?;
         Some((Plan::Cluster, settings, proposer(&data_dir)?))
     } else {
         let dir = args.workspace.clone().unwrap_or_else(|| data_dir.join("workspace"));
         tracing::info!(workspace = %dir.display(), python = %args.python.display(), "preparing the workspace");
         let workspace = Workspace::prepare(&dir, &args.python, args.metric.program().as_deref())?;
+        fits(&workspace.prepare_cid, &workspace.dataset_cid)?;
         let margin = Duration::from_secs(args.deadline_margin);
         let train_data = workspace.eval.iter().map(|plan| plan.train_dir.clone()).collect();
         let (python, jail) = args.jail.training_jail(&args.python, &[data_dir.as_path(), dir.as_path()], train_data)?;

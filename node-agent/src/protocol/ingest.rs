@@ -134,9 +134,22 @@ impl Protocol {
         let mut orphan_sources: Vec<PeerId> = Vec::new();
         let mut announcements: BTreeMap<PeerId, Vec<String>> = BTreeMap::new();
         for ((source, item), outcome) in batch.into_iter().zip(outcomes) {
-            let InsertOutcome::Inserted { orphan, .. } = outcome else {
-                self.stats.records_duplicate += 1;
-                continue;
+            let orphan = match outcome {
+                InsertOutcome::Inserted { orphan, .. } => orphan,
+                InsertOutcome::Duplicate => {
+                    self.stats.records_duplicate += 1;
+                    continue;
+                }
+                InsertOutcome::OutsideTask => {
+                    // Its signer broke the rule; a relaying peer may not know the parent.
+                    self.stats.records_ignored += 1;
+                    self.stats.refuse_record(super::refusal::RecordRefusal::TaskLineage);
+                    if let Some(state) = self.peers.get_mut(&source) {
+                        state.rejected_records += 1;
+                    }
+                    tracing::debug!(peer = source, id = %item.record.id, "record refused: outside its parent's task");
+                    continue;
+                }
             };
             self.stats.records_accepted += 1;
             self.stored_ids.push(item.record.id.clone());

@@ -32,10 +32,13 @@ pub enum RecordRefusal {
     RateLimited,
     /// Ingest is paused: the store is busy, full, failing or past its quota.
     StorePaused,
+    /// It breaks a task lineage rule: its signed task is not its parent's, or it claims another
+    /// record's legacy task (`store/namespace.rs`).
+    TaskLineage,
 }
 
 impl RecordRefusal {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 18;
     pub const ALL: [RecordRefusal; Self::COUNT] = [
         Self::Malformed,
         Self::Unrepresentable,
@@ -54,6 +57,7 @@ impl RecordRefusal {
         Self::TooLarge,
         Self::RateLimited,
         Self::StorePaused,
+        Self::TaskLineage,
     ];
 
     pub fn label(self) -> &'static str {
@@ -75,6 +79,7 @@ impl RecordRefusal {
             Self::TooLarge => "too_large",
             Self::RateLimited => "rate_limited",
             Self::StorePaused => "store_paused",
+            Self::TaskLineage => "task_lineage",
         }
     }
 

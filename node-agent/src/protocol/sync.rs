@@ -64,7 +64,8 @@ impl Protocol {
             None => None,
         };
         self.send(peer, &Message::SyncRequest { since: JsonNumber::from(0), after_seq });
-        // Our peers are asked for the control events we missed at the same times.
+        // Our peers are asked for the control events and tasks we missed at the same times.
+        self.request_tasks(peer);
         self.request_controls(peer)
     }
 

@@ -11,11 +11,13 @@
 //! a record from the same side would (the export policy), and none comes in with import `none`. A `task_sync_request {since}` gets the
 //! stored manifests stamped after `since` (at most [`MAX_TASK_SYNC`], charged to the asker), then
 //! `task_sync_response {since, count}`; a repeat within `min_sync_interval` is dropped unpunished.
+//! Our nodes ask each other for every manifest whenever they sync records.
 
 use bytes::Bytes;
 use spore_spec::json::Value;
 use spore_spec::{JsonNumber, Message, TaskError, TaskManifest};
 
+use super::ingest::TASK_ID_CAPABILITY;
 use super::{PeerId, Protocol};
 use crate::store::StoreError;
 
@@ -111,6 +113,17 @@ impl Protocol {
         ]);
         self.send(peer, &Message::Unknown { message_type: "task_sync_response".into(), payload: end });
         Ok(())
+    }
+}
+
+impl Protocol {
+    /// Asks one of our nodes for its manifests, with each record sync: from the start (a
+    /// creator's timestamp is no cursor to trust), answered at most [`MAX_TASK_SYNC`] at a time.
+    pub(super) fn request_tasks(&mut self, peer: PeerId) {
+        if self.peers.get(&peer).is_some_and(|p| p.hello.is_some() && p.has_capability(TASK_ID_CAPABILITY)) {
+            let payload = Value::Object(vec![("since".into(), Value::Number(JsonNumber::from(0)))]);
+            self.send(peer, &Message::Unknown { message_type: "task_sync_request".into(), payload });
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod prompt;
 pub mod proposer;
 pub mod research_loop;
 pub mod summary;
+pub mod task_scope;
 #[cfg(test)]
 mod test_support;
 pub mod workspace;

@@ -1,7 +1,7 @@
 //! The research loop: select a parent, propose a change, train, judge, sign, publish.
 //!
-//! * Parents are frontier records comparable with this node's runs — same GPU class, harness
-//!   (`prepare_cid`), data (`dataset_cid`) and time budget — whose code this node has. The
+//! * Parents are frontier records of one task ([`task_scope`]) comparable with this node's runs —
+//!   same GPU class, harness, data and time budget — whose code this node has. The
 //!   loop asks peers for the code of the frontier records it lacks (a joining node waits a
 //!   little for it rather than running a baseline of its own).
 //! * The child is always built from the **parent's** code, checked out by `code_cid` (Python
@@ -38,6 +38,7 @@ use super::noise::{Margin, NoiseKey, SharedNoise, lock};
 use super::parent::{Candidate, GraphStats, select_parent};
 use super::parent_code::Asked;
 use super::prompt::{ProposalContext, id8};
+use super::task_scope::{self, ActiveTask};
 use super::proposer::{Proposal, ProposeError, Proposer};
 use super::workspace::Workspace;
 use crate::node::{NodeHandle, unix_now};
@@ -66,6 +67,8 @@ pub struct ResearchConfig {
     pub retry_pause: Duration,
     /// Children in flight at once (1 on one machine; a cluster's SporeNode may run more).
     pub parallel: usize,
+    /// The task to work in (`--task`); `None`: the most active one ([`task_scope`]).
+    pub task: Option<ActiveTask>,
 }
 
 /// The loop and everything it uses.
@@ -107,16 +110,21 @@ impl<E: Executor> Research<E> {
             && r.time_budget.as_i64() == Some(self.config.time_budget as i64)
     }
 
-    /// The frontier comparable with `target`, best first.
+    /// The frontier comparable with `target` in the loop's task, best first.
     pub(super) fn frontier(&self, target: &Workspace, store: &DagStore) -> anyhow::Result<Vec<ExperimentRecord>> {
         let class = &target.machine.gpu_class;
-        let entries =
-            if class.is_empty() { store.frontier(None, 1000)? } else { store.frontier_of_class(class, 1000)? };
-        Ok(entries
-            .iter()
-            .filter_map(|e| ExperimentRecord::from_json(&e.payload).ok())
-            .filter(|r| self.comparable(target, r))
-            .collect())
+        let task = self.config.task.as_ref().map(|t| t.id.as_str());
+        let entries = if class.is_empty() {
+            store.frontier_in(task, None, 1000)?
+        } else {
+            store.frontier_of_class_in(task, class, 1000)?
+        };
+        let comparable = entries
+            .into_iter()
+            .filter_map(|e| ExperimentRecord::from_json(&e.payload).ok().map(|r| (e.task, r)))
+            .filter(|(_, r)| self.comparable(target, r))
+            .collect();
+        task_scope::scope(store, task, comparable)
     }
 
     /// The code of a record, if this node has it.
@@ -502,6 +510,8 @@ impl<E: Executor> Research<E> {
         let summary = outcome.summary.unwrap_or_default();
         let crashed = draft.status == Status::Crash;
         let machine = &self.workspace.machine;
+        let task_id = task_scope::task_to_sign(draft.parent, self.config.task.as_ref());
+        let version = if task_id.is_some() { 2 } else { 1 };
         let mut record = ExperimentRecord {
             parent: draft.parent.map(|p| p.id.clone()),
             depth: JsonNumber::from(draft.parent.and_then(|p| p.depth.as_i64()).map_or(0, |d| d + 1)),
@@ -522,11 +532,11 @@ impl<E: Executor> Research<E> {
             cuda_version: machine.cuda_version.clone(),
             torch_version: machine.torch_version.clone(),
             node_id: String::new(),
-            task_id: None,
+            task_id,
             timestamp: JsonNumber::from(unix_now()),
             signature: String::new(),
             id: String::new(),
-            version: JsonNumber::from(1),
+            version: JsonNumber::from(version),
         };
         self.identity.sign_record(&mut record);
         let flags = validate(&record, &ValidationPolicy::default(), unix_now())

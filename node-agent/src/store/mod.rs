@@ -15,11 +15,13 @@ mod checkpointer;
 mod control;
 mod frontier_class;
 mod lineage;
+mod namespace;
 mod schema;
 mod task;
 mod verdict;
 
 pub use browse::{BrowseRow, KeepPoint, ModelFrontier, NodeTally};
+pub use namespace::{TaskActivity, TaskTally};
 
 use std::path::Path;
 
@@ -88,6 +90,8 @@ pub enum InsertOutcome {
         orphan: bool,
     },
     Duplicate,
+    /// Refused: it breaks a task lineage rule ([`namespace`]).
+    OutsideTask,
 }
 
 /// A record on the frontier.
@@ -97,6 +101,8 @@ pub struct FrontierEntry {
     pub val_bpb: f64,
     pub gpu_model: String,
     pub payload: String,
+    /// Its task (`''` while unknown).
+    pub task: String,
 }
 
 /// Position in the sync order (parents before children: depth, then timestamp, then arrival).
@@ -161,6 +167,8 @@ impl DagStore {
         conn.busy_timeout(checkpointer::BUSY_TIMEOUT)?;
         conn.execute_batch(schema::PRAGMAS)?;
         conn.execute_batch(schema::SCHEMA)?;
+        let mut conn = conn;
+        namespace::migrate(&mut conn)?;
         Ok(DagStore { conn, path: None, _checkpointer: None })
     }
 
@@ -256,19 +264,43 @@ impl DagStore {
 
     /// The frontier, best first, optionally for one GPU model.
     pub fn frontier(&self, gpu_model: Option<&str>, limit: usize) -> Result<Vec<FrontierEntry>, StoreError> {
-        let sql = match gpu_model {
-            Some(_) => {
-                "SELECT id, val_bpb, gpu_model, payload FROM record WHERE on_frontier = 1 AND gpu_model = ?1 \
-                 ORDER BY val_bpb, seq LIMIT ?2"
+        self.frontier_in(None, gpu_model, limit)
+    }
+
+    /// The frontier of one task (all tasks: `None`), best first, optionally for one GPU model.
+    pub fn frontier_in(
+        &self,
+        task: Option<&str>,
+        gpu_model: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FrontierEntry>, StoreError> {
+        let sql = match (task, gpu_model) {
+            (Some(_), Some(_)) => {
+                "SELECT id, val_bpb, gpu_model, payload, task FROM record \
+                 WHERE on_frontier = 1 AND task = ?1 AND gpu_model = ?2 ORDER BY val_bpb, seq LIMIT ?3"
             }
-            None => {
-                "SELECT id, val_bpb, gpu_model, payload FROM record WHERE on_frontier = 1 AND ?1 IS NULL \
-                 ORDER BY val_bpb, seq LIMIT ?2"
+            (Some(_), None) => {
+                "SELECT id, val_bpb, gpu_model, payload, task FROM record \
+                 WHERE on_frontier = 1 AND task = ?1 AND ?2 IS NULL ORDER BY val_bpb, seq LIMIT ?3"
+            }
+            (None, Some(_)) => {
+                "SELECT id, val_bpb, gpu_model, payload, task FROM record \
+                 WHERE on_frontier = 1 AND ?1 IS NULL AND gpu_model = ?2 ORDER BY val_bpb, seq LIMIT ?3"
+            }
+            (None, None) => {
+                "SELECT id, val_bpb, gpu_model, payload, task FROM record \
+                 WHERE on_frontier = 1 AND ?1 IS NULL AND ?2 IS NULL ORDER BY val_bpb, seq LIMIT ?3"
             }
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(params![gpu_model, limit as i64], |row| {
-            Ok(FrontierEntry { id: row.get(0)?, val_bpb: row.get(1)?, gpu_model: row.get(2)?, payload: row.get(3)? })
+        let rows = stmt.query_map(params![task, gpu_model, limit as i64], |row| {
+            Ok(FrontierEntry {
+                id: row.get(0)?,
+                val_bpb: row.get(1)?,
+                gpu_model: row.get(2)?,
+                payload: row.get(3)?,
+                task: row.get(4)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -375,17 +407,19 @@ impl<'conn> Inserter<'conn> {
     fn new(conn: &'conn Connection) -> Result<Self, StoreError> {
         Ok(Inserter {
             conn,
-            parent: conn.prepare_cached("SELECT depth, trusted FROM record WHERE id = ?1")?,
+            parent: conn.prepare_cached("SELECT depth, task FROM record WHERE id = ?1")?,
             distrust_children: conn.prepare_cached(
                 "UPDATE record SET trusted = 0, on_frontier = 0 WHERE parent = ?1 AND depth IS NOT NULL AND depth != ?2",
             )?,
             beaten: conn.prepare_cached(
-                "SELECT 1 FROM record WHERE parent = ?1 AND status = 'keep' AND trusted = 1 AND val_bpb < ?2",
+                "SELECT 1 FROM record WHERE parent = ?1 AND status = 'keep' AND trusted = 1 AND val_bpb < ?2 \
+                 AND task = ?3",
             )?,
             insert: conn.prepare_cached(
                 "INSERT INTO record (id, parent, node_id, status, val_bpb, gpu_model, depth, depth_key, timestamp, \
-                 ts_key, trusted, on_frontier, received_at, payload) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT(id) DO NOTHING",
+                 ts_key, trusted, on_frontier, received_at, payload, task, task_signed) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+                 ON CONFLICT(id) DO NOTHING",
             )?,
             leave_frontier: conn
                 .prepare_cached("UPDATE record SET on_frontier = 0 WHERE id = ?1 AND on_frontier = 1 AND val_bpb > ?2")?,
@@ -397,14 +431,20 @@ impl<'conn> Inserter<'conn> {
         let val_bpb = r.val_bpb.as_f64();
         let depth = r.depth.as_i64();
         let parent = r.parent.as_deref().filter(|p| !p.is_empty());
-        let parent_row: Option<(Option<i64>, i64)> = match parent {
+        let parent_row: Option<(Option<i64>, String)> = match parent {
             Some(p) => self.parent.query_row([p], |row| Ok((row.get(0)?, row.get(1)?))).optional()?,
             None => None,
         };
-        let depth_ok = match (parent_row, depth) {
+        let depth_ok = match (&parent_row, depth) {
             (Some((Some(parent_depth), _)), Some(d)) => parent_depth.checked_add(1) == Some(d),
             _ => true,
         };
+        let (task, task_signed) = match namespace::lineage_of(self.conn, r, parent_row.as_ref().map(|p| p.1.as_str()))? {
+            namespace::Lineage::In { task, signed } => (task, signed),
+            namespace::Lineage::Refused if self.parent.exists([&r.id])? => return Ok(InsertOutcome::Duplicate),
+            namespace::Lineage::Refused => return Ok(InsertOutcome::OutsideTask),
+        };
+        namespace::adopt_descendants(self.conn, &r.id, &task)?;
         // Children that arrived first and claim a depth this record contradicts lose their trust
         // (for a duplicate this repeats what its first insert did).
         if let Some(child_depth) = depth.and_then(|d| d.checked_add(1)) {
@@ -412,7 +452,7 @@ impl<'conn> Inserter<'conn> {
         }
         let trusted = item.flags.is_empty() && depth_ok;
         let is_keep = r.status == Status::Keep && trusted;
-        let beaten = is_keep && self.beaten.exists(params![r.id, val_bpb])?;
+        let beaten = is_keep && self.beaten.exists(params![r.id, val_bpb, task])?;
         // A stored id inserts nothing (and changes nothing): the record is a duplicate.
         let inserted = self.insert.execute(params![
             r.id,
@@ -429,6 +469,8 @@ impl<'conn> Inserter<'conn> {
             is_keep && !beaten,
             item.received_at,
             item.payload,
+            task,
+            task_signed,
         ])?;
         if inserted == 0 {
             return Ok(InsertOutcome::Duplicate);
@@ -441,5 +483,7 @@ impl<'conn> Inserter<'conn> {
     }
 }
 
+#[cfg(test)]
+mod namespace_tests;
 #[cfg(test)]
 mod tests;

@@ -21,7 +21,9 @@ CREATE TABLE IF NOT EXISTS record (
     trusted     INTEGER NOT NULL,                  -- no validation flag, depth agrees with parent
     on_frontier INTEGER NOT NULL,
     received_at INTEGER NOT NULL,
-    payload     TEXT NOT NULL                      -- the signed JSON exactly as received
+    payload     TEXT NOT NULL,                     -- the signed JSON exactly as received
+    task        TEXT NOT NULL DEFAULT '',          -- its task (namespace.rs); '' until known
+    task_signed INTEGER NOT NULL DEFAULT 0         -- 1 when the record's signature covers it
 );
 CREATE INDEX IF NOT EXISTS record_parent ON record(parent);
 CREATE INDEX IF NOT EXISTS record_node ON record(node_id);
@@ -62,4 +64,11 @@ CREATE TABLE IF NOT EXISTS sync_cursor (
     peer_node_id TEXT PRIMARY KEY,
     last_seq     INTEGER NOT NULL
 );
+";
+
+/// Indexes on the task columns: created after [`SCHEMA`] and the migration that adds the columns
+/// to a store written before tasks.
+pub const TASK_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS record_task ON record(task, ts_key);
+CREATE INDEX IF NOT EXISTS record_frontier_task ON record(task, val_bpb) WHERE on_frontier = 1;
 ";

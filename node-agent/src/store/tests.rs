@@ -4,7 +4,7 @@ use spore_spec::{ExperimentRecord, Flag, Identity, JsonNumber, Status};
 
 use super::{DagStore, InsertOutcome, StoredRecord};
 
-fn record(parent: Option<&ExperimentRecord>, status: Status, val_bpb: f64, gpu: &str, n: i64) -> ExperimentRecord {
+pub(super) fn record(parent: Option<&ExperimentRecord>, status: Status, val_bpb: f64, gpu: &str, n: i64) -> ExperimentRecord {
     let mut r = spore_tests::records::record(n);
     r.parent = parent.map(|p| p.id.clone());
     r.depth = JsonNumber::from(parent.map_or(0, |p| p.depth.as_i64().unwrap_or(0) + 1));
@@ -16,7 +16,7 @@ fn record(parent: Option<&ExperimentRecord>, status: Status, val_bpb: f64, gpu: 
     r
 }
 
-fn stored(record: &ExperimentRecord) -> StoredRecord {
+pub(super) fn stored(record: &ExperimentRecord) -> StoredRecord {
     let mut payload = Vec::new();
     record.write_wire_payload(&mut payload);
     StoredRecord {
@@ -27,7 +27,7 @@ fn stored(record: &ExperimentRecord) -> StoredRecord {
     }
 }
 
-fn insert(store: &mut DagStore, records: &[&ExperimentRecord]) -> Vec<InsertOutcome> {
+pub(super) fn insert(store: &mut DagStore, records: &[&ExperimentRecord]) -> Vec<InsertOutcome> {
     let items: Vec<StoredRecord> = records.iter().map(|r| stored(r)).collect();
     store.insert_batch(&items).unwrap()
 }

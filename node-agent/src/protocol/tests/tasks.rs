@@ -89,3 +89,25 @@ fn a_task_sync_gets_the_manifests_after_since_then_the_end_marker() {
     assert_eq!(message_type, "task_sync_response");
     assert_eq!(payload.get("count"), Some(&Value::Number(JsonNumber::from(2))));
 }
+
+#[test]
+fn our_nodes_ask_each_other_for_every_manifest_when_they_sync() {
+    let mut core = core(ProtocolConfig::default());
+    connect(&mut core, 1, Direction::Inbound);
+    connect(&mut core, 2, Direction::Inbound);
+    let asks = |actions: &[Action], to: PeerId| {
+        messages_to(actions, to)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Unknown { message_type, payload } if message_type == "task_sync_request" => Some(payload),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Ours: asked from the start, with the record sync.
+    let ours = on(&mut core, 1, frame(&hello_with(1, &["sync-seq", "task_id"])));
+    assert_eq!(asks(&ours, 1), vec![Value::Object(vec![("since".into(), Value::Number(JsonNumber::from(0)))])]);
+    // A node that does not take task ids is not asked.
+    let older = on(&mut core, 2, frame(&hello_with(2, &["sync-seq"])));
+    assert!(asks(&older, 2).is_empty());
+}

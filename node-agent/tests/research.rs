@@ -383,3 +383,64 @@ fn a_node_that_joins_builds_on_the_mesh_s_frontier_with_the_code_it_fetches() {
         "the parent's code came from A"
     );
 }
+
+#[test]
+fn the_loop_works_in_the_task_it_is_given_and_signs_it_where_the_lineage_needs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let workspace = dir.path().join("ws");
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::write(workspace.join("prepare.py"), FAKE_PREPARE).unwrap();
+    std::fs::write(workspace.join("train.py"), fake_train("2.0")).unwrap();
+    let fake = FakeLlm::start(vec![
+        chat(&format!("Description: in the task\n```python\n{}```", fake_train("1.5"))),
+        chat(&format!("Description: back in the legacy task\n```python\n{}```", fake_train("1.6"))),
+    ])
+    .unwrap();
+    set_llm(&data, &fake);
+    let ws = workspace.display().to_string();
+    let run = |extra: &[&str], budget: &str, experiments: &str| {
+        let mut args = vec!["run", "--time-budget", budget, "--max-experiments", experiments, "--metric", "reported"];
+        args.extend_from_slice(&["--keep-margin", "0", "--workspace", &ws]);
+        args.extend_from_slice(extra);
+        run_spore(&args, &data)
+    };
+    let task_cli = |args: &[&str]| {
+        let out = Command::new(SPORE).arg("task").args(args).arg("--data-dir").arg(&data).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // A plain baseline starts a legacy task (named by its CID), in a version-1 record.
+    assert!(run(&["--genesis"], "5", "1").status.success());
+    // A task of our own, for this harness and budget; a run with another budget is refused.
+    let prepare_cid = cid_of(FAKE_PREPARE.as_bytes());
+    let task =
+        task_cli(&["create", "--name", "ours", "--time-budget", "5", "--prepare-cid", &prepare_cid]).trim().to_string();
+    let refused = run(&[], "6", "1");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--time-budget 5"));
+    let out = run(&[], "5", "2");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Then the legacy task again, by a prefix of its root's id.
+    let all = records(&data);
+    task_cli(&["use", &all[0]["id"].as_str().unwrap()[..12]]);
+    let out = run(&[], "5", "1");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let all = records(&data);
+    let summary: Vec<(&str, &Value, &Value, &Value)> = all
+        .iter()
+        .map(|r| (r["description"].as_str().unwrap(), &r["parent"], &r["task_id"], &r["version"]))
+        .collect();
+    let (legacy_root, task_root) = (&all[0]["id"], &all[1]["id"]);
+    assert_eq!(
+        summary,
+        [
+            ("baseline", &Value::Null, &Value::Null, &json!(1)),
+            // The task's root signs the task (the task had no records: it runs its own baseline).
+            ("baseline", &Value::Null, &json!(task), &json!(2)),
+            ("in the task", task_root, &json!(task), &json!(2)),
+            // A child in a legacy task stays version 1: every release can take it.
+            ("back in the legacy task", legacy_root, &Value::Null, &json!(1)),
+        ]
+    );
+}

@@ -204,6 +204,18 @@ impl SporeNode {
         range: std::ops::Range<i64>,
         total: u64,
     ) -> Vec<String> {
+        let records: Vec<spore_spec::ExperimentRecord> = range
+            .map(|n| {
+                let mut r = crate::records::record(n);
+                identity.sign_record(&mut r);
+                r
+            })
+            .collect();
+        self.push(&records, total)
+    }
+
+    /// Sends signed `records` over one connection and waits until the node stores `total`.
+    pub fn push(&self, records: &[spore_spec::ExperimentRecord], total: u64) -> Vec<String> {
         use std::io::Write as _;
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))
             .unwrap_or_else(|e| panic!("connect to the node: {e}\n{}", self.log()));
@@ -211,11 +223,9 @@ impl SporeNode {
         std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let mut ids = Vec::new();
         let mut out = Vec::new();
-        for n in range {
-            let mut r = crate::records::record(n);
-            identity.sign_record(&mut r);
+        for r in records {
             ids.push(r.id.clone());
-            let message = spore_spec::Message::Experiment(Box::new(r));
+            let message = spore_spec::Message::Experiment(Box::new(r.clone()));
             out.extend(spore_spec::frame::frame_bytes(&message.encode_body()));
         }
         if let Err(e) = stream.write_all(&out).and_then(|()| stream.flush()) {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::json;
 
+use crate::protocol::refusal::RecordRefusal;
 use crate::protocol::{Direction, Protocol};
 
 pub const FILE: &str = "node.json";
@@ -114,7 +115,8 @@ pub fn write(data_dir: &Path, core: &Protocol, snapshot: &Snapshot, grpc: Option
             "controls_rejected": stats.controls_rejected,
             "tasks_accepted": stats.tasks_accepted,
             "tasks_rejected": stats.tasks_rejected,
-            "records_refused_store_paused": stats.records_refused[crate::protocol::refusal::RecordRefusal::StorePaused as usize],
+            "records_refused_store_paused": stats.records_refused[RecordRefusal::StorePaused as usize],
+            "records_refused_task_lineage": stats.records_refused[RecordRefusal::TaskLineage as usize],
             "code_over_quota": stats.code_over_quota,
         },
     });

@@ -331,3 +331,59 @@ async fn the_feed_pushes_each_newly_stored_record_in_python_s_message() {
     let quiet = tokio::time::timeout(Duration::from_millis(400), socket.next()).await;
     assert!(quiet.is_err(), "unexpected message {quiet:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_frontier_is_scoped_by_task_and_the_tasks_are_listed() {
+    let identity = Identity::from_seed([12; 32]);
+    let record = |n: i64, parent: Option<&str>, task: Option<&str>, val_bpb: f64| {
+        let mut r = spore_tests::records::record(n);
+        r.parent = parent.map(str::to_string);
+        r.depth = JsonNumber::from(i64::from(parent.is_some()));
+        r.val_bpb = JsonNumber::Float(val_bpb);
+        if let Some(task) = task {
+            r.task_id = Some(task.to_string());
+            r.version = JsonNumber::from(2);
+        }
+        sign(&identity, r)
+    };
+    let manifest = spore_spec::TaskManifest::signed(&identity, "scoped", 300, 1_773_000_000);
+    let legacy_root = record(1, None, None, 1.2);
+    let legacy_child = record(2, Some(&id_of(&legacy_root)), None, 1.1);
+    let task_root = record(3, None, Some(&manifest.task_id), 0.9);
+    let served = serve(&[legacy_root.clone(), legacy_child.clone(), task_root.clone()]).await;
+    DagStore::open(&served.store_path).unwrap().insert_task(&manifest, 0, false).unwrap();
+    let idle = spore_spec::TaskManifest::signed(&identity, "idle", 60, 1_773_000_001);
+    DagStore::open(&served.store_path).unwrap().insert_task(&idle, 0, false).unwrap();
+    let base = &served.base;
+
+    let (status, tasks) = get(&format!("{base}/api/task")).await;
+    assert_eq!(status, 200);
+    let summary: Vec<(&str, &str, &str, u64)> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let (id, name, source) = (t["task_id"].as_str().unwrap(), t["name"].as_str().unwrap(), t["source"].as_str());
+            (id, name, source.unwrap(), t["frontier_size"].as_u64().unwrap())
+        })
+        .collect();
+    let legacy_name = format!("legacy-{}", &id_of(&legacy_root)[..8]);
+    let legacy_id = id_of(&legacy_root);
+    assert_eq!(
+        summary,
+        [
+            (manifest.task_id.as_str(), "scoped", "manifest", 1),
+            (legacy_id.as_str(), legacy_name.as_str(), "legacy", 1),
+            (idle.task_id.as_str(), "idle", "manifest", 0),
+        ]
+    );
+    let ids = |rows: &Value| rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect::<Vec<String>>();
+    let (_, all) = get(&format!("{base}/api/frontier")).await;
+    assert_eq!(ids(&all), vec![id_of(&task_root), id_of(&legacy_child)]);
+    let (_, legacy) = get(&format!("{base}/api/frontier?task={legacy_id}")).await;
+    assert_eq!(ids(&legacy), vec![id_of(&legacy_child)]);
+    let (_, scoped) = get(&format!("{base}/api/frontier?task={}&class=CPU", manifest.task_id)).await;
+    assert_eq!(ids(&scoped), vec![id_of(&task_root)]);
+    let (_, none) = get(&format!("{base}/api/frontier?task={}", idle.task_id)).await;
+    assert_eq!(ids(&none), Vec::<String>::new());
+}

@@ -174,6 +174,17 @@ fn the_explorer_shows_the_dag_live_and_renders_hostile_records_as_text() {
         1,
         "the hostile record is on the frontier"
     );
+    // Scoped to one task: the hostile record is a root, so it names a legacy task of its own.
+    let choose_task = |browser: &mut Browser, task: &str| {
+        browser.send(json!({"cmd": "eval", "expression": format!(
+            "(() => {{ const s = document.querySelector('#frontier-task'); s.value = '{task}'; \
+             s.dispatchEvent(new Event('change')); }})()")}));
+    };
+    browser.wait(&format!("#frontier-task option[value='{hostile_id}']"), 5_000);
+    choose_task(&mut browser, &hostile_id);
+    browser.wait(&format!("#frontier tbody tr:only-child[data-cid='{hostile_id}']"), 5_000);
+    choose_task(&mut browser, "");
+    browser.wait("#frontier tbody tr:nth-child(6)", 5_000);
     browser.send(json!({"cmd": "screenshot", "path": artifacts().join("explorer-main.png")}));
 
     // Clicking a node opens its detail, with its lineage.

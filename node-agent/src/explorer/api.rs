@@ -26,6 +26,7 @@ pub fn routes() -> axum::Router<Explorer> {
         .route("/api/graph", get(graph))
         .route("/api/frontier", get(frontier))
         .route("/api/frontier/classes", get(frontier_classes))
+        .route("/api/task", get(super::tasks::tasks))
         .route("/api/experiment/{cid}", get(experiment))
         .route("/api/experiment/{cid}/ancestor", get(ancestor))
         .route("/api/experiment/{cid}/children", get(children))
@@ -68,9 +69,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(super) type ApiResult = Result<Response, ApiError>;
 
-fn ok(value: Value) -> ApiResult {
+pub(super) fn ok(value: Value) -> ApiResult {
     Ok(no_store(Json(value).into_response()))
 }
 
@@ -85,7 +86,7 @@ async fn not_found() -> ApiError {
 
 impl Explorer {
     /// Runs `read` on the explorer's store connection, off the async threads.
-    async fn read<T: Send + 'static>(
+    pub(super) async fn read<T: Send + 'static>(
         &self,
         read: impl FnOnce(&DagStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -201,6 +202,8 @@ struct FrontierQuery {
     gpu: Option<String>,
     /// One GPU class (`H100`, `CPU`, …).
     class: Option<String>,
+    /// One task (its id).
+    task: Option<String>,
     limit: Option<usize>,
 }
 
@@ -208,9 +211,10 @@ async fn frontier(State(explorer): State<Explorer>, Query(q): Query<FrontierQuer
     let limit = q.limit.unwrap_or(explorer.limits.list).clamp(1, explorer.limits.list);
     let rows = explorer
         .read(move |s| {
+            let task = q.task.as_deref().filter(|t| !t.is_empty());
             let entries = match &q.class {
-                Some(class) => s.frontier_of_class(class, limit)?,
-                None => s.frontier(q.gpu.as_deref().filter(|g| !g.is_empty()), limit)?,
+                Some(class) => s.frontier_of_class_in(task, class, limit)?,
+                None => s.frontier_in(task, q.gpu.as_deref().filter(|g| !g.is_empty()), limit)?,
             };
             let mut rows = Vec::with_capacity(entries.len());
             for entry in entries {

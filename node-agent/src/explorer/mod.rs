@@ -18,6 +18,7 @@ mod api;
 mod assets;
 mod feed;
 mod guard;
+mod tasks;
 mod view;
 
 use std::net::SocketAddr;

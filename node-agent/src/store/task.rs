@@ -14,6 +14,13 @@ impl DagStore {
         Ok(stmt.query_row([task_id], |_| Ok(())).optional()?.is_some())
     }
 
+    /// The stored manifest of `task_id`.
+    pub fn task_manifest(&self, task_id: &str) -> Result<Option<TaskManifest>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT manifest FROM task_manifest WHERE task_id = ?1")?;
+        let manifest: Option<String> = stmt.query_row([task_id], |row| row.get(0)).optional()?;
+        Ok(manifest.and_then(|m| spore_spec::json::parse(&m).ok()).and_then(|v| TaskManifest::from_value(&v).ok()))
+    }
+
     /// How many stored manifests `created_by` signed.
     pub fn task_count_by(&self, created_by: &str) -> Result<u64, StoreError> {
         let mut stmt = self.conn.prepare_cached("SELECT COUNT(*) FROM task_manifest WHERE created_by = ?1")?;

@@ -98,6 +98,14 @@ export interface Noise {
   settings: NoiseSetting[];
 }
 
+export interface Task {
+  task_id: string;
+  name: string;
+  source: "manifest" | "legacy";
+  frontier_size: number;
+  best_val_bpb: number | null;
+}
+
 export interface ProgressSeries {
   class: string;
   points: { timestamp: number; val_bpb: number; id: string }[];
@@ -115,7 +123,9 @@ export const api = {
   stat: () => get<Stat>("/api/stat"),
   graph: (mode: "full" | "lineage", offset = 0) =>
     get<Graph>(`/api/graph?mode=${mode}&fields=summary&offset=${offset}&limit=5000`),
-  frontier: (gpuClass: string) => get<Experiment[]>(gpuClass ? `/api/frontier?class=${q(gpuClass)}&limit=100` : "/api/frontier?limit=100"),
+  frontier: (gpuClass: string, task: string) =>
+    get<Experiment[]>(`/api/frontier?limit=100${gpuClass ? `&class=${q(gpuClass)}` : ""}${task ? `&task=${q(task)}` : ""}`),
+  tasks: () => get<Task[]>("/api/task"),
   frontierClasses: () => get<FrontierClass[]>("/api/frontier/classes"),
   experiment: (id: string) => get<Experiment>(`/api/experiment/${q(id)}`),
   ancestors: (id: string) => get<Experiment[]>(`/api/experiment/${q(id)}/ancestor`),

@@ -1,6 +1,6 @@
 // The side panels: the frontier table, the activity feed and the reputation leaderboard.
 
-import { api, type Experiment, type FrontierClass, type LeaderboardRow, type Noise } from "./api";
+import { api, type Experiment, type FrontierClass, type LeaderboardRow, type Noise, type Task } from "./api";
 import { byId, clear, el, formatBpb, formatTime, shortId } from "./dom";
 
 /** Items the activity list keeps. */
@@ -9,9 +9,11 @@ const MAX_ACTIVITY = 100;
 export class Panels {
   private readonly activity = byId<HTMLOListElement>("activity");
   private readonly classSelect = byId<HTMLSelectElement>("frontier-class");
+  private readonly taskSelect = byId<HTMLSelectElement>("frontier-task");
 
   constructor(private readonly onSelect: (id: string) => void) {
     this.classSelect.addEventListener("change", () => void this.refreshFrontier());
+    this.taskSelect.addEventListener("change", () => void this.refreshFrontier());
     for (const tab of document.querySelectorAll<HTMLButtonElement>(".tab")) {
       tab.addEventListener("click", () => this.showTab(tab.dataset.tab ?? "frontier"));
     }
@@ -30,8 +32,13 @@ export class Panels {
   }
 
   async refreshFrontier(): Promise<void> {
-    const [classes, rows] = await Promise.all([api.frontierClasses(), api.frontier(this.classSelect.value)]);
+    const [classes, tasks, rows] = await Promise.all([
+      api.frontierClasses(),
+      api.tasks(),
+      api.frontier(this.classSelect.value, this.taskSelect.value),
+    ]);
     this.fillClasses(classes);
+    this.fillTasks(tasks);
     const body = byId<HTMLTableElement>("frontier").tBodies[0]!;
     clear(body);
     rows.forEach((r, i) => {
@@ -58,6 +65,20 @@ export class Panels {
       this.classSelect.appendChild(el("option", { text: `${c.class} (${c.size}, best ${formatBpb(c.best_val_bpb)})`, attrs: { value: c.class } }));
     }
     this.classSelect.value = wanted.includes(current) ? current : "";
+  }
+
+  private fillTasks(tasks: Task[]): void {
+    const current = this.taskSelect.value;
+    const wanted = ["", ...tasks.map((t) => t.task_id)];
+    const have = [...this.taskSelect.options].map((o) => o.value);
+    if (wanted.join("\u0000") === have.join("\u0000")) return;
+    clear(this.taskSelect);
+    this.taskSelect.appendChild(el("option", { text: "all", attrs: { value: "" } }));
+    for (const t of tasks) {
+      const best = t.best_val_bpb === null ? "no frontier" : `best ${formatBpb(t.best_val_bpb)}`;
+      this.taskSelect.appendChild(el("option", { text: `${t.name} (${t.frontier_size}, ${best})`, attrs: { value: t.task_id, title: t.task_id } }));
+    }
+    this.taskSelect.value = wanted.includes(current) ? current : "";
   }
 
   /** Newest first; `initial` fills the list without marking items as new. */

@@ -91,6 +91,8 @@ pub fn publication(
         .as_ref()
         .and_then(|a| a.get(AGENT_MODEL_ANNOTATION).cloned())
         .unwrap_or_else(|| "kubernetes".into());
+    // A child signs its parent's task when the parent signed it (`research::task_scope`).
+    let task_id = crate::research::task_scope::task_to_sign(parent, None);
     let record = ExperimentRecord {
         parent: parent.map(|p| p.id.clone()),
         depth: JsonNumber::from(parent.and_then(|p| p.depth.as_i64()).map_or(0, |d| d + 1)),
@@ -115,11 +117,11 @@ pub fn publication(
         cuda_version: text(environment.as_ref().map(|e| e.cuda_version.clone())),
         torch_version: text(environment.as_ref().map(|e| e.torch_version.clone())),
         node_id: String::new(),
-        task_id: None,
+        task_id: task_id.clone(),
         timestamp: JsonNumber::from(timestamp),
         signature: String::new(),
         id: String::new(),
-        version: JsonNumber::from(1),
+        version: JsonNumber::from(if task_id.is_some() { 2 } else { 1 }),
     };
     let (parent_val_bpb, delta_val_bpb) = match (parent_val, &metrics) {
         (Some(p), Some(m)) => (Some(p), Some(m.val_bpb - p)),
@@ -209,6 +211,12 @@ mod tests {
         assert_eq!((inside.decision, inside.record.status), (Decision::Discard, Status::Discard));
         let clear = publication(&child, Some(&parent(1.01)), None, None, 0.02).unwrap();
         assert_eq!(clear.decision, Decision::Keep);
+        // A version-1 parent has a version-1 child; a parent that signs its task passes it on.
+        assert_eq!((clear.record.task_id.clone(), clear.record.version.as_i64()), (None, Some(1)));
+        let mut tasked = parent(1.01);
+        (tasked.task_id, tasked.version) = (Some("7".repeat(64)), JsonNumber::from(2));
+        let in_task = publication(&child, Some(&tasked), None, None, 0.0).unwrap();
+        assert_eq!((in_task.record.task_id, in_task.record.version.as_i64()), (Some("7".repeat(64)), Some(2)));
     }
 
     #[test]

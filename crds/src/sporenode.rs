@@ -219,6 +219,11 @@ pub struct VerificationSpec {
     #[serde(default = "default_challenge_timeout")]
     #[schemars(range(min = 60, max = 86400))]
     pub challenge_timeout_seconds: u32,
+    /// Node ids of verifiers the lab trusts: their votes count in every dispute. Any other node
+    /// votes only once this node or a trusted verifier has confirmed its work.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(regex(pattern = r"^[0-9a-f]{64}$")))]
+    pub trusted_verifiers: Vec<String>,
 }
 
 impl Default for VerificationSpec {
@@ -227,6 +232,7 @@ impl Default for VerificationSpec {
             enabled: true,
             spot_check_rate: default_spot_check_rate(),
             challenge_timeout_seconds: default_challenge_timeout(),
+            trusted_verifiers: Vec::new(),
         }
     }
 }

@@ -363,7 +363,8 @@ async fn the_frontier_is_scoped_by_task_and_the_tasks_are_listed() {
         .unwrap()
         .iter()
         .map(|t| {
-            let (id, name, source) = (t["task_id"].as_str().unwrap(), t["name"].as_str().unwrap(), t["source"].as_str());
+            let (id, name, source) =
+                (t["task_id"].as_str().unwrap(), t["name"].as_str().unwrap(), t["source"].as_str());
             (id, name, source.unwrap(), t["frontier_size"].as_u64().unwrap())
         })
         .collect();
@@ -377,7 +378,9 @@ async fn the_frontier_is_scoped_by_task_and_the_tasks_are_listed() {
             (idle.task_id.as_str(), "idle", "manifest", 0),
         ]
     );
-    let ids = |rows: &Value| rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect::<Vec<String>>();
+    let ids = |rows: &Value| {
+        rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect::<Vec<String>>()
+    };
     let (_, all) = get(&format!("{base}/api/frontier")).await;
     assert_eq!(ids(&all), vec![id_of(&task_root), id_of(&legacy_child)]);
     let (_, legacy) = get(&format!("{base}/api/frontier?task={legacy_id}")).await;

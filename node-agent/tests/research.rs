@@ -427,10 +427,8 @@ fn the_loop_works_in_the_task_it_is_given_and_signs_it_where_the_lineage_needs_i
     let out = run(&[], "5", "1");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let all = records(&data);
-    let summary: Vec<(&str, &Value, &Value, &Value)> = all
-        .iter()
-        .map(|r| (r["description"].as_str().unwrap(), &r["parent"], &r["task_id"], &r["version"]))
-        .collect();
+    let summary: Vec<(&str, &Value, &Value, &Value)> =
+        all.iter().map(|r| (r["description"].as_str().unwrap(), &r["parent"], &r["task_id"], &r["version"])).collect();
     let (legacy_root, task_root) = (&all[0]["id"], &all[1]["id"]);
     assert_eq!(
         summary,

@@ -66,7 +66,8 @@ fn a_created_task_reaches_our_other_nodes_and_task_use_picks_tasks_by_prefix() {
     assert!(spore_task(&b.data_dir, &["list"]).starts_with(&format!("*{}", &task[..16])));
     spore_task(&b.data_dir, &["use", "auto"]);
     assert!(!spore_task(&b.data_dir, &["list"]).contains('*'));
-    let unknown = Command::new(SPORE).args(["task", "use", "feed"]).arg("--data-dir").arg(&b.data_dir).output().unwrap();
+    let unknown =
+        Command::new(SPORE).args(["task", "use", "feed"]).arg("--data-dir").arg(&b.data_dir).output().unwrap();
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown task"));
 }

@@ -56,7 +56,8 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
     let ctx = support::operator_context(&env).await;
     let controllers = tokio::spawn(spore_operator::run_controllers(ctx));
 
-    let nodes = "apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: lab-node}\nspec:\n  bridge: {publicPeers: [\"peer.example:7470\"], export: own}\n---\n\
+    let nodes = "apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: lab-node}\nspec:\n  bridge: {publicPeers: [\"peer.example:7470\"], export: own}\n  \
+                 verification: {spotCheckRate: 0.25, challengeTimeoutSeconds: 600, trustedVerifiers: [\"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\"]}\n---\n\
                  apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: known}\nspec: {identitySecretName: known-key}\n---\n\
                  apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: lost}\nspec: {identitySecretName: no-such-secret}\n";
     kubectl.run(&["apply", "-n", NS, "-f", "-"], Some(nodes)).unwrap();
@@ -115,6 +116,12 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
     let args = get(&kubectl, &["statefulset", "lab-node"], "{.spec.template.spec.containers[0].args}");
     assert!(args.contains("--no-train") && args.contains(r#""--public-peer","peer.example:7470""#), "{args}");
     assert!(args.contains(r#""--export","own","--import","all""#), "the SporeNode's bridge policy: {args}");
+    // Its verification policy: the votes it trusts in disputes.
+    assert!(args.contains(r#""--spot-check-rate","0.25","--challenge-timeout","600""#), "{args}");
+    assert!(
+        args.contains(r#""--trust-verifier","d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a""#),
+        "{args}"
+    );
     // The gRPC API is reachable in the cluster, behind a generated token mounted from a Secret.
     let token =
         String::from_utf8(base64_decode(&get(&kubectl, &["secret", "lab-node-grpc-token"], "{.data.token}"))).unwrap();

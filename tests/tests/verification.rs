@@ -9,6 +9,10 @@
 //! * a colluder answers every challenge in the liars' favour (with the forger, inflater and
 //!   fabricator: a minority of 4 among 10).
 //!
+//! Then twenty fresh keys (Sybils) vote against an honest record and for a lie: counted as
+//! everyone's, they win; counted by standing (`spore_agent::verification::standing`), they
+//! change no honest node's verdict.
+//!
 //! Every node sees every record and every event (a full mesh without loss); the honest nodes
 //! spot-check, challenge, answer challenges with their own re-runs and decide every dispute
 //! themselves from the signed events. At the end no lie is on an honest node's frontier, no
@@ -21,6 +25,7 @@ use rand::{Rng, SeedableRng};
 use spore_agent::verification::dispute::{Claim, Verdict, resolve};
 use spore_agent::verification::reputation::Reputation;
 use spore_agent::verification::sampling::{BASE_RATE, Candidate, should_spot_check, spot_check_rate};
+use spore_agent::verification::standing::Standing;
 use spore_agent::verification::tolerance::table_tolerance;
 use spore_spec::{ControlEvent, ControlKind, Identity};
 
@@ -278,6 +283,26 @@ impl Sim {
         }
     }
 
+    /// Responses to `challenger` about `record`: every Sybil says `sybil_value`, each of the
+    /// `honest` nodes what its re-run gives.
+    fn votes(
+        &mut self,
+        sybils: &[Identity],
+        record: &Record,
+        challenger: &str,
+        sybil_value: f64,
+        honest: &[usize],
+    ) -> Vec<ControlEvent> {
+        let now = self.now;
+        let mut votes: Vec<ControlEvent> =
+            sybils.iter().map(|s| ControlEvent::response(s, &record.id, challenger, sybil_value, GPU, now)).collect();
+        for &i in honest {
+            let value = self.rerun(record);
+            votes.push(ControlEvent::response(&self.nodes[i].identity, &record.id, challenger, value, GPU, now));
+        }
+        votes
+    }
+
     fn snapshot(&self, node: usize) -> (Option<String>, Vec<(String, f64)>, HashSet<String>) {
         let n = &self.nodes[node];
         (n.frontier(&self.records).map(|r| r.id.clone()), n.reputation.table(self.now), n.rejected.clone())
@@ -358,4 +383,81 @@ fn forged_disputes_signed_or_not_move_nothing() {
     .unwrap();
     assert!(matches!(unsigned, spore_spec::Message::Dispute { .. }));
     assert_eq!(sim.snapshot(0), before, "the node's frontier, rejections and reputation are unchanged");
+}
+
+fn claim_of(r: &Record) -> Claim<'_> {
+    Claim { experiment_id: &r.id, publisher: &r.publisher, gpu_class: CLASS, val_bpb: r.claimed }
+}
+
+/// The standing a node has after the simulation: itself, and every publisher whose record it
+/// re-ran and confirmed (before `before`).
+fn standing_of(node: &Node, records: &[Record], before: i64) -> Standing {
+    let mut standing = Standing::new(&node.id(), []);
+    for record in records.iter().filter(|r| node.verified.contains(&r.id)) {
+        standing.confirmed(&node.id(), &record.publisher, before - 1);
+    }
+    standing
+}
+
+#[test]
+fn many_fresh_keys_change_no_honest_verdict() {
+    let mut sim = Sim::new(3);
+    sim.run();
+    let sybils: Vec<Identity> = (0..20u8).map(|i| Identity::from_seed([200 + i; 32])).collect();
+    let honest: Vec<usize> = (0..sim.nodes.len()).filter(|&i| sim.nodes[i].honest()).collect();
+    let now = sim.now;
+
+    // An honest record, challenged by the forger (whose own records are honest, so it may have
+    // earned standing) and "re-run" badly by twenty fresh keys.
+    let good = sim.nodes[0].frontier(&sim.records).unwrap().clone();
+    assert!(!good.lie);
+    let forger = sim.nodes.iter().find(|n| n.behaviour == Behaviour::Forger).unwrap();
+    let attack = ControlEvent::challenge(&forger.identity, &good.id, good.claimed + 0.3, GPU, now);
+    let forger_id = forger.id();
+    let others: Vec<usize> = honest.iter().copied().filter(|&i| sim.nodes[i].id() != good.publisher).collect();
+    let votes = sim.votes(&sybils, &good, &forger_id, good.claimed + 0.3, &others);
+    let counting_everyone = resolve(&claim_of(&good), &attack, &votes, |_| true, table_tolerance(CLASS), 3).unwrap();
+    assert_eq!(counting_everyone.verdict, Verdict::Rejected, "without standing, the Sybils win");
+    let mut upheld = 0;
+    for &i in &honest {
+        let standing = standing_of(&sim.nodes[i], &sim.records, now);
+        let decided =
+            resolve(&claim_of(&good), &attack, &votes, |id| standing.eligible(id, now), table_tolerance(CLASS), 1);
+        match decided {
+            Ok(resolution) => {
+                assert_eq!(resolution.verdict, Verdict::Upheld, "node {i} rejected an honest record");
+                assert!(resolution.opposing.is_empty(), "node {i} counted a Sybil: {resolution:?}");
+                upheld += 1;
+            }
+            Err(e) => eprintln!("node {i} decides nothing: {e}"),
+        }
+    }
+    eprintln!("{upheld} of {} honest nodes upheld the record on earned standing", honest.len());
+    assert!(upheld > 0, "earned standing decides some disputes");
+
+    // A lie, challenged by an honest node, and "confirmed" by twenty fresh keys.
+    let lie = sim.records.iter().rev().find(|r| r.lie).unwrap().clone();
+    let challenger = honest[0];
+    let value = sim.rerun(&lie);
+    let challenge = ControlEvent::challenge(&sim.nodes[challenger].identity, &lie.id, value, GPU, now);
+    let challenger_id = sim.nodes[challenger].id();
+    let votes = sim.votes(&sybils, &lie, &challenger_id, lie.claimed, &honest[1..]);
+    let counting_everyone = resolve(&claim_of(&lie), &challenge, &votes, |_| true, table_tolerance(CLASS), 3).unwrap();
+    assert_eq!(counting_everyone.verdict, Verdict::Upheld, "without standing, the Sybils uphold the lie");
+    let mut decided = 0;
+    for &i in &honest {
+        let mut standing = standing_of(&sim.nodes[i], &sim.records, now);
+        // The lab's setting: the honest nodes trust the challenger's re-runs.
+        if i != challenger {
+            standing = Standing::new(&sim.nodes[i].id(), [challenger_id.clone()]);
+        }
+        match resolve(&claim_of(&lie), &challenge, &votes, |id| standing.eligible(id, now), table_tolerance(CLASS), 1) {
+            Ok(resolution) => {
+                assert_eq!(resolution.verdict, Verdict::Rejected, "node {i} upheld a lie");
+                decided += 1;
+            }
+            Err(e) => panic!("node {i}: {e}"),
+        }
+    }
+    assert_eq!(decided, honest.len());
 }

@@ -5,7 +5,9 @@
 //! rate of 0 nothing else, which keeps two cores free enough for the test), fetch the code
 //! from the liar by `code_cid`, re-run it sandboxed and measured by the evaluator, challenge,
 //! answer each other's challenges, and each rejects the record from the signed evidence — as
-//! does a gossip-only node that re-runs nothing but holds the same evidence. A forged unsigned
+//! does a gossip-only node that re-runs nothing but holds the same evidence. The verifiers
+//! trust each other (`--trust-verifier`), the judge trusts both: a vote counts only from a
+//! node with standing. A forged unsigned
 //! `dispute` sent to a verifier changes neither its frontier nor its reputation table.
 
 use std::io::Write;
@@ -52,10 +54,22 @@ fn verifiers_reject_a_result_that_does_not_reproduce() {
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     };
-    let verify = common(&["--verify-only", "--spot-check-rate", "0", "--challenge-timeout", "20"]);
-    let a = SporeNode::start_training(&spore, &dir.path().join("a"), free_port().unwrap(), &[], &verify);
-    let b = SporeNode::start_training(&spore, &dir.path().join("b"), free_port().unwrap(), &[a.address()], &verify);
-    let judge_args = ["--challenge-timeout".to_string(), "20".to_string()];
+    // The lab's verifiers trust each other (and the judge trusts both): fresh keys would not
+    // count in a dispute.
+    let node_id = |dir: &std::path::Path| -> String {
+        let out = Command::new(&spore).args(["info", "--json", "--data-dir"]).arg(dir).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["node_id"].as_str().unwrap().to_string()
+    };
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let (a_id, b_id) = (node_id(&a_dir), node_id(&b_dir));
+    let verify = |trusted: &str| {
+        common(&["--verify-only", "--spot-check-rate", "0", "--challenge-timeout", "20", "--trust-verifier", trusted])
+    };
+    let a = SporeNode::start_training(&spore, &a_dir, free_port().unwrap(), &[], &verify(&b_id));
+    let b = SporeNode::start_training(&spore, &b_dir, free_port().unwrap(), &[a.address()], &verify(&a_id));
+    let judge_args: Vec<String> =
+        ["--challenge-timeout", "20", "--trust-verifier", &a_id, "--trust-verifier", &b_id].map(String::from).to_vec();
     let judge =
         SporeNode::start_with_args(&spore, &dir.path().join("d"), free_port().unwrap(), &[b.address()], &judge_args);
 

@@ -216,7 +216,6 @@ fn import(file: &str, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
         Ok(())
     })?;
     flush(&mut batch, &mut stored, &mut duplicates)?;
-    drop(flush);
     if outside > 0 {
         eprintln!("spore: {outside} records break their task's lineage (a signed task that is not the parent's)");
     }

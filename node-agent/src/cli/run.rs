@@ -154,6 +154,10 @@ pub struct RunArgs {
     /// Seconds after which a dispute is decided with the responses it has.
     #[arg(long, default_value_t = 1800)]
     challenge_timeout: u64,
+    /// A verifier the lab trusts (its node id; repeatable): its votes count in every dispute.
+    /// Others vote only once this node or a trusted verifier has confirmed their work.
+    #[arg(long = "trust-verifier", value_name = "NODE_ID", value_parser = node_id)]
+    trusted_verifiers: Vec<String>,
     #[command(flatten)]
     data_dir: DataDir,
 }
@@ -169,6 +173,11 @@ fn rate(text: &str) -> Result<f64, String> {
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
         _ => Err(format!("{text:?} is not a rate between 0 and 1")),
     }
+}
+
+fn node_id(text: &str) -> Result<String, String> {
+    let ok = text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok { Ok(text.to_string()) } else { Err("a node id is 64 lowercase hex characters".into()) }
 }
 
 fn keep_margin(text: &str) -> Result<f64, String> {
@@ -397,6 +406,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 spot_check_rate: args.spot_check_rate,
                 challenge_timeout: Duration::from_secs(args.challenge_timeout),
                 resource: args.resource,
+                trusted_verifiers: args.trusted_verifiers.clone(),
                 ..VerifierConfig::default()
             },
             rerun,

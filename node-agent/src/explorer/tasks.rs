@@ -35,7 +35,9 @@ pub(super) async fn tasks(State(explorer): State<Explorer>) -> ApiResult {
     for (manifest, task, size, best) in &frontier {
         let mut value = match manifest {
             Some(manifest) => manifest_fields(manifest),
-            None => json!({"task_id": task, "name": format!("legacy-{}", &task[..task.len().min(8)]), "source": "legacy"}),
+            None => {
+                json!({"task_id": task, "name": format!("legacy-{}", &task[..task.len().min(8)]), "source": "legacy"})
+            }
         };
         value["frontier_size"] = json!(size);
         value["best_val_bpb"] = json!(best);

@@ -68,7 +68,11 @@ pub fn check_fits(task: &ActiveTask, prepare_cid: &str, dataset_cid: &str, time_
         );
     }
     if differs(manifest.text("dataset_cid"), dataset_cid) {
-        bail!("task {} trains on data {}, this workspace has {dataset_cid}", short(&task.id), manifest.text("dataset_cid"));
+        bail!(
+            "task {} trains on data {}, this workspace has {dataset_cid}",
+            short(&task.id),
+            manifest.text("dataset_cid")
+        );
     }
     if let Some(budget) = manifest.time_budget().filter(|b| *b > 0 && *b as u64 != time_budget) {
         bail!("task {} runs for {budget} s: start with --time-budget {budget}", short(&task.id));
@@ -128,7 +132,12 @@ mod tests {
     fn stored(record: &ExperimentRecord) -> StoredRecord {
         let mut payload = Vec::new();
         record.write_wire_payload(&mut payload);
-        StoredRecord { record: record.clone(), payload: String::from_utf8(payload).unwrap(), flags: vec![], received_at: 0 }
+        StoredRecord {
+            record: record.clone(),
+            payload: String::from_utf8(payload).unwrap(),
+            flags: vec![],
+            received_at: 0,
+        }
     }
 
     fn record(parent: Option<&ExperimentRecord>, task: Option<&str>, status: Status, n: i64) -> ExperimentRecord {

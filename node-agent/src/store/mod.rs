@@ -439,7 +439,8 @@ impl<'conn> Inserter<'conn> {
             (Some((Some(parent_depth), _)), Some(d)) => parent_depth.checked_add(1) == Some(d),
             _ => true,
         };
-        let (task, task_signed) = match namespace::lineage_of(self.conn, r, parent_row.as_ref().map(|p| p.1.as_str()))? {
+        let (task, task_signed) = match namespace::lineage_of(self.conn, r, parent_row.as_ref().map(|p| p.1.as_str()))?
+        {
             namespace::Lineage::In { task, signed } => (task, signed),
             namespace::Lineage::Refused if self.parent.exists([&r.id])? => return Ok(InsertOutcome::Duplicate),
             namespace::Lineage::Refused => return Ok(InsertOutcome::OutsideTask),

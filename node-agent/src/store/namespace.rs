@@ -168,7 +168,8 @@ impl DagStore {
             "SELECT task, COUNT(*), MIN(val_bpb) FROM record WHERE on_frontier = 1 AND task != '' \
              GROUP BY task ORDER BY MIN(val_bpb), task LIMIT ?1",
         )?;
-        let rows = stmt.query_map([limit as i64], |row| Ok((row.get(0)?, row.get::<_, i64>(1)?.max(0) as u64, row.get(2)?)))?;
+        let rows =
+            stmt.query_map([limit as i64], |row| Ok((row.get(0)?, row.get::<_, i64>(1)?.max(0) as u64, row.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -4,7 +4,13 @@ use spore_spec::{ExperimentRecord, Flag, Identity, JsonNumber, Status};
 
 use super::{DagStore, InsertOutcome, StoredRecord};
 
-pub(super) fn record(parent: Option<&ExperimentRecord>, status: Status, val_bpb: f64, gpu: &str, n: i64) -> ExperimentRecord {
+pub(super) fn record(
+    parent: Option<&ExperimentRecord>,
+    status: Status,
+    val_bpb: f64,
+    gpu: &str,
+    n: i64,
+) -> ExperimentRecord {
     let mut r = spore_tests::records::record(n);
     r.parent = parent.map(|p| p.id.clone());
     r.depth = JsonNumber::from(parent.map_or(0, |p| p.depth.as_i64().unwrap_or(0) + 1));

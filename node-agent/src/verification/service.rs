@@ -10,7 +10,8 @@
 //! one at a time, holding the GPU lock the research loop also holds while it trains: a check
 //! never runs beside an experiment on the same device. A record's code comes from the
 //! artifact store, fetched from peers by `code_cid` when missing (checked against its SHA-256
-//! on arrival). Only records of this node's GPU class, harness and data are eligible.
+//! on arrival). Only records of this node's GPU class, harness and data are eligible. Votes in
+//! a dispute count only from nodes with standing ([`Standing`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::dispute::{Claim, DisputeError, Verdict, resolve};
 use super::reputation::Reputation;
 use super::sampling::{Candidate, should_spot_check, spot_check_rate};
+use super::standing::Standing;
 use super::tolerance::{MAX_WIDENING, table_tolerance, tolerance};
 use crate::node::{NodeHandle, unix_now};
 use crate::research::artifacts::ArtifactStore;
@@ -45,6 +47,8 @@ pub struct VerifierConfig {
     pub code_timeout: Duration,
     pub resource: u8,
     pub poll: Duration,
+    /// Verifiers the lab trusts: their votes count in every dispute ([`Standing`]).
+    pub trusted_verifiers: Vec<String>,
 }
 
 impl Default for VerifierConfig {
@@ -56,6 +60,7 @@ impl Default for VerifierConfig {
             code_timeout: Duration::from_secs(60),
             resource: 100,
             poll: Duration::from_secs(1),
+            trusted_verifiers: Vec::new(),
         }
     }
 }
@@ -103,6 +108,8 @@ struct State {
     open: HashMap<(String, String), Instant>,
     decided: HashSet<(String, String)>,
     reputation: Reputation,
+    /// Who may vote in disputes.
+    standing: Standing,
 }
 
 impl<E: Executor> Verifier<E> {
@@ -134,6 +141,7 @@ impl<E: Executor> Verifier<E> {
             open: HashMap::new(),
             decided: HashSet::new(),
             reputation: Reputation::default(),
+            standing: Standing::new(&self.me(), self.config.trusted_verifiers.iter().cloned()),
         };
         loop {
             tokio::select! {
@@ -203,14 +211,18 @@ impl<E: Executor> Verifier<E> {
                     }
                 }
                 ControlKind::Verification => {
-                    let publisher = event.field("verified_node_id").unwrap_or_default().to_string();
                     if let Some(record) = store.record(&experiment)? {
                         let keep = record.status == Status::Keep;
                         // At the event's own (signed, never future) time: a restart replays
                         // the store, and old events must decay as they did before it.
                         let at = event.timestamp.min(unix_now());
-                        state.reputation.verified(&experiment, &publisher, event.actor(), keep, false, at);
-                        self.save_reputation(state);
+                        // The record says whose work it is, whatever the event claims.
+                        state.standing.confirmed(event.actor(), &record.node_id, at);
+                        // Only a verifier with standing vouches for anyone's reputation.
+                        if state.standing.eligible(event.actor(), at) {
+                            state.reputation.verified(&experiment, &record.node_id, event.actor(), keep, false, at);
+                            self.save_reputation(state);
+                        }
                     }
                 }
                 // Responses are read when deciding; a dispute's say-so decides nothing.
@@ -252,7 +264,9 @@ impl<E: Executor> Verifier<E> {
                 val_bpb: record.val_bpb.as_f64(),
             };
             let quorum = if timed_out { 1 } else { self.config.quorum };
-            match resolve(&claim, challenge, &responses, |_| true, table_tolerance(&class), quorum) {
+            let (standing, started) = (&state.standing, challenge.timestamp);
+            let eligible = |id: &str| standing.eligible(id, started);
+            match resolve(&claim, challenge, &responses, eligible, table_tolerance(&class), quorum) {
                 Ok(resolution) => {
                     state.open.remove(&key);
                     state.decided.insert(key.clone());

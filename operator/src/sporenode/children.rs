@@ -163,6 +163,14 @@ pub fn stateful_set(node: &SporeNode, settings: &PodSettings) -> StatefulSet {
     ];
     let (research_args, research_env) = super::research::agent_research(node);
     args.extend(research_args);
+    // The agent judges disputes (and would re-run nothing at a zero rate).
+    let verification = &node.spec.verification;
+    let rate = if verification.enabled { verification.spot_check_rate } else { 0.0 };
+    args.extend(["--spot-check-rate".into(), rate.to_string()]);
+    args.extend(["--challenge-timeout".into(), verification.challenge_timeout_seconds.to_string()]);
+    for verifier in &verification.trusted_verifiers {
+        args.extend(["--trust-verifier".into(), verifier.clone()]);
+    }
     // The agent is the lab's bridge: only these peers are public, under the SporeNode's policy.
     let bridge = &node.spec.bridge;
     for peer in &bridge.public_peers {

@@ -1,8 +1,8 @@
 //! The operator's in-cluster mirror on a real control plane and a real PostgreSQL: every
-//! SporeNode's agent (a real `spore run`, reached through the SporeNode's URL annotation) is
-//! streamed into one database with the token from the Secret the SporeNode controller made; a
-//! wrong token writes nothing; records two agents share are written once; a deleted SporeNode's
-//! mirror stops.
+//! SporeNode's agent (a real `spore run`, reached through the SporeNode's URL annotation, which
+//! the operator is told to follow) is streamed into one database with the token from the Secret
+//! the SporeNode controller made, under a cursor of its SporeNode's; a wrong token writes
+//! nothing; records two agents share are written once; a deleted SporeNode's mirror stops.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
@@ -74,6 +74,9 @@ async fn every_sporenodes_agent_is_mirrored_once_with_its_token_until_the_sporen
         batch: 100,
         max_backoff: Duration::from_secs(1),
         resync: Duration::from_millis(500),
+        namespaces: vec![NS.to_string()],
+        // The agents run outside the cluster: the operator lets their SporeNodes say where.
+        url_annotation: true,
     };
     let mirrors = tokio::spawn(spore_operator::mirror::fleet::run(ctx.client.clone(), fleet, metrics.clone()));
 
@@ -139,6 +142,9 @@ async fn every_sporenodes_agent_is_mirrored_once_with_its_token_until_the_sporen
     wait_for(&url, "SELECT count(*) FROM mirror_cursors WHERE last_seq = 300", 2, "both cursors").await;
     assert_eq!(query_i64(&url, "SELECT count(DISTINCT id) FROM experiments").await, Some(500));
     assert_eq!(query_i64(&url, "SELECT sum(records)::bigint FROM nodes").await, Some(500), "no double counting");
+    // Each cursor is its SporeNode's, not the node id its agent reports.
+    let by_sporenode = "SELECT count(*) FROM mirror_cursors WHERE agent LIKE 'sporenode/%'";
+    assert_eq!(query_i64(&url, by_sporenode).await, Some(2));
     let text = metrics.mirrors.render();
     assert!(text.contains("spore_mirror_cursor{agent=\"lab/a\"} 300"), "{text}");
     assert!(text.contains("spore_mirror_cursor{agent=\"lab/b\"} 300"), "{text}");

@@ -38,7 +38,7 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the controllers in the foreground.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Mirror one node-agent's records into Postgres (for standalone labs).
     Mirror(MirrorArgs),
 }
@@ -112,6 +112,13 @@ struct RunArgs {
     /// Records per mirror transaction.
     #[arg(long, default_value_t = 5000)]
     mirror_batch: usize,
+    /// Mirror only the SporeNodes of this namespace (repeatable; default: every namespace).
+    #[arg(long = "mirror-namespace", value_name = "NAMESPACE")]
+    mirror_namespaces: Vec<String>,
+    /// Follow a SporeNode's `sporemesh.io/mirror-agent-url` annotation (an agent outside the
+    /// cluster). Off by default: whoever may edit a SporeNode could point the database anywhere.
+    #[arg(long)]
+    mirror_agent_url_annotation: bool,
     /// Create a training pod only when the nodes it may run on have its GPUs free, by the
     /// operator's count of its own training pods; otherwise the Experiment waits `Queued` with no
     /// pod. Turn off where GPU nodes are added on demand (an autoscaler acts on pending pods).
@@ -171,6 +178,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         batch: args.mirror_batch.max(1),
         max_backoff: Duration::from_secs(10),
         resync: Duration::from_secs(5),
+        namespaces: args.mirror_namespaces,
+        url_annotation: args.mirror_agent_url_annotation,
     });
     let work = async move {
         match fleet {
@@ -212,7 +221,7 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Text => logs.init(),
     }
     match cli.command {
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
         Command::Mirror(args) => mirror(args).await,
     }
 }
@@ -241,6 +250,7 @@ async fn mirror(args: MirrorArgs) -> anyhow::Result<()> {
         batch: args.batch.max(1),
         max_backoff: Duration::from_secs(args.max_backoff_seconds.max(1)),
         agent_token: args.agent_token_file.as_deref().map(read_token).transpose()?,
+        cursor_key: None,
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let on_signal = shutdown.clone();

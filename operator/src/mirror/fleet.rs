@@ -1,9 +1,13 @@
 //! The in-cluster mirror: the operator streams the agent of every SporeNode into one Postgres.
 //!
-//! Every `resync` the SporeNodes are listed; each one that is not being deleted and whose
+//! Every `resync` the SporeNodes are listed; each one that the operator's policy admits (its
+//! namespace among `namespaces`, when that list is given), that is not being deleted and whose
 //! gRPC token Secret (made by the SporeNode controller) exists gets a mirror ([`super::run`])
-//! to `agent_url_template` with `{name}` and `{namespace}` filled in (or to the URL in its
-//! [`AGENT_URL_ANNOTATION`]), presenting the token. A
+//! to `agent_url_template` with `{name}` and `{namespace}` filled in, presenting the token. The
+//! URL in a SporeNode's [`AGENT_URL_ANNOTATION`] is followed only when the operator allows it
+//! (`url_annotation`): otherwise anyone who may edit a SporeNode could point the shared
+//! database at an agent of their choosing. Each mirror's cursor is its SporeNode's (by uid),
+//! not the node id an agent reports. A
 //! SporeNode that goes away, or whose URL or token changes, has its mirror stopped (and
 //! restarted with the new settings). Mirrors of different agents share the `experiments`
 //! table: the records they hold in common are written once (`ON CONFLICT DO NOTHING`), and each
@@ -39,6 +43,10 @@ pub struct FleetConfig {
     pub max_backoff: Duration,
     /// How often the SporeNodes are listed.
     pub resync: Duration,
+    /// Only SporeNodes of these namespaces are mirrored; empty: every namespace.
+    pub namespaces: Vec<String>,
+    /// Follow [`AGENT_URL_ANNOTATION`] (an agent outside the cluster); off: the template only.
+    pub url_annotation: bool,
 }
 
 /// The default agent URL: the gRPC port of the SporeNode's headless Service.
@@ -56,6 +64,8 @@ pub fn agent_url(template: &str, namespace: &str, name: &str) -> String {
 struct Target {
     url: String,
     token: String,
+    /// The mirror's cursor key: the SporeNode's uid.
+    cursor: String,
 }
 
 /// A running mirror; dropping it stops the mirror.
@@ -97,6 +107,7 @@ pub async fn run(client: Client, config: FleetConfig, metrics: Arc<Metrics>) {
                         max_backoff: config.max_backoff,
                         metrics: metrics.mirrors.get(&key),
                         agent_token: Some(target.token.clone()),
+                        cursor_key: Some(target.cursor.clone()),
                     };
                     let until = stop.clone();
                     tokio::spawn(async move {
@@ -119,9 +130,8 @@ async fn targets(client: &Client, config: &FleetConfig) -> Result<BTreeMap<Strin
     let mut wanted = BTreeMap::new();
     for node in nodes {
         let (Some(namespace), name) = (node.namespace(), node.name_any()) else { continue };
-        if node.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
+        let Some(url) = admitted(&node, &namespace, config) else { continue };
+        let Some(uid) = node.uid() else { continue };
         let secrets = Api::<Secret>::namespaced(client.clone(), &namespace);
         let token = secrets
             .get_opt(&grpc_token_secret_name(&node))
@@ -134,18 +144,54 @@ async fn targets(client: &Client, config: &FleetConfig) -> Result<BTreeMap<Strin
             tracing::debug!(sporenode = %name, "no gRPC token yet; not mirrored");
             continue;
         };
-        let url = match node.annotations().get(AGENT_URL_ANNOTATION) {
-            Some(url) => url.clone(),
-            None => agent_url(&config.agent_url_template, &namespace, &name),
-        };
-        wanted.insert(format!("{namespace}/{name}"), Target { url, token });
+        wanted.insert(format!("{namespace}/{name}"), Target { url, token, cursor: format!("sporenode/{uid}") });
     }
     Ok(wanted)
+}
+
+/// The agent URL of `node` when the operator's policy admits it to the database.
+fn admitted(node: &SporeNode, namespace: &str, config: &FleetConfig) -> Option<String> {
+    if node.metadata.deletion_timestamp.is_some()
+        || (!config.namespaces.is_empty() && !config.namespaces.iter().any(|n| n == namespace))
+    {
+        return None;
+    }
+    let annotated = node.annotations().get(AGENT_URL_ANNOTATION).filter(|_| config.url_annotation);
+    Some(match annotated {
+        Some(url) => url.clone(),
+        None => agent_url(&config.agent_url_template, namespace, &node.name_any()),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(namespaces: &[&str], url_annotation: bool) -> FleetConfig {
+        FleetConfig {
+            database_url: String::new(),
+            agent_url_template: default_agent_url_template(),
+            batch: 1,
+            max_backoff: Duration::from_secs(1),
+            resync: Duration::from_secs(1),
+            namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+            url_annotation,
+        }
+    }
+
+    #[test]
+    fn only_what_the_operator_admits_is_mirrored_and_annotations_need_its_leave() {
+        let mut node = SporeNode::new("gpu-box", serde_json::from_value(serde_json::json!({})).unwrap());
+        node.metadata.annotations =
+            Some([(AGENT_URL_ANNOTATION.to_string(), "http://attacker.example:7471".to_string())].into());
+        let template = "http://gpu-box.lab.svc:7471".to_string();
+        assert_eq!(admitted(&node, "lab", &config(&[], false)), Some(template.clone()), "the annotation is ignored");
+        assert_eq!(admitted(&node, "lab", &config(&["lab"], true)).as_deref(), Some("http://attacker.example:7471"));
+        assert_eq!(admitted(&node, "lab", &config(&["other"], false)), None, "another namespace's node");
+        node.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+        assert_eq!(admitted(&node, "lab", &config(&[], false)), None, "a node being deleted");
+    }
 
     #[test]
     fn the_agent_url_is_the_template_filled_in() {

@@ -14,6 +14,8 @@ pub struct MirrorMetrics {
     pub records_streamed: AtomicU64,
     /// Rows that were new in Postgres.
     pub rows_written: AtomicU64,
+    /// Streamed records that did not verify, never written.
+    pub rows_refused: AtomicU64,
     pub batches: AtomicU64,
     /// Sessions that ended in an error (database or agent gone).
     pub errors: AtomicU64,
@@ -32,12 +34,15 @@ pub struct MirrorRegistry {
 /// (name, type, help, value of one mirror)
 type Family = (&'static str, &'static str, &'static str, fn(&MirrorMetrics) -> i64);
 
-const FAMILIES: [Family; 6] = [
+const FAMILIES: [Family; 7] = [
     ("spore_mirror_records_streamed_total", "counter", "Records received from the agent.", |m| {
         m.records_streamed.load(Ordering::Relaxed) as i64
     }),
     ("spore_mirror_rows_written_total", "counter", "Rows new in Postgres.", |m| {
         m.rows_written.load(Ordering::Relaxed) as i64
+    }),
+    ("spore_mirror_rows_refused_total", "counter", "Streamed records that did not verify, not written.", |m| {
+        m.rows_refused.load(Ordering::Relaxed) as i64
     }),
     ("spore_mirror_batches_total", "counter", "Transactions committed.", |m| m.batches.load(Ordering::Relaxed) as i64),
     ("spore_mirror_errors_total", "counter", "Sessions ended by an error.", |m| {

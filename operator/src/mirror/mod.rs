@@ -1,13 +1,15 @@
 //! The Postgres mirror: streams an agent's `WatchRecords` into Postgres, exactly once.
 //!
 //! One session = one Postgres connection (migrations applied first, by refinery) and one
-//! stream from the agent, started after the cursor stored for that agent (keyed by its node
-//! id). Records are written in batches (up to `batch`, or what arrived within 100 ms) by
+//! stream from the agent, started after the cursor stored for that agent (keyed by its
+//! SporeNode in the cluster, else by its node id). Every record is verified before it is
+//! written ([`check`]). Records are written in batches (up to `batch`, or what arrived within 100 ms) by
 //! [`writer::write_batch`], which moves the cursor in the same transaction. Any failure — the
 //! database gone, the agent restarted — ends the session; the next one starts after an
 //! exponential backoff and resumes from the cursor, so nothing is lost or written twice. The
 //! agent never waits for the mirror: its stream only buffers a bounded number of records.
 
+pub mod check;
 pub mod fleet;
 pub mod metrics;
 pub mod writer;
@@ -52,6 +54,9 @@ pub struct MirrorConfig {
     pub metrics: std::sync::Arc<metrics::MirrorMetrics>,
     /// Sent as `authorization: Bearer <token>` when the agent requires one.
     pub agent_token: Option<String>,
+    /// What the cursor is stored under (the operator's: its SporeNode's uid); `None`: the node
+    /// id the agent reports.
+    pub cursor_key: Option<String>,
 }
 
 /// Aborts a task when dropped.
@@ -129,8 +134,9 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
         Ok(request)
     });
     let agent_id = agent.status(StatusRequest {}).await.context("agent status")?.into_inner().node_id;
+    let cursor_key = config.cursor_key.clone().unwrap_or_else(|| agent_id.clone());
     let cursor: i64 = client
-        .query_opt("SELECT last_seq FROM mirror_cursors WHERE agent = $1", &[&agent_id])
+        .query_opt("SELECT last_seq FROM mirror_cursors WHERE agent = $1", &[&cursor_key])
         .await
         .context("Postgres: read the cursor")?
         .map(|row| row.get(0))
@@ -167,6 +173,7 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
     });
     let _reader = AbortOnDrop(reader);
     let mut expected = cursor;
+    let mut keys = spore_spec::KeyCache::new(spore_spec::KeyCache::DEFAULT_CAPACITY);
     let mut received = Vec::with_capacity(config.batch);
     loop {
         received.clear();
@@ -194,17 +201,23 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
         if batch.iter().any(|r| r.seq <= expected) || batch.windows(2).any(|w| w[0].seq >= w[1].seq) {
             bail!("the agent's stream went backwards (after {expected}); resynchronising");
         }
-        let rows: Vec<writer::Row> = batch
-            .iter()
-            .filter_map(|r| {
-                let row = writer::row_of(r);
-                if row.is_none() {
-                    tracing::warn!(seq = r.seq, id = %r.id, "skipping a stored payload that is not a record");
+        let mut rows: Vec<writer::Row> = Vec::with_capacity(batch.len());
+        let mut refused = 0u64;
+        for stored in &batch {
+            match check::checked_row(stored, &mut keys) {
+                Ok(row) => rows.push(row),
+                Err(refusal) => {
+                    refused += 1;
+                    tracing::debug!(seq = stored.seq, id = %stored.id, "refused: {refusal}");
                 }
-                row
-            })
-            .collect();
-        let inserted = writer::write_batch(client, &agent_id, &rows, last_seq).await.context("Postgres: write")?;
+            }
+        }
+        if refused > 0 {
+            metrics.rows_refused.fetch_add(refused, Ordering::Relaxed);
+            tracing::warn!(refused, last_seq, agent = %config.agent, "records that do not verify were not written");
+        }
+        let inserted =
+            writer::write_batch(client, &agent_id, &cursor_key, &rows, last_seq).await.context("Postgres: write")?;
         metrics.records_streamed.fetch_add(batch.len() as u64, Ordering::Relaxed);
         metrics.rows_written.fetch_add(inserted, Ordering::Relaxed);
         metrics.batches.fetch_add(1, Ordering::Relaxed);

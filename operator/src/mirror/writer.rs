@@ -30,10 +30,8 @@ pub struct Row {
     pub payload: String,
 }
 
-/// The row of a streamed record; `None` when its payload is not a record (the agent only
-/// stores records, so this means a bug or a damaged store, and is logged by the caller).
-pub fn row_of(stored: &StoredRecord) -> Option<Row> {
-    let record = ExperimentRecord::from_json(&stored.payload).ok()?;
+/// The row of a streamed record, parsed as `record` (checked by [`super::check`]).
+pub fn row_of(stored: &StoredRecord, record: &ExperimentRecord) -> Row {
     // jsonb refuses NaN/Infinity (which our parser accepts, as Python's does) and `\u0000`.
     let numbers = [
         &record.depth,
@@ -46,7 +44,7 @@ pub fn row_of(stored: &StoredRecord) -> Option<Row> {
         &record.version,
     ];
     let json_ok = numbers.iter().all(|n| n.is_finite()) && !stored.payload.contains("\\u0000");
-    Some(Row {
+    Row {
         seq: stored.seq,
         id: stored.id.clone(),
         parent: record.parent.clone().filter(|p| !p.is_empty()),
@@ -59,7 +57,7 @@ pub fn row_of(stored: &StoredRecord) -> Option<Row> {
         description: record.description.clone(),
         json_ok,
         payload: stored.payload.clone(),
-    })
+    }
 }
 
 const STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS mirror_staging (
@@ -101,10 +99,12 @@ pub async fn prepare_session(client: &Client) -> Result<(), tokio_postgres::Erro
     client.batch_execute(STAGING).await
 }
 
-/// Writes `rows` (into a session prepared by [`prepare_session`]) and moves `agent`'s cursor to `last_seq`; returns the rows that were new.
+/// Writes `rows` (into a session prepared by [`prepare_session`]), noting `agent` (its node id)
+/// as their source, and moves the cursor `cursor` to `last_seq`; returns the rows that were new.
 pub async fn write_batch(
     client: &mut Client,
     agent: &str,
+    cursor: &str,
     rows: &[Row],
     last_seq: i64,
 ) -> Result<u64, tokio_postgres::Error> {
@@ -134,7 +134,7 @@ pub async fn write_batch(
     tx.execute(
         "INSERT INTO mirror_cursors (agent, last_seq, updated_at) VALUES ($1, $2, now())
          ON CONFLICT (agent) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()",
-        &[&agent, &last_seq],
+        &[&cursor, &last_seq],
     )
     .await?;
     tx.commit().await?;

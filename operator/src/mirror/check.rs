@@ -3,7 +3,8 @@
 //! is its node's, the checks a node applies to a record from a peer (single verification,
 //! exactly Python's verdicts). A refused record is counted (`spore_mirror_rows_refused_total`)
 //! and logged, and never written; the cursor still moves past it, so one bad record cannot
-//! stall the mirror.
+//! stall the mirror. Records are checked by the task that reads the agent's stream, so checking
+//! overlaps with writing the previous batch.
 
 use spore_spec::grpc::StoredRecord;
 use spore_spec::{ExperimentRecord, KeyCache};
@@ -19,6 +20,21 @@ pub enum Refusal {
     WrongId { streamed: String, actual: String },
     #[error("the record does not verify: {0}")]
     Verify(String),
+}
+
+/// A streamed record, checked: what the writer needs.
+#[derive(Debug)]
+pub struct Checked {
+    pub seq: i64,
+    pub id: String,
+    pub row: Result<Row, Refusal>,
+}
+
+impl Checked {
+    pub fn of(stored: StoredRecord, keys: &mut KeyCache) -> Checked {
+        let row = checked_row(&stored, keys);
+        Checked { seq: stored.seq, id: stored.id, row }
+    }
 }
 
 /// The row of a streamed record that verifies.

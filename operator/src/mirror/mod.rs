@@ -160,12 +160,15 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
     let _poller = AbortOnDrop(poller);
     let mut stream =
         agent.watch_records(WatchRecordsRequest { since_seq: cursor }).await.context("agent stream")?.into_inner();
-    // A reader task keeps pulling from the agent while a batch is being written.
+    // A reader task keeps pulling from the agent, and checks each record, while a batch is
+    // being written.
     let (tx, mut rx) = tokio::sync::mpsc::channel(config.batch * 4);
     let reader = tokio::spawn(async move {
+        let mut keys = spore_spec::KeyCache::new(spore_spec::KeyCache::DEFAULT_CAPACITY);
         loop {
             let next = stream.message().await;
             let end = !matches!(next, Ok(Some(_)));
+            let next = next.map(|r| r.map(|stored| check::Checked::of(stored, &mut keys)));
             if tx.send(next).await.is_err() || end {
                 return;
             }
@@ -173,7 +176,6 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
     });
     let _reader = AbortOnDrop(reader);
     let mut expected = cursor;
-    let mut keys = spore_spec::KeyCache::new(spore_spec::KeyCache::DEFAULT_CAPACITY);
     let mut received = Vec::with_capacity(config.batch);
     loop {
         received.clear();
@@ -201,14 +203,15 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
         if batch.iter().any(|r| r.seq <= expected) || batch.windows(2).any(|w| w[0].seq >= w[1].seq) {
             bail!("the agent's stream went backwards (after {expected}); resynchronising");
         }
+        let streamed = batch.len() as u64;
         let mut rows: Vec<writer::Row> = Vec::with_capacity(batch.len());
         let mut refused = 0u64;
-        for stored in &batch {
-            match check::checked_row(stored, &mut keys) {
+        for checked in batch {
+            match checked.row {
                 Ok(row) => rows.push(row),
                 Err(refusal) => {
                     refused += 1;
-                    tracing::debug!(seq = stored.seq, id = %stored.id, "refused: {refusal}");
+                    tracing::debug!(seq = checked.seq, id = %checked.id, "refused: {refusal}");
                 }
             }
         }
@@ -218,11 +221,11 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
         }
         let inserted =
             writer::write_batch(client, &agent_id, &cursor_key, &rows, last_seq).await.context("Postgres: write")?;
-        metrics.records_streamed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        metrics.records_streamed.fetch_add(streamed, Ordering::Relaxed);
         metrics.rows_written.fetch_add(inserted, Ordering::Relaxed);
         metrics.batches.fetch_add(1, Ordering::Relaxed);
         metrics.cursor.store(last_seq, Ordering::Relaxed);
-        tracing::debug!(records = batch.len(), inserted, last_seq, "batch mirrored");
+        tracing::debug!(records = streamed, inserted, last_seq, "batch mirrored");
         expected = last_seq;
     }
 }

@@ -171,14 +171,20 @@ fn chat(content: &str) -> Reply {
     Reply::json(200, json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}))
 }
 
+/// A data directory and a workspace of `prepare` and `train`, in `dir`.
+fn node_and_workspace(dir: &Path, workspace: &str, prepare: &str, train: &str) -> (std::path::PathBuf, String) {
+    let data = dir.join("node");
+    let ws = dir.join(workspace);
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("prepare.py"), prepare).unwrap();
+    std::fs::write(ws.join("train.py"), train).unwrap();
+    (data, ws.display().to_string())
+}
+
 #[test]
 fn an_llm_proposer_drives_the_loop_and_children_build_on_their_parents_code() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("node");
-    let workspace = dir.path().join("ws");
-    std::fs::create_dir_all(&workspace).unwrap();
-    std::fs::write(workspace.join("prepare.py"), FAKE_PREPARE).unwrap();
-    std::fs::write(workspace.join("train.py"), fake_train("2.0")).unwrap();
+    let (data, ws) = node_and_workspace(dir.path(), "ws", FAKE_PREPARE, &fake_train("2.0"));
     let crashing = fake_train("1.0").replace("print('---')", "raise SystemExit('boom: val_bpb never printed')");
     let fake = FakeLlm::start(vec![
         chat(&format!("Description: lower the score\nHypothesis: h1\n```python\n{}```", fake_train("1.5"))),
@@ -188,7 +194,6 @@ fn an_llm_proposer_drives_the_loop_and_children_build_on_their_parents_code() {
     ])
     .unwrap();
     set_llm(&data, &fake);
-    let ws = workspace.display().to_string();
     let out = run_spore(
         &[
             "run",
@@ -259,11 +264,7 @@ const NOISY_BASELINE: &str = "import os\nfrom prepare import DATA\nRUN = os.path
 #[test]
 fn a_gain_inside_the_measured_noise_is_discarded_and_the_estimate_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("node");
-    let workspace = dir.path().join("ws");
-    std::fs::create_dir_all(&workspace).unwrap();
-    std::fs::write(workspace.join("prepare.py"), FAKE_PREPARE).unwrap();
-    std::fs::write(workspace.join("train.py"), NOISY_BASELINE).unwrap();
+    let (data, ws) = node_and_workspace(dir.path(), "ws", FAKE_PREPARE, NOISY_BASELINE);
     let fake = FakeLlm::start(vec![
         chat(&format!("Description: a little lower\n```python\n{}```", fake_train("1.95"))),
         chat(&format!("Description: much lower\n```python\n{}```", fake_train("1.8"))),
@@ -272,7 +273,6 @@ fn a_gain_inside_the_measured_noise_is_discarded_and_the_estimate_survives_a_res
     ])
     .unwrap();
     set_llm(&data, &fake);
-    let ws = workspace.display().to_string();
     let run = |extra: &[&str], experiments: &str| {
         let mut args = vec!["run", "--time-budget", "5", "--max-experiments", experiments, "--metric", "reported"];
         args.extend_from_slice(&["--workspace", &ws]);
@@ -322,11 +322,7 @@ fn a_gain_inside_the_measured_noise_is_discarded_and_the_estimate_survives_a_res
 #[test]
 fn a_node_that_joins_builds_on_the_mesh_s_frontier_with_the_code_it_fetches() {
     let dir = tempfile::tempdir().unwrap();
-    let workspace = dir.path().join("ws");
-    std::fs::create_dir_all(&workspace).unwrap();
-    std::fs::write(workspace.join("prepare.py"), FAKE_PREPARE).unwrap();
-    std::fs::write(workspace.join("train.py"), fake_train("2.0")).unwrap();
-    let ws = workspace.display().to_string();
+    let (_, ws) = node_and_workspace(dir.path(), "ws", FAKE_PREPARE, &fake_train("2.0"));
     // A's baseline, then A serving it (and its code) to whoever dials.
     let a = dir.path().join("a");
     let out = run_spore(
@@ -387,18 +383,13 @@ fn a_node_that_joins_builds_on_the_mesh_s_frontier_with_the_code_it_fetches() {
 #[test]
 fn the_loop_works_in_the_task_it_is_given_and_signs_it_where_the_lineage_needs_it() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("node");
-    let workspace = dir.path().join("ws");
-    std::fs::create_dir_all(&workspace).unwrap();
-    std::fs::write(workspace.join("prepare.py"), FAKE_PREPARE).unwrap();
-    std::fs::write(workspace.join("train.py"), fake_train("2.0")).unwrap();
+    let (data, ws) = node_and_workspace(dir.path(), "ws", FAKE_PREPARE, &fake_train("2.0"));
     let fake = FakeLlm::start(vec![
         chat(&format!("Description: in the task\n```python\n{}```", fake_train("1.5"))),
         chat(&format!("Description: back in the legacy task\n```python\n{}```", fake_train("1.6"))),
     ])
     .unwrap();
     set_llm(&data, &fake);
-    let ws = workspace.display().to_string();
     let run = |extra: &[&str], budget: &str, experiments: &str| {
         let mut args = vec!["run", "--time-budget", budget, "--max-experiments", experiments, "--metric", "reported"];
         args.extend_from_slice(&["--keep-margin", "0", "--workspace", &ws]);
@@ -441,4 +432,37 @@ fn the_loop_works_in_the_task_it_is_given_and_signs_it_where_the_lineage_needs_i
             ("back in the legacy task", legacy_root, &Value::Null, &json!(1)),
         ]
     );
+}
+
+/// A `prepare.py` of the seed's contract: it prepares its data and prints what it likes.
+const SEED_PREPARE: &str = "import os\nDATA = 1\nif __name__ == '__main__':\n    \
+    os.makedirs('data', exist_ok=True)\n    open('data/shard_00000.txt', 'w').write('tokens')\n    \
+    print('Downloading shards... done')\n";
+
+#[test]
+fn a_workspace_of_the_seeds_contract_is_researched_on_its_printed_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ws) = node_and_workspace(dir.path(), "autoresearch", SEED_PREPARE, &fake_train("2.0"));
+    let fake = FakeLlm::start(vec![chat(&format!("Description: lower\n```python\n{}```", fake_train("1.5")))]).unwrap();
+    set_llm(&data, &fake);
+    // The default metric is the evaluator's; this workspace has none to offer.
+    let args = ["run", "--genesis", "--time-budget", "5", "--max-experiments", "2", "--keep-margin", "0"];
+    let out = run_spore(&[&args[..], &["--workspace", &ws]].concat(), &data);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "spore run failed:\n{log}");
+    assert!(log.contains("the workspace follows the seed's contract"), "{log}");
+    let all = records(&data);
+    let summary: Vec<(&str, f64)> =
+        all.iter().map(|r| (r["status"].as_str().unwrap(), r["val_bpb"].as_f64().unwrap())).collect();
+    assert_eq!(summary, [("keep", 2.0), ("keep", 1.5)]);
+    // What a Python node of the same workspace writes: its dataset name and prepare.py's hash.
+    for r in &all {
+        assert_eq!(r["dataset_cid"], "climbmix-400b-shuffle");
+        assert_eq!(r["prepare_cid"], cid_of(SEED_PREPARE.as_bytes()));
+    }
+    // Nothing of ours was written into the user's directory.
+    let mut files: Vec<String> =
+        std::fs::read_dir(&ws).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    files.sort();
+    assert_eq!(files, ["data", "prepare.py", "train.py"]);
 }

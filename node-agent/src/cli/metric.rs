@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use spore_agent::research::evaluator::{Evaluator, find_program};
 use spore_agent::research::jail::Jail;
 use spore_agent::research::local::Measure;
-use spore_agent::research::workspace::Workspace;
+use spore_agent::research::workspace::{Contract, Workspace};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Metric {
@@ -42,6 +42,13 @@ impl MetricArgs {
             tracing::warn!("--metric reported: records carry the val_bpb that train.py prints, unverified");
             return Ok(Measure::Reported);
         };
+        if workspace.contract == Contract::Seed {
+            tracing::warn!(
+                "the workspace follows the seed's contract: records carry the val_bpb that train.py prints, \
+                 unverified (as in Python)"
+            );
+            return Ok(Measure::Reported);
+        }
         let Some(plan) = workspace.eval.clone() else {
             bail!("the workspace's prepare.py printed no evaluation plan");
         };

@@ -13,7 +13,7 @@ use spore_crds::experiment::ExperimentPhase;
 use spore_crds::{Experiment, SporeNode};
 
 use crate::research::artifacts::cid_of;
-use crate::research::workspace::{self, Machine, Workspace};
+use crate::research::workspace::{self, Contract, Machine, Workspace};
 
 /// The embedded `prepare.py`: the harness the training pods run.
 fn harness_prepare() -> &'static str {
@@ -54,7 +54,7 @@ pub fn describe(dir: &Path, node: Option<&SporeNode>, node_name: &str, runs: &[E
             dataset_cid = env.dataset_cid;
         }
     }
-    Workspace { dir: dir.to_path_buf(), prepare_cid, dataset_cid, machine, eval: None }
+    Workspace { dir: dir.to_path_buf(), prepare_cid, dataset_cid, machine, eval: None, contract: Contract::Spore }
 }
 
 /// Writes the embedded files into `dir` (the baseline's `train.py` comes from there) and

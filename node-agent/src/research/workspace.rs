@@ -7,6 +7,13 @@
 //! SHA-256 of `prepare.py` (`prepare_cid`), and an `eval` block: what the trusted evaluator
 //! measures. The machine is described by the evaluator's probe (libtorch + `nvidia-smi`), or by
 //! the interpreter when the node runs on self-reported metrics.
+//!
+//! A workspace may also follow only the seed's contract (sporemesh 0.1.2, autoresearch): a
+//! `prepare.py` that prepares the data and prints what it likes, a `train.py` that prints the
+//! summary block. Nothing is written into such a directory; its records carry Python's dataset
+//! name ([`SEED_DATASET`]) and the SHA-256 of its `prepare.py`, as a Python node's do, so nodes
+//! of either kind running the same workspace build on each other. No evaluator can measure it:
+//! its runs carry the `val_bpb` that `train.py` prints ([`Contract::Seed`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -25,6 +32,18 @@ pub const FILES: [(&str, &str); 4] = [
     ("requirements.txt", include_str!("../../../workspace/requirements.txt")),
 ];
 
+/// The dataset name the seed's records carry (sporemesh 0.1.2's constant).
+pub const SEED_DATASET: &str = "climbmix-400b-shuffle";
+
+/// Which contract a workspace follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contract {
+    /// Ours: `prepare.py` prints a data manifest (and the evaluation plan).
+    Spore,
+    /// The seed's: `prepare.py` prints no manifest; runs are measured by what `train.py` prints.
+    Seed,
+}
+
 /// A prepared workspace.
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -36,6 +55,7 @@ pub struct Workspace {
     pub machine: Machine,
     /// What the evaluator measures (absent from a `prepare.py` older than the evaluator).
     pub eval: Option<EvalPlan>,
+    pub contract: Contract,
 }
 
 /// What the probe reports about this machine.
@@ -64,9 +84,13 @@ print(json.dumps({'torch_version': torch.__version__, 'cuda_version': (torch.ver
   'gpu_model': torch.cuda.get_device_name(0).replace(' ', '_') if cuda else 'cpu',\n\
   'profile': 'gpu' if cuda else 'cpu'}))\n";
 
-/// Writes the embedded files that `dir` does not have yet.
+/// Writes the embedded files that `dir` does not have yet — unless it holds a `prepare.py` of
+/// its own (another harness: nothing of ours belongs beside it).
 pub fn materialize(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    if foreign_harness(dir) {
+        return Ok(());
+    }
     for (name, text) in FILES {
         let path = dir.join(name);
         if !path.exists() {
@@ -74,6 +98,11 @@ pub fn materialize(dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `dir` has a `prepare.py` that is not the one built into spore.
+fn foreign_harness(dir: &Path) -> bool {
+    std::fs::read(dir.join("prepare.py")).is_ok_and(|ours| ours != FILES[0].1.as_bytes())
 }
 
 /// Runs `python <args>` in `dir` and returns its stdout; a failure carries the stderr tail.
@@ -109,8 +138,27 @@ impl Workspace {
                 .context("the interpreter's probe printed something unexpected")?,
         };
         machine.gpu_class = spore_spec::gpu_class(&machine.gpu_model);
-        let manifest = python_output(python, dir, &["prepare.py"], Some(&machine.profile))?;
-        let manifest: Manifest = serde_json::from_str(&manifest).context("prepare.py did not print a data manifest")?;
+        let output = python_output(python, dir, &["prepare.py"], Some(&machine.profile))?;
+        let prepare = std::fs::read(dir.join("prepare.py")).context("read prepare.py")?;
+        let manifest = match serde_json::from_str::<Manifest>(&output) {
+            Ok(manifest) => manifest,
+            Err(_) if foreign_harness(dir) => {
+                tracing::warn!(
+                    workspace = %dir.display(),
+                    "prepare.py printed no data manifest: a workspace of the seed's contract, whose runs are \
+                     measured by the val_bpb train.py prints (no evaluator can check them)"
+                );
+                return Ok(Workspace {
+                    dir: dir.to_path_buf(),
+                    prepare_cid: cid_of(&prepare),
+                    dataset_cid: SEED_DATASET.to_string(),
+                    machine,
+                    eval: None,
+                    contract: Contract::Seed,
+                });
+            }
+            Err(e) => return Err(e).context("prepare.py did not print a data manifest"),
+        };
         if !super::artifacts::is_cid(&manifest.dataset_cid) {
             bail!("prepare.py printed a bad dataset_cid {:?}", manifest.dataset_cid);
         }
@@ -121,13 +169,13 @@ impl Workspace {
                 dir.display()
             );
         }
-        let prepare = std::fs::read(dir.join("prepare.py")).context("read prepare.py")?;
         Ok(Workspace {
             dir: dir.to_path_buf(),
             prepare_cid: cid_of(&prepare),
             dataset_cid: manifest.dataset_cid,
             machine,
             eval: manifest.eval,
+            contract: Contract::Spore,
         })
     }
 

@@ -81,6 +81,9 @@ async fn the_node_agent_signs_and_publishes_finished_experiments() {
     let ctx = support::operator_context(&env).await;
     let operator = tokio::spawn(controller::run(ctx));
 
+    // The SporeNode whose live status its agent writes (no SporeNode controller runs here).
+    let sporenode = "apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: lab-node}\nspec: {}\n";
+    kubectl.run(&["apply", "-n", NS, "-f", "-"], Some(sporenode)).unwrap();
     let data = tempfile::tempdir().unwrap();
     let kubeconfig = env.kubeconfig().unwrap().to_string_lossy().into_owned();
     let agent_args: Vec<String> =
@@ -179,6 +182,22 @@ async fn the_node_agent_signs_and_publishes_finished_experiments() {
         assert_eq!(node.record_count(), 4, "baseline, child, oom, lower: {}", node.log());
         assert_eq!(field(&k, "wrong", "{.status.publishedCid}"), "", "a run that never ran is not published");
         assert_eq!(field(&k, "baseline", "{.status.publishedCid}"), base);
+
+        // The SporeNode's status says what its agent holds.
+        let status = |path: &str| {
+            k.run(&["get", "sporenode", "-n", NS, "lab-node", "-o", &format!("jsonpath={path}")], None)
+                .unwrap_or_default()
+        };
+        wait_until_or(
+            Duration::from_secs(30),
+            "the SporeNode's status to count the records",
+            || status("{.status.records.total}") == "4",
+            || format!("{}\n{}", status("{.status}"), node.log()),
+        );
+        assert_eq!(status("{.status.records.keep}/{.status.records.discard}/{.status.records.crash}"), "2/1/1");
+        assert_eq!(status("{.status.best.cid}/{.status.best.gpuClass}"), format!("{lower}/H100"));
+        assert_eq!(status("{.status.bestValBpbByClass.H100}"), "0.99");
+        assert_eq!(status("{.status.peers}"), "0");
         node
     })
     .await

@@ -430,6 +430,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 namespace: namespace.clone(),
                 node_name: node_name.clone(),
             });
+            let (reporter_client, reporter_node) = (client.clone(), node_name.clone());
             let publisher = spore_agent::cluster::ClusterPublisher {
                 client,
                 namespace: namespace.clone(),
@@ -441,6 +442,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 noise: noise.clone(),
             };
             services.push(tokio::spawn(publisher.run(shutdown.clone())));
+            let reporter = spore_agent::cluster::status::StatusReporter {
+                client: reporter_client,
+                namespace: namespace.clone(),
+                node_name: reporter_node,
+                node: handle.clone(),
+                store_path: store_path.clone(),
+                reputation_path: data_dir.join("reputation.json"),
+                node_id: identity.node_id(),
+            };
+            services.push(tokio::spawn(reporter.run(shutdown.clone())));
         }
         let mut outcome = Ok(ExitCode::SUCCESS);
         let research = research.filter(|_| !args.verify_only);

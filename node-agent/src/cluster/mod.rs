@@ -10,6 +10,9 @@
 //! Experiment of the SporeNode, published like any other; [`workspace::discover`] says what the
 //! loop compares against without a local torch.
 //!
+//! The agent also writes its SporeNode's live status ([`status`]: peers, records, best results,
+//! reputation).
+//!
 //! The record's timestamp is the run's completion time, so publishing again after a crash
 //! between the publication and the status write yields the same bytes, the same CID, and a
 //! duplicate the store ignores — never a second record.
@@ -18,6 +21,7 @@ mod candidate;
 mod executor;
 mod publisher;
 mod record;
+pub mod status;
 pub mod workspace;
 
 pub use executor::{KubernetesExecutor, ORIGIN_LABEL, ORIGIN_RESEARCH};

@@ -1,7 +1,8 @@
 //! What a node-agent may do with the Kubernetes API, and nothing more: its own ServiceAccount,
 //! bound by a Role in its namespace to reading Experiments and the ConfigMaps that hold their
 //! code, creating the candidate ConfigMap of a diff run, and writing the Experiments' status
-//! (the CID it published). With research on, also creating Experiments (its research loop's
+//! (the CID it published) and its own SporeNode's status (what it knows: peers, records, best
+//! results, reputation). With research on, also creating Experiments (its research loop's
 //! runs) and reading its SporeNode (the GPU class it compares with). Pure, tested without a
 //! cluster.
 
@@ -43,6 +44,10 @@ pub fn role(node: &SporeNode) -> Role {
         own.resource_names = node.metadata.name.clone().map(|n| vec![n]);
         rules.push(own);
     }
+    // Its own SporeNode's live status (peers, records, best results, reputation).
+    let mut own_status = rule("sporemesh.io", &["sporenodes/status"], &["get", "patch"]);
+    own_status.resource_names = node.metadata.name.clone().map(|n| vec![n]);
+    rules.push(own_status);
     Role { metadata: meta(node, agent_account_name(node)), rules: Some(rules) }
 }
 
@@ -68,7 +73,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_agent_reads_experiments_and_writes_only_their_status() {
+    fn the_agent_reads_experiments_and_writes_only_their_status_and_its_own_sporenodes() {
         let node: SporeNode = serde_json::from_value(serde_json::json!({
             "apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode",
             "metadata": {"name": "lab", "namespace": "ns", "uid": "u"}, "spec": {}
@@ -81,7 +86,11 @@ mod tests {
             .filter(|r| r.verbs.iter().any(|v| !matches!(v.as_str(), "get" | "list" | "watch")))
             .flat_map(|r| r.resources.clone().unwrap_or_default())
             .collect();
-        assert_eq!(writes, ["experiments/status", "configmaps"]);
+        assert_eq!(writes, ["experiments/status", "configmaps", "sporenodes/status"]);
+        // Only its own SporeNode's status.
+        let own =
+            rules.iter().find(|r| r.resources.as_deref() == Some(&["sporenodes/status".to_string()][..])).unwrap();
+        assert_eq!(own.resource_names, Some(vec!["lab".to_string()]));
         let binding = role_binding(&node);
         assert_eq!(binding.subjects.unwrap()[0].namespace.as_deref(), Some("ns"));
         assert_eq!(binding.role_ref.name, "lab-agent");

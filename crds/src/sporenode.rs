@@ -56,6 +56,32 @@ pub struct SporeNodeSpec {
     pub verification: VerificationSpec,
     #[serde(default)]
     pub storage: StorageSpec,
+    #[serde(default)]
+    pub retention: RetentionSpec,
+}
+
+/// How long this node's finished Experiments stay (their records stay in the store and in
+/// Postgres whatever this says).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionSpec {
+    /// Seconds after an Experiment finished that it is deleted, with its pod and code
+    /// ConfigMap, once nothing is lost: its record is published (a run that never started, its
+    /// candidate refused, has none to wait for). 0 keeps them all.
+    #[serde(default = "default_finished_experiment_seconds")]
+    #[schemars(range(max = 31_536_000))]
+    pub finished_experiment_seconds: u32,
+}
+
+impl Default for RetentionSpec {
+    fn default() -> Self {
+        RetentionSpec { finished_experiment_seconds: default_finished_experiment_seconds() }
+    }
+}
+
+/// A week.
+fn default_finished_experiment_seconds() -> u32 {
+    7 * 86_400
 }
 
 /// How the node's gossip port is reachable.

@@ -16,7 +16,9 @@ use kube::{Client, Resource, ResourceExt};
 use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus, SporeNode};
 
 use super::cache::Cache;
+use super::ownership::{blocked, owned_by};
 use super::pod::{PodSettings, inline_code, inline_code_name, is_diff, isolation_policy, pod_name, training_pod_on};
+use super::retention;
 use super::status::{
     awaiting_candidate, desired_status, differs, is_terminal, overdue_at, overdue_status, with_conditions,
 };
@@ -79,19 +81,52 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
     let name = experiment.metadata.name.clone().ok_or(Error::MissingName)?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let finished = experiment.status.as_ref().is_some_and(is_terminal);
+    // A finished run kept long enough goes, with what it owns (its records stay).
+    let owner = ctx.cache.node(&namespace, &experiment.spec.node);
+    let expiry = if finished { retention::expires_at(&experiment, owner.as_ref()) } else { None };
+    if let Some(at) = expiry
+        && at <= Timestamp::now()
+    {
+        let experiments: Api<Experiment> = Api::namespaced(ctx.client.clone(), &namespace);
+        match experiments.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => tracing::info!(experiment = %name, namespace = %namespace, "finished run deleted (retention)"),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        return Ok(Action::await_change());
+    }
+    // Once finished, look again only when it expires (or when it changes).
+    let settled = || match expiry {
+        Some(at) => {
+            Action::requeue(Duration::from_secs(at.duration_since(Timestamp::now()).as_secs().max(0) as u64 + 1))
+        }
+        None => Action::await_change(),
+    };
     let pod_name = pod_name(&experiment);
-    let pod = match ctx.cache.pod(&namespace, &pod_name) {
-        Some(pod) => Some(pod),
+    let cached = ctx.cache.pod(&namespace, &pod_name);
+    let candidate = if cached.is_none() && !finished && is_diff(&experiment) {
+        candidate_state(&experiment, &namespace, &ctx).await?
+    } else {
+        Candidate::Written
+    };
+    let pod = match cached {
+        Some(pod) if owned_by(&pod.metadata, &experiment) => Some(pod),
+        // Never read; a finished run stays as it finished.
+        Some(_) if finished => return Ok(settled()),
+        Some(_) => return block(&experiment, &namespace, &name, &ctx, "pod", &pod_name).await,
         // A finished run whose pod was cleaned up keeps its status; it is never re-run.
-        None if finished => return Ok(Action::await_change()),
-        None if is_diff(&experiment) && !code_written(&experiment, &namespace, &ctx).await? => {
+        None if finished => return Ok(settled()),
+        None if candidate == Candidate::Foreign => {
+            return block(&experiment, &namespace, &name, &ctx, "ConfigMap", &inline_code_name(&experiment)).await;
+        }
+        None if candidate == Candidate::Missing => {
             let desired = awaiting_candidate(&experiment);
             write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
             return Ok(if is_terminal(&desired) { Action::await_change() } else { Action::requeue(CANDIDATE_POLL) });
         }
         None => {
             // A SporeNode's limit: counting its live pods and creating one is a single step.
-            let node = ctx.cache.node(&namespace, &experiment.spec.node);
+            let node = owner;
             let _slot = if node.is_some() {
                 Some(ctx.node_lock(format!("{namespace}/{}", experiment.spec.node)).lock_owned().await)
             } else {
@@ -121,16 +156,27 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
             };
             // Deny-all first: the pod never exists without its network closed.
             let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-            match policies.create(&PostParams::default(), &isolation_policy(&experiment)).await {
+            let policy = isolation_policy(&experiment);
+            match policies.create(&PostParams::default(), &policy).await {
                 Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    let policy_name = policy.metadata.name.unwrap_or_default();
+                    if !policies.get_opt(&policy_name).await?.is_some_and(|p| owned_by(&p.metadata, &experiment)) {
+                        return block(&experiment, &namespace, &name, &ctx, "NetworkPolicy", &policy_name).await;
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
             if let Some(code) = inline_code(&experiment) {
                 let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
                 match maps.create(&PostParams::default(), &code).await {
                     Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        let map_name = code.metadata.name.unwrap_or_default();
+                        if !maps.get_opt(&map_name).await?.is_some_and(|m| owned_by(&m.metadata, &experiment)) {
+                            return block(&experiment, &namespace, &name, &ctx, "ConfigMap", &map_name).await;
+                        }
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -143,6 +189,9 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
                 // The watch has not shown it yet: the status is written once it has (a status
                 // from a pod read here could be newer than the watch's and go back after).
                 Err(kube::Error::Api(e)) if e.code == 409 => {
+                    if !pods.get_opt(&pod_name).await?.is_some_and(|p| owned_by(&p.metadata, &experiment)) {
+                        return block(&experiment, &namespace, &name, &ctx, "pod", &pod_name).await;
+                    }
                     reservation.keep();
                     return Ok(Action::requeue(Duration::from_secs(1)));
                 }
@@ -169,7 +218,7 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
     let desired = desired_status(&experiment, pod.as_ref());
     write_status(&experiment, &namespace, &name, &ctx, &desired).await?;
     if is_terminal(&desired) {
-        return Ok(Action::await_change());
+        return Ok(settled());
     }
     // Look again when the pod would be overdue, and at least every five minutes.
     let until_overdue =
@@ -183,10 +232,37 @@ const QUEUE_POLL: Duration = Duration::from_secs(5);
 /// How often a diff run looks for the candidate its node-agent writes.
 const CANDIDATE_POLL: Duration = Duration::from_secs(3);
 
-/// Whether the candidate ConfigMap of a diff run exists (written by the node-agent).
-async fn code_written(experiment: &Experiment, namespace: &str, ctx: &Context) -> Result<bool, Error> {
+/// Where a diff run's candidate ConfigMap stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Candidate {
+    /// Written by the node-agent for this Experiment (owned by it).
+    Written,
+    Missing,
+    /// A ConfigMap of that name that this Experiment does not own.
+    Foreign,
+}
+
+async fn candidate_state(experiment: &Experiment, namespace: &str, ctx: &Context) -> Result<Candidate, Error> {
     let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
-    Ok(maps.get_opt(&inline_code_name(experiment)).await?.is_some())
+    Ok(match maps.get_opt(&inline_code_name(experiment)).await? {
+        Some(map) if owned_by(&map.metadata, experiment) => Candidate::Written,
+        Some(_) => Candidate::Foreign,
+        None => Candidate::Missing,
+    })
+}
+
+/// Holds the Experiment while a foreign object takes its child's name (`ownership.rs`).
+async fn block(
+    experiment: &Experiment,
+    namespace: &str,
+    name: &str,
+    ctx: &Context,
+    kind: &str,
+    object: &str,
+) -> Result<Action, Error> {
+    tracing::warn!(experiment = %name, namespace = %namespace, kind, object, "blocked by an object it does not own");
+    write_status(experiment, namespace, name, ctx, &blocked(experiment, kind, object)).await?;
+    Ok(Action::requeue(QUEUE_POLL))
 }
 
 /// Writes the status (server-side apply) if the fields this operator owns changed.

@@ -228,6 +228,7 @@ pub fn with_conditions(previous: &[Condition], mut status: ExperimentStatus) -> 
     let generation = status.observed_generation;
     let (scheduled, scheduled_reason) = match status.phase {
         ExperimentPhase::Pending => (State::Unknown, "PodStarting"),
+        ExperimentPhase::Queued if message.starts_with(super::ownership::BLOCKED) => (State::False, "ForeignObject"),
         ExperimentPhase::Queued => (State::False, "WaitingForCapacity"),
         ExperimentPhase::Running | ExperimentPhase::Succeeded | ExperimentPhase::Failed => (State::True, "Scheduled"),
     };

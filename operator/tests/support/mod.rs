@@ -31,3 +31,18 @@ pub fn end_pod(kubectl: &Kubectl, namespace: &str, pod: &str, exit_code: i32, me
     let message = format!("sim.sporemesh.io/message={message}");
     kubectl.run(&["annotate", "pod", "-n", namespace, pod, &code, &message], None).expect("annotate the pod");
 }
+
+/// An Experiment of SporeNode `lab-node` with inline code and one GPU of any class.
+#[allow(dead_code)] // each test binary compiles this module; not every one makes these
+pub fn inline_experiment(name: &str) -> String {
+    format!(
+        "apiVersion: sporemesh.io/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  node: lab-node\n  \
+         code: {{inline: \"LR = 0.05\\n\"}}\n  timeBudgetSeconds: 300\n  gpu: {{count: 1}}\n"
+    )
+}
+
+/// A field of an object (`kubectl get KIND NAME -o jsonpath=PATH`), empty when it is not there.
+#[allow(dead_code)] // each test binary compiles this module; not every one reads fields
+pub fn field(kubectl: &Kubectl, namespace: &str, kind: &str, name: &str, path: &str) -> String {
+    kubectl.run(&["get", kind, "-n", namespace, name, "-o", &format!("jsonpath={path}")], None).unwrap_or_default()
+}

@@ -38,7 +38,9 @@ fn by_ref() -> Value {
 
 fn running_pod(started: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": "lr-train", "namespace": "lab", "labels": {"sporemesh.io/node": "lab-node"}},
+           "metadata": {"name": "lr-train", "namespace": "lab", "labels": {"sporemesh.io/node": "lab-node"},
+                        "ownerReferences": [{"apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment", "name": "lr",
+                                             "uid": "u-1", "controller": true}]},
            "spec": {"containers": [{"name": "evaluate", "image": "spore:test"}], "activeDeadlineSeconds": 420},
            "status": {"phase": "Running", "startTime": started}})
 }
@@ -270,7 +272,8 @@ async fn a_diff_run_waits_for_its_candidate_and_fails_when_the_agent_refuses_it(
     assert_eq!(action, format!("{:?}", Action::requeue(Duration::from_secs(3))));
 
     // The agent said why it cannot: the run fails, and is never looked at again.
-    let refused = experiment_json(diff, Some(json!({"phase": "Pending", "codeError": "the diff does not apply"})));
+    let refused =
+        experiment_json(diff.clone(), Some(json!({"phase": "Pending", "codeError": "the diff does not apply"})));
     let answer = refused.clone();
     let (action, calls) =
         run(refused, (vec![], vec![]), move |call| match (call.method.as_str(), call.path.as_str()) {
@@ -283,4 +286,23 @@ async fn a_diff_run_waits_for_its_candidate_and_fails_when_the_agent_refuses_it(
     assert_eq!((status["phase"].as_str(), status["decision"].as_str()), (Some("Failed"), Some("crash")));
     assert_eq!(status["message"], "the candidate could not be made: the diff does not apply");
     assert_eq!(action, format!("{:?}", Action::await_change()));
+
+    // A ConfigMap in the candidate's place that the agent did not write for this run: no pod
+    // is made to train it.
+    let waiting = experiment_json(diff, None);
+    let answer = waiting.clone();
+    let planted = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": "lr-code", "namespace": "lab"}, "data": {"train.py": "steal()"}});
+    let (action, calls) =
+        run(waiting, (vec![], vec![]), move |call| match (call.method.as_str(), call.path.as_str()) {
+            ("GET", CANDIDATE) => (StatusCode::OK, planted.clone()),
+            ("PATCH", STATUS) => status_written(&answer, call),
+            _ => echo(call),
+        })
+        .await;
+    assert_eq!(calls.lines(), [format!("GET {CANDIDATE}"), format!("PATCH {STATUS}")], "no pod");
+    let status = calls.body(&format!("PATCH {STATUS}")).unwrap()["status"].clone();
+    assert_eq!(status["phase"], "Queued");
+    assert!(status["message"].as_str().unwrap().starts_with("blocked: a ConfigMap named lr-code"), "{status}");
+    assert_eq!(action, format!("{:?}", Action::requeue(Duration::from_secs(5))));
 }

@@ -52,14 +52,24 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
             None,
         )
         .unwrap();
+    // Its owner lets that SporeNode mount it; a database password nobody offered to Spore.
+    kubectl.run(&["label", "secret", "-n", NS, "known-key", "sporemesh.io/for-sporenode=known"], None).unwrap();
+    kubectl
+        .run(&["create", "secret", "generic", "-n", NS, "db-password", "--from-literal=private_key=00"], None)
+        .unwrap();
 
-    let ctx = support::operator_context(&env).await;
+    // Only the lab's images run.
+    let mut settings = spore_operator::experiment::pod::PodSettings::new("spore:test");
+    settings.allowed_image_prefixes = vec!["spore:".into()];
+    let ctx = support::operator_context_with(&env, settings).await;
     let controllers = tokio::spawn(spore_operator::run_controllers(ctx));
 
     let nodes = "apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: lab-node}\nspec:\n  bridge: {publicPeers: [\"peer.example:7470\"], export: own}\n  \
                  verification: {spotCheckRate: 0.25, challengeTimeoutSeconds: 600, trustedVerifiers: [\"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\"]}\n---\n\
                  apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: known}\nspec: {identitySecretName: known-key}\n---\n\
-                 apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: lost}\nspec: {identitySecretName: no-such-secret}\n";
+                 apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: lost}\nspec: {identitySecretName: no-such-secret}\n---\n\
+                 apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: thief}\nspec: {identitySecretName: db-password}\n---\n\
+                 apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: odd}\nspec: {image: \"evil.example/spore:1\"}\n";
     kubectl.run(&["apply", "-n", NS, "-f", "-"], Some(nodes)).unwrap();
     let k = kubectl.clone();
     tokio::task::spawn_blocking(move || {
@@ -103,6 +113,24 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
     assert_eq!(condition("lost", "Degraded"), "True/IdentityMissing");
     assert_eq!(condition("lost", "Progressing"), "False/Blocked");
     assert_eq!(condition("lab-node", "Degraded"), "False/AsExpected");
+    // A Secret its owner did not offer, an image the lab does not allow: not started.
+    let k = kubectl.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(30), "thief and odd to be refused", || {
+            ["thief", "odd"].iter().all(|n| {
+                get(&k, &["sporenode", n], r#"{.status.conditions[?(@.type=="Degraded")].reason}"#) == "NotPermitted"
+            })
+        })
+    })
+    .await
+    .unwrap();
+    let why = get(&kubectl, &["sporenode", "thief"], r#"{.status.conditions[?(@.type=="Degraded")].message}"#);
+    assert!(why.starts_with("Secret db-password is not labelled sporemesh.io/for-sporenode=thief"), "{why}");
+    let why = get(&kubectl, &["sporenode", "odd"], r#"{.status.conditions[?(@.type=="Degraded")].message}"#);
+    assert_eq!(why, "image evil.example/spore:1 is not among the images this operator allows");
+    for refused in ["thief", "odd"] {
+        assert!(kubectl.run(&["get", "statefulset", "-n", NS, refused], None).is_err(), "{refused} got an agent");
+    }
     let k = kubectl.clone();
     tokio::task::spawn_blocking(move || {
         wait_until(Duration::from_secs(30), "lab-node's rollout to settle", || {
@@ -159,6 +187,9 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
     assert!(can("watch", "experiments.sporemesh.io", "") && can("patch", "experiments.sporemesh.io", "status"));
     assert!(can("get", "configmaps", "") && can("create", "configmaps", ""));
     assert!(!can("patch", "experiments.sporemesh.io", "") && !can("get", "secrets", "") && !can("create", "pods", ""));
+    // Its own SporeNode's status, and no other's.
+    assert!(can("patch", "sporenodes.sporemesh.io/lab-node", "status"));
+    assert!(!can("patch", "sporenodes.sporemesh.io/known", "status") && !can("patch", "sporenodes.sporemesh.io", ""));
     assert_eq!(get(&kubectl, &["service", "lab-node"], "{.spec.clusterIP}"), "None");
     assert_eq!(get(&kubectl, &["service", "lab-node-gossip"], "{.spec.type}"), "ClusterIP");
     assert!(

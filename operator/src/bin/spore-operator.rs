@@ -112,6 +112,9 @@ struct RunArgs {
     /// Records per mirror transaction.
     #[arg(long, default_value_t = 5000)]
     mirror_batch: usize,
+    /// A SporeNode's `spec.image` must start with this (repeatable; none given: any image).
+    #[arg(long = "allowed-image-prefix", value_name = "PREFIX")]
+    allowed_image_prefixes: Vec<String>,
     /// Mirror only the SporeNodes of this namespace (repeatable; default: every namespace).
     #[arg(long = "mirror-namespace", value_name = "NAMESPACE")]
     mirror_namespaces: Vec<String>,
@@ -160,6 +163,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let mut settings = PodSettings::new(args.agent_image).with_training_image(args.training_image);
     settings.image_pull_secrets = args.image_pull_secrets;
+    settings.allowed_image_prefixes = args.allowed_image_prefixes;
     // An empty value asks for none (a cluster whose nodes report no ephemeral storage).
     let given = |value: String| (!value.is_empty()).then_some(value);
     settings.training_resources = spore_crds::common::TrainingResources {

@@ -139,8 +139,12 @@ async fn reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Er
         apply(&Api::<Service>::namespaced(client.clone(), &namespace), &service).await?;
     }
     let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), &namespace);
+    let refused = super::consent::refusal(&node, &secrets, &ctx.settings.allowed_image_prefixes).await?;
+    if let Some(why) = &refused {
+        tracing::warn!(sporenode = %node.name_any(), namespace = %namespace, "not started: {why}");
+    }
     // Without a key the agent could not start: wait for the Secret instead of crash-looping.
-    if node_id.is_some() {
+    if node_id.is_some() && refused.is_none() {
         apply(&stateful_sets, &stateful_set(&node, &ctx.settings)).await?;
     }
     apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &namespace), &training_egress_policy(&node)).await?;
@@ -154,6 +158,7 @@ async fn reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Er
         identity_secret: &identity_secret,
         stateful_set: stateful_set.as_ref(),
         generation,
+        refused: refused.as_deref(),
     };
     let conditions = node_conditions(&previous, seen);
     let ready = conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");

@@ -1,7 +1,7 @@
 //! A SporeNode's conditions from what the controller saw: `Ready` (its agent serves),
 //! `Progressing` (its agent is being started or rolled out) and `Degraded` (something keeps it
-//! from working as asked: its named key is missing, or a ready agent went away). Pure, tested
-//! without a cluster.
+//! from working as asked: its named key is missing, it asks for a Secret or image it may not
+//! have, or a ready agent went away). Pure, tested without a cluster.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -19,6 +19,8 @@ pub struct Observed<'a> {
     pub stateful_set: Option<&'a StatefulSet>,
     /// The SporeNode's generation.
     pub generation: Option<i64>,
+    /// Why the SporeNode may not be started as it asks ([`super::consent`]).
+    pub refused: Option<&'a str>,
 }
 
 /// `Ready`, `Progressing`, `Degraded`, keeping transition times from `previous`.
@@ -33,6 +35,13 @@ pub fn node_conditions(previous: &[Condition], seen: Observed<'_>) -> Vec<Condit
     let was_ready = previous.iter().any(|c| c.type_ == "Ready" && c.status == "True");
     let missing_key = format!("Secret {} has no usable key", seen.identity_secret);
 
+    if let Some(why) = seen.refused {
+        return vec![
+            condition(previous, "Ready", State::False, "NotPermitted", why, seen.generation),
+            condition(previous, "Progressing", State::False, "Blocked", why, seen.generation),
+            condition(previous, "Degraded", State::True, "NotPermitted", why, seen.generation),
+        ];
+    }
     let (ready, ready_reason, ready_message) = match (seen.has_identity, ready_replicas) {
         (false, _) => (State::False, "IdentityMissing", missing_key.clone()),
         (true, 0) => (State::False, "Starting", "the node-agent is not ready yet".to_string()),
@@ -82,7 +91,7 @@ mod tests {
     }
 
     fn seen(has_identity: bool, set: Option<&StatefulSet>) -> Observed<'_> {
-        Observed { has_identity, identity_secret: "n-identity", stateful_set: set, generation: Some(1) }
+        Observed { has_identity, identity_secret: "n-identity", stateful_set: set, generation: Some(1), refused: None }
     }
 
     #[test]
@@ -111,5 +120,14 @@ mod tests {
         assert_eq!(get(&conditions, "Ready"), ("False", "IdentityMissing"));
         assert_eq!(get(&conditions, "Progressing"), ("False", "Blocked"));
         assert_eq!(get(&conditions, "Degraded"), ("True", "IdentityMissing"));
+    }
+
+    #[test]
+    fn a_refused_spec_is_degraded_and_blocks_progress() {
+        let refused = Observed { refused: Some("image x is not allowed"), ..seen(true, None) };
+        let conditions = node_conditions(&[], refused);
+        assert_eq!(get(&conditions, "Ready"), ("False", "NotPermitted"));
+        assert_eq!(get(&conditions, "Progressing"), ("False", "Blocked"));
+        assert_eq!(get(&conditions, "Degraded"), ("True", "NotPermitted"));
     }
 }

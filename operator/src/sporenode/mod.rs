@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod children;
+pub mod consent;
 pub mod controller;
 pub mod health;
 pub mod research;

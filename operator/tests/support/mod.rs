@@ -10,6 +10,7 @@ use spore_tests::testenv::TestEnv;
 use spore_tests::testenv::kubernetes::Kubectl;
 
 /// A context whose client is the control plane's admin, with the image `spore:test`.
+#[allow(dead_code)] // each test binary compiles this module; one sets its own pod settings
 pub async fn operator_context(env: &TestEnv) -> Arc<Context> {
     operator_context_with(env, PodSettings::new("spore:test")).await
 }

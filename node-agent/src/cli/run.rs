@@ -315,7 +315,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         // Re-runs only mean something when measured here: re-running needs the evaluator.
         if matches!(executor.measure, Measure::Evaluator(_)) {
             let checks = LocalExecutor { runs_dir: data_dir.join("verify"), show_progress: false, ..executor.clone() };
-            rerun = Some(Rerun { executor: checks, workspace: workspace.clone() });
+            rerun = Some(Rerun { executor: AnyExecutor::Local(Box::new(checks)), workspace: workspace.clone() });
         }
         Some((Plan::Local(Box::new((workspace, executor))), settings, proposer(&data_dir)?))
     };
@@ -400,36 +400,32 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         let gpu = spore_agent::research::executor::GpuLock::default();
         let noise = NoiseBook::shared(&data_dir, args.keep_margin);
-        // Every node judges disputes from the evidence it holds; one with the evaluator also re-runs.
-        let verifier = Verifier {
-            config: VerifierConfig {
-                spot_check_rate: args.spot_check_rate,
-                challenge_timeout: Duration::from_secs(args.challenge_timeout),
-                resource: args.resource,
-                trusted_verifiers: args.trusted_verifiers.clone(),
-                ..VerifierConfig::default()
-            },
-            rerun,
-            gpu: gpu.clone(),
-            identity: identity.clone(),
-            node: handle.clone(),
-            store_path: store_path.clone(),
-            artifacts: ArtifactStore::new(&data_dir),
-            reputation_path: data_dir.join("reputation.json"),
-            noise: noise.clone(),
-        };
-        services.push(tokio::spawn(verifier.run(shutdown.clone())));
         let namespace = args.kubernetes_namespace.clone().unwrap_or_else(pod_namespace);
         let mut cluster = None;
+        let mut rerun = rerun;
         if let Some(node_name) = args.kubernetes_node.clone() {
             let client = kube::Client::try_default()
                 .await
                 .context("--kubernetes-node: no Kubernetes API (neither in-cluster nor KUBECONFIG)")?;
-            cluster = Some(KubernetesExecutor {
+            let executor = KubernetesExecutor {
                 client: client.clone(),
                 namespace: namespace.clone(),
                 node_name: node_name.clone(),
-            });
+            };
+            let dir = args.workspace.clone().unwrap_or_else(|| data_dir.join("workspace"));
+            let workspace = cluster_workspace::discover(&client, &namespace, &node_name, &dir)
+                .await
+                .context("describing the cluster's runs")?;
+            tracing::info!(
+                class = %workspace.machine.gpu_class,
+                dataset = %workspace.dataset_cid,
+                prepare = &workspace.prepare_cid[..8],
+                "comparing with records of this harness"
+            );
+            // Re-runs of other nodes' records are Experiments of `purpose: verify` on the
+            // SporeNode's GPUs, measured by the evaluator in the training pod.
+            rerun = Some(Rerun { executor: AnyExecutor::Kubernetes(executor.clone()), workspace: workspace.clone() });
+            cluster = Some((executor, workspace));
             let (reporter_client, reporter_node) = (client.clone(), node_name.clone());
             let publisher = spore_agent::cluster::ClusterPublisher {
                 client,
@@ -453,6 +449,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             };
             services.push(tokio::spawn(reporter.run(shutdown.clone())));
         }
+        // Every node judges disputes from the evidence it holds; one with the evaluator also re-runs.
+        let verifier = Verifier {
+            config: VerifierConfig {
+                spot_check_rate: args.spot_check_rate,
+                challenge_timeout: Duration::from_secs(args.challenge_timeout),
+                resource: args.resource,
+                trusted_verifiers: args.trusted_verifiers.clone(),
+                ..VerifierConfig::default()
+            },
+            rerun,
+            gpu: gpu.clone(),
+            identity: identity.clone(),
+            node: handle.clone(),
+            store_path: store_path.clone(),
+            artifacts: ArtifactStore::new(&data_dir),
+            reputation_path: data_dir.join("reputation.json"),
+            noise: noise.clone(),
+        };
+        services.push(tokio::spawn(verifier.run(shutdown.clone())));
         let mut outcome = Ok(ExitCode::SUCCESS);
         let research = research.filter(|_| !args.verify_only);
         if let Some((plan, settings, proposer)) = research {
@@ -461,20 +476,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     let (workspace, executor) = *local;
                     (workspace, AnyExecutor::Local(Box::new(executor)))
                 }
-                (Plan::Cluster, Some(executor)) => {
-                    let dir = args.workspace.clone().unwrap_or_else(|| data_dir.join("workspace"));
-                    let workspace =
-                        cluster_workspace::discover(&executor.client, &namespace, &executor.node_name, &dir)
-                            .await
-                            .context("describing the cluster's runs")?;
-                    tracing::info!(
-                        class = %workspace.machine.gpu_class,
-                        dataset = %workspace.dataset_cid,
-                        prepare = &workspace.prepare_cid[..8],
-                        "comparing with records of this harness"
-                    );
-                    (workspace, AnyExecutor::Kubernetes(executor))
-                }
+                (Plan::Cluster, Some((executor, workspace))) => (workspace, AnyExecutor::Kubernetes(executor)),
                 (Plan::Cluster, None) => bail!("research in a cluster needs --kubernetes-node"),
             };
             let research = Research {

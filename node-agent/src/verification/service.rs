@@ -360,10 +360,19 @@ impl<E: Executor> Verifier<E> {
             code,
             time_budget: record.time_budget.as_i64().unwrap_or(0).max(1) as u64,
             resource: self.config.resource,
-            about: RunAbout::default(),
+            // A re-run of this record: in a cluster, an unpublished `purpose: verify` Experiment.
+            about: RunAbout {
+                parent: Some(record.id.clone()),
+                description: format!("re-run of {}", id8(&record.id)),
+                agent_model: "verifier".into(),
+                remeasure: true,
+                ..RunAbout::default()
+            },
         };
-        let outcome = {
+        let outcome = if rerun.executor.uses_local_device() {
             let _device = self.gpu.lock().await;
+            rerun.executor.run(&spec).await?
+        } else {
             rerun.executor.run(&spec).await?
         };
         let value = outcome.success().then_some(outcome.val_bpb).flatten();

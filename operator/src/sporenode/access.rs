@@ -1,10 +1,10 @@
 //! What a node-agent may do with the Kubernetes API, and nothing more: its own ServiceAccount,
 //! bound by a Role in its namespace to reading Experiments and the ConfigMaps that hold their
 //! code, creating the candidate ConfigMap of a diff run, and writing the Experiments' status
-//! (the CID it published) and its own SporeNode's status (what it knows: peers, records, best
-//! results, reputation). With research on, also creating Experiments (its research loop's
-//! runs) and reading its SporeNode (the GPU class it compares with). Pure, tested without a
-//! cluster.
+//! (the CID it published), reading its own SporeNode (the GPU class it compares with) and
+//! writing its status (what it knows: peers, records, best results, reputation). With research
+//! or verification on, also creating Experiments (its research loop's runs, its re-runs of
+//! other nodes' records). Pure, tested without a cluster.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -31,19 +31,19 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 pub fn role(node: &SporeNode) -> Role {
-    let research = node.spec.research.enabled;
-    let experiments: &[&str] = if research { &["get", "list", "watch", "create"] } else { &["get", "list", "watch"] };
+    // Its research loop's runs, and its re-runs of other nodes' records (`purpose: verify`).
+    let creates = node.spec.research.enabled || node.spec.verification.enabled;
+    let experiments: &[&str] = if creates { &["get", "list", "watch", "create"] } else { &["get", "list", "watch"] };
     let mut rules = vec![
         rule("sporemesh.io", &["experiments"], experiments),
         rule("sporemesh.io", &["experiments/status"], &["get", "patch"]),
         // Reading the code of its runs; creating the candidate of a diff run.
         rule("", &["configmaps"], &["get", "create"]),
     ];
-    if research {
-        let mut own = rule("sporemesh.io", &["sporenodes"], &["get"]);
-        own.resource_names = node.metadata.name.clone().map(|n| vec![n]);
-        rules.push(own);
-    }
+    // Its own SporeNode: the GPU class its research and its re-runs compare with.
+    let mut own = rule("sporemesh.io", &["sporenodes"], &["get"]);
+    own.resource_names = node.metadata.name.clone().map(|n| vec![n]);
+    rules.push(own);
     // Its own SporeNode's live status (peers, records, best results, reputation).
     let mut own_status = rule("sporemesh.io", &["sporenodes/status"], &["get", "patch"]);
     own_status.resource_names = node.metadata.name.clone().map(|n| vec![n]);
@@ -76,7 +76,8 @@ mod tests {
     fn the_agent_reads_experiments_and_writes_only_their_status_and_its_own_sporenodes() {
         let node: SporeNode = serde_json::from_value(serde_json::json!({
             "apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode",
-            "metadata": {"name": "lab", "namespace": "ns", "uid": "u"}, "spec": {}
+            "metadata": {"name": "lab", "namespace": "ns", "uid": "u"},
+            "spec": {"verification": {"enabled": false}}
         }))
         .unwrap();
         let role = role(&node);
@@ -95,6 +96,16 @@ mod tests {
         assert_eq!(binding.subjects.unwrap()[0].namespace.as_deref(), Some("ns"));
         assert_eq!(binding.role_ref.name, "lab-agent");
         assert_eq!(service_account(&node).metadata.owner_references.unwrap()[0].uid, "u");
+    }
+
+    #[test]
+    fn verifying_it_creates_experiments_for_its_re_runs() {
+        let node: SporeNode = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode",
+            "metadata": {"name": "lab", "namespace": "ns", "uid": "u"}, "spec": {}
+        }))
+        .unwrap();
+        assert_eq!(role(&node).rules.unwrap()[0].verbs, ["get", "list", "watch", "create"]);
     }
 
     #[test]

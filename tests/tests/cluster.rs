@@ -188,7 +188,8 @@ fn chart_examples_pass_server_side_dry_run(c: &Cluster) -> TestResult {
     c.namespace(ns)?;
     let out = c.run(&["apply", "-n", ns, "--dry-run=server", "-f", &c.path("charts/spore/examples")])?;
     assert!(out.contains("sporenode.sporemesh.io/lab-node created (server dry run)"), "{out}");
-    assert!(out.contains("experiment.sporemesh.io/lr-0-05 created (server dry run)"), "{out}");
+    assert!(out.contains("experiment.sporemesh.io/baseline created (server dry run)"), "{out}");
+    assert!(out.contains("configmap/spore-baseline created (server dry run)"), "{out}");
     Ok(())
 }
 

@@ -96,20 +96,9 @@ fn a_release_of_the_0_1_0_chart_upgrades_with_its_objects_intact() {
     kubectl.run(&["apply", "--server-side", "--field-manager=gitops", "-n", "lab", "-f", "-"], Some(&trusted)).unwrap();
     assert_eq!(get("sporenode", "lab-node", "{.spec.verification.trustedVerifiers[0]}"), "ab".repeat(32));
     // The operator runs the new chart's arguments.
-    let args = kubectl
-        .run(
-            &[
-                "get",
-                "deployment",
-                "-n",
-                "spore-system",
-                "spore",
-                "-o",
-                "jsonpath={.spec.template.spec.containers[0].args}",
-            ],
-            None,
-        )
-        .unwrap();
+    let deployment = ["get", "deployment", "-n", "spore-system", "spore", "-o"];
+    let args =
+        kubectl.run(&[&deployment[..], &["jsonpath={.spec.template.spec.containers[0].args}"]].concat(), None).unwrap();
     assert!(args.contains("--allowed-image-prefix=ghcr.io/spore-mesh/spore:"), "{args}");
     drop(env);
 }

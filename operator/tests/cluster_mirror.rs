@@ -27,19 +27,11 @@ fn token_of(kubectl: &Kubectl, node: &str) -> String {
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data.trim()).unwrap()).unwrap()
 }
 
-async fn query_i64(url: &str, sql: &str) -> Option<i64> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.ok()?;
-    let task = tokio::spawn(connection);
-    let value = client.query_one(sql, &[]).await.ok().and_then(|row| row.try_get::<_, i64>(0).ok());
-    task.abort();
-    value
-}
-
 async fn wait_for(url: &str, sql: &str, want: i64, what: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let mut last = None;
     while tokio::time::Instant::now() < deadline {
-        last = query_i64(url, sql).await;
+        last = support::query_i64(url, sql).await;
         if last == Some(want) {
             return;
         }
@@ -77,6 +69,7 @@ async fn every_sporenodes_agent_is_mirrored_once_with_its_token_until_the_sporen
         namespaces: vec![NS.to_string()],
         // The agents run outside the cluster: the operator lets their SporeNodes say where.
         url_annotation: true,
+        database_ca: None,
     };
     let mirrors = tokio::spawn(spore_operator::mirror::fleet::run(ctx.client.clone(), fleet, metrics.clone()));
 
@@ -131,8 +124,12 @@ async fn every_sporenodes_agent_is_mirrored_once_with_its_token_until_the_sporen
     })
     .await
     .unwrap();
-    assert_eq!(query_i64(&url, "SELECT count(*) FROM experiments").await, Some(300), "a wrong token reads nothing");
-    assert_eq!(query_i64(&url, "SELECT count(*) FROM mirror_cursors").await, Some(1));
+    assert_eq!(
+        support::query_i64(&url, "SELECT count(*) FROM experiments").await,
+        Some(300),
+        "a wrong token reads nothing"
+    );
+    assert_eq!(support::query_i64(&url, "SELECT count(*) FROM mirror_cursors").await, Some(1));
 
     // b gets its real token: its records arrive, the shared ones once.
     std::fs::write(&token_b, token_of(&kubectl, "b")).unwrap();
@@ -140,11 +137,15 @@ async fn every_sporenodes_agent_is_mirrored_once_with_its_token_until_the_sporen
     b.restart();
     wait_for(&url, "SELECT count(*) FROM experiments", 500, "b's records arrive").await;
     wait_for(&url, "SELECT count(*) FROM mirror_cursors WHERE last_seq = 300", 2, "both cursors").await;
-    assert_eq!(query_i64(&url, "SELECT count(DISTINCT id) FROM experiments").await, Some(500));
-    assert_eq!(query_i64(&url, "SELECT sum(records)::bigint FROM nodes").await, Some(500), "no double counting");
+    assert_eq!(support::query_i64(&url, "SELECT count(DISTINCT id) FROM experiments").await, Some(500));
+    assert_eq!(
+        support::query_i64(&url, "SELECT sum(records)::bigint FROM nodes").await,
+        Some(500),
+        "no double counting"
+    );
     // Each cursor is its SporeNode's, not the node id its agent reports.
     let by_sporenode = "SELECT count(*) FROM mirror_cursors WHERE agent LIKE 'sporenode/%'";
-    assert_eq!(query_i64(&url, by_sporenode).await, Some(2));
+    assert_eq!(support::query_i64(&url, by_sporenode).await, Some(2));
     let text = metrics.mirrors.render();
     assert!(text.contains("spore_mirror_cursor{agent=\"lab/a\"} 300"), "{text}");
     assert!(text.contains("spore_mirror_cursor{agent=\"lab/b\"} 300"), "{text}");
@@ -166,8 +167,8 @@ async fn every_sporenodes_agent_is_mirrored_once_with_its_token_until_the_sporen
     .unwrap();
     wait_for(&url, "SELECT count(*) FROM experiments", 510, "a's new records arrive").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(query_i64(&url, "SELECT count(*) FROM experiments").await, Some(510), "nothing more from b");
-    assert_eq!(query_i64(&url, "SELECT max(last_seq) FROM mirror_cursors").await, Some(310));
+    assert_eq!(support::query_i64(&url, "SELECT count(*) FROM experiments").await, Some(510), "nothing more from b");
+    assert_eq!(support::query_i64(&url, "SELECT max(last_seq) FROM mirror_cursors").await, Some(310));
     mirrors.abort();
     controllers.abort();
     drop((a, b));

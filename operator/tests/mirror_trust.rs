@@ -129,6 +129,7 @@ async fn forged_records_from_a_hostile_agent_are_never_written() {
         metrics: metrics.clone(),
         agent_token: None,
         cursor_key: None,
+        database_ca: None,
     };
     let shutdown = CancellationToken::new();
     let mirror = tokio::spawn(spore_operator::mirror::run(config, shutdown.clone()));

@@ -63,6 +63,9 @@ struct MirrorArgs {
     /// File with the agent's gRPC bearer token (its `--grpc-token-file`).
     #[arg(long)]
     agent_token_file: Option<std::path::PathBuf>,
+    /// The lab's CA for the database's certificate (PEM), beside the system's roots.
+    #[arg(long, env = "SPORE_DATABASE_CA_FILE")]
+    database_ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +109,9 @@ struct RunArgs {
     /// no mirror when unset.
     #[arg(long, env = "SPORE_MIRROR_DATABASE_URL", hide_env_values = true)]
     mirror_database_url: Option<String>,
+    /// The lab's CA for the mirror database's certificate (PEM), beside the system's roots.
+    #[arg(long, env = "SPORE_MIRROR_DATABASE_CA_FILE")]
+    mirror_database_ca_file: Option<std::path::PathBuf>,
     /// The agents' gRPC URL; `{name}` and `{namespace}` are the SporeNode's.
     #[arg(long, default_value_t = spore_operator::mirror::fleet::default_agent_url_template())]
     mirror_agent_url: String,
@@ -183,6 +189,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         max_backoff: Duration::from_secs(10),
         resync: Duration::from_secs(5),
         namespaces: args.mirror_namespaces,
+        database_ca: args.mirror_database_ca_file,
         url_annotation: args.mirror_agent_url_annotation,
     });
     let work = async move {
@@ -255,6 +262,7 @@ async fn mirror(args: MirrorArgs) -> anyhow::Result<()> {
         max_backoff: Duration::from_secs(args.max_backoff_seconds.max(1)),
         agent_token: args.agent_token_file.as_deref().map(read_token).transpose()?,
         cursor_key: None,
+        database_ca: args.database_ca_file,
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let on_signal = shutdown.clone();

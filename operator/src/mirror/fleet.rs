@@ -45,6 +45,8 @@ pub struct FleetConfig {
     pub resync: Duration,
     /// Only SporeNodes of these namespaces are mirrored; empty: every namespace.
     pub namespaces: Vec<String>,
+    /// The lab's CA for the database's certificate (PEM).
+    pub database_ca: Option<std::path::PathBuf>,
     /// Follow [`AGENT_URL_ANNOTATION`] (an agent outside the cluster); off: the template only.
     pub url_annotation: bool,
 }
@@ -108,6 +110,7 @@ pub async fn run(client: Client, config: FleetConfig, metrics: Arc<Metrics>) {
                         metrics: metrics.mirrors.get(&key),
                         agent_token: Some(target.token.clone()),
                         cursor_key: Some(target.cursor.clone()),
+                        database_ca: config.database_ca.clone(),
                     };
                     let until = stop.clone();
                     tokio::spawn(async move {
@@ -176,6 +179,7 @@ mod tests {
             resync: Duration::from_secs(1),
             namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
             url_annotation,
+            database_ca: None,
         }
     }
 

@@ -12,6 +12,7 @@
 pub mod check;
 pub mod fleet;
 pub mod metrics;
+pub mod tls;
 pub mod writer;
 
 use std::sync::atomic::Ordering;
@@ -57,6 +58,8 @@ pub struct MirrorConfig {
     /// What the cursor is stored under (the operator's: its SporeNode's uid); `None`: the node
     /// id the agent reports.
     pub cursor_key: Option<String>,
+    /// The lab's CA for the database's certificate (PEM), beside the system's roots ([`tls`]).
+    pub database_ca: Option<std::path::PathBuf>,
 }
 
 /// Aborts a task when dropped.
@@ -101,12 +104,9 @@ pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::R
 }
 
 async fn session(config: &MirrorConfig) -> anyhow::Result<()> {
-    let connect = tokio_postgres::connect(&config.database_url, tokio_postgres::NoTls);
-    let (mut client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-        .await
-        .context("Postgres: connect timed out")?
-        .context("Postgres")?;
-    let connection = tokio::spawn(connection);
+    let connect = tls::connect(&config.database_url, config.database_ca.as_deref());
+    let (mut client, connection) =
+        tokio::time::timeout(CONNECT_TIMEOUT, connect).await.context("Postgres: connect timed out")??;
     let outcome = stream_into(config, &mut client).await;
     drop(client);
     connection.abort();

@@ -47,3 +47,13 @@ pub fn inline_experiment(name: &str) -> String {
 pub fn field(kubectl: &Kubectl, namespace: &str, kind: &str, name: &str, path: &str) -> String {
     kubectl.run(&["get", kind, "-n", namespace, name, "-o", &format!("jsonpath={path}")], None).unwrap_or_default()
 }
+
+/// One integer from the database at `url` (plain text), `None` when it cannot be had.
+#[allow(dead_code)] // each test binary compiles this module; not every one reads Postgres
+pub async fn query_i64(url: &str, sql: &str) -> Option<i64> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.ok()?;
+    let task = tokio::spawn(connection);
+    let value = client.query_one(sql, &[]).await.ok().and_then(|row| row.try_get::<_, i64>(0).ok());
+    task.abort();
+    value
+}

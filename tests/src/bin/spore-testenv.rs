@@ -70,7 +70,7 @@ fn run(cli: Cli) -> Result<(), spore_tests::testenv::TestEnvError> {
     match cli.command {
         Command::Up { dir, k8s, gpus, real_node, postgres } => {
             let started = std::time::Instant::now();
-            let options = TestEnvOptions { dir, kubernetes: k8s, gpus, real_node, postgres };
+            let options = TestEnvOptions { dir, kubernetes: k8s, gpus, real_node, postgres, postgres_tls: false };
             let env = TestEnv::up(&options)?;
             println!(
                 "ready in {:.1} s; source {}",

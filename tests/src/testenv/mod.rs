@@ -60,12 +60,22 @@ pub struct TestEnvOptions {
     /// A real node (with `kubernetes`): needs root, containerd, runc and the CNI plugins.
     pub real_node: bool,
     pub postgres: bool,
+    /// With `postgres`: the server offers TLS, its certificate issued by a CA of the
+    /// environment's ([`TestEnv::postgres_ca`]).
+    pub postgres_tls: bool,
 }
 
 impl TestEnvOptions {
     /// Default: 16 GPUs as 4 nodes × 4 (plus one CPU-only node).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        TestEnvOptions { dir: dir.into(), kubernetes: false, gpus: 16, real_node: false, postgres: false }
+        TestEnvOptions {
+            dir: dir.into(),
+            kubernetes: false,
+            gpus: 16,
+            real_node: false,
+            postgres: false,
+            postgres_tls: false,
+        }
     }
 }
 
@@ -79,6 +89,9 @@ struct EnvState {
     database_url: Option<String>,
     #[serde(default)]
     real_node: Option<real_node::RealNodeState>,
+    /// The CA of the database's certificate, when it offers TLS.
+    #[serde(default)]
+    postgres_ca: Option<PathBuf>,
 }
 
 /// A running environment. Dropping one that this process started stops it.
@@ -116,6 +129,7 @@ impl TestEnv {
                 restricted_kubeconfig: None,
                 database_url: None,
                 real_node: None,
+                postgres_ca: None,
             },
             owned: true,
             remove_dir: false,
@@ -133,7 +147,7 @@ impl TestEnv {
             }
         }
         if options.postgres {
-            env.start_postgres()?;
+            env.start_postgres(options.postgres_tls)?;
         }
         env.save()?;
         env.write_env_sh()?;
@@ -305,9 +319,12 @@ impl TestEnv {
         Err(TestEnvError::Timeout { what: format!("{node} to be Ready"), last: format!("{last}\n{log}") })
     }
 
-    fn start_postgres(&mut self) -> Result<(), TestEnvError> {
+    fn start_postgres(&mut self, tls: bool) -> Result<(), TestEnvError> {
         let node_ip = self.state.real_node.as_ref().map(|_| real_node::NODE_IP);
-        let spec = postgres::init_cluster(&self.dir, node_ip)?;
+        let pki = if tls { Some(pki::Pki::create(&self.dir.join("postgres-pki"))?) } else { None };
+        let serving = pki.as_ref().map(|p| (p.serving_cert.as_path(), p.serving_key.as_path()));
+        let spec = postgres::init_cluster(&self.dir, node_ip, serving)?;
+        self.state.postgres_ca = pki.map(|p| p.ca_cert);
         let port = spec.port;
         let mut service = Service::new(spec);
         service.start()?;
@@ -426,6 +443,11 @@ impl TestEnv {
     /// A kubeconfig for [`RESTRICTED_USER`], who can do nothing until granted RBAC.
     pub fn restricted_kubeconfig(&self) -> Option<&Path> {
         self.state.restricted_kubeconfig.as_deref()
+    }
+
+    /// The CA of the database's certificate (environments with `postgres_tls`).
+    pub fn postgres_ca(&self) -> Option<&Path> {
+        self.state.postgres_ca.as_deref()
     }
 
     pub fn database_url(&self) -> Option<&str> {

@@ -52,8 +52,12 @@ fn run(mut command: Command, what: &str) -> Result<(), TestEnvError> {
 
 /// Creates the cluster under `dir/postgres` and returns the server's service spec.
 /// `also_listen`: one more address to serve (a real node's bridge, for its pods), trusted for
-/// the addresses of its /24.
-pub fn init_cluster(dir: &Path, also_listen: Option<&str>) -> Result<ServiceSpec, TestEnvError> {
+/// the addresses of its /24. `tls`: the server's certificate and key (PEM), to offer TLS.
+pub fn init_cluster(
+    dir: &Path,
+    also_listen: Option<&str>,
+    tls: Option<(&Path, &Path)>,
+) -> Result<ServiceSpec, TestEnvError> {
     let bin = bin_dir()?;
     let root = dir.join("postgres");
     let data = root.join("data");
@@ -85,6 +89,32 @@ pub fn init_cluster(dir: &Path, also_listen: Option<&str>) -> Result<ServiceSpec
         text.push_str(&format!("host all all {subnet} trust\n"));
         std::fs::write(&hba, text).map_err(|e| TestEnvError::io("write pg_hba.conf", e))?;
     }
+    let mut tls_args = Vec::new();
+    if let Some((cert, key)) = tls {
+        // The server reads them as its own user, the key private to it.
+        let (server_cert, server_key) = (root.join("server.crt"), root.join("server.key"));
+        for (from, to) in [(cert, &server_cert), (key, &server_key)] {
+            std::fs::copy(from, to).map_err(|e| TestEnvError::io(format!("copy {}", from.display()), e))?;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&server_key, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| TestEnvError::io("restrict the server key", e))?;
+        if nix::unistd::geteuid().is_root()
+            && let Ok(Some(user)) = nix::unistd::User::from_name(SERVER_USER)
+        {
+            for path in [&server_cert, &server_key] {
+                nix::unistd::chown(path.as_path(), Some(user.uid), Some(user.gid))
+                    .map_err(|e| TestEnvError::Setup(format!("chown {}: {e}", path.display())))?;
+            }
+        }
+        for setting in [
+            "ssl=on".to_string(),
+            format!("ssl_cert_file={}", server_cert.display()),
+            format!("ssl_key_file={}", server_key.display()),
+        ] {
+            tls_args.extend(["-c".to_string(), setting]);
+        }
+    }
     let port = free_port()?;
     Ok(ServiceSpec {
         name: "postgres".into(),
@@ -105,7 +135,10 @@ pub fn init_cluster(dir: &Path, also_listen: Option<&str>) -> Result<ServiceSpec
             "synchronous_commit=off".into(),
             "-c".into(),
             "full_page_writes=off".into(),
-        ],
+        ]
+        .into_iter()
+        .chain(tls_args)
+        .collect(),
         env: Vec::new(),
         log: dir.join("logs").join("postgres.log"),
         run_as: Some(SERVER_USER.into()),

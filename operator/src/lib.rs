@@ -37,6 +37,18 @@ where
         .await;
 }
 
+/// The API of a namespaced kind in `namespace`, or in every namespace (a cluster-wide install).
+pub fn scoped<K>(client: kube::Client, namespace: Option<&str>) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => kube::Api::namespaced(client, namespace),
+        None => kube::Api::all(client),
+    }
+}
+
 /// Runs every controller until they stop.
 pub async fn run_controllers(ctx: std::sync::Arc<experiment::controller::Context>) {
     tokio::join!(experiment::controller::run(ctx.clone()), sporenode::controller::run(ctx));

@@ -118,6 +118,10 @@ struct RunArgs {
     /// Records per mirror transaction.
     #[arg(long, default_value_t = 5000)]
     mirror_batch: usize,
+    /// Watch and act in this namespace only (a namespaced install, whose RBAC is a Role there);
+    /// default: every namespace.
+    #[arg(long)]
+    watch_namespace: Option<String>,
     /// A SporeNode's `spec.image` must start with this (repeatable; none given: any image).
     #[arg(long = "allowed-image-prefix", value_name = "PREFIX")]
     allowed_image_prefixes: Vec<String>,
@@ -179,7 +183,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let mut ctx = Context::new(client.clone(), settings, metrics.clone());
     ctx.gpu_admission = args.gpu_admission;
+    ctx.watch_namespace = args.watch_namespace.clone();
     let ctx = Arc::new(ctx);
+    // A namespaced install mirrors its own namespace's SporeNodes (it may list no others).
+    let mirror_namespaces = match &args.watch_namespace {
+        Some(namespace) if args.mirror_namespaces.is_empty() => vec![namespace.clone()],
+        _ => args.mirror_namespaces,
+    };
     let (client_for_fleet, metrics_for_fleet) = (client.clone(), metrics.clone());
     metrics.ready.store(true, Ordering::SeqCst);
     let fleet = args.mirror_database_url.map(|database_url| FleetConfig {
@@ -188,7 +198,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         batch: args.mirror_batch.max(1),
         max_backoff: Duration::from_secs(10),
         resync: Duration::from_secs(5),
-        namespaces: args.mirror_namespaces,
+        namespaces: mirror_namespaces,
         database_ca: args.mirror_database_ca_file,
         url_annotation: args.mirror_agent_url_annotation,
     });

@@ -111,7 +111,7 @@ fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Cache {
-    /// Watches training pods, SporeNodes (in every namespace) and nodes into the stores: the pods
+    /// Watches training pods, SporeNodes (in `namespace`, else every one) and nodes into the stores: the pods
     /// as a stream that fills the store before it yields each pod (the controller's trigger for
     /// the pod's Experiment, so a reconcile never reads a pod older than what woke it), the
     /// others as a future to poll alongside. `None` when they are already watched.
@@ -119,14 +119,19 @@ impl Cache {
     pub fn watch(
         &self,
         client: kube::Client,
+        namespace: Option<&str>,
     ) -> Option<(
         impl futures_util::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static,
         impl std::future::Future<Output = ()> + Send + 'static,
     )> {
         let writers = locked(&self.writers).take()?;
-        let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default().labels(EXPERIMENT_LABEL));
+        let pods = watcher(
+            crate::scoped::<Pod>(client.clone(), namespace),
+            watcher::Config::default().labels(EXPERIMENT_LABEL),
+        );
         let pods = reflector::reflector(writers.pods, pods.default_backoff()).touched_objects();
-        let nodes = watcher(Api::<SporeNode>::all(client.clone()), watcher::Config::default()).default_backoff();
+        let nodes = watcher(crate::scoped::<SporeNode>(client.clone(), namespace), watcher::Config::default())
+            .default_backoff();
         let nodes = drain(reflector::reflector(writers.nodes, nodes).touched_objects(), "SporeNodes");
         let cluster_nodes = watcher(Api::<Node>::all(client), watcher::Config::default()).default_backoff();
         let cluster_nodes =

@@ -37,6 +37,8 @@ pub struct Context {
     pub cache: Cache,
     /// Keep an Experiment `Queued` without a pod while its GPUs are taken ([`super::capacity`]).
     pub gpu_admission: bool,
+    /// Watch and act in this namespace only (a namespaced install); `None`: every namespace.
+    pub watch_namespace: Option<String>,
 }
 
 impl Context {
@@ -51,6 +53,7 @@ impl Context {
             recorder,
             cache: Cache::default(),
             gpu_admission: true,
+            watch_namespace: None,
         }
     }
 
@@ -344,9 +347,9 @@ fn error_policy(experiment: Arc<Experiment>, error: &Error, _ctx: Arc<Context>) 
 
 /// Runs the controller until the watch streams end (or the task is dropped).
 pub async fn run(ctx: Arc<Context>) {
-    let experiments: Api<Experiment> = Api::all(ctx.client.clone());
+    let experiments: Api<Experiment> = crate::scoped(ctx.client.clone(), ctx.watch_namespace.as_deref());
     let metrics = ctx.metrics.clone();
-    let Some((pods, nodes)) = ctx.cache.watch(ctx.client.clone()) else {
+    let Some((pods, nodes)) = ctx.cache.watch(ctx.client.clone(), ctx.watch_namespace.as_deref()) else {
         tracing::error!("the Experiment controller runs once per context");
         return;
     };

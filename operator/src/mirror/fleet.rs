@@ -129,7 +129,14 @@ pub async fn run(client: Client, config: FleetConfig, metrics: Arc<Metrics>) {
 
 /// The mirrors that should run, by `namespace/name`.
 async fn targets(client: &Client, config: &FleetConfig) -> Result<BTreeMap<String, Target>, kube::Error> {
-    let nodes = Api::<SporeNode>::all(client.clone()).list(&ListParams::default()).await?;
+    // Listed where the operator may list them: each namespace of the policy, else all.
+    let mut nodes = Vec::new();
+    if config.namespaces.is_empty() {
+        nodes = Api::<SporeNode>::all(client.clone()).list(&ListParams::default()).await?.items;
+    }
+    for namespace in &config.namespaces {
+        nodes.extend(Api::<SporeNode>::namespaced(client.clone(), namespace).list(&ListParams::default()).await?.items);
+    }
     let mut wanted = BTreeMap::new();
     for node in nodes {
         let (Some(namespace), name) = (node.namespace(), node.name_any()) else { continue };

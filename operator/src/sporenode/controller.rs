@@ -190,8 +190,8 @@ fn error_policy(node: Arc<SporeNode>, error: &Error, _ctx: Arc<Context>) -> Acti
 
 /// Runs the SporeNode controller until its watches end (or the task is dropped).
 pub async fn run(ctx: Arc<Context>) {
-    let nodes: Api<SporeNode> = Api::all(ctx.client.clone());
-    let stateful_sets: Api<StatefulSet> = Api::all(ctx.client.clone());
+    let nodes: Api<SporeNode> = crate::scoped(ctx.client.clone(), ctx.watch_namespace.as_deref());
+    let stateful_sets: Api<StatefulSet> = crate::scoped(ctx.client.clone(), ctx.watch_namespace.as_deref());
     let metrics = ctx.metrics.clone();
     let results = Controller::new(nodes, watcher::Config::default())
         .owns(stateful_sets, watcher::Config::default().labels(AGENT_LABEL))

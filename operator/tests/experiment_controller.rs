@@ -231,7 +231,7 @@ async fn experiments_become_gpu_pods_and_their_results_come_back() {
     // failed by the operator and removed. Here the margin and grace are 1 s: deadline 2 s.
     let mut settings = spore_operator::experiment::pod::PodSettings::new("spore:test");
     (settings.deadline_margin_seconds, settings.overdue_grace_seconds) = (1, 1);
-    let short = tokio::spawn(controller::run(support::operator_context_with(&env, settings).await));
+    let short = tokio::spawn(controller::run(support::operator_context_with(&env, settings, &[]).await));
     let slow = "apiVersion: sporemesh.io/v1alpha1\nkind: Experiment\nmetadata: {name: slow}\nspec:\n  node: lab-node\n  \
                 code: {inline: \"import time\\ntime.sleep(3600)\\n\"}\n  timeBudgetSeconds: 1\n  gpu: {count: 0}\n";
     kubectl.run(&["apply", "-n", NS, "-f", "-"], Some(slow)).unwrap();

@@ -59,9 +59,8 @@ async fn a_sporenode_becomes_a_running_agent_with_its_own_identity() {
         .unwrap();
 
     // Only the lab's images run.
-    let mut settings = spore_operator::experiment::pod::PodSettings::new("spore:test");
-    settings.allowed_image_prefixes = vec!["spore:".into()];
-    let ctx = support::operator_context_with(&env, settings).await;
+    let settings = spore_operator::experiment::pod::PodSettings::new("spore:test");
+    let ctx = support::operator_context_with(&env, settings, &["spore:"]).await;
     let controllers = tokio::spawn(spore_operator::run_controllers(ctx));
 
     let nodes = "apiVersion: sporemesh.io/v1alpha1\nkind: SporeNode\nmetadata: {name: lab-node}\nspec:\n  bridge: {publicPeers: [\"peer.example:7470\"], export: own}\n  \

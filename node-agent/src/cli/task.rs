@@ -38,33 +38,55 @@ pub enum TaskCommand {
         data_dir: DataDir,
     },
     /// Sign a new task manifest with this node's key, store it, and work in it.
-    Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long, default_value = "")]
-        description: String,
-        #[arg(long, default_value = "ml_train")]
-        task_type: String,
-        #[arg(long, default_value = "python_train_script")]
-        artifact_type: String,
-        #[arg(long, default_value = "val_bpb")]
-        metric: String,
-        #[arg(long, default_value = "minimize")]
-        goal: String,
-        /// The code the task starts from (a CID; empty: any).
-        #[arg(long, default_value = "")]
-        base_code_cid: String,
-        /// The harness that measures it (a CID; empty: any).
-        #[arg(long, default_value = "")]
-        prepare_cid: String,
-        /// The data (a CID; empty: any).
-        #[arg(long, default_value = "")]
-        dataset_cid: String,
-        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(i64).range(1..=86_400))]
-        time_budget: i64,
-        #[command(flatten)]
-        data_dir: DataDir,
-    },
+    Create(CreateArgs),
+}
+
+/// `spore task create`'s flags: the manifest's fields, with the Python CLI's defaults.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(long, default_value = "")]
+    description: String,
+    #[arg(long, default_value = "ml_train")]
+    task_type: String,
+    #[arg(long, default_value = "python_train_script")]
+    artifact_type: String,
+    #[arg(long, default_value = "val_bpb")]
+    metric: String,
+    #[arg(long, default_value = "minimize")]
+    goal: String,
+    /// The code the task starts from (a CID; empty: any).
+    #[arg(long, default_value = "")]
+    base_code_cid: String,
+    /// The harness that measures it (a CID; empty: any).
+    #[arg(long, default_value = "")]
+    prepare_cid: String,
+    /// The data (a CID; empty: any).
+    #[arg(long, default_value = "")]
+    dataset_cid: String,
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(i64).range(1..=86_400))]
+    time_budget: i64,
+    #[command(flatten)]
+    data_dir: DataDir,
+}
+
+impl CreateArgs {
+    fn fields(self) -> (TaskFields, DataDir) {
+        let fields = TaskFields {
+            name: self.name,
+            description: self.description,
+            task_type: self.task_type,
+            artifact_type: self.artifact_type,
+            metric: self.metric,
+            goal: self.goal,
+            base_code_cid: self.base_code_cid,
+            prepare_cid: self.prepare_cid,
+            dataset_cid: self.dataset_cid,
+            time_budget: self.time_budget,
+        };
+        (fields, self.data_dir)
+    }
 }
 
 /// The task `spore run` works in: `--task`, else the config's `task_id`; `None`: chosen by
@@ -176,36 +198,13 @@ pub fn run(command: TaskCommand) -> anyhow::Result<ExitCode> {
             println!("active task: {}", task.id);
             Ok(ExitCode::SUCCESS)
         }
-        TaskCommand::Create {
-            name,
-            description,
-            task_type,
-            artifact_type,
-            metric,
-            goal,
-            base_code_cid,
-            prepare_cid,
-            dataset_cid,
-            time_budget,
-            data_dir,
-        } => {
-            if name.trim().is_empty() {
+        TaskCommand::Create(args) => {
+            let (fields, data_dir) = args.fields();
+            if fields.name.trim().is_empty() {
                 anyhow::bail!("--name must not be empty");
             }
             let dir = &data_dir.data_dir;
             let identity = spore_agent::identity_file::load_or_create(dir)?;
-            let fields = TaskFields {
-                name,
-                description,
-                task_type,
-                artifact_type,
-                metric,
-                goal,
-                base_code_cid,
-                prepare_cid,
-                dataset_cid,
-                time_budget,
-            };
             let now = spore_agent::node::unix_now();
             let manifest = TaskManifest::sign(&identity, &fields, now);
             let store = DagStore::open(&super::run::store_path(dir))?;

@@ -173,7 +173,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let mut settings = PodSettings::new(args.agent_image).with_training_image(args.training_image);
     settings.image_pull_secrets = args.image_pull_secrets;
-    settings.allowed_image_prefixes = args.allowed_image_prefixes;
     // An empty value asks for none (a cluster whose nodes report no ephemeral storage).
     let given = |value: String| (!value.is_empty()).then_some(value);
     settings.training_resources = spore_crds::common::TrainingResources {
@@ -184,6 +183,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut ctx = Context::new(client.clone(), settings, metrics.clone());
     ctx.gpu_admission = args.gpu_admission;
     ctx.watch_namespace = args.watch_namespace.clone();
+    ctx.allowed_image_prefixes = args.allowed_image_prefixes;
     let ctx = Arc::new(ctx);
     // A namespaced install mirrors its own namespace's SporeNodes (it may list no others).
     let mirror_namespaces = match &args.watch_namespace {

@@ -39,6 +39,8 @@ pub struct Context {
     pub gpu_admission: bool,
     /// Watch and act in this namespace only (a namespaced install); `None`: every namespace.
     pub watch_namespace: Option<String>,
+    /// A SporeNode's `spec.image` must start with one of these (empty: any image).
+    pub allowed_image_prefixes: Vec<String>,
 }
 
 impl Context {
@@ -54,6 +56,7 @@ impl Context {
             cache: Cache::default(),
             gpu_admission: true,
             watch_namespace: None,
+            allowed_image_prefixes: Vec::new(),
         }
     }
 

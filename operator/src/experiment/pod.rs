@@ -105,8 +105,6 @@ pub struct PodSettings {
     pub overdue_grace_seconds: i64,
     /// CPU, memory and local disk of each step where the Experiment names none.
     pub training_resources: TrainingResources,
-    /// A SporeNode's `spec.image` must start with one of these (empty: any image).
-    pub allowed_image_prefixes: Vec<String>,
 }
 
 impl PodSettings {
@@ -120,7 +118,6 @@ impl PodSettings {
             deadline_margin_seconds: DEADLINE_MARGIN_SECONDS,
             overdue_grace_seconds: OVERDUE_GRACE_SECONDS,
             training_resources: default_training_resources(),
-            allowed_image_prefixes: Vec::new(),
         }
     }
 

@@ -139,7 +139,7 @@ async fn reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Er
         apply(&Api::<Service>::namespaced(client.clone(), &namespace), &service).await?;
     }
     let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), &namespace);
-    let refused = super::consent::refusal(&node, &secrets, &ctx.settings.allowed_image_prefixes).await?;
+    let refused = super::consent::refusal(&node, &secrets, &ctx.allowed_image_prefixes).await?;
     if let Some(why) = &refused {
         tracing::warn!(sporenode = %node.name_any(), namespace = %namespace, "not started: {why}");
     }

@@ -12,17 +12,20 @@ use spore_tests::testenv::kubernetes::Kubectl;
 /// A context whose client is the control plane's admin, with the image `spore:test`.
 #[allow(dead_code)] // each test binary compiles this module; one sets its own pod settings
 pub async fn operator_context(env: &TestEnv) -> Arc<Context> {
-    operator_context_with(env, PodSettings::new("spore:test")).await
+    operator_context_with(env, PodSettings::new("spore:test"), &[]).await
 }
 
-/// [`operator_context`] with other pod settings.
-pub async fn operator_context_with(env: &TestEnv, settings: PodSettings) -> Arc<Context> {
+/// [`operator_context`] with other pod settings, and SporeNodes' images limited to
+/// `allowed_images` (none: any).
+pub async fn operator_context_with(env: &TestEnv, settings: PodSettings, allowed_images: &[&str]) -> Arc<Context> {
     let kubeconfig = Kubeconfig::read_from(env.kubeconfig().expect("a kubeconfig")).expect("read the kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("a client configuration");
     let client = kube::Client::try_from(config).expect("a client");
-    Arc::new(Context::new(client, settings, Arc::default()))
+    let mut ctx = Context::new(client, settings, Arc::default());
+    ctx.allowed_image_prefixes = allowed_images.iter().map(|p| p.to_string()).collect();
+    Arc::new(ctx)
 }
 
 /// Ends a (kwok) training pod with `exit_code` and `message` as its termination message.

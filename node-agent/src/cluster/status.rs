@@ -1,7 +1,8 @@
 //! The SporeNode's live status, written by its agent — the one that knows it — with server-side
-//! apply on the status subresource (field manager `spore-agent`), checked every few seconds and
-//! written when it changed: connected peers, records by status, the best frontier result overall
-//! and per GPU class, and this node's reputation (its score in its own table: what others'
+//! apply on the status subresource (field manager `spore-agent`), looked at every few seconds
+//! (the store counted again when it grew, and every minute: a verdict moves the frontier
+//! without a new record) and written when it changed: connected peers, records by status, the
+//! best frontier result overall and per GPU class, and this node's reputation (its score in its own table: what others'
 //! verifications of its records and the disputes about them earned it). The operator writes the
 //! other status fields (node id, conditions) under its own field manager; neither overwrites the
 //! other's. A SporeNode that does not exist (an agent run by hand) is retried quietly.
@@ -21,6 +22,8 @@ use crate::store::DagStore;
 
 /// How often the status is looked at.
 pub const INTERVAL: Duration = Duration::from_secs(3);
+/// Looks after which the store is counted again even if it did not grow (a minute).
+const RECOUNT_TICKS: u64 = 20;
 
 /// Writes the live status of one SporeNode.
 pub struct StatusReporter {
@@ -81,9 +84,17 @@ impl StatusReporter {
         let store = DagStore::open(&self.store_path)?;
         let mut written: Option<Value> = None;
         let mut said_missing = false;
-        loop {
+        // What the status is made of: it is computed again (counting the store) only when one
+        // of these moved.
+        let mut seen: Option<(i64, usize, Option<f64>, u64)> = None;
+        for tick in 0u64.. {
             let peers = self.node.snapshot.borrow().peers.len();
-            let status = live_status(&store, peers, self.reputation())?;
+            let inputs = (store.last_seq()?, peers, self.reputation(), tick / RECOUNT_TICKS);
+            let status = match (&written, seen == Some(inputs)) {
+                (Some(status), true) => status.clone(),
+                _ => live_status(&store, peers, inputs.2)?,
+            };
+            seen = Some(inputs);
             if written.as_ref() != Some(&status) {
                 let patch = json!({"apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode", "status": status});
                 let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -106,6 +117,7 @@ impl StatusReporter {
                 _ = tokio::time::sleep(INTERVAL) => {}
             }
         }
+        Ok(())
     }
 }
 

@@ -106,6 +106,8 @@ pub struct PeerState {
     pub last_task_sync: Option<Millis>,
     /// It was sent `task_sync_request` and `control_sync_request`, which tell its release.
     pub release_probed: bool,
+    /// One of our nodes asked for its manifests on this connection (once: later ones relay).
+    pub tasks_requested: bool,
     /// The oldest timestamp of a record it was not sent because it might be a 0.1.2 node; sent
     /// again from there if it turns out to take them (see `releases.rs`).
     pub withheld_since: Option<i64>,
@@ -147,6 +149,7 @@ impl PeerState {
             last_control_sync: None,
             last_task_sync: None,
             release_probed: false,
+            tasks_requested: false,
             withheld_since: None,
             imports: {
                 let rate = config.bridge.as_ref().map_or(f64::MAX, |b| b.records_per_second);

@@ -11,7 +11,7 @@
 //! a record from the same side would (the export policy), and none comes in with import `none`. A `task_sync_request {since}` gets the
 //! stored manifests stamped after `since` (at most [`MAX_TASK_SYNC`], charged to the asker), then
 //! `task_sync_response {since, count}`; a repeat within `min_sync_interval` is dropped unpunished.
-//! Our nodes ask each other for every manifest whenever they sync records.
+//! Our nodes ask each other for every manifest with the first record sync of a connection.
 
 use bytes::Bytes;
 use spore_spec::json::Value;
@@ -117,13 +117,17 @@ impl Protocol {
 }
 
 impl Protocol {
-    /// Asks one of our nodes for its manifests, with each record sync: from the start (a
-    /// creator's timestamp is no cursor to trust), answered at most [`MAX_TASK_SYNC`] at a time.
+    /// Asks one of our nodes for its manifests with the first record sync of a connection: from
+    /// the start (a creator's timestamp is no cursor to trust), answered at most
+    /// [`MAX_TASK_SYNC`] at a time. Later manifests come relayed, so resyncs ask for none.
     pub(super) fn request_tasks(&mut self, peer: PeerId) {
-        if self.peers.get(&peer).is_some_and(|p| p.hello.is_some() && p.has_capability(TASK_ID_CAPABILITY)) {
-            let payload = Value::Object(vec![("since".into(), Value::Number(JsonNumber::from(0)))]);
-            self.send(peer, &Message::Unknown { message_type: "task_sync_request".into(), payload });
+        let Some(state) = self.peers.get_mut(&peer) else { return };
+        if state.tasks_requested || state.hello.is_none() || !state.has_capability(TASK_ID_CAPABILITY) {
+            return;
         }
+        state.tasks_requested = true;
+        let payload = Value::Object(vec![("since".into(), Value::Number(JsonNumber::from(0)))]);
+        self.send(peer, &Message::Unknown { message_type: "task_sync_request".into(), payload });
     }
 }
 

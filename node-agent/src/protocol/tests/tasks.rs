@@ -91,7 +91,7 @@ fn a_task_sync_gets_the_manifests_after_since_then_the_end_marker() {
 }
 
 #[test]
-fn our_nodes_ask_each_other_for_every_manifest_when_they_sync() {
+fn our_nodes_ask_each_other_for_every_manifest_once_per_connection() {
     let mut core = core(ProtocolConfig::default());
     connect(&mut core, 1, Direction::Inbound);
     connect(&mut core, 2, Direction::Inbound);
@@ -110,4 +110,9 @@ fn our_nodes_ask_each_other_for_every_manifest_when_they_sync() {
     // A node that does not take task ids is not asked.
     let older = on(&mut core, 2, frame(&hello_with(2, &["sync-seq"])));
     assert!(asks(&older, 2).is_empty());
+    // The resync asks for records again, not for every manifest: later ones come relayed.
+    let resync = ProtocolConfig::default().resync_interval.as_millis() as u64;
+    let later = core.handle(Event::Tick, 1_000 + resync, 1_773_100_000);
+    assert!(sent_to(&later).iter().any(|(p, t)| *p == 1 && t == "sync_request"), "the record resync");
+    assert!(asks(&later, 1).is_empty());
 }

@@ -119,6 +119,13 @@ async fn the_agent_re_runs_peers_records_as_verify_experiments() {
             );
             assert_eq!(support::field(&k, NS, "experiment", &name, "{.spec.purpose}"), "verify");
             finish(&k, &name, 0.9931);
+            let published = r#"{.status.conditions[?(@.type=="Published")].reason}"#;
+            wait_until_or(
+                Duration::from_secs(30),
+                "the re-run to say it is never published",
+                || support::field(&k, NS, "experiment", &name, published) == "NeverPublished",
+                || support::field(&k, NS, "experiment", &name, "{.status.conditions}"),
+            );
         }
         // The honest record is verified; the lie is challenged; no record was published for either.
         wait_until_or(

@@ -102,6 +102,13 @@ async fn the_node_agent_signs_and_publishes_finished_experiments() {
         finish(&k, "baseline", 0, &format!(r#"{{"val_bpb": 0.9931, {METRICS}}}"#));
         let base = published(&k, &node, "baseline");
         assert_eq!(field(&k, "baseline", "{.status.decision}"), "keep");
+        let condition = |name: &str| field(&k, name, r#"{.status.conditions[?(@.type=="Published")].reason}"#);
+        wait_until_or(
+            Duration::from_secs(30),
+            "the Published condition",
+            || condition("baseline") == "Published",
+            || field(&k, "baseline", "{.status.conditions}"),
+        );
         assert_eq!(field(&k, "baseline", "{.status.publishedCidShort}"), &base[..12]);
         let record = stored(&node, &base);
         assert_eq!(record.val_bpb.as_f64(), 0.9931);

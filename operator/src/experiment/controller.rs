@@ -20,7 +20,8 @@ use super::ownership::{blocked, owned_by};
 use super::pod::{PodSettings, inline_code, inline_code_name, is_diff, isolation_policy, pod_name, training_pod_on};
 use super::retention;
 use super::status::{
-    awaiting_candidate, desired_status, differs, is_terminal, overdue_at, overdue_status, with_conditions,
+    awaiting_candidate, desired_status, differs, is_terminal, overdue_at, overdue_status, published_condition,
+    with_conditions,
 };
 use crate::{Error, FIELD_MANAGER};
 
@@ -280,7 +281,9 @@ async fn write_status(
     desired: &ExperimentStatus,
 ) -> Result<(), Error> {
     let previous = experiment.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let desired = &with_conditions(previous, desired.clone());
+    let mut desired = with_conditions(previous, desired.clone());
+    desired.conditions.push(published_condition(experiment, &desired, previous));
+    let desired = &desired;
     if !differs(experiment.status.as_ref(), desired) {
         return Ok(());
     }

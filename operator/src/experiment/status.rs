@@ -249,6 +249,27 @@ pub fn with_conditions(previous: &[Condition], mut status: ExperimentStatus) -> 
     status
 }
 
+/// `Published`: True once the node-agent published the run's record (its `publishedCid`),
+/// False for a run that will never have one (a `purpose: verify` re-run, or one that never
+/// ran), Unknown until then. Read from the Experiment as stored, as the agent writes it.
+pub fn published_condition(experiment: &Experiment, desired: &ExperimentStatus, previous: &[Condition]) -> Condition {
+    let current = experiment.status.as_ref();
+    let cid = current.and_then(|s| s.published_cid.clone());
+    let never_ran = desired.phase == ExperimentPhase::Failed
+        && desired.message.as_deref().is_some_and(|m| m.starts_with("the candidate could not be made"));
+    let verify = experiment.spec.purpose == spore_crds::experiment::Purpose::Verify;
+    let (state, reason, message) = match (cid, is_terminal(desired)) {
+        (Some(cid), _) => (State::True, "Published", format!("record {cid}")),
+        (None, _) if verify => {
+            (State::False, "NeverPublished", "a re-run to verify a record is never published".into())
+        }
+        (None, true) if never_ran => (State::False, "NeverPublished", "nothing ran".into()),
+        (None, true) => (State::Unknown, "Awaiting", "waiting for the SporeNode's agent to publish the record".into()),
+        (None, false) => (State::Unknown, "NotFinished", "the run has not finished".into()),
+    };
+    condition(previous, "Published", state, reason, &message, desired.observed_generation)
+}
+
 /// True once nothing will change any more.
 pub fn is_terminal(status: &ExperimentStatus) -> bool {
     matches!(status.phase, ExperimentPhase::Succeeded | ExperimentPhase::Failed)

@@ -5,7 +5,7 @@ use serde_json::json;
 use spore_crds::experiment::Decision;
 use spore_crds::{Experiment, ExperimentPhase, ExperimentStatus};
 
-use super::{desired_status, differs, overdue_at, overdue_status, with_conditions};
+use super::{desired_status, differs, overdue_at, overdue_status, published_condition, with_conditions};
 use crate::experiment::pod::{DEADLINE_MARGIN_SECONDS, PodSettings, training_pod, training_pod_on};
 
 fn experiment() -> Experiment {
@@ -164,4 +164,29 @@ fn the_gpu_column_says_what_was_asked_then_what_it_ran_on() {
     // Finished: the class of the device it reported, whatever was asked.
     let message = r#"{"val_bpb": 0.99, "num_steps": 9, "num_params": 5, "peak_vram_mb": 1.0, "gpu_model": "NVIDIA_A100-SXM4-80GB"}"#;
     assert_eq!(class(&with_gpu(json!({"count": 1})), Some(&terminated("Succeeded", 0, message))), "A100");
+}
+
+#[test]
+fn published_says_whether_the_record_is_out_will_be_or_never_will() {
+    let mut experiment: Experiment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment", "metadata": {"name": "e", "uid": "u"},
+        "spec": {"node": "n", "code": {"inline": "x"}, "description": "", "timeBudgetSeconds": 60}
+    }))
+    .unwrap();
+    let status = |phase, message: &str| ExperimentStatus { phase, message: Some(message.into()), ..Default::default() };
+    let reason = |e: &Experiment, s: &ExperimentStatus| {
+        let c = published_condition(e, s, &[]);
+        (c.status, c.reason)
+    };
+    let running = status(ExperimentPhase::Running, "training");
+    let done = status(ExperimentPhase::Succeeded, "training finished");
+    assert_eq!(reason(&experiment, &running), ("Unknown".into(), "NotFinished".into()));
+    assert_eq!(reason(&experiment, &done), ("Unknown".into(), "Awaiting".into()));
+    let refused = status(ExperimentPhase::Failed, "the candidate could not be made: no parent");
+    assert_eq!(reason(&experiment, &refused), ("False".into(), "NeverPublished".into()));
+    experiment.status = Some(ExperimentStatus { published_cid: Some("ab".repeat(32)), ..done.clone() });
+    assert_eq!(reason(&experiment, &done), ("True".into(), "Published".into()));
+    experiment.status = None;
+    experiment.spec.purpose = spore_crds::experiment::Purpose::Verify;
+    assert_eq!(reason(&experiment, &done), ("False".into(), "NeverPublished".into()));
 }

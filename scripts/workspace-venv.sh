@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the training workload's Python environment (workspace/requirements.txt: torch) into a
+# Installs the training workload's Python environment (workspace/requirements.txt: torch, and climbmix's pyarrow, rustbpe, tiktoken) into a
 # virtualenv under $HOME/.cache/spore/workspace-venv, once per requirements file. Prints the
 # interpreter's path on the last line. Rebuildable from scratch: delete the directory.
 set -euo pipefail

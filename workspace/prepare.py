@@ -3,6 +3,10 @@
 `train.py` is the file experiments change; this one never changes within a research graph (its
 SHA-256 goes into every record as `prepare_cid`, the prepared data's digest as `dataset_cid`).
 
+Data (`SPORE_DATASET`): `climbmix` is autoresearch's task (its shards, BPE tokenizer, pinned
+validation shard and metric: climbmix.py), the GPU profile's default; `python-stdlib`, described
+below, needs no network and is the CPU profile's default.
+
 Corpus: the source files of the Python standard library of the interpreter that runs this file.
 It exists on every machine with Python, needs no network, and is the same wherever the Python
 version is the same (the version is part of the manifest, so records say which one they used).
@@ -23,8 +27,8 @@ Contract: `train.py` trains, then calls `export_model(model)`, which saves the m
 shape (batch, MAX_SEQ_LEN, VOCAB_SIZE). A `val_bpb` that `train.py` prints is only a hint.
 
 Metric: `evaluate_bpb` sums the cross-entropy in nats over the pinned validation tokens whose
-target is a byte (BOS targets carry no bytes and are excluded) and divides by ln 2 times the
-number of those bytes.
+target stands for bytes (BOS targets carry none and are excluded) and divides by ln 2 times the
+number of those bytes (a byte per token here; climbmix's tokenizer has a table).
 
 Usage: `python prepare.py` prepares the data (idempotent) and prints the manifest with an `eval`
 block: what the evaluator must measure for the profile that runs (sequence length, token count,
@@ -47,19 +51,37 @@ import torch
 # Constants of the harness
 
 TIME_BUDGET = int(os.environ.get("SPORE_TIME_BUDGET", "300"))
-VOCAB_SIZE = 257
-BOS = 256
-DATA_VERSION = 2
 CACHE_ROOT = Path(os.environ.get("SPORE_DATA_CACHE", Path.home() / ".cache" / "spore" / "data"))
-CORPUS = f"python-stdlib-{sys.version_info.major}.{sys.version_info.minor}"
-DATA_DIR = CACHE_ROOT / f"{CORPUS}-v{DATA_VERSION}"
 VAL_ROOT = Path(os.environ.get("SPORE_VAL_CACHE") or f"{CACHE_ROOT}-val")
-VAL_DIR = VAL_ROOT / f"{CORPUS}-v{DATA_VERSION}"
 
 # The profile decides the sequence length and how many validation tokens are evaluated.
 PROFILE = os.environ.get("SPORE_PROFILE") or ("gpu" if torch.cuda.is_available() else "cpu")
 MAX_SEQ_LEN = 2048 if PROFILE == "gpu" else 256
 EVAL_TOKENS = 40 * 524288 if PROFILE == "gpu" else 1 << 17
+
+# The task's data: `climbmix` (autoresearch's, see climbmix.py; the GPU profile's default) or
+# `python-stdlib` (offline; the CPU profile's default).
+DATASET = os.environ.get("SPORE_DATASET") or ("climbmix" if PROFILE == "gpu" else "python-stdlib")
+if DATASET == "climbmix":
+    import climbmix
+
+    VOCAB_SIZE = climbmix.VOCAB_SIZE
+    BOS = climbmix.BOS
+    CORPUS = climbmix.NAME
+    _DEFAULT_DIR = CACHE_ROOT / climbmix.prepared_name(len(climbmix.train_shards(CACHE_ROOT)))
+    VAL_NAME = f"val-{MAX_SEQ_LEN}.bin"
+elif DATASET == "python-stdlib":
+    VOCAB_SIZE = 257
+    BOS = 256
+    DATA_VERSION = 2
+    CORPUS = f"python-stdlib-{sys.version_info.major}.{sys.version_info.minor}"
+    _DEFAULT_DIR = CACHE_ROOT / f"{CORPUS}-v{DATA_VERSION}"
+    VAL_NAME = "val.bin"
+else:
+    raise SystemExit(f"SPORE_DATASET={DATASET!r}: expected climbmix or python-stdlib")
+# SPORE_DATA_DIR names the prepared data outright (where a sandbox shows only that directory).
+DATA_DIR = Path(os.environ.get("SPORE_DATA_DIR") or _DEFAULT_DIR)
+VAL_DIR = VAL_ROOT / DATA_DIR.name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,6 +123,8 @@ def _publish(tmp, final):
 def prepare(check_val=False):
     """Writes train.bin and manifest.json under DATA_DIR and val.bin under VAL_DIR (once);
     returns the manifest. `check_val` also rebuilds a missing or altered validation file."""
+    if DATASET == "climbmix":
+        return climbmix.prepare(DATA_DIR, VAL_DIR, CACHE_ROOT, VAL_ROOT, MAX_SEQ_LEN, EVAL_TOKENS, check_val)
     manifest_path = DATA_DIR / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
@@ -145,8 +169,19 @@ def prepare(check_val=False):
 
 def load_tokens(split):
     prepare()
-    raw = ((VAL_DIR if split == "val" else DATA_DIR) / f"{split}.bin").read_bytes()
+    raw = ((VAL_DIR / VAL_NAME) if split == "val" else (DATA_DIR / "train.bin")).read_bytes()
     return torch.frombuffer(bytearray(raw), dtype=torch.int16).to(torch.int32) & 0xFFFF
+
+
+def token_byte_counts():
+    """Bytes each token id stands for: 1 for a byte, 0 for BOS (python-stdlib); the tokenizer's
+    table (climbmix)."""
+    if DATASET == "climbmix":
+        raw = (DATA_DIR / "token_bytes.bin").read_bytes()
+        return torch.frombuffer(bytearray(raw), dtype=torch.int16).to(torch.int64) & 0xFFFF
+    counts = torch.ones(VOCAB_SIZE, dtype=torch.int64)
+    counts[BOS] = 0
+    return counts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,30 +208,37 @@ def make_dataloader(batch_size, seq_len, device, split="train"):
 
 @torch.no_grad()
 def evaluate_bpb(model, batch_size, device=None):
-    """Bits per byte of `model` on the first EVAL_TOKENS of the validation split.
+    """Bits per byte of `model` on the validation split: the first EVAL_TOKENS cut into rows of
+    MAX_SEQ_LEN (+1 for the targets) from the token stream (python-stdlib), or the packed rows of
+    MAX_SEQ_LEN + 1 (climbmix). Nats summed over targets that stand for bytes, divided by ln 2
+    times the bytes of the targets.
 
     `model(inputs)` must return logits of shape (batch, seq, VOCAB_SIZE).
     """
     device = device or next(model.parameters()).device
     tokens = load_tokens("val")
+    counts = token_byte_counts()
     seq_len = MAX_SEQ_LEN
-    rows = min(EVAL_TOKENS, len(tokens) - 1) // seq_len
+    packed = DATASET == "climbmix"
+    stride = seq_len + 1 if packed else seq_len
+    available = len(tokens) // stride if packed else (len(tokens) - 1) // seq_len
+    rows = min(EVAL_TOKENS // seq_len, available)
     total_nats = 0.0
     total_bytes = 0
     for start in range(0, rows, batch_size):
         count = min(batch_size, rows - start)
-        window = tokens[start * seq_len : (start + count) * seq_len + 1]
-        inputs = torch.stack([window[i * seq_len : (i + 1) * seq_len] for i in range(count)])
-        targets = torch.stack([window[i * seq_len + 1 : (i + 1) * seq_len + 1] for i in range(count)])
+        window = tokens[start * stride : (start + count) * stride + (0 if packed else 1)]
+        inputs = torch.stack([window[i * stride : i * stride + seq_len] for i in range(count)])
+        targets = torch.stack([window[i * stride + 1 : i * stride + seq_len + 1] for i in range(count)])
         inputs = inputs.to(device=device, dtype=torch.long)
-        targets = targets.to(device=device, dtype=torch.long)
-        logits = model(inputs).float()
+        targets = targets.to(dtype=torch.long)
+        logits = model(inputs).float().cpu()
         nats = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none"
         )
-        is_byte = targets.reshape(-1) != BOS
-        total_nats += nats[is_byte].sum().item()
-        total_bytes += int(is_byte.sum().item())
+        weights = counts[targets.reshape(-1)]
+        total_nats += nats[weights > 0].double().sum().item()
+        total_bytes += int(weights.sum().item())
     return total_nats / (math.log(2) * total_bytes)
 
 
@@ -217,17 +259,25 @@ def export_model(model, path=None):
 
 def eval_plan(manifest):
     """What the evaluator measures for this profile."""
-    return {
+    plan = {
         "profile": PROFILE,
+        "dataset": DATASET,
         "seq_len": MAX_SEQ_LEN,
         "eval_tokens": EVAL_TOKENS,
         "vocab_size": VOCAB_SIZE,
         "bos": BOS,
-        "val_path": str((VAL_DIR / "val.bin").resolve()),
+        "val_path": str((VAL_DIR / VAL_NAME).resolve()),
         "val_root": str(VAL_ROOT.resolve()),
         "train_dir": str(DATA_DIR.resolve()),
-        "val_sha256": manifest["val_sha256"],
     }
+    if DATASET == "climbmix":
+        plan["val_sha256"] = manifest["val_sha256"][VAL_NAME]
+        plan["layout"] = "rows"
+        plan["token_bytes_path"] = str((DATA_DIR / "token_bytes.bin").resolve())
+        plan["token_bytes_sha256"] = manifest["token_bytes_sha256"]
+    else:
+        plan["val_sha256"] = manifest["val_sha256"]
+    return plan
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 //! The pinned validation tokens: `val.bin` as `prepare.py` writes it (unsigned 16-bit,
-//! little-endian), checked against the SHA-256 of the data manifest before use.
+//! little-endian), checked against the SHA-256 of the data manifest before use; and the
+//! tokenizer's token-byte table, in the same encoding.
 
 use std::path::Path;
 
@@ -25,6 +26,21 @@ pub fn read_tokens(path: &Path, expected_sha256: Option<&str>, vocab_size: i64) 
         std::fs::read(path).map_err(|e| EvalError::Data(format!("cannot read {}: {e}", path.display())))?
     };
     parse_tokens(&raw, path, expected_sha256, vocab_size)
+}
+
+/// Reads the token-byte table at `path` (one u16 per token id), checks its digest when one is
+/// given and that it has one entry per token of the vocabulary.
+pub fn read_token_bytes(path: &Path, expected_sha256: Option<&str>, vocab_size: i64) -> Result<Vec<i64>, EvalError> {
+    let raw = std::fs::read(path).map_err(|e| EvalError::Data(format!("cannot read {}: {e}", path.display())))?;
+    let table = parse_tokens(&raw, path, expected_sha256, i64::from(u16::MAX) + 1)?;
+    if table.len() as i64 != vocab_size {
+        return Err(EvalError::Data(format!(
+            "{} has {} entries, the vocabulary {vocab_size}",
+            path.display(),
+            table.len()
+        )));
+    }
+    Ok(table)
 }
 
 fn parse_tokens(
@@ -74,6 +90,9 @@ mod tests {
         std::fs::write(&path, [0u8, 1, 65]).unwrap();
         assert!(matches!(read_tokens(&path, None, 257), Err(EvalError::Data(m)) if m.contains("odd length")));
         assert!(read_tokens(&dir.join("missing.bin"), None, 257).is_err());
+        std::fs::write(&path, [1u8, 0, 0, 0, 3, 0]).unwrap();
+        assert_eq!(read_token_bytes(&path, None, 3).unwrap(), vec![1, 0, 3]);
+        assert!(matches!(read_token_bytes(&path, None, 4), Err(EvalError::Data(m)) if m.contains("3 entries")));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod autoresearch;
 pub mod cluster;
+pub mod data;
 pub mod explorer;
 pub mod grpc;
 pub mod identity_file;

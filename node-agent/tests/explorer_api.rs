@@ -12,7 +12,7 @@ use serde_json::Value;
 use spore_agent::explorer::{self, ExplorerConfig};
 use spore_agent::node::NodeConfig;
 use spore_agent::research::artifacts::ArtifactStore;
-use spore_agent::store::{DagStore, StoredRecord};
+use spore_agent::store::{DagStore, MeasuredBy, StoredRecord};
 use spore_spec::{ExperimentRecord, Identity, JsonNumber, Status};
 use tokio_util::sync::CancellationToken;
 
@@ -192,6 +192,11 @@ async fn python_paths_answer_with_python_shapes_and_limits() {
     let (_, one) = get(&format!("{base}/api/experiment/{best}")).await;
     assert_eq!(one["verification"]["verified"], false);
     assert_eq!(one["on_frontier"], true);
+    // A peer's record: nobody here measured it.
+    assert_eq!(one["measured_by"], Value::Null);
+    DagStore::open(&served.store_path).unwrap().set_measured_by(best, MeasuredBy::TrainPy).unwrap();
+    let (_, one) = get(&format!("{base}/api/experiment/{best}")).await;
+    assert_eq!(one["measured_by"], "train.py");
 
     // Progress: per class, strictly improving.
     let (_, progress) = get(&format!("{base}/api/progress")).await;

@@ -64,6 +64,14 @@ fn status_json(data_dir: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `measured_by` of each record of `spore frontier --json`.
+fn frontier_measured_by(data_dir: &Path) -> Vec<String> {
+    let out = Command::new(SPORE).args(["frontier", "--json", "--data-dir"]).arg(data_dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    list.iter().map(|r| r["measured_by"].as_str().unwrap_or("unknown").to_string()).collect()
+}
+
 /// Records by timestamp order of publication (export is in arrival order).
 fn records(data_dir: &Path) -> Vec<Value> {
     export(data_dir).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -102,6 +110,7 @@ fn a_fresh_cpu_machine_does_real_research_with_no_key() {
     assert_eq!((measured(false), measured(true)), (successes, 2), "{log}");
     assert!(runs.iter().all(|run| !run.join("model.pt").exists()), "exported models are deleted after evaluation");
     assert_eq!(baseline["time_budget"], 20);
+    assert!(frontier_measured_by(&data).iter().all(|by| by == "evaluator"), "the evaluator measured every record");
     // Before the first child the node re-ran the baseline twice to measure its noise (runs that
     // publish nothing); the estimate is in `spore status --json`.
     assert!(log.contains("remeasured=2"), "{log}");
@@ -460,6 +469,8 @@ fn a_workspace_of_the_seeds_contract_is_researched_on_its_printed_metric() {
         assert_eq!(r["dataset_cid"], "climbmix-400b-shuffle");
         assert_eq!(r["prepare_cid"], cid_of(SEED_PREPARE.as_bytes()));
     }
+    // The frontier says how the metric was measured: the value train.py printed.
+    assert_eq!(frontier_measured_by(&data), ["train.py"]);
     // Nothing of ours was written into the user's directory.
     let mut files: Vec<String> =
         std::fs::read_dir(&ws).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();

@@ -7,6 +7,7 @@
 //! - [`records`]: records for tests;
 //! - [`seed`]: a plausible research DAG (explorer tests and benchmarks), also `spore-seed`;
 //! - [`python`]: the real Python reference peer (`sporemesh` 0.1.2) as an oracle;
+//! - [`shard_server`]: the climbmix dataset's host on loopback, with faults on request;
 //! - [`wire`]: a blocking client that speaks the wire protocol to a node (as a peer or an
 //!   attacker);
 //! - [`testenv`]: a real Kubernetes control plane (with fake GPU nodes) and PostgreSQL, also
@@ -19,5 +20,6 @@ pub mod oci;
 pub mod python;
 pub mod records;
 pub mod seed;
+pub mod shard_server;
 pub mod testenv;
 pub mod wire;

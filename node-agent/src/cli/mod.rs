@@ -6,6 +6,7 @@
 
 mod admin;
 mod daemon;
+mod data;
 mod exec;
 mod explorer;
 mod import;
@@ -91,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         command: task::TaskCommand,
     },
+    /// The climbmix shards of this machine: fetch, export and import them (air-gapped labs).
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
+    },
     /// Bring experiments run elsewhere into the graph as this node's records.
     Import {
         #[command(subcommand)]
@@ -136,6 +142,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Frontier(args) => query::frontier(args),
         Command::Graph(args) => query::graph(args),
         Command::Import { command } => import::run(command),
+        Command::Data { command } => data::run(command),
         Command::Task { command } => task::run(command),
     }
 }

@@ -208,7 +208,8 @@ pub fn frontier(args: FrontierArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(&args.data_dir)?;
     let entries = store.frontier(args.gpu.as_deref(), args.limit)?;
     if args.json {
-        // Each record as signed, plus `verified`: a signed verification of it is stored here.
+        // Each record as signed, plus `verified` (a signed verification of it is stored here) and
+        // `measured_by`.
         let mut list: Vec<Value> = Vec::new();
         for entry in &entries {
             let mut value = payload_value(&entry.payload);
@@ -217,6 +218,8 @@ pub fn frontier(args: FrontierArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .any(|e| e.kind == spore_spec::ControlKind::Verification && e.verify().is_ok());
             value["verified"] = json!(verified);
+            // How this node measured it (its own records); null: a peer's claim.
+            value["measured_by"] = json!(store.measured_by(&entry.id)?.map(|by| by.as_str()));
             list.push(value);
         }
         writeln!(out, "{}", Value::Array(list))?;

@@ -18,6 +18,7 @@ use spore_agent::research::proposer::{Proposer, config as llm_config};
 use spore_agent::research::research_loop::{Research, ResearchConfig};
 use spore_agent::research::task_scope::check_fits;
 use spore_agent::research::workspace::Workspace;
+use spore_agent::store::MeasuredBy;
 use spore_agent::verification::service::{Rerun, Verifier, VerifierConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -137,6 +138,15 @@ pub struct RunArgs {
     /// files built into spore).
     #[arg(long)]
     workspace: Option<PathBuf>,
+    /// The task's data: `climbmix` (autoresearch's: the default where training runs on a GPU;
+    /// its shards are fetched when missing) or `python-stdlib` (offline: the default on CPU).
+    #[arg(long, env = "SPORE_DATASET", value_parser = ["climbmix", "python-stdlib"])]
+    dataset: Option<String>,
+    /// climbmix training shards to fetch when the cache lacks them.
+    #[arg(long, default_value_t = spore_agent::data::DEFAULT_SHARDS)]
+    data_shards: u32,
+    #[command(flatten)]
+    mirror: super::data::MirrorArg,
     /// Seconds a run may take beyond its time budget (start-up, compilation, evaluation) before
     /// it is killed.
     #[arg(long, default_value_t = 300)]
@@ -261,7 +271,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let task = super::task::chosen(&data_dir, args.task.as_deref(), &file.task_id)?;
     let mut rerun = None;
-    let settings = ResearchConfig {
+    let mut settings = ResearchConfig {
+        // A cluster's runs are measured by the evaluation container; a local run as set below.
+        measured_by: MeasuredBy::Evaluator,
         time_budget: args.time_budget,
         resource: args.resource,
         max_experiments: args.max_experiments,
@@ -285,13 +297,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         let dir = args.workspace.clone().unwrap_or_else(|| data_dir.join("workspace"));
         tracing::info!(workspace = %dir.display(), python = %args.python.display(), "preparing the workspace");
-        let workspace = Workspace::prepare(&dir, &args.python, args.metric.program().as_deref())?;
+        let ensure = |dataset: &str| super::data::ensure(dataset, args.data_shards, &args.mirror);
+        let workspace = Workspace::prepare_with(
+            &dir,
+            &args.python,
+            args.metric.program().as_deref(),
+            args.dataset.as_deref(),
+            ensure,
+        )?;
         fits(&workspace.prepare_cid, &workspace.dataset_cid)?;
         let margin = Duration::from_secs(args.deadline_margin);
         let train_data = workspace.eval.iter().map(|plan| plan.train_dir.clone()).collect();
         let (python, jail) = args.jail.training_jail(&args.python, &[data_dir.as_path(), dir.as_path()], train_data)?;
         let env = workspace.eval.as_ref().map(|plan| plan.data_env()).unwrap_or_default();
         let measure = args.metric.measure(&workspace, margin, jail.clone())?;
+        if !matches!(measure, Measure::Evaluator(_)) {
+            settings.measured_by = MeasuredBy::TrainPy;
+        }
         tracing::info!(
             gpu = %workspace.machine.gpu_model,
             class = %workspace.machine.gpu_class,

@@ -296,13 +296,14 @@ async fn experiment(State(explorer): State<Explorer>, Path(id): Path<String>) ->
     let id = cid(&id)?;
     let found = explorer
         .read(move |s| match s.browse_one(&id)? {
-            Some(row) => Ok(Some((row, verification_state(s, &id)?))),
+            Some(row) => Ok(Some((row, verification_state(s, &id)?, s.measured_by(&id)?))),
             None => Ok(None),
         })
         .await?;
-    let (row, state) = found.ok_or_else(ApiError::not_found)?;
+    let (row, state, measured_by) = found.ok_or_else(ApiError::not_found)?;
     let mut value = view::full(&row);
     value["verification"] = state;
+    value["measured_by"] = json!(measured_by.map(|by| by.as_str()));
     ok(value)
 }
 

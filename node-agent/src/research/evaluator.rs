@@ -32,16 +32,39 @@ pub struct EvalPlan {
     pub val_root: PathBuf,
     /// The training data: read-only for the training process.
     pub train_dir: PathBuf,
+    /// `python-stdlib` or `climbmix` (absent from a `prepare.py` that knew only the first).
+    #[serde(default = "default_dataset")]
+    pub dataset: String,
+    /// `stream` or `rows` (packed rows of `seq_len + 1`).
+    #[serde(default = "default_layout")]
+    pub layout: String,
+    /// The tokenizer's token-byte table; absent for a byte-level vocabulary.
+    #[serde(default)]
+    pub token_bytes_path: Option<PathBuf>,
+    #[serde(default)]
+    pub token_bytes_sha256: Option<String>,
+}
+
+fn default_dataset() -> String {
+    "python-stdlib".into()
+}
+
+fn default_layout() -> String {
+    "stream".into()
 }
 
 impl EvalPlan {
     /// The environment that lets the harness find the training data from inside a jail (where
     /// `$HOME` is a private `/tmp`): the cache root the plan's data lives under.
     pub fn data_env(&self) -> Vec<(String, String)> {
-        match self.train_dir.parent() {
-            Some(root) => vec![("SPORE_DATA_CACHE".into(), root.display().to_string())],
-            None => Vec::new(),
+        let mut env = vec![
+            ("SPORE_DATASET".into(), self.dataset.clone()),
+            ("SPORE_DATA_DIR".into(), self.train_dir.display().to_string()),
+        ];
+        if let Some(root) = self.train_dir.parent() {
+            env.push(("SPORE_DATA_CACHE".into(), root.display().to_string()));
         }
+        env
     }
 }
 
@@ -139,6 +162,7 @@ impl Evaluator {
                     .map_err(|e| format!("cannot find the evaluator {}: {e}", self.program.display()))?;
                 let model = std::path::absolute(model).map_err(|e| format!("model path: {e}"))?;
                 jail.read_only.extend([program.clone(), model.clone()]);
+                jail.read_only.extend(self.plan.token_bytes_path.clone());
                 let (mut command, run) = jail.command(&program, Path::new("/"))?;
                 if let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") {
                     command.env("LD_LIBRARY_PATH", paths);
@@ -156,10 +180,14 @@ impl Evaluator {
             .args(["--eval-tokens", &self.plan.eval_tokens.to_string()])
             .args(["--vocab-size", &self.plan.vocab_size.to_string()])
             .args(["--bos", &self.plan.bos.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .args(["--layout", &self.plan.layout]);
+        if let Some(path) = &self.plan.token_bytes_path {
+            command.arg("--token-bytes").arg(path);
+        }
+        if let Some(digest) = &self.plan.token_bytes_sha256 {
+            command.args(["--token-bytes-sha256", digest]);
+        }
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         let mut child =
             command.spawn().map_err(|e| format!("cannot start the evaluator {}: {e}", self.program.display()))?;
         let mut stdin = child.stdin.take().ok_or("the evaluator has no standard input")?;

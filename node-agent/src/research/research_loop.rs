@@ -43,7 +43,7 @@ use super::task_scope::{self, ActiveTask};
 use super::workspace::Workspace;
 use crate::node::{NodeHandle, unix_now};
 use crate::record_tools::signed_line;
-use crate::store::{DagStore, StoredRecord};
+use crate::store::{DagStore, MeasuredBy, StoredRecord};
 
 /// Consecutive proposer failures tolerated before the loop gives up.
 const MAX_PROPOSER_FAILURES: u32 = 5;
@@ -55,6 +55,8 @@ const MAX_REMEASURES: u64 = 4;
 /// How the loop runs.
 #[derive(Debug, Clone)]
 pub struct ResearchConfig {
+    /// How this node's runs are measured (kept beside the records it publishes).
+    pub measured_by: MeasuredBy,
     pub time_budget: u64,
     pub resource: u8,
     /// Stop after this many experiments (the baseline counts).
@@ -561,8 +563,13 @@ impl<E: Executor> Research<E> {
                 record.description
             ),
         }
+        let id = record.id.clone();
         let stored = StoredRecord { record, payload, flags, received_at: unix_now() };
-        self.node.publish(stored).await
+        self.node.publish(stored).await?;
+        if !crashed {
+            DagStore::open(&self.store_path)?.set_measured_by(&id, self.config.measured_by)?;
+        }
+        Ok(())
     }
 }
 

@@ -25,8 +25,9 @@ use super::artifacts::cid_of;
 use super::evaluator::EvalPlan;
 
 /// The embedded workspace files.
-pub const FILES: [(&str, &str); 4] = [
+pub const FILES: [(&str, &str); 5] = [
     ("prepare.py", include_str!("../../../workspace/prepare.py")),
+    ("climbmix.py", include_str!("../../../workspace/climbmix.py")),
     ("batching.py", include_str!("../../../workspace/batching.py")),
     ("train.py", include_str!("../../../workspace/train.py")),
     ("requirements.txt", include_str!("../../../workspace/requirements.txt")),
@@ -34,6 +35,12 @@ pub const FILES: [(&str, &str); 4] = [
 
 /// The dataset name the seed's records carry (sporemesh 0.1.2's constant).
 pub const SEED_DATASET: &str = "climbmix-400b-shuffle";
+
+/// The dataset `prepare.py` prepares unless told: autoresearch's climbmix where training runs on
+/// a GPU, the offline Python standard library on a CPU.
+pub fn default_dataset(profile: &str) -> &'static str {
+    if profile == "gpu" { "climbmix" } else { "python-stdlib" }
+}
 
 /// Which contract a workspace follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,12 +112,11 @@ fn foreign_harness(dir: &Path) -> bool {
     std::fs::read(dir.join("prepare.py")).is_ok_and(|ours| ours != FILES[0].1.as_bytes())
 }
 
-/// Runs `python <args>` in `dir` and returns its stdout; a failure carries the stderr tail.
-fn python_output(python: &Path, dir: &Path, args: &[&str], profile: Option<&str>) -> anyhow::Result<String> {
+/// Runs `python <args>` in `dir` with `env` and returns its stdout; a failure carries the stderr
+/// tail.
+fn python_output(python: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<String> {
     let mut command = std::process::Command::new(python);
-    if let Some(profile) = profile {
-        command.env("SPORE_PROFILE", profile);
-    }
+    command.envs(env.iter().copied());
     let output = command
         .args(args)
         .current_dir(dir)
@@ -128,17 +134,37 @@ fn python_output(python: &Path, dir: &Path, args: &[&str], profile: Option<&str>
 
 impl Workspace {
     /// Materializes `dir`, probes the machine (with `evaluator`'s probe when given, else the
-    /// interpreter) and prepares the data. With an evaluator, `prepare.py` must print the
-    /// evaluation plan.
+    /// interpreter) and prepares the data of the dataset `prepare.py` picks (`SPORE_DATASET`, else
+    /// by profile). With an evaluator, `prepare.py` must print the evaluation plan.
     pub fn prepare(dir: &Path, python: &Path, evaluator: Option<&Path>) -> anyhow::Result<Workspace> {
+        Workspace::prepare_with(dir, python, evaluator, None, |_| Ok(()))
+    }
+
+    /// [`Workspace::prepare`] with the dataset chosen (`None`: `SPORE_DATASET`, else
+    /// [`default_dataset`] for the machine's profile) and `before` run with it once the machine
+    /// is known and before `prepare.py` runs (to fetch the data it needs).
+    pub fn prepare_with(
+        dir: &Path,
+        python: &Path,
+        evaluator: Option<&Path>,
+        dataset: Option<&str>,
+        before: impl FnOnce(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Workspace> {
         materialize(dir)?;
         let mut machine: Machine = match evaluator {
             Some(program) => super::evaluator::probe(program)?,
-            None => serde_json::from_str(python_output(python, dir, &["-c", PROBE], None)?.trim())
+            None => serde_json::from_str(python_output(python, dir, &["-c", PROBE], &[])?.trim())
                 .context("the interpreter's probe printed something unexpected")?,
         };
         machine.gpu_class = spore_spec::gpu_class(&machine.gpu_model);
-        let output = python_output(python, dir, &["prepare.py"], Some(&machine.profile))?;
+        let from_env = std::env::var("SPORE_DATASET").ok().filter(|d| !d.is_empty());
+        let dataset =
+            dataset.map(str::to_string).or(from_env).unwrap_or_else(|| default_dataset(&machine.profile).into());
+        if !foreign_harness(dir) {
+            before(&dataset)?;
+        }
+        let env = [("SPORE_PROFILE", machine.profile.as_str()), ("SPORE_DATASET", dataset.as_str())];
+        let output = python_output(python, dir, &["prepare.py"], &env)?;
         let prepare = std::fs::read(dir.join("prepare.py")).context("read prepare.py")?;
         let manifest = match serde_json::from_str::<Manifest>(&output) {
             Ok(manifest) => manifest,

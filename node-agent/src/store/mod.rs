@@ -15,12 +15,14 @@ mod checkpointer;
 mod control;
 mod frontier_class;
 mod lineage;
+mod measurement;
 mod namespace;
 mod schema;
 mod task;
 mod verdict;
 
 pub use browse::{BrowseRow, KeepPoint, ModelFrontier, NodeTally};
+pub use measurement::MeasuredBy;
 pub use namespace::{TaskActivity, TaskTally};
 
 use std::path::Path;

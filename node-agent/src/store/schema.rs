@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS task_manifest (
 );
 CREATE INDEX IF NOT EXISTS task_manifest_timestamp ON task_manifest(timestamp);
 CREATE INDEX IF NOT EXISTS task_manifest_creator ON task_manifest(created_by);
+CREATE TABLE IF NOT EXISTS measured (
+    id TEXT PRIMARY KEY,                           -- a record this node published
+    by TEXT NOT NULL                               -- `evaluator` or `train.py` (measurement.rs)
+);
 CREATE TABLE IF NOT EXISTS rejected (
     id           TEXT PRIMARY KEY,                 -- a record a dispute found false
     ground_truth REAL NOT NULL,

@@ -29,6 +29,7 @@ export interface Experiment {
   torch_version?: string;
   verified?: boolean;
   verification?: Verification;
+  measured_by?: "evaluator" | "train.py" | null;
 }
 
 export interface Verification {

@@ -78,6 +78,7 @@ export class Detail {
       ["node", `${record.node_id ?? ""}`],
       ["time", formatTime(record.timestamp)],
       ["dataset", `${record.dataset_cid ?? ""}`],
+      ["measured by", measuredBy(record.measured_by)],
     ];
     return el("dl", { class: "facts" }, rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v, attrs: { "data-field": k } })]));
   }
@@ -138,4 +139,11 @@ export class Detail {
     box.appendChild(load);
     return el("div", {}, [el("h3", { text: "Code" }), box]);
   }
+}
+
+/** Who measured the metric: this node's evaluator, train.py's printed value, or unknown here. */
+function measuredBy(by: Experiment["measured_by"]): string {
+  if (by === "evaluator") return "the trusted evaluator (this node)";
+  if (by === "train.py") return "the value train.py printed (this node; no evaluator can measure its workspace)";
+  return "the publisher's claim";
 }

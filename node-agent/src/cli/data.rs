@@ -1,0 +1,127 @@
+//! `spore data fetch|export|import|status`: the climbmix shards of this machine's cache
+//! (`SPORE_DATA_CACHE`, `SPORE_VAL_CACHE`), online or carried to an air-gapped lab.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use spore_agent::data::fetch::{FetchOptions, fetch};
+use spore_agent::data::transfer::{export, import};
+use spore_agent::data::{Cache, DEFAULT_MIRROR, DEFAULT_SHARDS, VAL_SHARD, shard_name};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DataCommand {
+    /// Download the climbmix shards (training shards 0..N and the validation shard) into the
+    /// cache: in parallel, resumed, retried, checksummed.
+    Fetch(FetchArgs),
+    /// Copy the cache's shards, checked, with SHA256SUMS into DIR (to carry to an air-gapped
+    /// machine, or to serve over HTTP as a --data-mirror).
+    Export { dir: PathBuf },
+    /// Copy the shards that DIR/SHA256SUMS lists into the cache, each checked.
+    Import { dir: PathBuf },
+    /// The shards in the cache.
+    Status,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// Training shards to have (shard_00000 on).
+    #[arg(long, default_value_t = DEFAULT_SHARDS)]
+    pub shards: u32,
+    #[command(flatten)]
+    pub mirror: MirrorArg,
+    /// Downloads at once.
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+}
+
+/// Where shards are downloaded from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MirrorArg {
+    /// The URL the shards are under (`<URL>/shard_00000.parquet`): a lab's mirror of the public
+    /// dataset, or a directory written by `spore data export` served over HTTP.
+    #[arg(long, env = "SPORE_DATA_MIRROR", default_value = DEFAULT_MIRROR)]
+    pub data_mirror: String,
+}
+
+/// Before a node prepares `dataset`: climbmix's shards are fetched when the cache lacks any of
+/// the `shards` wanted; a fetch that fails leaves the node with what the cache has, if that is
+/// at least a training shard and the validation shard (an air-gapped machine with imported
+/// shards).
+pub fn ensure(dataset: &str, shards: u32, mirror: &MirrorArg) -> anyhow::Result<()> {
+    let cache = Cache::from_env();
+    if dataset != "climbmix" || (cache.train_shards() >= shards && cache.has_val()) {
+        return Ok(());
+    }
+    tracing::info!(shards, mirror = %mirror.data_mirror, cache = %cache.data_root.display(), "fetching the climbmix shards");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    match runtime.block_on(fetch(&cache, &FetchOptions::new(&mirror.data_mirror, shards))) {
+        Ok(report) => {
+            tracing::info!(fetched = report.fetched.len(), present = report.present.len(), "climbmix shards ready");
+            Ok(())
+        }
+        Err(e) if cache.train_shards() >= 1 && cache.has_val() => {
+            tracing::warn!(
+                error = %format!("{e:#}"),
+                train_shards = cache.train_shards(),
+                "could not fetch every climbmix shard; going on with the ones the cache has"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            Err(e.context("the climbmix shards are missing (fetch them, or import them with `spore data import DIR`)"))
+        }
+    }
+}
+
+pub fn run(command: DataCommand) -> anyhow::Result<ExitCode> {
+    let cache = Cache::from_env();
+    match command {
+        DataCommand::Fetch(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let mut options = FetchOptions::new(&args.mirror.data_mirror, args.shards);
+            options.jobs = args.jobs;
+            let report = runtime.block_on(fetch(&cache, &options))?;
+            println!(
+                "fetched {} shards ({:.1} MB), {} already present; {} training shards and {} under {}",
+                report.fetched.len(),
+                report.bytes as f64 / 1e6,
+                report.present.len(),
+                cache.train_shards(),
+                if cache.has_val() { "the validation shard" } else { "no validation shard" },
+                cache.data_root.display()
+            );
+        }
+        DataCommand::Export { dir } => {
+            let report = export(&cache, &dir)?;
+            println!(
+                "exported {} shards to {} ({} copied, {} unchanged); import them with `spore data import {}`",
+                report.copied.len() + report.unchanged.len(),
+                dir.display(),
+                report.copied.len(),
+                report.unchanged.len(),
+                dir.display()
+            );
+        }
+        DataCommand::Import { dir } => {
+            let report = import(&cache, &dir)?;
+            println!(
+                "imported {} shards from {} ({} already present); {} training shards and {}",
+                report.copied.len(),
+                dir.display(),
+                report.unchanged.len(),
+                cache.train_shards(),
+                if cache.has_val() { "the validation shard" } else { "no validation shard" }
+            );
+        }
+        DataCommand::Status => {
+            let train = cache.train_shards();
+            println!("training shards: {train} (shard_00000..) under {}", cache.dir_of(0).display());
+            println!(
+                "validation:      {} {}",
+                shard_name(VAL_SHARD),
+                if cache.has_val() { "present" } else { "missing" }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,7 +1,8 @@
 //! `spore-crds`: the custom resources of group `sporemesh.io`, version `v1alpha1`.
 //!
 //! - [`SporeNode`]: one identity in the mesh, run by the operator as a node-agent StatefulSet;
-//! - [`Experiment`]: one training run on a GPU, with an immutable spec.
+//! - [`Experiment`]: one training run on a GPU, with an immutable spec;
+//! - [`SporeTrustPolicy`]: the verifiers a lab trusts, cluster-wide.
 //!
 //! The CRD manifests are generated from these types ([`manifests`]) by `spore-crdgen` and
 //! committed at the top of `crds/` and in `charts/spore/crds/`; a test fails when they are stale.
@@ -13,9 +14,11 @@ pub mod common;
 pub mod experiment;
 pub mod manifests;
 pub mod sporenode;
+pub mod trust;
 
 pub use experiment::{Experiment, ExperimentPhase, ExperimentSpec, ExperimentStatus};
 pub use sporenode::{SporeNode, SporeNodeSpec, SporeNodeStatus};
+pub use trust::{SporeTrustPolicy, SporeTrustPolicySpec};
 
 /// The API group of every Spore resource.
 pub const GROUP: &str = "sporemesh.io";

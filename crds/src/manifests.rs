@@ -2,11 +2,11 @@
 
 use kube::CustomResourceExt;
 
-use crate::{Experiment, SporeNode};
+use crate::{Experiment, SporeNode, SporeTrustPolicy};
 
 /// `(file name, YAML)` for every CRD, in the form committed under `crds/`.
 pub fn crd_files() -> Vec<(String, String)> {
-    [SporeNode::crd(), Experiment::crd()]
+    [SporeNode::crd(), Experiment::crd(), SporeTrustPolicy::crd()]
         .into_iter()
         .map(|crd| {
             let name = crd.metadata.name.clone().unwrap_or_default();

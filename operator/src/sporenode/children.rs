@@ -131,7 +131,7 @@ fn gossip_probe(period_seconds: i32, failure_threshold: i32) -> Probe {
 
 /// The node-agent: one replica, its identity Secret mounted read-only where `spore` looks
 /// for it, its store on a volume claim; ready (and alive) while its gossip port accepts.
-pub fn stateful_set(node: &SporeNode, settings: &PodSettings) -> StatefulSet {
+pub fn stateful_set(node: &SporeNode, settings: &PodSettings, trusted_verifiers: &[String]) -> StatefulSet {
     let labels = BTreeMap::from([(AGENT_LABEL.to_string(), name(node))]);
     let mut args = vec![
         "run".to_string(),
@@ -168,7 +168,7 @@ pub fn stateful_set(node: &SporeNode, settings: &PodSettings) -> StatefulSet {
     let rate = if verification.enabled { verification.spot_check_rate } else { 0.0 };
     args.extend(["--spot-check-rate".into(), rate.to_string()]);
     args.extend(["--challenge-timeout".into(), verification.challenge_timeout_seconds.to_string()]);
-    for verifier in &verification.trusted_verifiers {
+    for verifier in trusted_verifiers {
         args.extend(["--trust-verifier".into(), verifier.clone()]);
     }
     // The agent is the lab's bridge: only these peers are public, under the SporeNode's policy.
@@ -338,7 +338,7 @@ mod tests {
         .unwrap();
         let mut settings = PodSettings::new("registry.lab/spore:1").with_training_image("registry.lab/spore-trainer:1");
         settings.image_pull_secrets = vec!["regcred".into()];
-        let pod = stateful_set(&node, &settings).spec.unwrap().template.spec.unwrap();
+        let pod = stateful_set(&node, &settings, &[]).spec.unwrap().template.spec.unwrap();
         assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
         let agent = &pod.containers[0];
         assert_eq!(agent.image.as_deref(), Some("registry.lab/spore:1"), "the agent image, not the trainer");

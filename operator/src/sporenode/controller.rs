@@ -8,17 +8,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use spore_crds::{SporeNode, SporeNodeStatus};
+use spore_crds::trust::trusted_verifiers;
+use spore_crds::{SporeNode, SporeNodeStatus, SporeTrustPolicy};
 use spore_spec::Identity;
 
 use super::access;
@@ -117,6 +119,20 @@ async fn ensure_grpc_token(node: &SporeNode, secrets: &Api<Secret>) -> Result<()
     Ok(())
 }
 
+/// The lab's trust policies. An install that may not read them (a namespaced install whose
+/// ClusterRole was trimmed) or a cluster without the CRD has none; any other failure is an error
+/// (the reconcile is retried), never a silently shorter list.
+async fn policies(ctx: &Context) -> Result<Vec<SporeTrustPolicy>, Error> {
+    match Api::<SporeTrustPolicy>::all(ctx.client.clone()).list(&Default::default()).await {
+        Ok(list) => Ok(list.items),
+        Err(kube::Error::Api(e)) if e.code == 403 || e.code == 404 => {
+            tracing::debug!(code = e.code, "no SporeTrustPolicy readable: {}", e.message);
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// [`reconcile`], timed for `spore_operator_reconcile_duration_seconds`.
 async fn timed_reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
@@ -145,7 +161,8 @@ async fn reconcile(node: Arc<SporeNode>, ctx: Arc<Context>) -> Result<Action, Er
     }
     // Without a key the agent could not start: wait for the Secret instead of crash-looping.
     if node_id.is_some() && refused.is_none() {
-        apply(&stateful_sets, &stateful_set(&node, &ctx.settings)).await?;
+        let trusted = trusted_verifiers(&node.spec.verification.trusted_verifiers, &policies(&ctx).await?, &namespace);
+        apply(&stateful_sets, &stateful_set(&node, &ctx.settings, &trusted)).await?;
     }
     apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &namespace), &training_egress_policy(&node)).await?;
 
@@ -193,8 +210,19 @@ pub async fn run(ctx: Arc<Context>) {
     let nodes: Api<SporeNode> = crate::scoped(ctx.client.clone(), ctx.watch_namespace.as_deref());
     let stateful_sets: Api<StatefulSet> = crate::scoped(ctx.client.clone(), ctx.watch_namespace.as_deref());
     let metrics = ctx.metrics.clone();
+    // A change to a trust policy may change every agent's flags.
+    // (Backed off: without the CRD or the right to read it the watch fails on every try.)
+    let policies = watcher::watcher(Api::<SporeTrustPolicy>::all(ctx.client.clone()), watcher::Config::default())
+        .default_backoff()
+        .filter_map(|event| async move {
+            match event {
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) => Some(()),
+                _ => None,
+            }
+        });
     let results = Controller::new(nodes, watcher::Config::default())
         .owns(stateful_sets, watcher::Config::default().labels(AGENT_LABEL))
+        .reconcile_all_on(policies)
         .run(timed_reconcile, error_policy, ctx);
     crate::report(results, "sporenode", metrics).await;
 }

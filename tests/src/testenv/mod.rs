@@ -193,6 +193,7 @@ impl TestEnv {
                 "--timeout=60s",
                 "crd/experiments.sporemesh.io",
                 "crd/sporenodes.sporemesh.io",
+                "crd/sporetrustpolicies.sporemesh.io",
             ],
             None,
         )?;

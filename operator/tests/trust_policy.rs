@@ -56,7 +56,8 @@ async fn a_cluster_trust_policy_reaches_the_agents_it_applies_to() {
     for ns in ["lab", "team"] {
         kubectl.run(&["apply", "-f", "-"], Some(&node(ns))).unwrap();
     }
-    wait_for(&kubectl, "both agents", |k| !args(k, "lab", "agent").is_empty() && !args(k, "team", "agent").is_empty()).await;
+    wait_for(&kubectl, "both agents", |k| !args(k, "lab", "agent").is_empty() && !args(k, "team", "agent").is_empty())
+        .await;
     let lab = args(&kubectl, "lab", "agent");
     assert!(trusts(&lab, OWN) && trusts(&lab, LAB) && !trusts(&lab, TEAM), "{lab}");
     let team = args(&kubectl, "team", "agent");

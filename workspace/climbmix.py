@@ -14,7 +14,8 @@ GPT-4 split pattern with numbers of at most two digits; encoded with `tiktoken` 
 encodes). It is saved in tiktoken's file format (`tokenizer.tiktoken`) with its pattern in the
 manifest; nothing is pickled.
 
-Validation rows: autoresearch's validation loader, replayed once and written down: documents of the
+Validation rows: autoresearch's validation loader, replayed once and written down (beside the
+validation data, with their SHA-256; the manifest pins the validation shard's): documents of the
 pinned shard, BOS first, packed best-fit into rows of `seq_len + 1` tokens (the largest document
 that fits the rest of the row, else the shortest cropped), a buffer of 1,000 documents refilled 128
 at a time, cycling the shard when it runs out; `eval_tokens // seq_len` rows. Every row is scored
@@ -199,16 +200,24 @@ def _write_atomic(path, data):
     tmp.rename(path)
 
 
-def _add_val(data_dir, val_dir, val_root, seq_len, eval_tokens, encoding):
-    """Writes the validation rows for `seq_len` and records their digest in the manifest."""
-    val_name = f"val-{seq_len}.bin"
-    raw = _little_endian(val_rows(encoding, val_shard(val_root), seq_len, eval_tokens // seq_len))
-    val_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(val_dir / val_name, raw)
-    manifest_path = data_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["val_sha256"] = {**manifest.get("val_sha256", {}), val_name: hashlib.sha256(raw).hexdigest()}
-    _write_atomic(manifest_path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("ascii"))
+def val_digest(val_dir, seq_len):
+    """SHA-256 of the validation rows for `seq_len` under `val_dir`; "" where there are none."""
+    rows = Path(val_dir) / f"val-{seq_len}.bin"
+    digest = rows.with_name(rows.name + ".sha256")
+    return digest.read_text().strip() if rows.is_file() and digest.is_file() else ""
+
+
+def _add_val(val_dir, val_root, seq_len, eval_tokens, encoding, manifest):
+    """Writes the validation rows for `seq_len`, then their digest (its presence says the rows
+    are whole), from the validation shard the manifest pins."""
+    shard = val_shard(val_root)
+    if _sha256_file(shard) != manifest["val_shard_sha256"]:
+        raise SystemExit(f"{shard} is not the validation shard this data was prepared with (its SHA-256 differs)")
+    rows = Path(val_dir) / f"val-{seq_len}.bin"
+    raw = _little_endian(val_rows(encoding, shard, seq_len, eval_tokens // seq_len))
+    rows.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(rows, raw)
+    _write_atomic(rows.with_name(rows.name + ".sha256"), (hashlib.sha256(raw).hexdigest() + "\n").encode("ascii"))
     return manifest
 
 
@@ -239,16 +248,18 @@ def _write_train(path, encoding, shards):
 def prepare(data_dir, val_dir, cache_root, val_root, seq_len, eval_tokens, check_val=True):
     """Prepares train.bin, the tokenizer and the manifest under `data_dir` (once) and, with
     `check_val`, the validation rows for `seq_len` under `val_dir` (once per sequence length);
-    returns the manifest."""
+    returns the manifest.
+
+    Prepared data may be read-only (a volume a lab prepared once, `spore data prepare`): nothing
+    is written under `data_dir` then. Where the validation shard cannot be seen (a pod's training
+    step) the manifest is all there is."""
     data_dir, val_dir = Path(data_dir), Path(val_dir)
     manifest_path = data_dir / "manifest.json"
-    val_name = f"val-{seq_len}.bin"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if not check_val or (val_name in manifest.get("val_sha256", {}) and (val_dir / val_name).is_file()):
-            return manifest
-        if val_shard(val_root).is_file():
-            return _add_val(data_dir, val_dir, val_root, seq_len, eval_tokens, _load_encoding(data_dir))
+        if check_val and not val_digest(val_dir, seq_len) and val_shard(val_root).is_file():
+            _add_val(val_dir, val_root, seq_len, eval_tokens, _load_encoding(data_dir), manifest)
+        return manifest
     shards = train_shards(cache_root)
     validation = val_shard(val_root)
     if len(shards) < 1 or not validation.is_file():
@@ -280,7 +291,6 @@ def prepare(data_dir, val_dir, cache_root, val_root, seq_len, eval_tokens, check
     }
     digest_input = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode("ascii")
     manifest["dataset_cid"] = hashlib.sha256(digest_input).hexdigest()
-    manifest["val_sha256"] = {}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     try:
         tmp.rename(data_dir)
@@ -289,4 +299,4 @@ def prepare(data_dir, val_dir, cache_root, val_root, seq_len, eval_tokens, check
         for leftover in tmp.iterdir():
             leftover.unlink()
         tmp.rmdir()
-    return _add_val(data_dir, val_dir, val_root, seq_len, eval_tokens, encoding)
+    return _add_val(val_dir, val_root, seq_len, eval_tokens, encoding, json.loads(manifest_path.read_text()))

@@ -271,7 +271,7 @@ def eval_plan(manifest):
         "train_dir": str(DATA_DIR.resolve()),
     }
     if DATASET == "climbmix":
-        plan["val_sha256"] = manifest["val_sha256"][VAL_NAME]
+        plan["val_sha256"] = climbmix.val_digest(VAL_DIR, MAX_SEQ_LEN)
         plan["layout"] = "rows"
         plan["token_bytes_path"] = str((DATA_DIR / "token_bytes.bin").resolve())
         plan["token_bytes_sha256"] = manifest["token_bytes_sha256"]

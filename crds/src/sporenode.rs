@@ -58,6 +58,29 @@ pub struct SporeNodeSpec {
     pub storage: StorageSpec,
     #[serde(default)]
     pub retention: RetentionSpec,
+    /// The task's data prepared once on a volume, instead of in every training pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataSpec>,
+}
+
+/// A data cache on a PersistentVolumeClaim, filled once with `spore data fetch` and `spore data
+/// prepare` run with `SPORE_DATA_CACHE=<volume>/data` (its validation shard then lands in
+/// `<volume>/data-val`). Training pods mount `data` read-only; only the evaluation step sees the
+/// validation shard, copied (and checked) into its own volume by a step before it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSpec {
+    /// The claim (ReadOnlyMany or ReadWriteMany where pods run on several nodes).
+    #[schemars(length(min = 1, max = 253))]
+    pub volume_claim_name: String,
+    /// `climbmix` (autoresearch's task) or `python-stdlib`.
+    #[serde(default = "default_dataset")]
+    #[schemars(regex(pattern = r"^(climbmix|python-stdlib)$"))]
+    pub dataset: String,
+}
+
+fn default_dataset() -> String {
+    "climbmix".into()
 }
 
 /// How long this node's finished Experiments stay (their records stay in the store and in

@@ -114,3 +114,101 @@ fn spore_eval_agrees_with_python_on_the_climbmix_metric() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("SHA-256"), "{refused:?}");
 }
+
+/// Every file under `dir` with its contents' digest, sorted: to show nothing was written there.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let digest = format!("{:x}", Sha256::digest(std::fs::read(&path).unwrap()));
+                files.push((path, digest));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `spore` with the data caches given (and nothing else of the environment's).
+fn spore(args: &[&str], data: &Path, val: &Path) -> Output {
+    Command::new(workspace_bin("spore-agent", "spore"))
+        .args(args)
+        .env("SPORE_DATA_CACHE", data)
+        .env("SPORE_VAL_CACHE", val)
+        .env("SPORE_DATASET", "climbmix")
+        .env("SPORE_PROFILE", "cpu")
+        .env("SPORE_PYTHON", workspace_python())
+        .env("SPORE_EVAL", workspace_bin("spore-eval", "spore-eval"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_pods_steps_read_data_prepared_once_and_only_the_evaluation_step_gets_the_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    // The lab's volume: shards, then `spore data prepare`, once.
+    let volume = dir.path().join("volume");
+    let (data, data_val) = (volume.join("data"), volume.join("data-val"));
+    shards_in(&data);
+    for sub in [&data, &data_val] {
+        let shards = sub.join("climbmix-400b-shuffle");
+        let mut sums = String::new();
+        for entry in std::fs::read_dir(&shards).unwrap() {
+            let path = entry.unwrap().path();
+            let digest = snapshot(&shards).into_iter().find(|(p, _)| *p == path).unwrap().1;
+            sums.push_str(&format!("{digest}  {}\n", path.file_name().unwrap().to_string_lossy()));
+        }
+        std::fs::write(shards.join("SHA256SUMS"), sums).unwrap();
+    }
+    ok(&spore(&["data", "prepare", "--profile", "cpu"], &data, &data_val));
+    let before = snapshot(&data);
+
+    // The training step: the volume's `data` only (its `data-val` is not mounted).
+    let work = dir.path().join("scratch");
+    let code = dir.path().join("candidate");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::copy(repo("workspace/train.py"), code.join("train.py")).unwrap();
+    let exec = |phase: &str, val: &Path, extra: &[&str]| {
+        let log = dir.path().join(format!("{phase}.termination-log"));
+        let mut args = vec!["exec", "--budget-seconds", "3", "--margin-seconds", "300", "--phase", phase];
+        args.extend(["--work-dir", work.to_str().unwrap(), "--termination-log", log.to_str().unwrap()]);
+        args.extend(extra);
+        let out = spore(&args, &data, val);
+        (out, std::fs::read_to_string(&log).unwrap_or_default())
+    };
+    let absent = dir.path().join("not-mounted");
+    let (out, message) = exec("train", &absent, &["--code-dir", code.to_str().unwrap(), "--unsandboxed"]);
+    assert!(out.status.success(), "{message}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(work.join("out/model.pt").is_file());
+
+    // The copy step: the shard, checked, into the evaluation step's own volume.
+    let own = dir.path().join("validation");
+    let copied = spore(
+        &["data", "import", data_val.join("climbmix-400b-shuffle").to_str().unwrap()],
+        &own.join("data"),
+        &own.join("data-val"),
+    );
+    assert!(ok(&copied).contains("imported 1 shards"));
+    // The evaluation step: the volume's `data`, its own copy of the shard.
+    let harness = own.join("harness");
+    let (out, message) = exec("evaluate", &own.join("data-val"), &["--eval-harness-dir", harness.to_str().unwrap()]);
+    assert!(out.status.success(), "{message}\n{}", String::from_utf8_lossy(&out.stderr));
+    let result: Value = serde_json::from_str(&message).unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(data.join("climbmix-v1-s2/manifest.json")).unwrap()).unwrap();
+    assert_eq!(result["dataset_cid"], manifest["dataset_cid"]);
+    assert!(result["val_bpb"].as_f64().unwrap() > 0.5, "{result}");
+    // The same rows as the lab's own, cut in the evaluation step's volume (unless deleted there
+    // because no jail could hold the model).
+    let rows = |root: &Path| std::fs::read_to_string(root.join("climbmix-v1-s2/val-256.bin.sha256")).ok();
+    let theirs = rows(&own.join("data-val"));
+    assert!(theirs.is_none() || theirs == rows(&data_val), "{theirs:?}");
+    // Nothing was written into the volume by either step.
+    assert_eq!(snapshot(&data), before);
+}

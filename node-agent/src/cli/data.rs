@@ -1,4 +1,4 @@
-//! `spore data fetch|export|import|status`: the climbmix shards of this machine's cache
+//! `spore data fetch|export|import|status|prepare`: the climbmix shards of this machine's cache
 //! (`SPORE_DATA_CACHE`, `SPORE_VAL_CACHE`), online or carried to an air-gapped lab.
 
 use std::path::PathBuf;
@@ -20,6 +20,21 @@ pub enum DataCommand {
     Import { dir: PathBuf },
     /// The shards in the cache.
     Status,
+    /// Prepare the data once (tokenizer, training tokens, validation rows) for a profile: for
+    /// nodes of this machine, or into a volume that training pods mount read-only.
+    Prepare(PrepareArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PrepareArgs {
+    /// The profile whose sequence length the validation rows are cut for.
+    #[arg(long, default_value = "gpu", value_parser = ["gpu", "cpu"])]
+    pub profile: String,
+    #[arg(long, default_value = "climbmix", value_parser = ["climbmix", "python-stdlib"])]
+    pub dataset: String,
+    /// Python interpreter with torch (and, for climbmix, pyarrow, rustbpe and tiktoken).
+    #[arg(long, env = "SPORE_PYTHON", default_value = "python3")]
+    pub python: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,6 +126,18 @@ pub fn run(command: DataCommand) -> anyhow::Result<ExitCode> {
                 report.unchanged.len(),
                 cache.train_shards(),
                 if cache.has_val() { "the validation shard" } else { "no validation shard" }
+            );
+        }
+        DataCommand::Prepare(args) => {
+            let manifest = spore_agent::research::workspace::prepare_data(&args.python, &args.profile, &args.dataset)?;
+            let eval = &manifest["eval"];
+            println!(
+                "prepared {} for the {} profile: dataset_cid {}, training data {}, validation rows {}",
+                args.dataset,
+                args.profile,
+                manifest["dataset_cid"].as_str().unwrap_or("?"),
+                eval["train_dir"].as_str().unwrap_or("?"),
+                eval["val_path"].as_str().unwrap_or("?")
             );
         }
         DataCommand::Status => {

@@ -196,8 +196,14 @@ fn train(args: ExecArgs) -> anyhow::Result<ExitCode> {
         // The split the candidate must not have is gone before it starts.
         (Phase::Train, _) => {
             let plan = prepared.eval.as_ref().context("the harness's prepare.py printed no evaluation plan")?;
-            std::fs::remove_dir_all(&plan.val_root)
-                .with_context(|| format!("remove the validation split {}", plan.val_root.display()))?;
+            // (Absent where the step never saw it: a data volume whose validation part only the
+            // evaluation step mounts.)
+            match std::fs::remove_dir_all(&plan.val_root) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("remove the validation split {}", plan.val_root.display()));
+                }
+                _ => {}
+            }
             Measure::ExportOnly
         }
         (_, Some(_)) => args.metric.measure(&prepared, margin, jail.clone())?,

@@ -132,6 +132,19 @@ fn python_output(python: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)])
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Runs the built-in `prepare.py` for `profile` and `dataset` in a directory of its own (written
+/// from the files built into spore, removed after) and returns the manifest it prints: data
+/// prepared once, for nodes and pods that find it ready (`spore data prepare`).
+pub fn prepare_data(python: &Path, profile: &str, dataset: &str) -> anyhow::Result<serde_json::Value> {
+    let dir = std::env::temp_dir().join(format!("spore-prepare-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    materialize(&dir)?;
+    let env = [("SPORE_PROFILE", profile), ("SPORE_DATASET", dataset)];
+    let output = python_output(python, &dir, &["prepare.py"], &env);
+    let _ = std::fs::remove_dir_all(&dir);
+    serde_json::from_str(&output?).context("prepare.py printed no manifest")
+}
+
 impl Workspace {
     /// Materializes `dir`, probes the machine (with `evaluator`'s probe when given, else the
     /// interpreter) and prepares the data of the dataset `prepare.py` picks (`SPORE_DATASET`, else

@@ -5,8 +5,10 @@
 pub mod cache;
 pub mod capacity;
 pub mod controller;
+pub mod data_volume;
 pub mod gpu_class;
 pub mod ownership;
 pub mod pod;
+pub mod quantity;
 pub mod retention;
 pub mod status;

@@ -70,25 +70,7 @@ pub fn default_training_resources() -> TrainingResources {
     }
 }
 
-/// Whether `s` is a Kubernetes quantity as the CRD's schema takes it (`4`, `500m`, `32Gi`,
-/// `1e3`): digits, an optional fraction, an optional suffix.
-pub fn is_quantity(s: &str) -> bool {
-    let digits = |t: &str| t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let whole = digits(s);
-    if whole == 0 {
-        return false;
-    }
-    let mut rest = &s[whole..];
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let n = digits(fraction);
-        if n == 0 {
-            return false;
-        }
-        rest = &fraction[n..];
-    }
-    matches!(rest, "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei")
-        || rest.strip_prefix('e').is_some_and(|e| !e.is_empty() && digits(e) == e.len())
-}
+pub use super::quantity::is_quantity;
 
 /// What the controller needs besides the Experiment itself.
 #[derive(Debug, Clone)]
@@ -220,7 +202,7 @@ pub fn training_pod_on(
     mounts.push(scratch_mount);
     mounts.push(output_mount(false));
     mounts.push(tmp_mount("tmp-train"));
-    Pod {
+    let mut pod = Pod {
         metadata: ObjectMeta {
             name: Some(pod_name(experiment)),
             namespace: experiment.metadata.namespace.clone(),
@@ -278,7 +260,11 @@ pub fn training_pod_on(
             ..PodSpec::default()
         }),
         status: None,
+    };
+    if let Some(spec) = pod.spec.as_mut() {
+        super::data_volume::mount_data(spec, node, settings);
     }
+    pod
 }
 
 /// An emptyDir that the kubelet evicts the pod for filling past `size`.
@@ -451,16 +437,6 @@ mod tests {
         assert_eq!((tmp(&steps[0]), tmp(&steps[1])), ("tmp-train".to_string(), "tmp-evaluate".to_string()));
         let no_secrets = training_pod(&experiment, None, &PodSettings::new("img")).spec.unwrap();
         assert!(no_secrets.image_pull_secrets.is_none());
-    }
-
-    #[test]
-    fn quantities_are_read_as_the_schema_reads_them() {
-        for good in ["4", "500m", "32Gi", "1.5", "0.5Gi", "1e3", TRAINING_MEMORY, TRAINING_EPHEMERAL_STORAGE] {
-            assert!(is_quantity(good), "{good}");
-        }
-        for bad in ["", "Gi", "4 Gi", "-1", "1.Gi", ".5", "32GB", "1e", "4x", "1.5.2"] {
-            assert!(!is_quantity(bad), "{bad}");
-        }
     }
 
     #[test]

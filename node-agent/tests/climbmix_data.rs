@@ -102,10 +102,13 @@ async fn a_fetch_resumes_a_cut_download_retries_errors_and_keeps_checked_shards_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_shard_that_is_not_what_the_host_publishes_is_never_kept_and_a_missing_one_is_not_retried() {
+async fn a_shard_that_is_not_what_the_host_publishes_on_its_redirect_is_never_kept_and_a_missing_one_is_not_retried() {
     let source = tempfile::tempdir().unwrap();
     make_shards(source.path(), 2);
-    let faults = Faults { wrong_digest: ["shard_00001.parquet".to_string()].into(), ..Faults::default() };
+    // As Hugging Face answers: a redirect that publishes the digest, the file from a store that
+    // does not.
+    let faults =
+        Faults { wrong_digest: ["shard_00001.parquet".to_string()].into(), redirect: true, ..Faults::default() };
     let server = ShardServer::start(source.path().to_path_buf(), faults);
     let dir = tempfile::tempdir().unwrap();
     let cache = cache_in(dir.path());
@@ -119,7 +122,8 @@ async fn a_shard_that_is_not_what_the_host_publishes_is_never_kept_and_a_missing
     assert!(!cache.path_of(1).exists(), "the shard that failed its check is not kept");
     assert!(leftovers(&cache).is_empty());
     let requests = server.requests();
-    assert_eq!(requests.iter().filter(|r| r.name == "shard_00001.parquet").count(), 4, "tried four times");
+    let tries = |status| requests.iter().filter(|r| r.name == "shard_00001.parquet" && r.status == status).count();
+    assert_eq!((tries(302), tries(200)), (4, 4), "tried four times, each through the redirect");
     assert_eq!(requests.iter().filter(|r| r.name == "shard_00002.parquet").count(), 1, "a 404 is not retried");
     assert_eq!(cache.train_shards(), 1);
 }

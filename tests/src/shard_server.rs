@@ -26,6 +26,9 @@ pub struct Faults {
     pub wrong_digest: BTreeSet<String>,
     /// Wait this long before sending a body (downloads that overlap in time).
     pub delay: std::time::Duration,
+    /// Answer as Hugging Face does: a redirect to the file store (`/cdn/<name>`) that carries
+    /// the digest, then the file from there without it.
+    pub redirect: bool,
 }
 
 /// One request: the file asked for, the `Range` start if any, the status answered.
@@ -95,13 +98,18 @@ fn serve(stream: TcpStream, dir: &std::path::Path, state: &Mutex<State>) -> std:
             range_start = value.trim().strip_prefix("bytes=").and_then(|r| r.trim_end_matches('-').parse::<u64>().ok());
         }
     }
-    let name = path.strip_prefix(&format!("{DATASET_PATH}/")).unwrap_or("").to_string();
+    let (name, from_store) = match (path.strip_prefix(&format!("{DATASET_PATH}/")), path.strip_prefix("/cdn/")) {
+        (Some(name), _) => (name.to_string(), false),
+        (None, Some(name)) => (name.to_string(), true),
+        _ => (String::new(), false),
+    };
     let body =
         (name.starts_with("shard_") && !name.contains('/')).then(|| std::fs::read(dir.join(&name)).ok()).flatten();
-    let (status, truncate, wrong, delay) = {
+    let (status, truncate, wrong, delay, redirect) = {
         let mut state = state.lock().expect("state");
         let status = match &body {
             None => 404,
+            Some(_) if state.faults.redirect && !from_store => 302,
             Some(_) => match state.faults.fail_first.get_mut(&name) {
                 Some(left) if *left > 0 => {
                     *left -= 1;
@@ -117,9 +125,18 @@ fn serve(stream: TcpStream, dir: &std::path::Path, state: &Mutex<State>) -> std:
         let truncate = status == 200 && state.faults.truncate_first.remove(&name);
         let wrong = state.faults.wrong_digest.contains(&name);
         state.log.push(Request { name: name.clone(), range_start, status });
-        (status, truncate, wrong, state.faults.delay)
+        (status, truncate, wrong, state.faults.delay, state.faults.redirect)
     };
     std::thread::sleep(delay);
+    let published = |body: &[u8]| if wrong { "0".repeat(64) } else { hex(&Sha256::digest(body)) };
+    if status == 302 {
+        let digest = body.as_deref().map(published).unwrap_or_default();
+        write!(
+            stream,
+            "HTTP/1.1 302 Found\r\nLocation: /cdn/{name}\r\nX-Linked-Etag: \"{digest}\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
+        return Ok(());
+    }
     let Some(body) = body.filter(|_| status == 200 || status == 206) else {
         let reason = match status {
             404 => "Not Found",
@@ -129,11 +146,12 @@ fn serve(stream: TcpStream, dir: &std::path::Path, state: &Mutex<State>) -> std:
         write!(stream, "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
         return Ok(());
     };
-    let digest = if wrong { "0".repeat(64) } else { hex(&Sha256::digest(&body)) };
+    // Behind a redirect the file store publishes no digest (the redirect did).
+    let linked = if redirect { String::new() } else { format!("X-Linked-Etag: \"{}\"\r\n", published(&body)) };
     let start = if status == 206 { range_start.unwrap_or(0) as usize } else { 0 };
     let part = &body[start..];
     let mut head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nX-Linked-Etag: \"{digest}\"\r\nConnection: close\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\n{linked}Connection: close\r\n",
         if status == 200 { "OK" } else { "Partial Content" },
         part.len()
     );

@@ -12,10 +12,13 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_RANGE, ETAG, HeaderMap, RANGE};
+use reqwest::header::{CONTENT_RANGE, ETAG, HeaderMap, LOCATION, RANGE};
 use tokio::io::AsyncWriteExt;
 
 use super::{Cache, is_sha256, looks_like_parquet, sha256_file, shard_name};
+
+/// Redirects followed before a try fails.
+const MAX_REDIRECTS: u32 = 5;
 
 /// How to fetch.
 #[derive(Debug, Clone)]
@@ -69,6 +72,8 @@ pub async fn fetch(cache: &Cache, options: &FetchOptions) -> anyhow::Result<Fetc
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(30))
         .user_agent(concat!("spore/", env!("CARGO_PKG_VERSION")))
+        // Redirects are followed by hand: the host publishes the digest on the redirect.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .context("HTTP client")?;
     let wanted = Cache::wanted(options.shards);
@@ -184,14 +189,36 @@ async fn download(
 ) -> Result<Option<String>, Try> {
     let again = |e: anyhow::Error| Try::Again(e);
     let offset = tokio::fs::metadata(part).await.map(|m| m.len()).unwrap_or(0);
-    let mut request = client.get(url);
-    if offset > 0 {
-        request = request.header(RANGE, format!("bytes={offset}-"));
-    }
-    let mut response = tokio::time::timeout(stall, request.send())
-        .await
-        .map_err(|_| again(anyhow!("no answer from {url} within {} s", stall.as_secs())))?
-        .map_err(|e| again(anyhow!("GET {url}: {e}")))?;
+    // The dataset's host answers with a redirect to its file store, and publishes the file's
+    // SHA-256 on that redirect (`X-Linked-Etag`); the store's own answer may carry none.
+    let mut here = url.to_string();
+    let mut linked = None;
+    let mut hops = 0;
+    let mut response = loop {
+        let mut request = client.get(&here);
+        if offset > 0 {
+            request = request.header(RANGE, format!("bytes={offset}-"));
+        }
+        let response = tokio::time::timeout(stall, request.send())
+            .await
+            .map_err(|_| again(anyhow!("no answer from {here} within {} s", stall.as_secs())))?
+            .map_err(|e| again(anyhow!("GET {here}: {e}")))?;
+        if !response.status().is_redirection() {
+            break response;
+        }
+        linked = linked.or_else(|| published_sha256(response.headers()));
+        let next = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| response.url().join(l).ok())
+            .ok_or_else(|| again(anyhow!("{here} redirected nowhere")))?;
+        hops += 1;
+        if hops > MAX_REDIRECTS {
+            return Err(again(anyhow!("{url}: more than {MAX_REDIRECTS} redirects")));
+        }
+        here = next.to_string();
+    };
     let status = response.status();
     let (start, total) = match status {
         StatusCode::OK => (0, response.content_length()),
@@ -211,7 +238,7 @@ async fn download(
         }
         _ => return Err(again(anyhow!("{url}: {status}"))),
     };
-    let digest = published_sha256(response.headers());
+    let digest = linked.or_else(|| published_sha256(response.headers()));
     let mut file = tokio::fs::OpenOptions::new()
         .create(true)
         .write(true)

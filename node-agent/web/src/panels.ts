@@ -55,30 +55,17 @@ export class Panels {
   }
 
   private fillClasses(classes: FrontierClass[]): void {
-    const current = this.classSelect.value;
-    const wanted = ["", ...classes.map((c) => c.class)];
-    const have = [...this.classSelect.options].map((o) => o.value);
-    if (wanted.join("\u0000") === have.join("\u0000")) return;
-    clear(this.classSelect);
-    this.classSelect.appendChild(el("option", { text: "all", attrs: { value: "" } }));
-    for (const c of classes) {
-      this.classSelect.appendChild(el("option", { text: `${c.class} (${c.size}, best ${formatBpb(c.best_val_bpb)})`, attrs: { value: c.class } }));
-    }
-    this.classSelect.value = wanted.includes(current) ? current : "";
+    fillSelect(this.classSelect, classes.map((c) => ({ value: c.class, text: `${c.class} (${c.size}, best ${formatBpb(c.best_val_bpb)})` })));
   }
 
   private fillTasks(tasks: Task[]): void {
-    const current = this.taskSelect.value;
-    const wanted = ["", ...tasks.map((t) => t.task_id)];
-    const have = [...this.taskSelect.options].map((o) => o.value);
-    if (wanted.join("\u0000") === have.join("\u0000")) return;
-    clear(this.taskSelect);
-    this.taskSelect.appendChild(el("option", { text: "all", attrs: { value: "" } }));
-    for (const t of tasks) {
-      const best = t.best_val_bpb === null ? "no frontier" : `best ${formatBpb(t.best_val_bpb)}`;
-      this.taskSelect.appendChild(el("option", { text: `${t.name} (${t.frontier_size}, ${best})`, attrs: { value: t.task_id, title: t.task_id } }));
-    }
-    this.taskSelect.value = wanted.includes(current) ? current : "";
+    fillSelect(
+      this.taskSelect,
+      tasks.map((t) => {
+        const best = t.best_val_bpb === null ? "no frontier" : `best ${formatBpb(t.best_val_bpb)}`;
+        return { value: t.task_id, text: `${t.name} (${t.frontier_size}, ${best})`, title: t.task_id };
+      }),
+    );
   }
 
   /** Newest first; `initial` fills the list without marking items as new. */
@@ -133,4 +120,18 @@ export class Panels {
       );
     }
   }
+}
+
+/** Refills `select` with "all" and `options`, only when the values changed, keeping the choice. */
+function fillSelect(select: HTMLSelectElement, options: { value: string; text: string; title?: string }[]): void {
+  const current = select.value;
+  const wanted = ["", ...options.map((o) => o.value)];
+  const have = [...select.options].map((o) => o.value);
+  if (wanted.join("\u0000") === have.join("\u0000")) return;
+  clear(select);
+  select.appendChild(el("option", { text: "all", attrs: { value: "" } }));
+  for (const o of options) {
+    select.appendChild(el("option", { text: o.text, attrs: o.title ? { value: o.value, title: o.title } : { value: o.value } }));
+  }
+  select.value = wanted.includes(current) ? current : "";
 }

@@ -3,13 +3,14 @@
 //! One session = one Postgres connection (migrations applied first, by refinery) and one
 //! stream from the agent, started after the cursor stored for that agent (keyed by its
 //! SporeNode in the cluster, else by its node id). Every record is verified before it is
-//! written ([`check`]). Records are written in batches (up to `batch`, or what arrived within 100 ms) by
+//! written ([`check`], on several threads: [`checking`]). Records are written in batches (up to `batch`, or what arrived within 100 ms) by
 //! [`writer::write_batch`], which moves the cursor in the same transaction. Any failure — the
 //! database gone, the agent restarted — ends the session; the next one starts after an
 //! exponential backoff and resumes from the cursor, so nothing is lost or written twice. The
 //! agent never waits for the mirror: its stream only buffers a bounded number of records.
 
 pub mod check;
+pub mod checking;
 pub mod fleet;
 pub mod metrics;
 pub mod tls;
@@ -63,7 +64,7 @@ pub struct MirrorConfig {
 }
 
 /// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -158,23 +159,12 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
         }
     });
     let _poller = AbortOnDrop(poller);
-    let mut stream =
+    let stream =
         agent.watch_records(WatchRecordsRequest { since_seq: cursor }).await.context("agent stream")?.into_inner();
-    // A reader task keeps pulling from the agent, and checks each record, while a batch is
-    // being written.
-    let (tx, mut rx) = tokio::sync::mpsc::channel(config.batch * 4);
-    let reader = tokio::spawn(async move {
-        let mut keys = spore_spec::KeyCache::new(spore_spec::KeyCache::DEFAULT_CAPACITY);
-        loop {
-            let next = stream.message().await;
-            let end = !matches!(next, Ok(Some(_)));
-            let next = next.map(|r| r.map(|stored| check::Checked::of(stored, &mut keys)));
-            if tx.send(next).await.is_err() || end {
-                return;
-            }
-        }
-    });
-    let _reader = AbortOnDrop(reader);
+    // Records keep coming, checked on the machine's cores (`checking`), while a batch is being
+    // written.
+    let (mut rx, checker) = checking::spawn(stream, config.batch * 4);
+    let _checker = AbortOnDrop(checker);
     let mut expected = cursor;
     let mut received = Vec::with_capacity(config.batch);
     loop {

@@ -49,6 +49,20 @@ pub struct FetchArgs {
     pub jobs: usize,
 }
 
+/// The task's data of a node (`spore run`).
+#[derive(Debug, clap::Args)]
+pub struct DataArgs {
+    /// The task's data: `climbmix` (autoresearch's: the default where training runs on a GPU;
+    /// its shards are fetched when missing) or `python-stdlib` (offline: the default on CPU).
+    #[arg(long, env = "SPORE_DATASET", value_parser = ["climbmix", "python-stdlib"])]
+    pub dataset: Option<String>,
+    /// climbmix training shards to fetch when the cache lacks them.
+    #[arg(long, default_value_t = DEFAULT_SHARDS)]
+    pub data_shards: u32,
+    #[command(flatten)]
+    pub mirror: MirrorArg,
+}
+
 /// Where shards are downloaded from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MirrorArg {

@@ -138,15 +138,8 @@ pub struct RunArgs {
     /// files built into spore).
     #[arg(long)]
     workspace: Option<PathBuf>,
-    /// The task's data: `climbmix` (autoresearch's: the default where training runs on a GPU;
-    /// its shards are fetched when missing) or `python-stdlib` (offline: the default on CPU).
-    #[arg(long, env = "SPORE_DATASET", value_parser = ["climbmix", "python-stdlib"])]
-    dataset: Option<String>,
-    /// climbmix training shards to fetch when the cache lacks them.
-    #[arg(long, default_value_t = spore_agent::data::DEFAULT_SHARDS)]
-    data_shards: u32,
     #[command(flatten)]
-    mirror: super::data::MirrorArg,
+    data: super::data::DataArgs,
     /// Seconds a run may take beyond its time budget (start-up, compilation, evaluation) before
     /// it is killed.
     #[arg(long, default_value_t = 300)]
@@ -297,14 +290,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         let dir = args.workspace.clone().unwrap_or_else(|| data_dir.join("workspace"));
         tracing::info!(workspace = %dir.display(), python = %args.python.display(), "preparing the workspace");
-        let ensure = |dataset: &str| super::data::ensure(dataset, args.data_shards, &args.mirror);
-        let workspace = Workspace::prepare_with(
-            &dir,
-            &args.python,
-            args.metric.program().as_deref(),
-            args.dataset.as_deref(),
-            ensure,
-        )?;
+        let (program, dataset) = (args.metric.program(), args.data.dataset.as_deref());
+        let ensure = |dataset: &str| super::data::ensure(dataset, args.data.data_shards, &args.data.mirror);
+        let workspace = Workspace::prepare_with(&dir, &args.python, program.as_deref(), dataset, ensure)?;
         fits(&workspace.prepare_cid, &workspace.dataset_cid)?;
         let margin = Duration::from_secs(args.deadline_margin);
         let train_data = workspace.eval.iter().map(|plan| plan.train_dir.clone()).collect();

@@ -55,8 +55,7 @@ const MAX_REMEASURES: u64 = 4;
 /// How the loop runs.
 #[derive(Debug, Clone)]
 pub struct ResearchConfig {
-    /// How this node's runs are measured (kept beside the records it publishes).
-    pub measured_by: MeasuredBy,
+    pub measured_by: MeasuredBy, // how runs are measured (kept beside the records published)
     pub time_budget: u64,
     pub resource: u8,
     /// Stop after this many experiments (the baseline counts).
@@ -563,13 +562,10 @@ impl<E: Executor> Research<E> {
                 record.description
             ),
         }
-        let id = record.id.clone();
-        let stored = StoredRecord { record, payload, flags, received_at: unix_now() };
-        self.node.publish(stored).await?;
         if !crashed {
-            DagStore::open(&self.store_path)?.set_measured_by(&id, self.config.measured_by)?;
+            DagStore::open(&self.store_path)?.set_measured_by(&record.id, self.config.measured_by)?;
         }
-        Ok(())
+        self.node.publish(StoredRecord { record, payload, flags, received_at: unix_now() }).await
     }
 }
 

@@ -129,6 +129,42 @@ async fn a_shard_that_is_not_what_the_host_publishes_on_its_redirect_is_never_ke
 }
 
 #[test]
+fn a_mirror_that_sends_more_than_a_shard_may_hold_is_cut_off_and_not_retried() {
+    let source = tempfile::tempdir().unwrap();
+    make_shards(source.path(), 2);
+    let faults = Faults {
+        endless: ["shard_00000.parquet".to_string()].into(),
+        oversize_announced: ["shard_00001.parquet".to_string()].into(),
+        ..Faults::default()
+    };
+    let server = ShardServer::start(source.path().to_path_buf(), faults);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_in(dir.path());
+    let limit_mb = 2;
+    assert!(std::fs::metadata(source.path().join(shard_name(VAL_SHARD))).unwrap().len() < limit_mb << 20);
+
+    let out = spore(
+        &["data", "fetch", "--shards", "2", "--data-mirror", &server.base_url(), "--data-max-shard-mb", "2"],
+        &cache,
+    );
+    let output = text(&out);
+    assert!(!out.status.success(), "{output}");
+    assert!(output.contains("2 of the shards could not be fetched"), "{output}");
+    assert!(output.contains("shard_00000.parquet") && output.contains("sent more than the limit"), "{output}");
+    assert!(output.contains("shard_00001.parquet") && output.contains("announces 1099511627776 bytes"), "{output}");
+    // The endless answer was cut off near the limit (what it sent beyond is in socket buffers).
+    let sent = server.sent("shard_00000.parquet");
+    assert!(sent > limit_mb << 20 && sent < 64 << 20, "the server sent {sent} bytes");
+    for index in [0, 1] {
+        assert!(!cache.path_of(index).exists(), "{} is not kept", shard_name(index));
+        let tries = server.requests().iter().filter(|r| r.name == shard_name(index)).count();
+        assert_eq!(tries, 1, "{} is not retried", shard_name(index));
+    }
+    assert!(leftovers(&cache).is_empty(), "nothing of the refused downloads stays on disk");
+    assert!(cache.path_of(VAL_SHARD).is_file(), "a shard within the limit is fetched");
+}
+
+#[test]
 fn two_nodes_fetching_at_once_share_one_copy() {
     let source = tempfile::tempdir().unwrap();
     make_shards(source.path(), 2);

@@ -24,12 +24,20 @@ pub struct Faults {
     pub truncate_first: BTreeSet<String>,
     /// Publish a digest the shard does not have.
     pub wrong_digest: BTreeSet<String>,
+    /// Send the shard with no announced length, then its bytes again and again until the
+    /// client hangs up (at most [`ENDLESS_CAP`]): a mirror that would fill the disk.
+    pub endless: BTreeSet<String>,
+    /// Announce a length of a terabyte for the shard.
+    pub oversize_announced: BTreeSet<String>,
     /// Wait this long before sending a body (downloads that overlap in time).
     pub delay: std::time::Duration,
     /// Answer as Hugging Face does: a redirect to the file store (`/cdn/<name>`) that carries
     /// the digest, then the file from there without it.
     pub redirect: bool,
 }
+
+/// The most an endless answer sends before the server gives up on the client hanging up.
+pub const ENDLESS_CAP: u64 = 1 << 30;
 
 /// One request: the file asked for, the `Range` start if any, the status answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +51,8 @@ pub struct Request {
 struct State {
     faults: Faults,
     log: Vec<Request>,
+    /// Bytes of body sent, by shard file name.
+    sent: BTreeMap<String, u64>,
 }
 
 /// The running server (it stops with the test process).
@@ -57,7 +67,7 @@ impl ShardServer {
     pub fn start(dir: PathBuf, faults: Faults) -> ShardServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the shard server");
         let port = listener.local_addr().expect("local address").port();
-        let state = Arc::new(Mutex::new(State { faults, log: Vec::new() }));
+        let state = Arc::new(Mutex::new(State { faults, log: Vec::new(), sent: BTreeMap::new() }));
         let shared = state.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -77,6 +87,11 @@ impl ShardServer {
 
     pub fn requests(&self) -> Vec<Request> {
         self.state.lock().expect("state").log.clone()
+    }
+
+    /// Bytes of body the server managed to send for shard file `name`.
+    pub fn sent(&self, name: &str) -> u64 {
+        self.state.lock().expect("state").sent.get(name).copied().unwrap_or(0)
     }
 }
 
@@ -105,7 +120,7 @@ fn serve(stream: TcpStream, dir: &std::path::Path, state: &Mutex<State>) -> std:
     };
     let body =
         (name.starts_with("shard_") && !name.contains('/')).then(|| std::fs::read(dir.join(&name)).ok()).flatten();
-    let (status, truncate, wrong, delay, redirect) = {
+    let (status, truncate, wrong, delay, redirect, endless, oversize) = {
         let mut state = state.lock().expect("state");
         let status = match &body {
             None => 404,
@@ -125,7 +140,9 @@ fn serve(stream: TcpStream, dir: &std::path::Path, state: &Mutex<State>) -> std:
         let truncate = status == 200 && state.faults.truncate_first.remove(&name);
         let wrong = state.faults.wrong_digest.contains(&name);
         state.log.push(Request { name: name.clone(), range_start, status });
-        (status, truncate, wrong, state.faults.delay, state.faults.redirect)
+        let endless = status == 200 && state.faults.endless.contains(&name);
+        let oversize = status == 200 && state.faults.oversize_announced.contains(&name);
+        (status, truncate, wrong, state.faults.delay, state.faults.redirect, endless, oversize)
     };
     std::thread::sleep(delay);
     let published = |body: &[u8]| if wrong { "0".repeat(64) } else { hex(&Sha256::digest(body)) };
@@ -148,6 +165,21 @@ fn serve(stream: TcpStream, dir: &std::path::Path, state: &Mutex<State>) -> std:
     };
     // Behind a redirect the file store publishes no digest (the redirect did).
     let linked = if redirect { String::new() } else { format!("X-Linked-Etag: \"{}\"\r\n", published(&body)) };
+    if endless {
+        stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")?;
+        let mut sent = 0u64;
+        while sent < ENDLESS_CAP && stream.write_all(&body).is_ok() {
+            sent += body.len() as u64;
+            *state.lock().expect("state").sent.entry(name.clone()).or_default() = sent;
+        }
+        return Ok(());
+    }
+    if oversize {
+        write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", 1u64 << 40)?;
+        stream.write_all(&body)?;
+        *state.lock().expect("state").sent.entry(name.clone()).or_default() = body.len() as u64;
+        return Ok(());
+    }
     let start = if status == 206 { range_start.unwrap_or(0) as usize } else { 0 };
     let part = &body[start..];
     let mut head = format!(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use spore_agent::data::fetch::{FetchOptions, fetch};
+use spore_agent::data::fetch::{DEFAULT_MAX_SHARD_BYTES, FetchOptions, fetch};
 use spore_agent::data::transfer::{export, import};
 use spore_agent::data::{Cache, DEFAULT_MIRROR, DEFAULT_SHARDS, VAL_SHARD, shard_name};
 
@@ -70,6 +70,19 @@ pub struct MirrorArg {
     /// dataset, or a directory written by `spore data export` served over HTTP.
     #[arg(long, env = "SPORE_DATA_MIRROR", default_value = DEFAULT_MIRROR)]
     pub data_mirror: String,
+    /// The largest shard taken from it, in MiB: a server that announces or sends more is
+    /// refused, so a hostile or broken mirror cannot fill the disk.
+    #[arg(long, env = "SPORE_DATA_MAX_SHARD_MB", default_value_t = DEFAULT_MAX_SHARD_BYTES >> 20)]
+    pub data_max_shard_mb: u64,
+}
+
+impl MirrorArg {
+    /// How to fetch `shards` training shards from this mirror.
+    pub fn options(&self, shards: u32) -> FetchOptions {
+        let mut options = FetchOptions::new(&self.data_mirror, shards);
+        options.max_bytes = self.data_max_shard_mb.saturating_mul(1 << 20);
+        options
+    }
 }
 
 /// Before a node prepares `dataset`: climbmix's shards are fetched when the cache lacks any of
@@ -83,7 +96,7 @@ pub fn ensure(dataset: &str, shards: u32, mirror: &MirrorArg) -> anyhow::Result<
     }
     tracing::info!(shards, mirror = %mirror.data_mirror, cache = %cache.data_root.display(), "fetching the climbmix shards");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    match runtime.block_on(fetch(&cache, &FetchOptions::new(&mirror.data_mirror, shards))) {
+    match runtime.block_on(fetch(&cache, &mirror.options(shards))) {
         Ok(report) => {
             tracing::info!(fetched = report.fetched.len(), present = report.present.len(), "climbmix shards ready");
             Ok(())
@@ -107,7 +120,7 @@ pub fn run(command: DataCommand) -> anyhow::Result<ExitCode> {
     match command {
         DataCommand::Fetch(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let mut options = FetchOptions::new(&args.mirror.data_mirror, args.shards);
+            let mut options = args.mirror.options(args.shards);
             options.jobs = args.jobs;
             let report = runtime.block_on(fetch(&cache, &options))?;
             println!(

@@ -35,7 +35,13 @@ pub struct FetchOptions {
     pub backoff: Duration,
     /// A download that delivers nothing for this long is a failed try.
     pub stall: Duration,
+    /// The most bytes one shard may have: a server that announces or sends more is refused and
+    /// not retried, so a hostile or broken mirror cannot fill the disk.
+    pub max_bytes: u64,
 }
+
+/// [`FetchOptions::max_bytes`] by default.
+pub const DEFAULT_MAX_SHARD_BYTES: u64 = 1 << 30;
 
 impl FetchOptions {
     pub fn new(base_url: &str, shards: u32) -> FetchOptions {
@@ -46,6 +52,7 @@ impl FetchOptions {
             attempts: 5,
             backoff: Duration::from_secs(2),
             stall: Duration::from_secs(60),
+            max_bytes: DEFAULT_MAX_SHARD_BYTES,
         }
     }
 }
@@ -131,7 +138,7 @@ async fn fetch_shard(
         if attempt > 0 {
             tokio::time::sleep(options.backoff * 2u32.saturating_pow(attempt - 1)).await;
         }
-        match download(client, &url, &part, options.stall, &mut received).await {
+        match download(client, &url, &part, options, &mut received).await {
             Ok(digest) => {
                 let check = check_part(&part, digest.as_deref()).await;
                 match check {
@@ -184,9 +191,10 @@ async fn download(
     client: &reqwest::Client,
     url: &str,
     part: &Path,
-    stall: Duration,
+    options: &FetchOptions,
     received: &mut u64,
 ) -> Result<Option<String>, Try> {
+    let (stall, max_bytes) = (options.stall, options.max_bytes);
     let again = |e: anyhow::Error| Try::Again(e);
     let offset = tokio::fs::metadata(part).await.map(|m| m.len()).unwrap_or(0);
     // The dataset's host answers with a redirect to its file store, and publishes the file's
@@ -238,6 +246,12 @@ async fn download(
         }
         _ => return Err(again(anyhow!("{url}: {status}"))),
     };
+    if let Some(total) = total.or(response.content_length().map(|rest| start + rest))
+        && total > max_bytes
+    {
+        let _ = tokio::fs::remove_file(part).await;
+        return Err(Try::Fatal(anyhow!("{url} announces {total} bytes, over the limit of {max_bytes} for a shard")));
+    }
     let digest = linked.or_else(|| published_sha256(response.headers()));
     let mut file = tokio::fs::OpenOptions::new()
         .create(true)
@@ -254,6 +268,11 @@ async fn download(
             .map_err(|_| again(anyhow!("{url} sent nothing for {} s", stall.as_secs())))?
             .map_err(|e| again(anyhow!("{url} broke off after {length} bytes: {e}")))?;
         let Some(chunk) = chunk else { break };
+        if length + chunk.len() as u64 > max_bytes {
+            drop(file);
+            let _ = tokio::fs::remove_file(part).await;
+            return Err(Try::Fatal(anyhow!("{url} sent more than the limit of {max_bytes} bytes for a shard")));
+        }
         file.write_all(&chunk).await.map_err(|e| Try::Fatal(anyhow!("write {}: {e}", part.display())))?;
         length += chunk.len() as u64;
         *received += chunk.len() as u64;

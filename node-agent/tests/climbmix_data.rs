@@ -252,15 +252,14 @@ async fn export_and_import_carry_the_shards_to_an_air_gapped_machine_and_refuse_
     assert_eq!(fourth.train_shards(), 2);
 }
 
-#[test]
-fn a_node_researches_the_climbmix_task_from_a_mirror() {
-    let source = tempfile::tempdir().unwrap();
-    make_shards(source.path(), 2);
-    let server = ShardServer::start(source.path().to_path_buf(), Faults::default());
-    let dir = tempfile::tempdir().unwrap();
-    let cache = cache_in(dir.path());
-    let data = dir.path().join("node");
-    let out = Command::new(SPORE)
+/// `spore run --genesis --dataset climbmix` for one experiment, fetching two training shards
+/// from `server`; with `workspace`, its `train.py` is the one trained. Returns the node's log,
+/// its records and the experiment's run log.
+fn research(dir: &Path, server: &ShardServer, workspace: Option<&Path>) -> (String, Vec<Value>, String) {
+    let cache = cache_in(dir);
+    let data = dir.join("node");
+    let mut command = Command::new(SPORE);
+    command
         .args(["run", "--genesis", "--time-budget", "5", "--max-experiments", "1", "--dataset", "climbmix"])
         .args(["--data-shards", "2", "--data-mirror", &server.base_url()])
         .arg("--data-dir")
@@ -271,18 +270,34 @@ fn a_node_researches_the_climbmix_task_from_a_mirror() {
         .env("SPORE_EVAL", workspace_bin("spore-eval", "spore-eval"))
         .env("SPORE_DATA_CACHE", &cache.data_root)
         .env("SPORE_VAL_CACHE", &cache.val_root)
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
+        .env("RUST_LOG", "info");
+    if let Some(workspace) = workspace {
+        command.arg("--workspace").arg(workspace);
+    }
+    let out = command.output().unwrap();
     let log = text(&out);
     assert!(out.status.success(), "{log}");
+    let export = Command::new(SPORE).args(["record", "export", "--data-dir"]).arg(&data).output().unwrap();
+    let records: Vec<Value> =
+        String::from_utf8(export.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let runs: Vec<PathBuf> = std::fs::read_dir(data.join("run")).unwrap().map(|e| e.unwrap().path()).collect();
+    let run_log: String =
+        runs.iter().map(|run| std::fs::read_to_string(run.join("run.log")).unwrap_or_default()).collect();
+    (log, records, run_log)
+}
+
+#[test]
+fn a_node_researches_the_climbmix_task_from_a_mirror() {
+    let source = tempfile::tempdir().unwrap();
+    make_shards(source.path(), 2);
+    let server = ShardServer::start(source.path().to_path_buf(), Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_in(dir.path());
+    let (log, records, run_log) = research(dir.path(), &server, None);
     assert_eq!(cache.train_shards(), 2, "the node fetched the shards it was told to");
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(cache.data_root.join("climbmix-v1-s2/manifest.json")).unwrap()).unwrap();
     assert_eq!((manifest["vocab_size"].as_i64(), manifest["bos"].as_i64()), (Some(8192), Some(8188)));
-    let export = Command::new(SPORE).args(["record", "export", "--data-dir"]).arg(&data).output().unwrap();
-    let records: Vec<Value> =
-        String::from_utf8(export.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(records.len(), 1, "{log}");
     let baseline = &records[0];
     assert_eq!(baseline["dataset_cid"], manifest["dataset_cid"], "{baseline}");
@@ -290,9 +305,6 @@ fn a_node_researches_the_climbmix_task_from_a_mirror() {
     let val_bpb = baseline["val_bpb"].as_f64().unwrap();
     assert!(val_bpb > 0.5 && val_bpb < 20.0, "{baseline}");
     // Measured by the evaluator on the packed validation rows, with the tokenizer's byte table.
-    let runs: Vec<PathBuf> = std::fs::read_dir(data.join("run")).unwrap().map(|e| e.unwrap().path()).collect();
-    let run_log: String =
-        runs.iter().map(|run| std::fs::read_to_string(run.join("run.log")).unwrap_or_default()).collect();
     let bytes: i64 = run_log
         .split("[spore] evaluator: val_bpb ")
         .nth(1)
@@ -303,4 +315,71 @@ fn a_node_researches_the_climbmix_task_from_a_mirror() {
     // 512 rows of 256 targets: a byte-level count would be at most 131,072; BPE tokens stand
     // for several bytes each.
     assert!(bytes > 2 * 131_072, "the evaluator weighed targets by the token-byte table: {bytes} bytes");
+}
+
+/// What a hostile `train.py` tries before training, knowing the node's paths: read the
+/// validation shard and the packed validation rows, list the validation cache, and rewrite the
+/// token-byte table the evaluator weighs targets by and a training shard. One line per try.
+const CLIMBMIX_PROBE: &str = r#"
+import glob, prepare
+_VAL_ROOT = "@VAL_ROOT@"
+_TRAIN_SHARD = "@DATA_ROOT@/climbmix-400b-shuffle/shard_00000.parquet"
+for _name, _try in (("shard", lambda: open(_VAL_ROOT + "/climbmix-400b-shuffle/shard_06542.parquet", "rb").read()),
+                    ("rows", lambda: prepare.load_tokens("val"))):
+    try:
+        print("VAL_READ", _name, len(_try()))
+    except OSError as e:
+        print("VAL_HIDDEN", _name, type(e).__name__)
+print("VAL_FILES", len(glob.glob(_VAL_ROOT + "/**/*", recursive=True)))
+for _name, _path in (("token_bytes", str(prepare.DATA_DIR / "token_bytes.bin")), ("train_shard", _TRAIN_SHARD)):
+    try:
+        with open(_path, "r+b") as _f:
+            _f.write(b"\x00\x00")
+        print("WROTE", _name)
+    except OSError as e:
+        print("NOT_WRITABLE", _name, type(e).__name__)
+"#;
+
+#[test]
+fn a_hostile_train_py_reads_no_climbmix_validation_data_and_alters_no_shard_or_byte_table() {
+    let source = tempfile::tempdir().unwrap();
+    make_shards(source.path(), 2);
+    let server = ShardServer::start(source.path().to_path_buf(), Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_in(dir.path());
+    let workspace = dir.path().join("workspace");
+    std::fs::create_dir_all(&workspace).unwrap();
+    let probe = CLIMBMIX_PROBE
+        .replace("@VAL_ROOT@", cache.val_root.to_str().unwrap())
+        .replace("@DATA_ROOT@", cache.data_root.to_str().unwrap());
+    let train_py = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../workspace/train.py"))
+        .unwrap()
+        .replace("\ndef main():\n", &format!("{probe}\n\ndef main():\n"));
+    assert!(train_py.contains("VAL_HIDDEN"));
+    std::fs::write(workspace.join("train.py"), train_py).unwrap();
+
+    let (log, records, run_log) = research(dir.path(), &server, Some(&workspace));
+    for line in
+        ["VAL_HIDDEN shard", "VAL_HIDDEN rows", "VAL_FILES 0", "NOT_WRITABLE token_bytes", "NOT_WRITABLE train_shard"]
+    {
+        assert!(run_log.contains(line), "{line} missing from the run log:\n{run_log}");
+    }
+    assert!(!run_log.contains("VAL_READ") && !run_log.contains("WROTE"), "{run_log}");
+    // Outside the jail, everything is as prepared, and the model was measured on the real rows.
+    for index in [0, VAL_SHARD] {
+        let name = shard_name(index);
+        assert_eq!(std::fs::read(cache.path_of(index)).unwrap(), std::fs::read(source.path().join(&name)).unwrap());
+    }
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(cache.data_root.join("climbmix-v1-s2/manifest.json")).unwrap()).unwrap();
+    let table = std::fs::read(cache.data_root.join("climbmix-v1-s2/token_bytes.bin")).unwrap();
+    assert_eq!(sha256_hex(&table), manifest["token_bytes_sha256"].as_str().unwrap());
+    assert_eq!(records.len(), 1, "{log}");
+    assert!(run_log.contains("[spore] evaluator: val_bpb "), "{run_log}");
+    assert!(records[0]["val_bpb"].as_f64().unwrap() > 0.5, "{}", records[0]);
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,13 +1,16 @@
 //! Nothing the mirror writes is taken on trust: a streamed record must parse, carry the id it
 //! is streamed under, and verify — its CID is the hash of its canonical bytes and its signature
-//! is its node's, the checks a node applies to a record from a peer (single verification,
-//! exactly Python's verdicts). A refused record is counted (`spore_mirror_rows_refused_total`)
-//! and logged, and never written; the cursor still moves past it, so one bad record cannot
-//! stall the mirror. Records are checked by the task that reads the agent's stream, so checking
-//! overlaps with writing the previous batch.
+//! is its node's, the checks a node applies to a record from a peer, with exactly Python's
+//! verdicts. A chunk of records is checked at once ([`verify_records_exact`]: each signature on
+//! its own, a frequent publisher's key with prepared tables, one shared field inversion for the
+//! encodings). A refused record is counted (`spore_mirror_rows_refused_total`) and logged, and
+//! never written; the cursor still moves past it, so one bad record cannot stall the mirror.
+//! Records are checked beside the task that reads the agent's stream ([`super::checking`]), so
+//! checking overlaps with writing the previous batch.
 
+use spore_spec::ExperimentRecord;
 use spore_spec::grpc::StoredRecord;
-use spore_spec::{ExperimentRecord, KeyCache};
+use spore_spec::verify_chunk::{PreparedKeyCache, verify_records_exact};
 
 use super::writer::{Row, row_of};
 
@@ -30,21 +33,32 @@ pub struct Checked {
     pub row: Result<Row, Refusal>,
 }
 
-impl Checked {
-    pub fn of(stored: StoredRecord, keys: &mut KeyCache) -> Checked {
-        let row = checked_row(&stored, keys);
-        Checked { seq: stored.seq, id: stored.id, row }
-    }
+/// Checks a chunk of streamed records, in order: the rows of those that verify.
+pub fn check_chunk(chunk: Vec<StoredRecord>, keys: &mut PreparedKeyCache) -> Vec<Checked> {
+    let parsed: Vec<Result<ExperimentRecord, Refusal>> = chunk.iter().map(parse).collect();
+    let records: Vec<&ExperimentRecord> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+    let mut verdicts = verify_records_exact(&records, keys).into_iter();
+    chunk
+        .into_iter()
+        .zip(parsed)
+        .map(|(stored, parsed)| {
+            let row = parsed.and_then(|record| match verdicts.next() {
+                Some(Ok(())) => Ok(row_of(&stored, &record)),
+                Some(Err(e)) => Err(Refusal::Verify(e.to_string())),
+                None => Err(Refusal::Verify("not checked".into())),
+            });
+            Checked { seq: stored.seq, id: stored.id, row }
+        })
+        .collect()
 }
 
-/// The row of a streamed record that verifies.
-pub fn checked_row(stored: &StoredRecord, keys: &mut KeyCache) -> Result<Row, Refusal> {
+/// The record of a streamed payload, if it is one and carries the id it is streamed under.
+fn parse(stored: &StoredRecord) -> Result<ExperimentRecord, Refusal> {
     let record = ExperimentRecord::from_json(&stored.payload).map_err(|e| Refusal::NotARecord(e.to_string()))?;
     if record.id != stored.id {
         return Err(Refusal::WrongId { streamed: stored.id.clone(), actual: record.id });
     }
-    keys.verify_record(&record).map_err(|e| Refusal::Verify(e.to_string()))?;
-    Ok(row_of(stored, &record))
+    Ok(record)
 }
 
 #[cfg(test)]
@@ -59,26 +73,35 @@ mod tests {
         StoredRecord { seq: 1, id: record.id.clone(), payload: String::from_utf8(payload).unwrap() }
     }
 
+    /// [`check_chunk`] of one record, alone and among good ones (the verdict may not depend
+    /// on its neighbours).
+    fn checked_row(stored: &StoredRecord, good: &StoredRecord) -> Result<Row, Refusal> {
+        let mut keys = PreparedKeyCache::new(4, 1);
+        let alone = check_chunk(vec![stored.clone()], &mut keys).remove(0).row;
+        let among = check_chunk(vec![good.clone(), stored.clone(), good.clone()], &mut keys).remove(1).row;
+        assert_eq!(alone, among);
+        alone
+    }
+
     #[test]
     fn only_records_that_verify_become_rows() {
-        let mut keys = KeyCache::new(16);
         let mut record = spore_tests_record();
         Identity::from_seed([3; 32]).sign_record(&mut record);
         let good = stored(&record);
-        assert_eq!(checked_row(&good, &mut keys).map(|r| r.id), Ok(record.id.clone()));
+        assert_eq!(checked_row(&good, &good).map(|r| r.id), Ok(record.id.clone()));
         // The payload changed after signing: its CID no longer holds.
         let altered = StoredRecord { payload: good.payload.replace("\"keep\"", "\"discard\""), ..good.clone() };
-        assert!(matches!(checked_row(&altered, &mut keys), Err(Refusal::Verify(_))));
+        assert!(matches!(checked_row(&altered, &good), Err(Refusal::Verify(_))));
         // Re-hashed under the new content, but the signature is the old one.
         let mut forged = record.clone();
         forged.val_bpb = JsonNumber::Float(0.01);
         forged.id = spore_spec::cid_of(&forged.canonical_bytes());
-        assert!(matches!(checked_row(&stored(&forged), &mut keys), Err(Refusal::Verify(_))));
+        assert!(matches!(checked_row(&stored(&forged), &good), Err(Refusal::Verify(_))));
         // Streamed under another record's id.
         let renamed = StoredRecord { id: "0".repeat(64), ..good.clone() };
-        assert!(matches!(checked_row(&renamed, &mut keys), Err(Refusal::WrongId { .. })));
-        let junk = StoredRecord { payload: "{}".into(), ..good };
-        assert!(matches!(checked_row(&junk, &mut keys), Err(Refusal::NotARecord(_))));
+        assert!(matches!(checked_row(&renamed, &good), Err(Refusal::WrongId { .. })));
+        let junk = StoredRecord { payload: "{}".into(), ..good.clone() };
+        assert!(matches!(checked_row(&junk, &good), Err(Refusal::NotARecord(_))));
     }
 
     fn spore_tests_record() -> ExperimentRecord {

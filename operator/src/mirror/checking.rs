@@ -1,18 +1,18 @@
 //! The agent's stream, checked on several threads: records are read as they come, checked in
 //! chunks on blocking threads (each with its own key cache; a signature check is pure CPU, tens
-//! of microseconds) and handed on in the stream's order. On a busy backfill one thread of checks
+//! of microseconds; [`check_chunk`]) and handed on in the stream's order. On a busy backfill one thread of checks
 //! was the mirror's bottleneck; the writer now gets records as fast as the machine's cores
 //! verify them.
 
 use std::collections::VecDeque;
 
-use spore_spec::KeyCache;
 use spore_spec::grpc::StoredRecord;
+use spore_spec::verify_chunk::PreparedKeyCache;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::AbortOnDrop;
-use super::check::Checked;
+use super::check::{Checked, check_chunk};
 
 /// Records checked by one blocking task.
 const CHUNK: usize = 256;
@@ -44,8 +44,8 @@ pub fn spawn(mut stream: tonic::Streaming<StoredRecord>, capacity: usize) -> (mp
     let checker = tokio::spawn(async move {
         let _reader = AbortOnDrop(reader);
         let workers = checkers();
-        let mut caches: Vec<KeyCache> = (0..workers).map(|_| KeyCache::new(KeyCache::DEFAULT_CAPACITY)).collect();
-        let mut in_flight: VecDeque<JoinHandle<(Vec<Checked>, KeyCache)>> = VecDeque::new();
+        let mut caches: Vec<PreparedKeyCache> = (0..workers).map(|_| PreparedKeyCache::default()).collect();
+        let mut in_flight: VecDeque<JoinHandle<(Vec<Checked>, PreparedKeyCache)>> = VecDeque::new();
         let mut raw = Vec::with_capacity(CHUNK);
         loop {
             raw.clear();
@@ -78,9 +78,9 @@ pub fn spawn(mut stream: tonic::Streaming<StoredRecord>, capacity: usize) -> (mp
                 if in_flight.len() >= workers && !forward(&mut in_flight, &mut caches, &tx).await {
                     return;
                 }
-                let mut keys = caches.pop().unwrap_or_else(|| KeyCache::new(KeyCache::DEFAULT_CAPACITY));
+                let mut keys = caches.pop().unwrap_or_default();
                 in_flight.push_back(tokio::task::spawn_blocking(move || {
-                    let checked = chunk.into_iter().map(|stored| Checked::of(stored, &mut keys)).collect();
+                    let checked = check_chunk(chunk, &mut keys);
                     (checked, keys)
                 }));
             }
@@ -100,8 +100,8 @@ pub fn spawn(mut stream: tonic::Streaming<StoredRecord>, capacity: usize) -> (mp
 
 /// Sends the oldest chunk's records on, once checked; false when the receiver is gone.
 async fn forward(
-    in_flight: &mut VecDeque<JoinHandle<(Vec<Checked>, KeyCache)>>,
-    caches: &mut Vec<KeyCache>,
+    in_flight: &mut VecDeque<JoinHandle<(Vec<Checked>, PreparedKeyCache)>>,
+    caches: &mut Vec<PreparedKeyCache>,
     tx: &mpsc::Sender<Item>,
 ) -> bool {
     match in_flight.pop_front() {
@@ -112,8 +112,8 @@ async fn forward(
 
 /// Sends a checked chunk's records on and keeps its key cache; false when the receiver is gone.
 async fn deliver(
-    done: Result<(Vec<Checked>, KeyCache), tokio::task::JoinError>,
-    caches: &mut Vec<KeyCache>,
+    done: Result<(Vec<Checked>, PreparedKeyCache), tokio::task::JoinError>,
+    caches: &mut Vec<PreparedKeyCache>,
     tx: &mpsc::Sender<Item>,
 ) -> bool {
     let Ok((checked, keys)) = done else {

@@ -13,6 +13,12 @@ marker="$venv/.complete-$key"
 if [ ! -f "$marker" ]; then
   # On a fresh machine the cache directory does not exist yet; df needs it.
   mkdir -p "$(dirname "$venv")"
+  # One install at a time: a second caller (a developer's test beside CI) waits for the first
+  # one's venv instead of deleting it half made.
+  exec 9>"$venv.lock"
+  flock 9
+fi
+if [ ! -f "$marker" ]; then
   free_kb=$(df -Pk "$(dirname "$venv")" | awk 'NR==2 {print $4}')
   if [ -n "$free_kb" ] && [ "$free_kb" -lt 8000000 ]; then
     echo "workspace-venv: need about 8 GB free under $(dirname "$venv") for torch" >&2

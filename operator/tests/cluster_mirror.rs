@@ -70,6 +70,7 @@ async fn every_sporenodes_agent_is_mirrored_once_with_its_token_until_the_sporen
         // The agents run outside the cluster: the operator lets their SporeNodes say where.
         url_annotation: true,
         database_ca: None,
+        lean_backfill_min: 0,
     };
     let mirrors = tokio::spawn(spore_operator::mirror::fleet::run(ctx.client.clone(), fleet, metrics.clone()));
 

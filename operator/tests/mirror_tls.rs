@@ -77,6 +77,7 @@ async fn the_mirror_speaks_tls_as_the_url_asks_and_verifies_the_server() {
             agent_token: Some("mirror-token".into()),
             cursor_key: Some(application.to_string()),
             database_ca: ca,
+            lean_backfill_min: 0,
         };
         let stop = CancellationToken::new();
         tokio::spawn(spore_operator::mirror::run(config, stop.clone()));

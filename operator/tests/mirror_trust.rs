@@ -130,6 +130,7 @@ async fn forged_records_from_a_hostile_agent_are_never_written() {
         agent_token: None,
         cursor_key: None,
         database_ca: None,
+        lean_backfill_min: 0,
     };
     let shutdown = CancellationToken::new();
     let mirror = tokio::spawn(spore_operator::mirror::run(config, shutdown.clone()));

@@ -66,7 +66,15 @@ struct MirrorArgs {
     /// The lab's CA for the database's certificate (PEM), beside the system's roots.
     #[arg(long, env = "SPORE_DATABASE_CA_FILE")]
     database_ca_file: Option<std::path::PathBuf>,
+    /// A backlog of at least this many records, and more than the table holds, is written with
+    /// the table's secondary indexes dropped and built again at the end (0: never).
+    #[arg(long, default_value_t = LEAN_BACKFILL_MIN)]
+    lean_backfill_min: u64,
 }
+
+/// The smallest backlog written leanly by default: below it, building six indexes over the
+/// table costs about what maintaining them saves.
+const LEAN_BACKFILL_MIN: u64 = 100_000;
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
@@ -118,6 +126,10 @@ struct RunArgs {
     /// Records per mirror transaction.
     #[arg(long, default_value_t = 5000)]
     mirror_batch: usize,
+    /// A mirror backlog of at least this many records (and more than the table holds) is
+    /// written with the secondary indexes deferred (0: never).
+    #[arg(long, default_value_t = LEAN_BACKFILL_MIN)]
+    mirror_lean_backfill_min: u64,
     /// Watch and act in this namespace only (a namespaced install, whose RBAC is a Role there);
     /// default: every namespace.
     #[arg(long)]
@@ -201,6 +213,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         namespaces: mirror_namespaces,
         database_ca: args.mirror_database_ca_file,
         url_annotation: args.mirror_agent_url_annotation,
+        lean_backfill_min: args.mirror_lean_backfill_min,
     });
     let work = async move {
         match fleet {
@@ -273,6 +286,7 @@ async fn mirror(args: MirrorArgs) -> anyhow::Result<()> {
         agent_token: args.agent_token_file.as_deref().map(read_token).transpose()?,
         cursor_key: None,
         database_ca: args.database_ca_file,
+        lean_backfill_min: args.lean_backfill_min,
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let on_signal = shutdown.clone();

@@ -49,6 +49,8 @@ pub struct FleetConfig {
     pub database_ca: Option<std::path::PathBuf>,
     /// Follow [`AGENT_URL_ANNOTATION`] (an agent outside the cluster); off: the template only.
     pub url_annotation: bool,
+    /// [`MirrorConfig::lean_backfill_min`].
+    pub lean_backfill_min: u64,
 }
 
 /// The default agent URL: the gRPC port of the SporeNode's headless Service.
@@ -111,6 +113,7 @@ pub async fn run(client: Client, config: FleetConfig, metrics: Arc<Metrics>) {
                         agent_token: Some(target.token.clone()),
                         cursor_key: Some(target.cursor.clone()),
                         database_ca: config.database_ca.clone(),
+                        lean_backfill_min: config.lean_backfill_min,
                     };
                     let until = stop.clone();
                     tokio::spawn(async move {
@@ -187,6 +190,7 @@ mod tests {
             namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
             url_annotation,
             database_ca: None,
+            lean_backfill_min: 0,
         }
     }
 

@@ -23,6 +23,10 @@ pub struct MirrorMetrics {
     pub cursor: AtomicI64,
     /// The agent's newest sequence number, polled.
     pub agent_last_seq: AtomicI64,
+    /// Secondary indexes this mirror's lean backfill holds deferred ([`super::lean`]).
+    pub indexes_deferred: AtomicI64,
+    /// Lean backfills this mirror began.
+    pub lean_backfills: AtomicU64,
 }
 
 /// Every running mirror's counters, by agent label.
@@ -34,7 +38,7 @@ pub struct MirrorRegistry {
 /// (name, type, help, value of one mirror)
 type Family = (&'static str, &'static str, &'static str, fn(&MirrorMetrics) -> i64);
 
-const FAMILIES: [Family; 7] = [
+const FAMILIES: [Family; 9] = [
     ("spore_mirror_records_streamed_total", "counter", "Records received from the agent.", |m| {
         m.records_streamed.load(Ordering::Relaxed) as i64
     }),
@@ -51,6 +55,12 @@ const FAMILIES: [Family; 7] = [
     ("spore_mirror_cursor", "gauge", "The agent sequence number committed last.", |m| m.cursor.load(Ordering::Relaxed)),
     ("spore_mirror_lag_records", "gauge", "Records the agent holds that are not in Postgres yet.", |m| {
         (m.agent_last_seq.load(Ordering::Relaxed) - m.cursor.load(Ordering::Relaxed)).max(0)
+    }),
+    ("spore_mirror_indexes_deferred", "gauge", "Secondary indexes dropped by this mirror's lean backfill.", |m| {
+        m.indexes_deferred.load(Ordering::Relaxed)
+    }),
+    ("spore_mirror_lean_backfills_total", "counter", "Backlogs written with the secondary indexes deferred.", |m| {
+        m.lean_backfills.load(Ordering::Relaxed) as i64
     }),
 ];
 

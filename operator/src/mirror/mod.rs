@@ -7,11 +7,13 @@
 //! [`writer::write_batch`], which moves the cursor in the same transaction. Any failure — the
 //! database gone, the agent restarted — ends the session; the next one starts after an
 //! exponential backoff and resumes from the cursor, so nothing is lost or written twice. The
-//! agent never waits for the mirror: its stream only buffers a bounded number of records.
+//! agent never waits for the mirror: its stream only buffers a bounded number of records. A
+//! large backlog is written with the secondary indexes deferred ([`lean`]).
 
 pub mod check;
 pub mod checking;
 pub mod fleet;
+pub mod lean;
 pub mod metrics;
 pub mod tls;
 pub mod writer;
@@ -61,6 +63,9 @@ pub struct MirrorConfig {
     pub cursor_key: Option<String>,
     /// The lab's CA for the database's certificate (PEM), beside the system's roots ([`tls`]).
     pub database_ca: Option<std::path::PathBuf>,
+    /// A backlog of at least this many records (and more than the table holds) is written with
+    /// the secondary indexes deferred ([`lean`]); 0: never.
+    pub lean_backfill_min: u64,
 }
 
 /// Aborts a task when dropped.
@@ -134,7 +139,8 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
         }
         Ok(request)
     });
-    let agent_id = agent.status(StatusRequest {}).await.context("agent status")?.into_inner().node_id;
+    let status = agent.status(StatusRequest {}).await.context("agent status")?.into_inner();
+    let agent_id = status.node_id;
     let cursor_key = config.cursor_key.clone().unwrap_or_else(|| agent_id.clone());
     let cursor: i64 = client
         .query_opt("SELECT last_seq FROM mirror_cursors WHERE agent = $1", &[&cursor_key])
@@ -145,6 +151,10 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
     tracing::info!(agent = %config.agent, node_id = &agent_id[..16.min(agent_id.len())], cursor, "mirroring");
     let metrics = &config.metrics;
     metrics.cursor.store(cursor, Ordering::Relaxed);
+    let pending = status.last_seq - cursor;
+    let mut lean = lean::Lean::begin(client, pending, status.last_seq, config.lean_backfill_min, metrics.clone())
+        .await
+        .context("Postgres: lean backfill")?;
     // The agent's newest sequence number, for the lag gauge; ends with the session.
     let poller = tokio::spawn({
         let mut agent = agent.clone();
@@ -169,7 +179,11 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
     let mut received = Vec::with_capacity(config.batch);
     loop {
         received.clear();
-        rx.recv_many(&mut received, config.batch).await;
+        // A quiet stream still looks now and then for indexes a dead backfill left deferred.
+        if tokio::time::timeout(lean::REPAIR_EVERY, rx.recv_many(&mut received, config.batch)).await.is_err() {
+            lean.idle(client).await.context("Postgres: deferred indexes")?;
+            continue;
+        }
         let deadline = Instant::now() + BATCH_WINDOW;
         while received.len() < config.batch && received.last().is_some_and(|r| matches!(r, Ok(Some(_)))) {
             let room = config.batch - received.len();
@@ -217,5 +231,6 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
         metrics.cursor.store(last_seq, Ordering::Relaxed);
         tracing::debug!(records = streamed, inserted, last_seq, "batch mirrored");
         expected = last_seq;
+        lean.after_batch(client, last_seq, refused > 0).await.context("Postgres: lean backfill")?;
     }
 }

@@ -6,83 +6,17 @@
 //! Only the honest two are written; the rest are counted as refused, and the cursor moves past
 //! them all.
 
-use std::pin::Pin;
+#[path = "support/hostile_agent.rs"]
+mod hostile_agent;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use spore_spec::grpc::agent_service_server::{AgentService, AgentServiceServer};
-use spore_spec::grpc::*;
-use spore_spec::{ExperimentRecord, Identity, JsonNumber};
+use hostile_agent::{Hostile, numbered, payload, signed};
+use spore_spec::JsonNumber;
 use spore_tests::testenv::{TestEnv, TestEnvOptions};
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
-
-/// An agent whose stream is whatever it was given.
-struct Hostile {
-    records: Vec<StoredRecord>,
-}
-
-type Stream = Pin<Box<dyn futures_util::Stream<Item = Result<StoredRecord, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl AgentService for Hostile {
-    type WatchRecordsStream = Stream;
-
-    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-        Ok(Response::new(StatusResponse {
-            node_id: "ab".repeat(32),
-            last_seq: self.records.len() as i64,
-            ..Default::default()
-        }))
-    }
-
-    async fn watch_records(&self, request: Request<WatchRecordsRequest>) -> Result<Response<Stream>, Status> {
-        let since = request.into_inner().since_seq;
-        let items: Vec<Result<StoredRecord, Status>> =
-            self.records.iter().filter(|r| r.seq > since).cloned().map(Ok).collect();
-        // Then the stream stays open, as an agent's does.
-        let stream = futures_util::stream::iter(items).chain(futures_util::stream::pending());
-        Ok(Response::new(Box::pin(stream)))
-    }
-
-    async fn get_record(&self, _: Request<GetRecordRequest>) -> Result<Response<StoredRecord>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
-
-    async fn frontier(&self, _: Request<FrontierRequest>) -> Result<Response<FrontierResponse>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
-
-    async fn peers(&self, _: Request<PeersRequest>) -> Result<Response<PeersResponse>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
-
-    async fn connect_peer(&self, _: Request<ConnectPeerRequest>) -> Result<Response<ConnectPeerResponse>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
-
-    async fn disconnect_peer(
-        &self,
-        _: Request<DisconnectPeerRequest>,
-    ) -> Result<Response<DisconnectPeerResponse>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
-}
-
-use futures_util::StreamExt as _;
-
-fn payload(record: &ExperimentRecord) -> String {
-    let mut out = Vec::new();
-    record.write_wire_payload(&mut out);
-    String::from_utf8(out).unwrap()
-}
-
-fn signed(n: i64) -> ExperimentRecord {
-    let mut record = spore_tests::records::record(n);
-    Identity::from_seed([41; 32]).sign_record(&mut record);
-    record
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_records_from_a_hostile_agent_are_never_written() {
@@ -106,32 +40,11 @@ async fn forged_records_from_a_hostile_agent_are_never_written() {
     let mut stream = vec![(first.id.clone(), payload(&first))];
     stream.extend(forged);
     stream.push((second.id.clone(), payload(&second)));
-    let records: Vec<StoredRecord> = stream
-        .into_iter()
-        .enumerate()
-        .map(|(i, (id, payload))| StoredRecord { seq: i as i64 + 1, id, payload })
-        .collect();
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let agent = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(AgentServiceServer::new(Hostile { records }))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let records = numbered(stream);
+    let (agent, server) = hostile_agent::serve(Hostile { records, ..Default::default() }).await;
 
     let metrics = Arc::new(spore_operator::mirror::metrics::MirrorMetrics::default());
-    let config = spore_operator::mirror::MirrorConfig {
-        agent,
-        database_url: url.clone(),
-        batch: 100,
-        max_backoff: Duration::from_secs(1),
-        metrics: metrics.clone(),
-        agent_token: None,
-        cursor_key: None,
-        database_ca: None,
-        lean_backfill_min: 0,
-    };
+    let config = hostile_agent::mirror_config(&agent, &url, &metrics, 0);
     let shutdown = CancellationToken::new();
     let mirror = tokio::spawn(spore_operator::mirror::run(config, shutdown.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

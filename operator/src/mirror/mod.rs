@@ -1,10 +1,12 @@
 //! The Postgres mirror: streams an agent's `WatchRecords` into Postgres, exactly once.
 //!
-//! One session = one Postgres connection (migrations applied first, by refinery) and one
-//! stream from the agent, started after the cursor stored for that agent (keyed by its
-//! SporeNode in the cluster, else by its node id). Every record is verified before it is
-//! written ([`check`], on several threads: [`checking`]). Records are written in batches (up to `batch`, or what arrived within 100 ms) by
-//! [`writer::write_batch`], which moves the cursor in the same transaction. Any failure — the
+//! One session = three Postgres connections (one for the schema, applied first by refinery, the
+//! cursor and [`lean`] backfills; two that write) and one stream from the agent, started after
+//! the cursor stored for that agent (keyed by its SporeNode in the cluster, else by its node
+//! id). Every record is verified before it is written ([`check`], on several threads:
+//! [`checking`]). Records are written in batches (up to
+//! `batch`, or what arrived within 100 ms), two in flight on two connections ([`pipeline`]), each
+//! moving the cursor in its own transaction, in the stream's order. Any failure — the
 //! database gone, the agent restarted — ends the session; the next one starts after an
 //! exponential backoff and resumes from the cursor, so nothing is lost or written twice. The
 //! agent never waits for the mirror: its stream only buffers a bounded number of records. A
@@ -15,6 +17,7 @@ pub mod checking;
 pub mod fleet;
 pub mod lean;
 pub mod metrics;
+pub mod pipeline;
 pub mod tls;
 pub mod writer;
 
@@ -41,6 +44,8 @@ const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 const LAG_POLL: Duration = Duration::from_secs(2);
 /// HTTP/2 flow-control window of the agent stream.
 const STREAM_WINDOW: u32 = 16 * 1024 * 1024;
+/// Connections that write batches ([`pipeline`]).
+const WRITERS: usize = 2;
 /// Connecting to Postgres or the agent may take this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -110,18 +115,37 @@ pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::R
 }
 
 async fn session(config: &MirrorConfig) -> anyhow::Result<()> {
-    let connect = tls::connect(&config.database_url, config.database_ca.as_deref());
-    let (mut client, connection) =
-        tokio::time::timeout(CONNECT_TIMEOUT, connect).await.context("Postgres: connect timed out")??;
-    let outcome = stream_into(config, &mut client).await;
-    drop(client);
-    connection.abort();
+    // One connection for the schema, the cursor and lean backfills, and the writers'.
+    let mut clients = Vec::with_capacity(1 + WRITERS);
+    let mut connections = Vec::with_capacity(1 + WRITERS);
+    let outcome = async {
+        for _ in 0..1 + WRITERS {
+            let connect = tls::connect(&config.database_url, config.database_ca.as_deref());
+            let (client, connection) =
+                tokio::time::timeout(CONNECT_TIMEOUT, connect).await.context("Postgres: connect timed out")??;
+            clients.push(client);
+            connections.push(connection);
+        }
+        let mut control = clients.remove(0);
+        migrate(&mut control).await?;
+        for writer in &clients {
+            writer::prepare_session(writer).await.context("Postgres: staging table")?;
+        }
+        stream_into(config, &mut control, std::mem::take(&mut clients)).await
+    }
+    .await;
+    drop(clients);
+    for connection in connections {
+        connection.abort();
+    }
     outcome
 }
 
-async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
-    migrate(client).await?;
-    writer::prepare_session(client).await.context("Postgres: staging table")?;
+async fn stream_into(
+    config: &MirrorConfig,
+    client: &mut tokio_postgres::Client,
+    writers: Vec<tokio_postgres::Client>,
+) -> anyhow::Result<()> {
     let endpoint = tonic::transport::Endpoint::from_shared(config.agent.clone())
         .with_context(|| format!("bad agent URL {:?}", config.agent))?
         .connect_timeout(CONNECT_TIMEOUT)
@@ -177,6 +201,9 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
     let _checker = AbortOnDrop(checker);
     let mut expected = cursor;
     let mut received = Vec::with_capacity(config.batch);
+    let mut pipeline = pipeline::Pipeline::new(writers, agent_id.clone(), cursor_key.clone());
+    // A refused record since the last landed batch (it ends a lean backfill).
+    let mut refused_since = false;
     loop {
         received.clear();
         // A quiet stream still looks now and then for indexes a dead backfill left deferred.
@@ -192,16 +219,21 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
                 Ok(_) => {}
             }
         }
+        // The records before a stream's end (or error) are written; then the session ends.
         let mut batch = Vec::with_capacity(received.len());
+        let mut ended = None;
         for item in received.drain(..) {
             match item {
                 Ok(Some(record)) => batch.push(record),
-                Ok(None) => bail!("the agent ended the stream"),
-                Err(e) => return Err(anyhow::Error::new(e).context("agent stream")),
+                Ok(None) => ended = Some(anyhow::anyhow!("the agent ended the stream")),
+                Err(e) => ended = Some(anyhow::Error::new(e).context("agent stream")),
+            }
+            if ended.is_some() {
+                break;
             }
         }
         if batch.is_empty() {
-            bail!("the agent stream ended");
+            return Err(ended.unwrap_or_else(|| anyhow::anyhow!("the agent stream ended")));
         }
         let last_seq = batch.last().map_or(expected, |r| r.seq);
         if batch.iter().any(|r| r.seq <= expected) || batch.windows(2).any(|w| w[0].seq >= w[1].seq) {
@@ -223,14 +255,26 @@ async fn stream_into(config: &MirrorConfig, client: &mut tokio_postgres::Client)
             metrics.rows_refused.fetch_add(refused, Ordering::Relaxed);
             tracing::warn!(refused, last_seq, agent = %config.agent, "records that do not verify were not written");
         }
-        let inserted =
-            writer::write_batch(client, &agent_id, &cursor_key, &rows, last_seq).await.context("Postgres: write")?;
         metrics.records_streamed.fetch_add(streamed, Ordering::Relaxed);
-        metrics.rows_written.fetch_add(inserted, Ordering::Relaxed);
-        metrics.batches.fetch_add(1, Ordering::Relaxed);
-        metrics.cursor.store(last_seq, Ordering::Relaxed);
-        tracing::debug!(records = streamed, inserted, last_seq, "batch mirrored");
         expected = last_seq;
-        lean.after_batch(client, last_seq, refused > 0).await.context("Postgres: lean backfill")?;
+        refused_since |= refused > 0;
+        let mut landed: Vec<pipeline::Landed> =
+            pipeline.submit(rows, last_seq).await.context("Postgres: write")?.into_iter().collect();
+        // Nothing more waiting: what is in flight is landed, so the cursor is current while quiet.
+        if rx.is_empty() || ended.is_some() {
+            landed.extend(pipeline.drain().await.context("Postgres: write")?);
+        }
+        for batch in landed {
+            metrics.rows_written.fetch_add(batch.inserted, Ordering::Relaxed);
+            metrics.batches.fetch_add(1, Ordering::Relaxed);
+            metrics.cursor.store(batch.last_seq, Ordering::Relaxed);
+            tracing::debug!(inserted = batch.inserted, last_seq = batch.last_seq, "batch mirrored");
+            lean.after_batch(client, batch.last_seq, std::mem::take(&mut refused_since))
+                .await
+                .context("Postgres: lean backfill")?;
+        }
+        if let Some(end) = ended {
+            return Err(end);
+        }
     }
 }

@@ -1,16 +1,16 @@
 //! Writing a batch of records into Postgres: `COPY` (binary) into a per-session staging table,
-//! one `INSERT … ON CONFLICT DO NOTHING` into `experiments` that also counts per node, and the
-//! agent's cursor — all in one transaction, so a crash at any point leaves either the whole
-//! batch with its cursor or neither. Rows are inserted in key order, so mirrors of several
+//! one `INSERT … ON CONFLICT DO NOTHING` into `experiments` ([`stage`]), then the counts per node
+//! and the agent's cursor ([`land`]) — all in one transaction, so a crash at any point leaves
+//! either the whole batch with its cursor or neither. Rows are inserted in key order, so mirrors of several
 //! agents (which hold many of the same records) take row locks in one order; a deadlock that
 //! still happened would end one session, which resumes from its cursor.
 
 use futures_util::pin_mut;
 use spore_spec::ExperimentRecord;
 use spore_spec::grpc::StoredRecord;
-use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Transaction};
 
 /// One row of the staging table.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,29 +86,44 @@ const MERGE: &str = "WITH ins AS (
                CASE WHEN json_ok THEN payload::jsonb END, payload, $1, seq
         FROM mirror_staging ORDER BY id
         ON CONFLICT (id) DO NOTHING
-        RETURNING node_id),
-    per_node AS (
-        INSERT INTO nodes (node_id, records) SELECT node_id, count(*) FROM ins GROUP BY node_id ORDER BY node_id
-        ON CONFLICT (node_id) DO UPDATE SET records = nodes.records + EXCLUDED.records, last_seen = now())
-    SELECT count(*) FROM ins";
+        RETURNING node_id)
+    SELECT node_id, count(*) FROM ins GROUP BY node_id ORDER BY node_id";
+
+const COUNT_NODES: &str = "INSERT INTO nodes (node_id, records)
+    SELECT * FROM unnest($1::text[], $2::bigint[]) ORDER BY 1
+    ON CONFLICT (node_id) DO UPDATE SET records = nodes.records + EXCLUDED.records, last_seen = now()";
+
+const MOVE_CURSOR: &str = "INSERT INTO mirror_cursors (agent, last_seq, updated_at) VALUES ($1, $2, now())
+    ON CONFLICT (agent) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()";
+
+/// The rows a batch added, per publishing node (in node order).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Added {
+    pub nodes: Vec<String>,
+    pub counts: Vec<i64>,
+}
+
+impl Added {
+    /// Rows added in all.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|&c| c.max(0) as u64).sum()
+    }
+}
 
 /// Creates the session's staging table (once per connection). Commits need not wait for the
 /// WAL flush: rows and cursor commit together, so a lost commit is re-sent whole on resume.
+/// A writer waits at most `lock_timeout` for a row lock: two mirrors whose batches wait on each
+/// other through their own commit order (a cycle Postgres cannot see) end one session, which
+/// resumes from its cursor.
 pub async fn prepare_session(client: &Client) -> Result<(), tokio_postgres::Error> {
-    client.batch_execute("SET synchronous_commit = off").await?;
+    client.batch_execute("SET synchronous_commit = off; SET lock_timeout = '30s'").await?;
     client.batch_execute(STAGING).await
 }
 
-/// Writes `rows` (into a session prepared by [`prepare_session`]), noting `agent` (its node id)
-/// as their source, and moves the cursor `cursor` to `last_seq`; returns the rows that were new.
-pub async fn write_batch(
-    client: &mut Client,
-    agent: &str,
-    cursor: &str,
-    rows: &[Row],
-    last_seq: i64,
-) -> Result<u64, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
+/// First half of a batch, in a transaction of a session prepared by [`prepare_session`]: copies
+/// `rows` into the staging table and inserts the new ones, noting `agent` (its node id) as their
+/// source. Holds only the new rows' locks, so it may run while an earlier batch commits.
+pub async fn stage(tx: &Transaction<'_>, agent: &str, rows: &[Row]) -> Result<Added, tokio_postgres::Error> {
     let sink = tx.copy_in("COPY mirror_staging FROM STDIN BINARY").await?;
     let writer = BinaryCopyInWriter::new(sink, &TYPES);
     pin_mut!(writer);
@@ -130,13 +145,25 @@ pub async fn write_batch(
         writer.as_mut().write(&values).await?;
     }
     writer.finish().await?;
-    let inserted: i64 = tx.query_one(MERGE, &[&agent]).await?.get(0);
-    tx.execute(
-        "INSERT INTO mirror_cursors (agent, last_seq, updated_at) VALUES ($1, $2, now())
-         ON CONFLICT (agent) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()",
-        &[&cursor, &last_seq],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(inserted as u64)
+    let mut added = Added::default();
+    for row in tx.query(MERGE, &[&agent]).await? {
+        added.nodes.push(row.get(0));
+        added.counts.push(row.get(1));
+    }
+    Ok(added)
+}
+
+/// Second half, in stream order: counts the rows per node and moves the cursor `cursor` to
+/// `last_seq` in the same transaction (committed by the caller).
+pub async fn land(
+    tx: &Transaction<'_>,
+    added: &Added,
+    cursor: &str,
+    last_seq: i64,
+) -> Result<(), tokio_postgres::Error> {
+    if !added.nodes.is_empty() {
+        tx.execute(COUNT_NODES, &[&added.nodes, &added.counts]).await?;
+    }
+    tx.execute(MOVE_CURSOR, &[&cursor, &last_seq]).await?;
+    Ok(())
 }

@@ -73,7 +73,7 @@ impl AgentApi {
 impl AgentService for AgentApi {
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let snapshot = self.snapshot.borrow().clone();
-        let (records, last_seq) = self.read(|s| Ok((s.counts()?.total, s.last_seq()?))).await?;
+        let (records, last_seq) = self.read(|s| Ok((s.total()?, s.last_seq()?))).await?;
         Ok(Response::new(StatusResponse {
             node_id: snapshot.node_id,
             listen: snapshot.listen,

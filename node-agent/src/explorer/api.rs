@@ -177,7 +177,7 @@ async fn graph(State(explorer): State<Explorer>, Query(q): Query<GraphQuery>) ->
         .read(move |s| {
             let rows =
                 if lineage { s.frontier_lineages(per_class, limit + 1)? } else { s.graph_page(offset, limit + 1)? };
-            Ok((rows, s.counts()?.total))
+            Ok((rows, s.total()?))
         })
         .await?;
     let more = rows.len() > limit;

@@ -211,7 +211,7 @@ impl<E: Executor> Research<E> {
                     }
                     break;
                 }
-                let stats = GraphStats { total: store.counts()?.total, recent: store.recent(20)? };
+                let stats = GraphStats { total: store.total()?, recent: store.recent(20)? };
                 let Some((chosen, strategy)) = select_parent(&candidates, &stats, &mut rand::rng()) else {
                     stopping = true;
                     break;

@@ -108,6 +108,21 @@ fn duplicates_are_reported_and_payloads_kept_verbatim() {
     assert_eq!(insert(&mut store, &[&root]), vec![InsertOutcome::Duplicate]);
     assert_eq!(store.payload(&root.id).unwrap(), Some(item.payload));
     assert_eq!(store.counts().unwrap().keep, 1);
+    assert_eq!(store.total().unwrap(), 1, "a duplicate is not counted twice");
+}
+
+#[test]
+fn the_total_is_every_status_counted() {
+    let mut store = DagStore::open_in_memory().unwrap();
+    assert_eq!(store.total().unwrap(), 0);
+    let root = record(None, Status::Keep, 1.0, "H100", 0);
+    let discard = record(Some(&root), Status::Discard, 1.2, "H100", 1);
+    let crash = record(Some(&root), Status::Crash, 0.0, "A100", 2);
+    insert(&mut store, &[&root, &discard, &crash]);
+    let counts = store.counts().unwrap();
+    assert_eq!((counts.keep, counts.discard, counts.crash), (1, 1, 1));
+    assert_eq!(store.total().unwrap(), counts.total);
+    assert_eq!(store.total().unwrap(), 3);
 }
 
 #[test]

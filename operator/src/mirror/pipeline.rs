@@ -103,11 +103,13 @@ async fn write(
     mut client: Client,
     agent: String,
     cursor: String,
-    rows: Vec<Row>,
+    mut rows: Vec<Row>,
     last_seq: i64,
     previous: Option<oneshot::Receiver<()>>,
     done: oneshot::Sender<()>,
 ) -> anyhow::Result<(Client, Landed)> {
+    // In the insert's order, off the stream's task.
+    rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     let tx = client.transaction().await?;
     let added = writer::stage(&tx, &agent, &rows).await?;
     if let Some(previous) = previous {

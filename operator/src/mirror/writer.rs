@@ -2,7 +2,8 @@
 //! one `INSERT … ON CONFLICT DO NOTHING` into `experiments` ([`stage`]), then the counts per node
 //! and the agent's cursor ([`land`]) — all in one transaction, so a crash at any point leaves
 //! either the whole batch with its cursor or neither. Rows are inserted in key order, so mirrors of several
-//! agents (which hold many of the same records) take row locks in one order; a deadlock that
+//! agents (which hold many of the same records) take row locks in one order (bytewise: `COLLATE
+//! "C"`, the order the rows are copied in, so Postgres's sort finds them sorted); a deadlock that
 //! still happened would end one session, which resumes from its cursor.
 
 use futures_util::pin_mut;
@@ -84,7 +85,7 @@ const MERGE: &str = "WITH ins AS (
                                  description, record, payload, source_agent, source_seq)
         SELECT id, parent, node_id, status, val_bpb, gpu_model, gpu_model, depth, ts, description,
                CASE WHEN json_ok THEN payload::jsonb END, payload, $1, seq
-        FROM mirror_staging ORDER BY id
+        FROM mirror_staging ORDER BY id COLLATE \"C\"
         ON CONFLICT (id) DO NOTHING
         RETURNING node_id)
     SELECT node_id, count(*) FROM ins GROUP BY node_id ORDER BY node_id";
@@ -116,7 +117,9 @@ impl Added {
 /// other through their own commit order (a cycle Postgres cannot see) end one session, which
 /// resumes from its cursor.
 pub async fn prepare_session(client: &Client) -> Result<(), tokio_postgres::Error> {
-    client.batch_execute("SET synchronous_commit = off; SET lock_timeout = '30s'").await?;
+    // A default batch (5,000 records of about 2 KiB) stays in memory: past `temp_buffers` (8 MB by
+    // default) the staging table is written to a file and read back at every batch.
+    client.batch_execute("SET synchronous_commit = off; SET lock_timeout = '30s'; SET temp_buffers = '32MB'").await?;
     client.batch_execute(STAGING).await
 }
 

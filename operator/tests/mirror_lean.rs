@@ -69,11 +69,12 @@ impl Db {
         self.runtime.block_on(self.client.batch_execute(sql)).unwrap();
     }
 
-    /// Every index of `experiments`: (name, definition).
+    /// Every index of `experiments`: (name, definition). An index the mirror drops while this
+    /// reads the catalog has no definition (NULL) and is not counted.
     fn indexes(&self) -> Vec<(String, String)> {
         let sql = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'experiments' ORDER BY indexname";
         let rows = self.runtime.block_on(self.client.query(sql, &[])).unwrap();
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+        rows.iter().filter_map(|r| Some((r.get(0), r.get::<_, Option<String>>(1)?))).collect()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The frontier query on a store of 1,000,000 records (a tree of keeps and discards over four
-//! GPU models). Run: `cargo bench -p spore-agent --bench frontier`. Building the store takes a
-//! minute; the query is what is measured. The Python peer's query is a correlated subquery
+//! GPU models), and the counts that status pages and `/metrics` poll. Run: `cargo bench -p
+//! spore-agent --bench frontier`. Building the store takes a minute; the queries are what is
+//! measured. The Python peer's query is a correlated subquery
 //! without an index on the result (754 s at 100,000 records on the build machine).
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -52,6 +53,8 @@ fn frontier(c: &mut Criterion) {
     c.bench_function("frontier_top20_one_gpu_at_1m", |b| {
         b.iter(|| store.frontier(Some("H100"), 20).expect("frontier"))
     });
+    c.bench_function("counts_by_status_at_1m", |b| b.iter(|| store.counts().expect("counts")));
+    c.bench_function("frontier_size_at_1m", |b| b.iter(|| store.frontier_size().expect("size")));
 }
 
 criterion_group! {

@@ -145,7 +145,7 @@ impl DagStore {
 
     /// How many records are on the frontier (all GPU models).
     pub fn frontier_size(&self) -> Result<u64, StoreError> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM record WHERE on_frontier = 1", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self.conn.query_row(super::FRONTIER_SIZE, [], |r| r.get::<_, i64>(0))? as u64)
     }
 
     /// Size and best record of the frontier of every GPU model.

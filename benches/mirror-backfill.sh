@@ -33,7 +33,7 @@ cache=${MIRROR_STORE_CACHE:-}
 if [ -n "$cache" ] && [ -f "$cache/complete-$n" ]; then
   cp -r "$cache/agent" "$work/agent"
   cp "$cache/live.jsonl" "$work/live.jsonl"
-  import_start=0 import_end=0
+  import_note="copied from $cache"
 else
 python3 - "$n" "$live" > "$work/fields.jsonl" <<'PY'
 import sys
@@ -50,6 +50,7 @@ tail -n "$live" "$work/signed.jsonl" > "$work/live.jsonl"
 import_start=$(date +%s.%N)
 "$bin/spore" record import --data-dir "$work/agent" "$work/backfill.jsonl" >/dev/null
 import_end=$(date +%s.%N)
+import_note=$(awk -v s="$import_start" -v e="$import_end" 'BEGIN { printf "spore record import: %.1f s", e - s }')
 if [ -n "$cache" ]; then
   rm -rf "$cache" && mkdir -p "$cache"
   cp -r "$work/agent" "$cache/agent" && cp "$work/live.jsonl" "$cache/live.jsonl" && touch "$cache/complete-$n"
@@ -81,6 +82,10 @@ mirror_log="$work/mirror.log"
 pids+=($!)
 until [ "$(cursor)" -ge "$backfill_seq" ]; do sleep 0.2; done
 rows_end=$(date +%s.%N)
+# CPU seconds so far of the agent, the mirror and every PostgreSQL process on the machine (run the
+# bench with no other PostgreSQL busy).
+cpu_note=$(printf 'postgres %s s, agent %s s, mirror %s s' "$(ps -C postgres -o times= | awk '{ s += $1 } END { print s }')" \
+  "$(ps -p "${pids[0]}" -o times= | tr -d ' ')" "$(ps -p "${pids[1]}" -o times= | tr -d ' ')")
 # A lean backfill (the default above 100,000 records) has finished when its deferred indexes are
 # built again: the table is only then what it was.
 deferred() { "$psql" "$DATABASE_URL" -Atc "SELECT count(*) FROM mirror_deferred_indexes" 2>/dev/null || echo 1; }
@@ -106,9 +111,10 @@ PY
 done
 until [ "$(count)" -ge $((n + live)) ]; do sleep 0.2; done
 
-awk -v n="$n" -v s="$start" -v e="$end" -v re="$rows_end" -v is="$import_start" -v ie="$import_end" 'BEGIN {
-  printf "records in the agent store:  %d (spore record import: %.1f s)\n", n, ie - is
+awk -v n="$n" -v s="$start" -v e="$end" -v re="$rows_end" -v note="$import_note" 'BEGIN {
+  printf "records in the agent store:  %d (%s)\n", n, note
   printf "backfill into Postgres:      %.1f s = %.0f rows/s end to end, its 7 indexes included (rows written after %.1f s)\n", e - s, n / (e - s), re - s }'
+echo "CPU time when the rows were written: $cpu_note"
 printf '%s\n' "${samples[@]}" | sort -n | awk -v live="$live" '{ a[NR] = $1; sum += $1 }
   END { printf "live at 1,000 records/s:     %d records mirrored; lag (records, sampled every 0.5 s by the mirror'"'"'s 2 s poll) median %d, max %d, mean %.0f\n", live, a[int((NR + 1) / 2)], a[NR], sum / NR }'
 

@@ -8,12 +8,15 @@
 
 #[path = "support/hostile_agent.rs"]
 mod hostile_agent;
+#[path = "support/poll.rs"]
+mod poll;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hostile_agent::{Hostile, numbered, payload, signed};
+use poll::{connect, wait_until};
 use spore_operator::mirror::lean;
 use spore_operator::mirror::metrics::MirrorMetrics;
 use spore_tests::testenv::{TestEnv, TestEnvOptions};
@@ -29,13 +32,8 @@ async fn indexes(client: &tokio_postgres::Client) -> i64 {
     i64(client, "SELECT count(*) FROM pg_indexes WHERE tablename = 'experiments'").await
 }
 
-async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while !done().await {
-        assert!(tokio::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How long each step may take.
+const STEP: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claimed_backlog_holds_the_indexes_only_until_a_lie_or_a_quiet_stream() {
@@ -61,8 +59,7 @@ async fn a_claimed_backlog_holds_the_indexes_only_until_a_lie_or_a_quiet_stream(
     };
     let (agent, server) = hostile_agent::serve(liar).await;
 
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-    let connection = tokio::spawn(connection);
+    let client = connect(&url).await;
     let metrics = Arc::new(MirrorMetrics::default());
     let shutdown = CancellationToken::new();
     let mirror = tokio::spawn(spore_operator::mirror::run(
@@ -71,19 +68,21 @@ async fn a_claimed_backlog_holds_the_indexes_only_until_a_lie_or_a_quiet_stream(
     ));
 
     // Believed once: the indexes are deferred for the claimed backlog.
-    wait_until("the claimed backlog defers the indexes", async || metrics.lean_backfills.load(Ordering::Relaxed) == 1)
-        .await;
+    wait_until("the claimed backlog defers the indexes", STEP, async || {
+        metrics.lean_backfills.load(Ordering::Relaxed) == 1
+    })
+    .await;
     assert_eq!(indexes(&client).await, 1, "only the primary key while the backlog is written");
     // The forged record ends it, while records keep coming well inside the repair interval.
     assert!(lean::REPAIR_EVERY > Duration::from_millis(200) * 10);
-    wait_until("a refused record ends the lean backfill", async || indexes(&client).await == 7).await;
+    wait_until("a refused record ends the lean backfill", STEP, async || indexes(&client).await == 7).await;
     let cursor = metrics.cursor.load(Ordering::Relaxed);
     assert!((3..30).contains(&cursor), "ended mid-stream (cursor {cursor}), not by the stream's end");
     assert_eq!(metrics.rows_refused.load(Ordering::Relaxed), 1);
     assert_eq!(i64(&client, "SELECT count(*) FROM mirror_deferred_indexes").await, 0);
 
     // The stream ends; the next session hears the same claim and keeps the indexes.
-    wait_until("a second session", async || streams.load(Ordering::SeqCst) == 2).await;
+    wait_until("a second session", STEP, async || streams.load(Ordering::SeqCst) == 2).await;
     assert!(metrics.errors.load(Ordering::Relaxed) >= 1);
     assert_eq!(metrics.lean_backfills.load(Ordering::Relaxed), 1, "the claim is believed once per run");
     assert_eq!(indexes(&client).await, 7);
@@ -100,9 +99,10 @@ async fn a_claimed_backlog_holds_the_indexes_only_until_a_lie_or_a_quiet_stream(
         hostile_agent::mirror_config(&agent, &url, &metrics, 1),
         shutdown.clone(),
     ));
-    wait_until("a fresh mirror defers them again", async || metrics.lean_backfills.load(Ordering::Relaxed) == 1).await;
+    wait_until("a fresh mirror defers them again", STEP, async || metrics.lean_backfills.load(Ordering::Relaxed) == 1)
+        .await;
     let deferred_at = tokio::time::Instant::now();
-    wait_until("a quiet stream ends the lean backfill", async || indexes(&client).await == 7).await;
+    wait_until("a quiet stream ends the lean backfill", STEP, async || indexes(&client).await == 7).await;
     assert!(deferred_at.elapsed() >= lean::REPAIR_EVERY - Duration::from_secs(1), "ended by the quiet stream");
     assert_eq!(metrics.indexes_deferred.load(Ordering::Relaxed), 0);
     assert_eq!(i64(&client, "SELECT count(*) FROM mirror_deferred_indexes").await, 0);
@@ -117,6 +117,5 @@ async fn a_claimed_backlog_holds_the_indexes_only_until_a_lie_or_a_quiet_stream(
     shutdown.cancel();
     mirror.await.unwrap().unwrap();
     server.abort();
-    connection.abort();
     drop(env);
 }

@@ -8,7 +8,7 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use spore_operator::mirror::MirrorConfig;
 use spore_operator::mirror::metrics::MirrorMetrics;
@@ -32,13 +32,8 @@ async fn connections(url: &str, application: &str) -> (i64, i64) {
     )
 }
 
-async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+/// How long each step may take.
+const STEP: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mirror_speaks_tls_as_the_url_asks_and_verifies_the_server() {
@@ -86,7 +81,7 @@ async fn the_mirror_speaks_tls_as_the_url_asks_and_verifies_the_server() {
 
     // Encrypted, the server's certificate verified against the lab's CA.
     let (metrics, stop) = mirror("require", "mirror-tls", Some(ca));
-    until("the records to arrive over TLS", async || {
+    support::poll::wait_until("the records to arrive over TLS", STEP, async || {
         support::query_i64(&url, "SELECT count(*) FROM experiments").await == Some(50)
     })
     .await;
@@ -97,14 +92,15 @@ async fn the_mirror_speaks_tls_as_the_url_asks_and_verifies_the_server() {
 
     // Without the lab's CA the server's certificate does not verify: no session, nothing written.
     let (metrics, stop) = mirror("require", "mirror-unverified", None);
-    until("the mirror to fail", async || metrics.errors.load(Ordering::Relaxed) >= 2).await;
+    support::poll::wait_until("the mirror to fail", STEP, async || metrics.errors.load(Ordering::Relaxed) >= 2).await;
     assert_eq!(metrics.rows_written.load(Ordering::Relaxed), 0);
     assert_eq!(connections(&url, "mirror-unverified").await, (0, 0));
     stop.cancel();
 
     // sslmode=disable: plain text, as asked.
     let (_metrics, stop) = mirror("disable", "mirror-plain", None);
-    until("the plain connection", async || connections(&url, "mirror-plain").await.0 >= 1).await;
+    support::poll::wait_until("the plain connection", STEP, async || connections(&url, "mirror-plain").await.0 >= 1)
+        .await;
     assert_eq!(connections(&url, "mirror-plain").await.1, 0, "no TLS when disabled");
     stop.cancel();
     drop(node);

@@ -18,6 +18,9 @@ use spore_operator::leader::{LeaseLock, lead};
 use spore_operator::mirror::fleet::{FleetConfig, run as mirror_fleet};
 use spore_operator::serve::{Metrics, serve};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "spore-operator", version, about = "Kubernetes controllers for Spore")]
 struct Cli {
@@ -95,6 +98,11 @@ struct RunArgs {
     /// empty: none, for nodes that report no ephemeral storage). The same for the two above.
     #[arg(long, default_value = spore_operator::experiment::pod::TRAINING_EPHEMERAL_STORAGE, value_parser = quantity_or_none)]
     training_ephemeral_storage: String,
+    /// Seconds a training pod may run beyond its Experiment's budget: start-up, the evaluation
+    /// (which the budget does not include) and reporting. The kubelet ends the pod then.
+    #[arg(long, default_value_t = spore_operator::experiment::pod::DEADLINE_MARGIN_SECONDS,
+          value_parser = clap::value_parser!(i64).range(30..=86_400))]
+    training_deadline_margin: i64,
     /// A Secret (in the pod's namespace) for pulling those images (repeatable).
     #[arg(long = "image-pull-secret")]
     image_pull_secrets: Vec<String>,
@@ -185,6 +193,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let mut settings = PodSettings::new(args.agent_image).with_training_image(args.training_image);
     settings.image_pull_secrets = args.image_pull_secrets;
+    settings.deadline_margin_seconds = args.training_deadline_margin;
     // An empty value asks for none (a cluster whose nodes report no ephemeral storage).
     let given = |value: String| (!value.is_empty()).then_some(value);
     settings.training_resources = spore_crds::common::TrainingResources {

@@ -42,12 +42,13 @@ pub fn check_chunk(chunk: Vec<StoredRecord>, keys: &mut PreparedKeyCache) -> Vec
         .into_iter()
         .zip(parsed)
         .map(|(stored, parsed)| {
+            let (seq, id) = (stored.seq, stored.id.clone());
             let row = parsed.and_then(|record| match verdicts.next() {
-                Some(Ok(())) => Ok(row_of(&stored, &record)),
+                Some(Ok(())) => Ok(row_of(stored, record)),
                 Some(Err(e)) => Err(Refusal::Verify(e.to_string())),
                 None => Err(Refusal::Verify("not checked".into())),
             });
-            Checked { seq: stored.seq, id: stored.id, row }
+            Checked { seq, id, row }
         })
         .collect()
 }

@@ -31,8 +31,9 @@ pub struct Row {
     pub payload: String,
 }
 
-/// The row of a streamed record, parsed as `record` (checked by [`super::check`]).
-pub fn row_of(stored: &StoredRecord, record: &ExperimentRecord) -> Row {
+/// The row of a streamed record, parsed as `record` (checked by [`super::check`]); both are
+/// moved into it, so a backfill copies no payload.
+pub fn row_of(stored: StoredRecord, record: ExperimentRecord) -> Row {
     // jsonb refuses NaN/Infinity (which our parser accepts, as Python's does) and `\u0000`.
     let numbers = [
         &record.depth,
@@ -47,17 +48,17 @@ pub fn row_of(stored: &StoredRecord, record: &ExperimentRecord) -> Row {
     let json_ok = numbers.iter().all(|n| n.is_finite()) && !stored.payload.contains("\\u0000");
     Row {
         seq: stored.seq,
-        id: stored.id.clone(),
-        parent: record.parent.clone().filter(|p| !p.is_empty()),
-        node_id: record.node_id.clone(),
+        id: stored.id,
+        parent: record.parent.filter(|p| !p.is_empty()),
+        node_id: record.node_id,
         status: record.status.as_str().to_string(),
         val_bpb: record.val_bpb.as_f64(),
-        gpu_model: record.gpu_model.clone(),
+        gpu_model: record.gpu_model,
         depth: record.depth.as_i64(),
         timestamp: record.timestamp.as_i64(),
-        description: record.description.clone(),
+        description: record.description,
         json_ok,
-        payload: stored.payload.clone(),
+        payload: stored.payload,
     }
 }
 
@@ -111,6 +112,9 @@ impl Added {
     }
 }
 
+/// The longest a writer waits for one lock before its session ends (see [`prepare_session`]).
+pub const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Creates the session's staging table (once per connection). Commits need not wait for the
 /// WAL flush: rows and cursor commit together, so a lost commit is re-sent whole on resume.
 /// A writer waits at most `lock_timeout` for a row lock: two mirrors whose batches wait on each
@@ -119,7 +123,12 @@ impl Added {
 pub async fn prepare_session(client: &Client) -> Result<(), tokio_postgres::Error> {
     // A default batch (5,000 records of about 2 KiB) stays in memory: past `temp_buffers` (8 MB by
     // default) the staging table is written to a file and read back at every batch.
-    client.batch_execute("SET synchronous_commit = off; SET lock_timeout = '30s'; SET temp_buffers = '32MB'").await?;
+    let timeout = LOCK_TIMEOUT.as_secs();
+    client
+        .batch_execute(&format!(
+            "SET synchronous_commit = off; SET lock_timeout = '{timeout}s'; SET temp_buffers = '32MB'"
+        ))
+        .await?;
     client.batch_execute(STAGING).await
 }
 

@@ -1,6 +1,8 @@
 //! Shared by the operator's tests: the controllers' context against a test control plane, and
 //! ending a kwok training pod as `spore exec` would.
 
+pub mod poll;
+
 use std::sync::Arc;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};

@@ -966,9 +966,19 @@ impl Scalar {
         let width = 1 << w;
         let window_mask = width - 1;
 
+        // The scalar's bit length: past it, with no carry, every digit is zero. (Patched for
+        // Spore, see vendor/README.md: a short scalar, such as a 64-bit limb, stops early.)
+        let top = (0..4)
+            .rev()
+            .find(|&i| x_u64[i] != 0)
+            .map_or(0, |i| 64 * i + 64 - x_u64[i].leading_zeros() as usize);
+
         let mut pos = 0;
         let mut carry = 0;
         while pos < 256 {
+            if carry == 0 && pos >= top {
+                break;
+            }
             // Construct a buffer of bits of the scalar, starting at bit `pos`
             let u64_idx = pos / 64;
             let bit_idx = pos % 64;

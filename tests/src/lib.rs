@@ -1,6 +1,7 @@
 //! `spore-tests`: cross-component tests and the harnesses that start real components for them.
 //!
 //! - [`bins`]: the workspace's binaries for tests of other packages;
+//! - [`climbmix`]: the climbmix task's data, small, and a lab's data volume prepared from it;
 //! - [`fake_llm`]: a local server speaking LLM providers' wire formats;
 //! - [`oci`]: the project's container images, run under runc as a pod runs them;
 //! - [`nodes`]: real `spore run` and Python node processes for end-to-end tests;
@@ -14,6 +15,7 @@
 //!   usable from the shell as `spore-testenv`.
 
 pub mod bins;
+pub mod climbmix;
 pub mod fake_llm;
 pub mod nodes;
 pub mod oci;

@@ -10,16 +10,11 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use spore_tests::bins::workspace_bin;
+use spore_tests::climbmix::{ok, prepared_volume, shards_in, snapshot, spore};
 use spore_tests::python::workspace_python;
 
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
-}
-
-fn ok(out: &Output) -> String {
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{text}");
-    text
 }
 
 fn python(dir: &Path, cache: &Path, args: &[&str]) -> Output {
@@ -32,26 +27,6 @@ fn python(dir: &Path, cache: &Path, args: &[&str]) -> Output {
         .env("SPORE_TIME_BUDGET", "3")
         .output()
         .unwrap()
-}
-
-/// Shards in the cache's layout: training shards under the data cache, the validation shard
-/// under the validation cache.
-fn shards_in(cache: &Path) {
-    let made = tempfile::tempdir().unwrap();
-    ok(&Command::new(workspace_python())
-        .arg(repo("tests/python/climbmix_shards.py"))
-        .arg(made.path())
-        .arg("2")
-        .output()
-        .unwrap());
-    let train = cache.join("climbmix-400b-shuffle");
-    let val = PathBuf::from(format!("{}-val", cache.display())).join("climbmix-400b-shuffle");
-    std::fs::create_dir_all(&train).unwrap();
-    std::fs::create_dir_all(&val).unwrap();
-    for name in ["shard_00000.parquet", "shard_00001.parquet"] {
-        std::fs::copy(made.path().join(name), train.join(name)).unwrap();
-    }
-    std::fs::copy(made.path().join("shard_06542.parquet"), val.join("shard_06542.parquet")).unwrap();
 }
 
 fn bpb(model: &Path, plan: &Value, token_bytes: &Path) -> Output {
@@ -115,58 +90,13 @@ fn spore_eval_agrees_with_python_on_the_climbmix_metric() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("SHA-256"), "{refused:?}");
 }
 
-/// Every file under `dir` with its contents' digest, sorted: to show nothing was written there.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
-    use sha2::{Digest, Sha256};
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(next) = stack.pop() {
-        for entry in std::fs::read_dir(&next).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let digest = format!("{:x}", Sha256::digest(std::fs::read(&path).unwrap()));
-                files.push((path, digest));
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
-/// `spore` with the data caches given (and nothing else of the environment's).
-fn spore(args: &[&str], data: &Path, val: &Path) -> Output {
-    Command::new(workspace_bin("spore-agent", "spore"))
-        .args(args)
-        .env("SPORE_DATA_CACHE", data)
-        .env("SPORE_VAL_CACHE", val)
-        .env("SPORE_DATASET", "climbmix")
-        .env("SPORE_PROFILE", "cpu")
-        .env("SPORE_PYTHON", workspace_python())
-        .env("SPORE_EVAL", workspace_bin("spore-eval", "spore-eval"))
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn a_pods_steps_read_data_prepared_once_and_only_the_evaluation_step_gets_the_shard() {
     let dir = tempfile::tempdir().unwrap();
     // The lab's volume: shards, then `spore data prepare`, once.
     let volume = dir.path().join("volume");
+    prepared_volume(&volume);
     let (data, data_val) = (volume.join("data"), volume.join("data-val"));
-    shards_in(&data);
-    for sub in [&data, &data_val] {
-        let shards = sub.join("climbmix-400b-shuffle");
-        let mut sums = String::new();
-        for entry in std::fs::read_dir(&shards).unwrap() {
-            let path = entry.unwrap().path();
-            let digest = snapshot(&shards).into_iter().find(|(p, _)| *p == path).unwrap().1;
-            sums.push_str(&format!("{digest}  {}\n", path.file_name().unwrap().to_string_lossy()));
-        }
-        std::fs::write(shards.join("SHA256SUMS"), sums).unwrap();
-    }
-    ok(&spore(&["data", "prepare", "--profile", "cpu"], &data, &data_val));
     let before = snapshot(&data);
 
     // The training step: the volume's `data` only (its `data-val` is not mounted).

@@ -5,6 +5,9 @@
 //!   (after planting modules in its /tmp and the scratch volume, which must never run in the
 //!   evaluate step), its evaluate step measures it with `spore-eval`, and the operator reads the
 //!   result back from the containers' termination messages.
+//! - A climbmix Experiment of a SporeNode with a data volume (a claim bound to data prepared
+//!   once on the node) trains from it read-only, and only its evaluation step gets the
+//!   validation shard.
 //! - `helm install` of the chart with the built images: the operator runs in its pod and leads;
 //!   a SporeNode becomes an agent pod (ready by its probe) that gossips with a real Python peer
 //!   on the host and publishes an Experiment's record to it; killed, the agent comes back with
@@ -18,6 +21,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use spore_tests::climbmix::{prepared_volume, snapshot};
 use spore_tests::nodes::{PythonNode, PythonNodeOptions};
 use spore_tests::oci::image;
 use spore_tests::testenv::TestEnv;
@@ -44,6 +48,10 @@ fn start_operator(env: &TestEnv, log: &std::path::Path) -> Operator {
         // Sized for this 2-core machine (whose kubelet reports no ephemeral storage); the greedy
         // Experiment asks for less.
         .args(["--training-cpu", "1", "--training-memory", "4Gi", "--training-ephemeral-storage="])
+        // The climbmix evaluation takes about 75 s on one core, past the default 120 s margin;
+        // a CI run once saw that pod pass 350 s (2.5 times its usual time, its cause unseen:
+        // the failure messages now carry the events and the kubelet's log).
+        .args(["--training-deadline-margin", "600"])
         .args(["--metrics-address", &format!("127.0.0.1:{}", free_port().unwrap())])
         .args(["--health-address", &format!("127.0.0.1:{}", free_port().unwrap())])
         .env("KUBECONFIG", env.kubeconfig().unwrap())
@@ -86,10 +94,7 @@ fn an_experiment_trains_and_is_evaluated_in_real_containers_on_the_real_node() {
     let _operator = start_operator(&env, &env.dir().join("logs/operator.log"));
     // A hostile candidate: before training it plants modules wherever the train step can write
     // (its /tmp, the scratch volume the evaluate step shares); none of them may run there.
-    let train_py = format!(
-        "{PLANT}\n{}",
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workspace/train.py")).unwrap()
-    );
+    let train_py = format!("{PLANT}\n{}", workspace_train_py());
     let manifest = serde_json::json!({
         "apiVersion": "v1", "kind": "List", "items": [
             {"apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode", "metadata": {"name": "lab"},
@@ -106,7 +111,7 @@ fn an_experiment_trains_and_is_evaluated_in_real_containers_on_the_real_node() {
     });
     kubectl.run(&["apply", "-n", "lab", "-f", "-"], Some(&manifest.to_string())).unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(420);
+    let deadline = Instant::now() + Duration::from_secs(900);
     let phase = loop {
         let phase = jsonpath(&kubectl, "lab", "experiment/baseline", "{.status.phase}");
         if phase == "Succeeded" || phase == "Failed" || Instant::now() > deadline {
@@ -122,9 +127,10 @@ fn an_experiment_trains_and_is_evaluated_in_real_containers_on_the_real_node() {
     assert_eq!(
         phase,
         "Succeeded",
-        "{status}\n--- train ---\n{}\n--- evaluate ---\n{}",
+        "{status}\n--- train ---\n{}\n--- evaluate ---\n{}\n{}",
         logs("train"),
-        logs("evaluate")
+        logs("evaluate"),
+        story(&env, &kubectl, "lab")
     );
 
     // It ran on the real node, as the restricted standard demands.
@@ -158,11 +164,135 @@ fn an_experiment_trains_and_is_evaluated_in_real_containers_on_the_real_node() {
     assert!(!train_log.contains("GREEDY: holding 3 GiB"), "the limit held: {train_log}");
 }
 
+/// A candidate on the climbmix task that tries the lab's data volume: it would rewrite the
+/// token-byte table the evaluator trusts and a training shard, and looks for the validation
+/// shard, before it trains as the workspace's `train.py` does.
+const TRY_THE_VOLUME: &str = r#"
+import os
+for _path in ["/spore/data/climbmix-v1-s2/token_bytes.bin", "/spore/data/climbmix-400b-shuffle/shard_00000.parquet"]:
+    try:
+        with open(_path, "r+b") as _f:
+            _f.write(b"\0")
+        print("WROTE", _path, flush=True)
+    except OSError as _e:
+        print("REFUSED", _path, _e.strerror, flush=True)
+print("VALIDATION SHARD SEEN:", [p for p in ["/spore/data-val", "/validation"] if os.path.exists(p)], flush=True)
+"#;
+
+#[test]
+fn a_climbmix_experiment_trains_from_the_labs_data_volume_on_the_real_node() {
+    let env = TestEnv::real_node_with_crds("real-node-data", false).expect("a control plane with a real node");
+    let kubectl = env.kubectl().unwrap();
+    kubectl.run(&["create", "namespace", "lab"], None).unwrap();
+    kubectl.run(&["label", "namespace", "lab", "pod-security.kubernetes.io/enforce=restricted"], None).unwrap();
+    // The lab's volume, prepared once on the node (shards, tokenizer, training tokens).
+    let volume = env.dir().join("climbmix-volume");
+    prepared_volume(&volume);
+    let before = snapshot(&volume);
+    let _operator = start_operator(&env, &env.dir().join("logs/operator.log"));
+    let train_py = format!("{TRY_THE_VOLUME}\n{}", workspace_train_py());
+    let manifest = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        host_volume("climbmix", "climbmix", &volume),
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "climbmix", "namespace": "lab"},
+         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": "climbmix",
+                  "resources": {"requests": {"storage": "1Gi"}}}},
+        {"apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode", "metadata": {"name": "lab", "namespace": "lab"},
+         "spec": {"research": {"enabled": false}, "gpu": {"count": 0}, "nodeSelector": {NODE_LABEL: "true"},
+                  "data": {"volumeClaimName": "climbmix", "dataset": "climbmix"}}},
+        {"apiVersion": "sporemesh.io/v1alpha1", "kind": "Experiment", "metadata": {"name": "climbmix", "namespace": "lab"},
+         "spec": {"node": "lab", "code": {"inline": train_py}, "timeBudgetSeconds": 20,
+                  "description": "the workspace's train.py on climbmix, CPU"}}
+    ]});
+    kubectl.run(&["apply", "-f", "-"], Some(&manifest.to_string())).unwrap();
+
+    let experiment =
+        || kubectl.run(&["get", "-n", "lab", "experiment/climbmix", "-o", "yaml"], None).unwrap_or_default();
+    let phase = || jsonpath(&kubectl, "lab", "experiment/climbmix", "{.status.phase}");
+    wait_for(
+        "the climbmix Experiment to end",
+        Duration::from_secs(900),
+        || ["Succeeded", "Failed"].contains(&phase().as_str()),
+        experiment,
+    );
+    let pod = jsonpath(&kubectl, "lab", "experiment/climbmix", "{.status.pod}");
+    let logs = |container: &str| {
+        kubectl.run(&["logs", "-n", "lab", &pod, "-c", container], None).unwrap_or_else(|e| e.to_string())
+    };
+    let all_logs = || {
+        format!(
+            "{}\n--- validation-data ---\n{}\n--- train ---\n{}\n--- evaluate ---\n{}\n{}",
+            experiment(),
+            logs("validation-data"),
+            logs("train"),
+            logs("evaluate"),
+            story(&env, &kubectl, "lab")
+        )
+    };
+    assert_eq!(phase(), "Succeeded", "{}", all_logs());
+    assert_eq!(jsonpath(&kubectl, "lab", &format!("pod/{pod}"), "{.spec.nodeName}"), NODE_NAME);
+    // The budget plus the operator's --training-deadline-margin.
+    assert_eq!(jsonpath(&kubectl, "lab", &format!("pod/{pod}"), "{.spec.activeDeadlineSeconds}"), "620");
+    // The shard reached the evaluation step through the copy step, checked; the candidate saw
+    // no copy of it, and the volume refused its writes.
+    assert_eq!(
+        jsonpath(&kubectl, "lab", &format!("pod/{pod}"), "{.spec.initContainers[*].name}"),
+        "validation-data train"
+    );
+    assert!(logs("validation-data").contains("imported 1 shards"), "{}", all_logs());
+    let train_log = logs("train");
+    assert!(train_log.contains("VALIDATION SHARD SEEN: []"), "{}", all_logs());
+    assert!(!train_log.contains("WROTE"), "{}", all_logs());
+    assert_eq!(train_log.matches("REFUSED /spore/data/").count(), 2, "{}", all_logs());
+    // Measured by spore-eval on the task the volume holds.
+    assert!(logs("evaluate").contains("[spore] evaluator: val_bpb"), "{}", all_logs());
+    let val_bpb: f64 = jsonpath(&kubectl, "lab", "experiment/climbmix", "{.status.metrics.valBpb}").parse().unwrap();
+    assert!(val_bpb > 0.5 && val_bpb < 20.0, "{}", all_logs());
+    let prepared: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(volume.join("data/climbmix-v1-s2/manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        jsonpath(&kubectl, "lab", "experiment/climbmix", "{.status.environment.datasetCid}"),
+        prepared["dataset_cid"].as_str().unwrap()
+    );
+    // Nothing on the volume changed.
+    assert_eq!(snapshot(&volume), before);
+}
+
 /// A candidate that writes to 3 GiB of memory, page by page.
 const GREEDY: &str = "print('GREEDY: taking 3 GiB', flush=True)\n\
                       block = bytearray(3 << 30)\n\
                       for i in range(0, len(block), 4096):\n    block[i] = 1\n\
                       print('GREEDY: holding 3 GiB', flush=True)\n";
+
+/// A volume of 1Gi on the node at `path`, bound in advance to the claim `claim` of `lab`.
+fn host_volume(name: &str, claim: &str, path: &Path) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                 "persistentVolumeReclaimPolicy": "Retain", "claimRef": {"namespace": "lab", "name": claim},
+                 "hostPath": {"path": path, "type": "Directory"}}})
+}
+
+/// The workspace's `train.py`, as the research loop's first Experiment runs it.
+fn workspace_train_py() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workspace/train.py")).unwrap()
+}
+
+/// What the cluster and the node said about `namespace`, for a failure's message: its events
+/// (they outlive a pod the operator removed), and the tails of the operator's and kubelet's logs.
+fn story(env: &TestEnv, kubectl: &Kubectl, namespace: &str) -> String {
+    let events = kubectl
+        .run(&["get", "events", "-n", namespace, "--sort-by=.lastTimestamp", "-o", "wide"], None)
+        .unwrap_or_else(|e| e.to_string());
+    let tail = |name: &str| {
+        let text = std::fs::read_to_string(env.dir().join("logs").join(name)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    };
+    format!(
+        "--- events ---\n{events}\n--- operator.log ---\n{}\n--- kubelet.log ---\n{}",
+        tail("operator.log"),
+        tail("kubelet.log")
+    )
+}
 
 fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool, why: impl Fn() -> String) {
     let deadline = Instant::now() + timeout;
@@ -264,12 +394,9 @@ fn helm_install_runs_the_operator_and_an_agent_that_publishes_to_a_python_peer()
     std::fs::create_dir_all(&store).unwrap();
     nix::unistd::chown(&store, Some(nix::unistd::Uid::from_raw(65532)), Some(nix::unistd::Gid::from_raw(65532)))
         .unwrap();
-    let train_py = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workspace/train.py")).unwrap();
+    let train_py = workspace_train_py();
     let manifest = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "lab-agent-store"},
-         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
-                  "persistentVolumeReclaimPolicy": "Retain", "claimRef": {"namespace": "lab", "name": "data-lab-0"},
-                  "hostPath": {"path": store, "type": "Directory"}}},
+        host_volume("lab-agent-store", "data-lab-0", &store),
         {"apiVersion": "sporemesh.io/v1alpha1", "kind": "SporeNode", "metadata": {"name": "lab", "namespace": "lab"},
          "spec": {"research": {"enabled": false}, "gpu": {"count": 0}, "nodeSelector": {NODE_LABEL: "true"},
                   "storage": {"size": "1Gi", "storageClassName": ""},

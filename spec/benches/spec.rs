@@ -61,6 +61,10 @@ fn benches(c: &mut Criterion) {
     group.bench_function("verify_cid_and_signature_cold_key", |b| b.iter(|| verify_record(&record)));
     let mut cache = KeyCache::default();
     group.bench_function("verify_cid_and_signature", |b| b.iter(|| cache.verify_record(&record)));
+    let mut payload = Vec::new();
+    record.write_wire_payload(&mut payload);
+    let payload = String::from_utf8(payload).unwrap();
+    group.bench_function("from_json", |b| b.iter(|| ExperimentRecord::from_json(&payload).is_ok()));
     let body = Message::Experiment(Box::new(record.clone())).encode_body();
     group.bench_function("decode", |b| b.iter(|| Message::decode(&body).is_ok()));
     group.bench_function("parse_and_verify", |b| {

@@ -9,7 +9,7 @@
 //! envelope is not sorted). A duplicate key is refused: `json.dumps` never writes one, and a
 //! reader that took the first or the last value would disagree with another that took the other
 //! (a message charged as one type and handled as another). Parsing is linear in the input:
-//! duplicate keys are found with a hash set once an object is past a few members.
+//! duplicate keys are found with a hash set once an object is past 32 members.
 
 use std::collections::HashSet;
 
@@ -25,8 +25,9 @@ pub const MAX_DEPTH: usize = 64;
 /// hundreds of megabytes of parsed values.
 pub const MAX_VALUES: usize = 1 << 16;
 
-/// Objects up to this many members look for duplicate keys by scanning; larger ones by hash.
-const SCAN_MEMBERS: usize = 16;
+/// Objects up to this many members look for duplicate keys by scanning; larger ones by hash. A
+/// record has 24 or 25 members: scanning their keys is cheaper than cloning and hashing them.
+const SCAN_MEMBERS: usize = 32;
 
 /// A parsed JSON value.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,7 +101,8 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Value, JsonError> {
 
 /// Parses one JSON document (surrounding whitespace allowed).
 pub fn parse(text: &str) -> Result<Value, JsonError> {
-    parse_with_spans(text).map(|(value, _)| value)
+    let mut parser = Parser::new(text, false);
+    parser.document()
 }
 
 /// Byte ranges of a top-level object's member values, by key.
@@ -109,13 +111,8 @@ pub type MemberSpans = Vec<(String, std::ops::Range<usize>)>;
 /// Parses one JSON document and also returns, when it is an object, the byte range of each
 /// top-level member's value in `text` (so a message's payload can be kept exactly as sent).
 pub fn parse_with_spans(text: &str) -> Result<(Value, MemberSpans), JsonError> {
-    let mut parser = Parser { text, bytes: text.as_bytes(), pos: 0, spans: Vec::new(), values: 0 };
-    parser.skip_ws();
-    let value = parser.value(0)?;
-    parser.skip_ws();
-    if parser.pos != parser.bytes.len() {
-        return Err(JsonError::TrailingData(parser.pos));
-    }
+    let mut parser = Parser::new(text, true);
+    let value = parser.document()?;
     Ok((value, parser.spans))
 }
 
@@ -125,7 +122,7 @@ pub fn parse_with_spans(text: &str) -> Result<(Value, MemberSpans), JsonError> {
 /// without that key or with a non-string value there; an error when the object is cut short or
 /// names the key twice. It does not validate what it skips: [`parse`] does that afterwards.
 pub fn top_level_string(text: &str, key: &str) -> Result<Option<String>, JsonError> {
-    let mut parser = Parser { text, bytes: text.as_bytes(), pos: 0, spans: Vec::new(), values: 0 };
+    let mut parser = Parser::new(text, false);
     parser.skip_ws();
     if parser.bytes.get(parser.pos) != Some(&b'{') {
         return Ok(None);
@@ -173,13 +170,29 @@ struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
-    /// Value ranges of the top-level object's members.
+    /// Value ranges of the top-level object's members, when asked for.
     spans: MemberSpans,
+    keep_spans: bool,
     /// Values read so far.
     values: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn new(text: &'a str, keep_spans: bool) -> Self {
+        Parser { text, bytes: text.as_bytes(), pos: 0, spans: Vec::new(), keep_spans, values: 0 }
+    }
+
+    /// One value, with only whitespace around it.
+    fn document(&mut self) -> Result<Value, JsonError> {
+        self.skip_ws();
+        let value = self.value(0)?;
+        self.skip_ws();
+        if self.pos != self.bytes.len() {
+            return Err(JsonError::TrailingData(self.pos));
+        }
+        Ok(value)
+    }
+
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
             self.pos += 1;
@@ -314,7 +327,7 @@ impl Parser<'_> {
             self.skip_ws();
             let start = self.pos;
             let value = self.value(depth)?;
-            if depth == 1 {
+            if depth == 1 && self.keep_spans {
                 self.spans.push((key.clone(), start..self.pos));
             }
             entries.push((key, value));

@@ -25,6 +25,14 @@ fn duplicate_keys_are_refused_in_small_and_large_objects() {
     assert!(parse(&format!("{{{}}}", large.join(","))).is_ok());
     large.push("\"k7\":0".into());
     assert!(matches!(parse(&format!("{{{}}}", large.join(","))), Err(JsonError::DuplicateKey { .. })));
+    // A record's size (found by scanning), and one member short of and past the scan's limit.
+    for members in [25, 32, 33] {
+        let mut keys: Vec<String> = (0..members).map(|i| format!("\"k{i}\":{i}")).collect();
+        assert!(parse(&format!("{{{}}}", keys.join(","))).is_ok());
+        keys.push(format!("\"k{}\":0", members - 1));
+        let duplicate = parse(&format!("{{{}}}", keys.join(",")));
+        assert!(matches!(duplicate, Err(JsonError::DuplicateKey { .. })), "{members}: {duplicate:?}");
+    }
     // The same key at different levels is no duplicate.
     assert!(parse(r#"{"a":{"a":1},"b":[{"a":2},{"a":3}]}"#).is_ok());
 }
